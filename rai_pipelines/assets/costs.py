@@ -1,0 +1,110 @@
+"""The cost ledger: billing exports normalised to FOCUS, one partition per day."""
+
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rai_pipelines import focus
+from rai_pipelines.markdown import table
+from rai_pipelines.partitions import daily_partitions
+from rai_pipelines.resources import BillingExportsResource, LakeResource
+
+CENT = Decimal("0.01")
+
+
+def _day(context) -> date:
+    return date.fromisoformat(context.partition_key)
+
+
+def _sum(values: pa.ChunkedArray) -> Decimal:
+    total = pc.sum(values).as_py()
+    return Decimal(0) if total is None else Decimal(total)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="finops",
+    kinds={"duckdb", "parquet"},
+    description="Every charge of the day from the billing exports, in FOCUS 1.2 columns plus x_ "
+    "lineage and attribution (model, version, team, environment from resource tags).",
+    check_specs=[dg.AssetCheckSpec(
+        "reconciles_with_export", asset="cost_ledger", blocking=True,
+        description="For each export file, the ledger's billed total for the day equals the export's own "
+        "total to the cent, computed apart from the normalisation, straight from the raw values.",
+    )],
+)
+def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: BillingExportsResource):
+    day = _day(context)
+    sources = billing.read_day(day)
+    parts = [focus.cur_to_focus(source, day) for source in sources]
+    ledger = pa.concat_tables(parts) if parts else focus.empty_ledger()
+    uri = lake.lake().write_table("cost_ledger", {"date": day.isoformat()}, ledger)
+
+    by_service: dict[str, Decimal] = defaultdict(Decimal)
+    for service, cost in zip(ledger.column("ServiceName").to_pylist(), ledger.column("BilledCost").to_pylist()):
+        by_service[service or "(none)"] += cost
+    billed, effective = _sum(ledger.column("BilledCost")), _sum(ledger.column("EffectiveCost"))
+    untagged_mask = pc.is_null(ledger.column("x_ModelName"))
+    untagged = _sum(pc.filter(ledger.column("EffectiveCost"), untagged_mask)) if ledger.num_rows else Decimal(0)
+    by_model: dict[tuple, Decimal] = defaultdict(Decimal)
+    for model, version, cost in zip(
+        ledger.column("x_ModelName").to_pylist(), ledger.column("x_ModelVersion").to_pylist(),
+        ledger.column("EffectiveCost").to_pylist(),
+    ):
+        if model:
+            by_model[(model, version)] += cost
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": ledger.num_rows,
+            "dagster/uri": uri,
+            "source_files": dg.MetadataValue.json([s.uri for s in sources]),
+            "billed_cost_usd": float(billed),
+            "effective_cost_usd": float(effective),
+            "untagged_effective_cost_usd": float(untagged),
+            "untagged_share": float(untagged / effective) if effective else 0.0,
+            "cost_by_service": dg.MetadataValue.md(
+                table(["service", "billed USD"], sorted(((k, f"{v:.6f}") for k, v in by_service.items()), key=lambda r: -Decimal(r[1])))
+            ),
+            "cost_by_model_version": dg.MetadataValue.md(
+                table(["model", "version", "effective USD"], [(m, v, f"{c:.4f}") for (m, v), c in sorted(by_model.items())])
+            ),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(f.name, str(f.type)) for f in focus.LEDGER_SCHEMA]
+            ),
+        }
+    )
+    yield reconcile(day, lake, sources)
+
+
+def reconcile(day: date, lake: LakeResource, sources: list[focus.SourceFile]) -> dg.AssetCheckResult:
+    """Read the written partition back and compare it, per source file, with the export's totals."""
+    ledger = lake.lake().read_table("cost_ledger", {"date": day.isoformat()}, columns=["x_SourceUri", "BilledCost"])
+    ledger_totals: dict[str, Decimal] = defaultdict(Decimal)
+    for uri, cost in zip(ledger.column("x_SourceUri").to_pylist(), ledger.column("BilledCost").to_pylist()):
+        ledger_totals[uri] += cost
+    rows, mismatched = [], []
+    for source in sources:
+        expected = focus.source_daily_totals(source).get(day.isoformat(), Decimal(0))
+        got = ledger_totals.pop(source.uri, Decimal(0))
+        ok = expected.quantize(CENT) == got.quantize(CENT)
+        rows.append((source.uri, f"{expected:.6f}", f"{got:.6f}", "ok" if ok else "MISMATCH"))
+        if not ok:
+            mismatched.append(source.uri)
+    for uri, got in ledger_totals.items():  # ledger rows whose source is no longer in the export
+        rows.append((uri, "0", f"{got:.6f}", "MISMATCH"))
+        mismatched.append(uri)
+    return dg.AssetCheckResult(
+        check_name="reconciles_with_export",
+        passed=not mismatched,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "day": day.isoformat(),
+            "mismatched_sources": dg.MetadataValue.json(mismatched),
+            "totals": dg.MetadataValue.md(table(["source", "export USD", "ledger USD", "status"], rows)),
+        },
+    )

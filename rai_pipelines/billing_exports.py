@@ -1,0 +1,126 @@
+"""Reading AWS billing exports laid out as AWS delivers them to S3, from a local folder or S3.
+
+Legacy CUR:  {root}/{prefix}/{report}/{YYYYMMDD-YYYYMMDD}/{report}-Manifest.json, whose
+             `reportKeys` name the current CSV (optionally gzip) files of the billing period.
+CUR 2.0:     {root}/{prefix}/{export}/data/BILLING_PERIOD=YYYY-MM/*.parquet
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from dataclasses import dataclass
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from rai_pipelines.errors import BadInputError
+from rai_pipelines.focus import SourceFile
+
+
+def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in root:
+        return pafs.FileSystem.from_uri(root.rstrip("/"))
+    from pathlib import Path
+
+    return pafs.LocalFileSystem(), str(Path(root).resolve())
+
+
+def _scheme_uri(root: str, path: str) -> str:
+    return f"{root.split('://')[0]}://{path}" if "://" in root else path
+
+
+def billing_period_folder(day: date) -> str:
+    start = day.replace(day=1)
+    end = (start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1))
+    return f"{start:%Y%m%d}-{end:%Y%m%d}"
+
+
+def read_cur_csv(data: bytes, uri: str) -> pa.Table:
+    """A legacy CUR CSV (plain or gzip) with every column read as text, so that a bad value is
+    reported with its row instead of silently becoming null."""
+    if uri.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise BadInputError(f"{uri}: not a readable gzip file: {exc}") from exc
+    header = data.split(b"\n", 1)[0].decode("utf-8-sig").strip()
+    if not header:
+        raise BadInputError(f"{uri}: empty file, no CUR header")
+    names = next(csv.reader([header]))
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as exc:
+        raise BadInputError(f"{uri}: not a readable CSV file: {exc}") from exc
+
+
+@dataclass
+class CurExportReader:
+    """One AWS export: `layout` is "legacy" (CUR CSV with manifest) or "cur2" (Data Exports Parquet)."""
+
+    root: str
+    layout: str
+    prefix: str = "cur"
+    name: str = "rai-cur"
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("legacy", "cur2"):
+            raise ValueError(f"unknown CUR layout {self.layout!r}: use 'legacy' or 'cur2'")
+        self.fs, self._base = _filesystem(self.root)
+
+    def _export_dir(self) -> str:
+        return f"{self._base}/{self.prefix}/{self.name}"
+
+    def file_paths(self, day: date) -> list[str]:
+        """The export files that hold the billing period of `day` (the current version only)."""
+        if self.layout == "legacy":
+            folder = f"{self._export_dir()}/{billing_period_folder(day)}"
+            manifest_path = f"{folder}/{self.name}-Manifest.json"
+            if self.fs.get_file_info(manifest_path).type != pafs.FileType.File:
+                return []
+            with self.fs.open_input_stream(manifest_path) as f:
+                try:
+                    manifest = json.loads(f.read())
+                except json.JSONDecodeError as exc:
+                    raise BadInputError(f"{_scheme_uri(self.root, manifest_path)}: manifest is not JSON: {exc}") from exc
+            keys = manifest.get("reportKeys")
+            if not isinstance(keys, list):
+                raise BadInputError(f"{_scheme_uri(self.root, manifest_path)}: manifest has no reportKeys list")
+            return [f"{self._base}/{key}" for key in keys]
+        folder = f"{self._export_dir()}/data/BILLING_PERIOD={day:%Y-%m}"
+        infos = self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+
+    def fingerprint(self, day: date) -> list[tuple[str, int, float]]:
+        """(path, size, mtime) of the files of the day's billing period: changes when AWS restates."""
+        out = []
+        for path in self.file_paths(day):
+            info = self.fs.get_file_info(path)
+            out.append((path, info.size or 0, info.mtime.timestamp() if info.mtime else 0.0))
+        return out
+
+    def read(self, day: date) -> list[SourceFile]:
+        files = []
+        for path in self.file_paths(day):
+            uri = _scheme_uri(self.root, path)
+            if self.fs.get_file_info(path).type != pafs.FileType.File:
+                raise BadInputError(f"{uri}: listed in the manifest but missing from the export")
+            if self.layout == "legacy":
+                with self.fs.open_input_stream(path, compression=None) as f:
+                    files.append(SourceFile(uri, read_cur_csv(f.read(), uri), first_data_line=2))
+            else:
+                with self.fs.open_input_file(path) as f:
+                    try:
+                        table = pq.read_table(f)
+                    except pa.ArrowInvalid as exc:
+                        raise BadInputError(f"{uri}: not a readable Parquet file: {exc}") from exc
+                files.append(SourceFile(uri, table, first_data_line=1))
+        return files

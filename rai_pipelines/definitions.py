@@ -1,0 +1,55 @@
+"""The one Definitions object of the code location. Resources are chosen here, from the
+environment (rai_pipelines.settings): local folders and a local Git remote by default, S3 URIs and
+a real Git remote in production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from rai_pipelines.assets.costs import cost_ledger
+from rai_pipelines.assets.governance import build_governance_facts, gitops_rollback
+from rai_pipelines.assets.monitoring import build_model_assets
+from rai_pipelines.jobs import daily_governance_job, gitops_rollback_job
+from rai_pipelines.registry import load_registry
+from rai_pipelines.resources import (
+    AwsCurExport,
+    BillingExportsResource,
+    GitOpsResource,
+    LakeResource,
+    ModelRegistryResource,
+    PolicyResource,
+)
+from rai_pipelines.schedules import daily_governance_schedule
+from rai_pipelines.sensors import build_policy_sensor
+from rai_pipelines.settings import Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    specs = list(load_registry(settings.model_registry_dir).values())
+    model_assets = [a for spec in specs for a in build_model_assets(spec)]
+    resources = {
+        "lake": LakeResource(
+            root=settings.lake_root,
+            decision_log_dir=str(Path(settings.home) / "decision_log"),
+            pseudonymisation_key_file=str(Path(settings.home) / "secrets" / "pseudonymisation.key"),
+        ),
+        "billing": BillingExportsResource(aws=[
+            AwsCurExport(root=settings.aws_cur_export_root, layout="legacy"),
+            AwsCurExport(root=settings.aws_cur2_export_root, layout="cur2"),
+        ]),
+        "registry": ModelRegistryResource(directory=settings.model_registry_dir),
+        "policy": PolicyResource(bundle_dir=settings.policy_dir),
+        "gitops": GitOpsResource(remote=settings.gitops_remote, branch=settings.gitops_branch, workdir=settings.workdir),
+    }
+    return dg.Definitions(
+        assets=[cost_ledger, *model_assets, build_governance_facts(specs), gitops_rollback],
+        jobs=[daily_governance_job, gitops_rollback_job],
+        schedules=[daily_governance_schedule],
+        sensors=[build_policy_sensor(gitops_rollback_job)],
+        resources=resources,
+    )
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,177 @@
+"""`rai-pipelines demo`: build the local world, then run the whole loop through Dagster on a
+persistent DAGSTER_HOME — daily partitions materialised as runs, the policy sensor ticking in the
+Dagster daemon, the rollback run it launches — and print what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rai_pipelines.settings import PROJECT_ROOT
+
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+@dataclass
+class DemoResult:
+    world_home: Path
+    dagster_home: Path
+    gitops_remote: Path
+    daily_runs: list[str] = field(default_factory=list)
+    rollback_runs: list[tuple[str, str]] = field(default_factory=list)  # (run id, status)
+    rollback_commits: list[str] = field(default_factory=list)
+
+
+def _prepare_environment(home: Path) -> Path:
+    dagster_home = home / "dagster_home"
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    os.environ["RAI_HOME"] = str(home)
+    return dagster_home
+
+
+def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: float = 300) -> DemoResult:
+    home = home.resolve()
+    from rai_pipelines.demo.world import build_world
+    from rai_pipelines.registry import load_registry
+    from rai_pipelines.settings import Settings
+
+    specs = list(load_registry(Settings.from_env().model_registry_dir).values())
+    key_file = home / "secrets" / "pseudonymisation.key"
+
+    def key() -> bytes:
+        from rai_pipelines.resources.lake import LakeResource
+
+        return LakeResource(root=str(home / "lake"), decision_log_dir=str(home / "decision_log"),
+                            pseudonymisation_key_file=str(key_file)).pseudonymisation_key()
+
+    say(f"Building the demo world in {home} (real CUR, car-loan and ACS traffic, GitOps repository) ...")
+    world = build_world(home, specs, key)
+    os.environ.update(world.env())
+    dagster_home = _prepare_environment(home)
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    result = DemoResult(home, dagster_home, world.gitops_remote)
+
+    import dagster as dg
+
+    from rai_pipelines.definitions import build_definitions
+
+    defs = build_definitions(Settings.from_env())
+    job = defs.resolve_job_def("daily_governance_job")
+    with dg.DagsterInstance.get() as instance:
+        for day in world.days:
+            run = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
+                                         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            if not run.success:
+                failures = [e.message for e in run.all_events if e.is_failure]
+                raise RuntimeError(f"daily_governance_job failed for {day}: {failures[:3]}")
+            result.daily_runs.append(run.run_id)
+            say(f"  {day}: run {run.run_id[:8]} materialised the ledger, snapshots, reports and facts")
+        _print_day_summaries(world, specs, say)
+
+        say("Starting the Dagster daemon: the policy sensor ticks and launches the rollback runs ...")
+        _run_daemon_until_rollbacks_finish(world, instance, daemon_timeout, result, say)
+
+    _print_rollbacks(world, result, say)
+    say(f"\nThe Dagster UI shows the runs, materialisations and sensor ticks: "
+        f"DAGSTER_HOME={dagster_home} {_env_prefix(world)} dagster dev -w {PROJECT_ROOT / 'workspace.yaml'}")
+    return result
+
+
+def _env_prefix(world) -> str:
+    return " ".join(f"{k}={v}" for k, v in world.env().items())
+
+
+def _print_day_summaries(world, specs, say) -> None:
+    from rai_pipelines.lake import Lake
+
+    lake = Lake(str(world.lake_root))
+    say("\nCost ledger (FOCUS 1.2), per day:")
+    for day in world.days:
+        ledger = lake.read_table("cost_ledger", {"date": day.isoformat()}).to_pylist()
+        total = sum(r["BilledCost"] for r in ledger)
+        tagged = sum(r["EffectiveCost"] for r in ledger if r["x_ModelName"])
+        providers = sorted({r["x_SourceUri"].rsplit("/", 1)[-1] for r in ledger})
+        say(f"  {day}: {len(ledger):5d} rows, billed {total:10.4f} USD, model-attributed {tagged:9.4f} USD "
+            f"from {', '.join(providers)}")
+    say("\nGovernance facts (drift share, fairness score, cost per inference), per day:")
+    facts = lake.read_dataset("governance_facts").sort_by([("date", "ascending"), ("model_name", "ascending")])
+    for row in facts.to_pylist():
+        fairness = f"{row['fairness_score']:.3f}" if row["fairness_score"] is not None else "  n/a"
+        drifted = ",".join(row["drifted_features"]) or "-"
+        say(f"  {row['date']} {row['model_name']:<24} {row['model_version']:<6} n={row['inference_count']:<6} "
+            f"fairness={fairness} drift_share={row['drift_share']:.2f} ({drifted}) "
+            f"cost/inference={row['cost_per_inference_usd']:.5f} USD")
+
+
+def _run_daemon_until_rollbacks_finish(world, instance, timeout: float, result: DemoResult, say) -> None:
+    import dagster as dg
+
+    from rai_pipelines.decision_log import DecisionLog
+
+    log = DecisionLog(world.home / "decision_log")
+    env = {**os.environ}
+    daemon_log = open(world.home / "dagster-daemon.log", "w")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
+        cwd=PROJECT_ROOT, env=env, stdout=daemon_log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if daemon.poll() is not None:
+                raise RuntimeError(f"the Dagster daemon exited early; see {world.home / 'dagster-daemon.log'}")
+            decisions = [r for r in log.records() if r.get("kind") != "remediation"]
+            requested = [r for r in decisions if r["action"]["type"] == "rollback_requested"]
+            runs = instance.get_run_records(dg.RunsFilter(job_name="gitops_rollback_job"))
+            finished = [r for r in runs if r.dagster_run.status.value in TERMINAL]
+            if decisions and len(finished) >= len(requested) and len(runs) >= len(requested):
+                for violation in requested:
+                    say(f"  policy sensor: {violation['app']} {violation['model_version']} denied: "
+                        f"{'; '.join(violation['result']['deny'])} (decision {violation['decision_id']})")
+                for decision in decisions:
+                    if not decision["action"]["type"] == "rollback_requested":
+                        say(f"  policy sensor: {decision['app']} {decision.get('model_version')} allowed")
+                result.rollback_runs = [(r.dagster_run.run_id, r.dagster_run.status.value) for r in runs]
+                return
+            time.sleep(2)
+        raise TimeoutError(f"no rollback finished within {timeout:.0f} s; see {world.home / 'dagster-daemon.log'}")
+    finally:
+        if daemon.poll() is None:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(daemon.pid, signal.SIGKILL)
+        daemon_log.close()
+
+
+def _print_rollbacks(world, result: DemoResult, say) -> None:
+    from rai_pipelines.decision_log import DecisionLog
+    from rai_pipelines.gitops import run_git
+
+    for run_id, status in result.rollback_runs:
+        say(f"  rollback run {run_id[:8]}: {status}")
+    remediations = [r for r in DecisionLog(world.home / "decision_log").records() if r.get("kind") == "remediation"]
+    say("\nGitOps repository log:")
+    say(run_git(["--git-dir", str(world.gitops_remote), "log", "--format=  %h %ad %s", "--date=short"]).rstrip())
+    for record in remediations:
+        action = record["action"]
+        if action.get("commit"):
+            body = run_git(["--git-dir", str(world.gitops_remote), "log", "-1", "--format=%B", action["commit"]])
+            say(f"\n{record['app']}: {record['model_version']} -> {action['restored_version']}\n"
+                + "\n".join("    " + line for line in body.strip().splitlines()))
+            result.rollback_commits.append(action["commit"])
+        else:
+            say(f"\n{record['app']}: {action['type']}: {json.dumps(action)[:300]}")
+    say("")
+    for sha in result.rollback_commits:
+        say(f"rollback commit {sha} in {world.gitops_remote}")

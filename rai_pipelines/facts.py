@@ -1,0 +1,79 @@
+"""Governance facts: one row per model version and day, the document policies see as data.ai_models."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pyarrow as pa
+
+from rai_pipelines.errors import BadInputError
+
+FACTS_SCHEMA = pa.schema(
+    [
+        ("date", pa.string()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("inference_count", pa.int64()),
+        ("fairness_score", pa.float64()),
+        ("fairness_worst_attribute", pa.string()),
+        ("fairness_worst_group", pa.string()),
+        ("fairness_by_attribute", pa.string()),  # JSON {attribute: ratio}
+        ("drift_share", pa.float64()),
+        ("drifted_features", pa.list_(pa.string())),
+        ("prediction_drift_p_value", pa.float64()),
+        ("daily_cost_usd", pa.float64()),
+        ("cost_per_inference_usd", pa.float64()),
+        ("declared_daily_cost_usd", pa.float64()),
+        ("estimated_cost_per_inference_usd", pa.float64()),
+        ("source_run_ids", pa.list_(pa.string())),
+    ]
+)
+
+
+def _finite(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def cost_per_inference(cost: Decimal | float | None, inferences: int) -> float | None:
+    if cost is None or inferences <= 0:
+        return None
+    return float(cost) / inferences
+
+
+def facts_table(rows: list[dict]) -> pa.Table:
+    clean = []
+    for row in rows:
+        out = {name: row.get(name) for name in FACTS_SCHEMA.names}
+        for name in FACTS_SCHEMA.names:
+            if FACTS_SCHEMA.field(name).type == pa.float64():
+                out[name] = _finite(out[name])
+        out["drifted_features"] = list(out["drifted_features"] or [])
+        out["source_run_ids"] = list(out["source_run_ids"] or [])
+        clean.append(out)
+    return pa.Table.from_pylist(clean, schema=FACTS_SCHEMA)
+
+
+def ai_models_document(facts: list[dict]) -> dict[str, dict]:
+    """data.ai_models for the policies: keyed by model version, the latest day's facts of each.
+
+    Fields without a value are left out rather than set to null: in Rego `null < 0.8` is true, so a
+    null fairness score would read as a violation, while a missing one is undefined.
+    """
+    latest: dict[str, dict] = {}
+    owner: dict[str, str] = {}
+    for row in sorted(facts, key=lambda r: (r["date"], r["model_name"])):
+        version, model = row["model_version"], row["model_name"]
+        if owner.setdefault(version, model) != model:
+            raise BadInputError(
+                f"model version {version!r} is used by both {owner[version]} and {model}: the policies key "
+                "data.ai_models by version alone, so versions must be unique across models"
+            )
+        latest[version] = row
+    document = {}
+    for version, row in latest.items():
+        document[version] = {k: v for k, v in row.items() if v is not None and k != "model_version"}
+    return document

@@ -1,0 +1,248 @@
+"""GitOps repository operations with the git CLI, kustomize rendering and round-trip YAML edits.
+
+The rollback is declarative: the overlay pins the last compliant image tag and `model-version`
+label; Argo CD or Flux reconcile the change. Image-automation markers on the pinned field are
+replaced, so Flux's image automation does not bump the tag straight back.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from rai_pipelines.errors import GitOpsError
+from rai_pipelines.registry import validate_model_version
+
+GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "LC_ALL": "C",
+}
+
+
+def run_git(args: list[str], cwd: str | Path | None = None, timeout: float = 60) -> str:
+    env = {**os.environ, **GIT_ENV}
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise GitOpsError(f"git {' '.join(args[:2])} timed out after {timeout:.0f} s") from exc
+    if out.returncode != 0:
+        raise GitOpsError(f"git {' '.join(args)} failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
+    return out.stdout
+
+
+def remote_head(remote: str, branch: str) -> str:
+    out = run_git(["ls-remote", "--heads", remote, branch], timeout=30)
+    for line in out.splitlines():
+        sha, ref = line.split("\t", 1)
+        if ref == f"refs/heads/{branch}":
+            return sha
+    raise GitOpsError(f"branch {branch} not found on GitOps remote {remote}")
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def load_yaml(path: Path):
+    try:
+        return _yaml().load(path.read_text())
+    except Exception as exc:
+        raise GitOpsError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def dump_yaml(document, path: Path) -> None:
+    buffer = io.StringIO()
+    _yaml().dump(document, buffer)
+    path.write_text(buffer.getvalue())
+
+
+def kustomize_render(directory: Path) -> list[dict]:
+    """Render an overlay with `kubectl kustomize`; the documents it produces, as plain dicts."""
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        cmd = [kubectl, "kustomize", str(directory)]
+    elif shutil.which("kustomize"):
+        cmd = ["kustomize", "build", str(directory)]
+    else:
+        raise GitOpsError("neither kubectl nor kustomize is installed: cannot render the GitOps overlay")
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise GitOpsError(f"rendering {directory} timed out") from exc
+    if out.returncode != 0:
+        raise GitOpsError(f"rendering {directory} with kustomize failed: {out.stderr.strip()}")
+    return [dict(_to_plain(d)) for d in YAML(typ="safe").load_all(out.stdout) if d]
+
+
+def _to_plain(value):
+    if isinstance(value, dict):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class RenderedDeployment:
+    overlay: str  # path of the overlay inside the repository
+    manifest: dict
+
+    @property
+    def app(self) -> str:
+        return self.manifest.get("metadata", {}).get("labels", {}).get("app") or self.manifest["metadata"]["name"]
+
+    @property
+    def model_version(self) -> str | None:
+        labels = self.manifest.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+        return labels.get("model-version")
+
+
+def rendered_deployments(checkout: Path, overlay_glob: str) -> list[RenderedDeployment]:
+    found = []
+    for overlay in sorted(checkout.glob(overlay_glob)):
+        if not (overlay / "kustomization.yaml").exists():
+            continue
+        rel = overlay.relative_to(checkout).as_posix()
+        for doc in kustomize_render(overlay):
+            if doc.get("kind") == "Deployment":
+                found.append(RenderedDeployment(rel, doc))
+    return found
+
+
+def _image_repository(image: str) -> tuple[str, str]:
+    repository, _, tag = image.rpartition(":")
+    if not repository or "/" in tag:
+        raise GitOpsError(f"image {image!r} has no tag")
+    return repository, tag
+
+
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+
+
+def pin_model_version(overlay: Path, deployment_name: str, image: str, version: str, note: str,
+                      replicas: int | None = None, instance_type: str | None = None) -> None:
+    """Edit the overlay in place so it deploys `image` with the pod label model-version=`version`,
+    and the version's declared serving resources (replica count, node instance type).
+
+    kustomization.yaml `images:` carries the tag; a strategic-merge patch in the overlay carries
+    the label and the serving resources. Comments and formatting of both files are kept.
+    """
+    validate_model_version(version, f"{overlay}: target version")
+    repository, tag = _image_repository(image)
+    kustomization_path = overlay / "kustomization.yaml"
+    kustomization = load_yaml(kustomization_path)
+    images = kustomization.get("images")
+    if images is None:
+        images = kustomization["images"] = []
+    entry = next((i for i in images if i.get("name") == repository), None)
+    if entry is None:
+        entry = CommentedMap(name=repository)
+        images.append(entry)
+    entry["newTag"] = tag
+    # The end-of-line comment of newTag is where Flux keeps its {"$imagepolicy": ...} marker; the
+    # pin replaces it so image automation leaves the field alone until a person removes the pin.
+    entry.yaml_add_eol_comment(f"pinned by rai-pipelines: {note}", "newTag")
+    dump_yaml(kustomization, kustomization_path)
+
+    patch_path = None
+    for patch in kustomization.get("patches") or []:
+        candidate = overlay / str(patch.get("path", ""))
+        if patch.get("path") and candidate.is_file():
+            doc = load_yaml(candidate)
+            if doc and doc.get("kind") == "Deployment" and doc.get("metadata", {}).get("name") == deployment_name:
+                patch_path = candidate
+                break
+    if patch_path is None:
+        raise GitOpsError(
+            f"{kustomization_path}: no strategic-merge patch for Deployment {deployment_name} "
+            "to carry the model-version label; add one under `patches:`"
+        )
+    patch_doc = load_yaml(patch_path)
+    spec = patch_doc.setdefault("spec", CommentedMap())
+    template = spec.setdefault("template", CommentedMap())
+    template.setdefault("metadata", CommentedMap()).setdefault("labels", CommentedMap())["model-version"] = version
+    if replicas is not None:
+        spec["replicas"] = int(replicas)
+    if instance_type is not None:
+        template.setdefault("spec", CommentedMap()).setdefault("nodeSelector", CommentedMap())[INSTANCE_TYPE_LABEL] = instance_type
+    dump_yaml(patch_doc, patch_path)
+
+
+def check_rendered(overlay: Path, deployment_name: str, image: str, version: str) -> dict:
+    """Render the edited overlay and prove it deploys what the pin says, before anything is committed."""
+    for doc in kustomize_render(overlay):
+        if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == deployment_name:
+            template = doc["spec"]["template"]
+            label = template.get("metadata", {}).get("labels", {}).get("model-version")
+            images = [c.get("image") for c in template["spec"].get("containers", [])]
+            if label != version or image not in images:
+                raise GitOpsError(
+                    f"{overlay}: the rendered Deployment has model-version={label!r} and images {images}, "
+                    f"expected {version!r} and {image!r}"
+                )
+            return doc
+    raise GitOpsError(f"{overlay}: the rendered overlay holds no Deployment named {deployment_name}")
+
+
+_TRAILER_VALUE = re.compile(r"^[^\n\r]{1,200}$")
+
+
+class GitOpsCheckout:
+    """A working clone of the GitOps remote, removed on exit."""
+
+    def __init__(self, remote: str, branch: str, workdir: str | None = None,
+                 author: str = "rai-pipelines <rai-pipelines@localhost>"):
+        self.remote, self.branch, self.author = remote, branch, author
+        self._workdir = workdir
+        self.path: Path | None = None
+
+    def __enter__(self) -> "GitOpsCheckout":
+        if self._workdir:
+            Path(self._workdir).mkdir(parents=True, exist_ok=True)
+        self._tmp = tempfile.mkdtemp(prefix="gitops-", dir=self._workdir)
+        self.path = Path(self._tmp) / "repo"
+        run_git(["clone", "--quiet", "--branch", self.branch, self.remote, str(self.path)], timeout=120)
+        name, email = re.match(r"^(.*) <(.*)>$", self.author).groups()
+        run_git(["config", "user.name", name], cwd=self.path)
+        run_git(["config", "user.email", email], cwd=self.path)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    @property
+    def head(self) -> str:
+        return run_git(["rev-parse", "HEAD"], cwd=self.path).strip()
+
+    def has_changes(self) -> bool:
+        return bool(run_git(["status", "--porcelain"], cwd=self.path).strip())
+
+    def commit(self, subject: str, body: str, trailers: dict[str, str]) -> str:
+        args = ["commit", "--quiet", "--all", "-m", subject, "-m", body]
+        for key, value in trailers.items():
+            if not re.match(r"^[A-Za-z][A-Za-z0-9-]*$", key) or not _TRAILER_VALUE.match(str(value)):
+                raise GitOpsError(f"refusing malformed commit trailer {key!r}: {value!r}")
+            args += ["--trailer", f"{key}: {value}"]
+        run_git(args, cwd=self.path)
+        return self.head
+
+    def push(self) -> None:
+        run_git(["push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}"], cwd=self.path, timeout=120)
+
+    def rebase_onto_remote(self) -> None:
+        run_git(["fetch", "--quiet", "origin", self.branch], cwd=self.path, timeout=120)
+        run_git(["rebase", "--quiet", f"origin/{self.branch}"], cwd=self.path)

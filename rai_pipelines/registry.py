@@ -1,0 +1,162 @@
+"""The model registry: one YAML file per model declaring what to monitor and how it is served.
+
+Snapshots, reports and governance facts are driven by these declarations, so adding a file adds a
+monitored model with no code change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from rai_pipelines.errors import BadInputError
+
+# A model version ends up in file paths, Git commit messages, kustomize fields and CLI arguments:
+# allow only what is safe in all of them (no '/', no '..', no shell metacharacters).
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def validate_model_version(version: object, where: str = "model version") -> str:
+    if not isinstance(version, str) or not _VERSION_RE.match(version) or ".." in version:
+        raise BadInputError(
+            f"{where}: {version!r} is not a valid model version (letters, digits, '.', '_', '-'; "
+            "no '/', '..', spaces or shell characters; at most 63 characters)"
+        )
+    return version
+
+
+def validate_model_name(name: object, where: str = "model name") -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise BadInputError(f"{where}: {name!r} is not a valid model name (a Kubernetes DNS label)")
+    return name
+
+
+@dataclass(frozen=True)
+class Serving:
+    instance_type: str
+    replicas: int
+    usd_per_hour: float  # per replica, on-demand
+
+    @property
+    def usd_per_day(self) -> float:
+        return self.usd_per_hour * self.replicas * 24
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    image: str
+    decision_threshold: float
+    serving: Serving
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    team: str
+    numeric_features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+    score_column: str
+    decision_column: str
+    favourable_outcome: int
+    label_column: str | None
+    protected_attributes: tuple[str, ...]
+    enforced_protected_attributes: tuple[str, ...]
+    min_group_size: int
+    drift_p_value: float
+    drift_correction: str
+    versions: dict[str, ModelVersion] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric_features + self.categorical_features
+
+    @property
+    def asset_prefix(self) -> str:
+        return self.name.replace("-", "_")
+
+    def version(self, version: str) -> ModelVersion:
+        try:
+            return self.versions[version]
+        except KeyError:
+            raise BadInputError(
+                f"model {self.name}: version {version!r} is not declared in {self.source} "
+                f"(declared: {', '.join(self.versions)})"
+            ) from None
+
+
+def _req(doc: dict, key: str, path: str):
+    if key not in doc or doc[key] in (None, ""):
+        raise BadInputError(f"{path}: missing required field {key!r}")
+    return doc[key]
+
+
+def load_model_spec(path: Path) -> ModelSpec:
+    try:
+        doc = YAML(typ="safe").load(path.read_text())
+    except Exception as exc:  # ruamel raises many parser error types
+        raise BadInputError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{path}: expected a mapping at the top level")
+    name = validate_model_name(_req(doc, "name", str(path)), f"{path}: name")
+    features = _req(doc, "features", str(path))
+    versions = {}
+    for version, vdoc in (_req(doc, "versions", str(path)) or {}).items():
+        validate_model_version(version, f"{path}: versions")
+        where = f"{path}: versions.{version}"
+        serving = _req(vdoc, "serving", where)
+        versions[version] = ModelVersion(
+            version=version,
+            image=str(_req(vdoc, "image", where)),
+            decision_threshold=float(vdoc.get("decision_threshold", 0.5)),
+            serving=Serving(
+                instance_type=str(_req(serving, "instance_type", f"{where}.serving")),
+                replicas=int(_req(serving, "replicas", f"{where}.serving")),
+                usd_per_hour=float(_req(serving, "usd_per_hour", f"{where}.serving")),
+            ),
+        )
+    protected = doc.get("protected_attributes") or {}
+    if not isinstance(protected, dict):
+        raise BadInputError(f"{path}: protected_attributes must map attribute -> 'enforce' or 'report'")
+    for attr, mode in protected.items():
+        if mode not in ("enforce", "report"):
+            raise BadInputError(f"{path}: protected_attributes.{attr} must be 'enforce' or 'report', not {mode!r}")
+    drift = doc.get("drift") or {}
+    fairness = doc.get("fairness") or {}
+    return ModelSpec(
+        name=name,
+        description=str(doc.get("description", "")),
+        team=str(doc.get("team", "")),
+        numeric_features=tuple(features.get("numeric") or ()),
+        categorical_features=tuple(features.get("categorical") or ()),
+        score_column=str(_req(doc, "score_column", str(path))),
+        decision_column=str(_req(doc, "decision_column", str(path))),
+        favourable_outcome=int(doc.get("favourable_outcome", 1)),
+        label_column=doc.get("label_column"),
+        protected_attributes=tuple(protected),
+        enforced_protected_attributes=tuple(a for a, m in protected.items() if m == "enforce"),
+        min_group_size=int(fairness.get("min_group_size", 100)),
+        drift_p_value=float(drift.get("p_value", 0.05)),
+        drift_correction=str(drift.get("correction", "bonferroni")),
+        versions=versions,
+        source=str(path),
+    )
+
+
+def load_registry(directory: str | Path) -> dict[str, ModelSpec]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BadInputError(f"model registry {directory} is not a directory")
+    specs = {}
+    for path in sorted(directory.glob("*.yaml")):
+        spec = load_model_spec(path)
+        if spec.name in specs:
+            raise BadInputError(f"{path}: model {spec.name} is also declared in {specs[spec.name].source}")
+        specs[spec.name] = spec
+    return specs

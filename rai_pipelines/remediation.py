@@ -1,0 +1,98 @@
+"""Rollback as a Git change: pin the last compliant model version in the overlay, prove the
+render, commit with trailers, push. Argo CD or Flux then reconcile the cluster to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from rai_pipelines.errors import BadInputError, GitOpsError
+from rai_pipelines.gitops import GitOpsCheckout, check_rendered, kustomize_render, pin_model_version, run_git
+from rai_pipelines.governance import choose_rollback_target
+from rai_pipelines.policy import PolicyBundle, PolicyEngine
+from rai_pipelines.registry import ModelSpec, validate_model_version
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    status: str  # "committed" or "already_remediated"
+    target_version: str | None
+    commit_sha: str | None
+    considered: list
+    diff: str = ""
+
+
+def safe_overlay_path(overlay: str) -> str:
+    path = PurePosixPath(overlay)
+    if path.is_absolute() or ".." in path.parts or not overlay or any(c in overlay for c in "\n\r\0"):
+        raise BadInputError(f"overlay path {overlay!r} must be a relative path inside the GitOps repository")
+    return str(path)
+
+
+def _current_deployment(checkout: Path, overlay: str, deployment: str) -> dict:
+    for doc in kustomize_render(checkout / overlay):
+        if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == deployment:
+            return doc
+    raise GitOpsError(f"{overlay}: no Deployment named {deployment} in the rendered overlay")
+
+
+def rollback_model(
+    checkout: GitOpsCheckout,
+    spec: ModelSpec,
+    overlay: str,
+    deployment: str,
+    bad_version: str,
+    decision_id: str,
+    violations: list[str],
+    engine: PolicyEngine,
+    bundle: PolicyBundle,
+    facts_rows: list[dict],
+    push_attempts: int = 2,
+) -> RollbackResult:
+    validate_model_version(bad_version, "rollback: bad version")
+    overlay = safe_overlay_path(overlay)
+    assert checkout.path is not None
+    manifest = _current_deployment(checkout.path, overlay, deployment)
+    deployed = manifest["spec"]["template"].get("metadata", {}).get("labels", {}).get("model-version")
+    if deployed != bad_version:
+        return RollbackResult("already_remediated", deployed, None, [])
+    target, considered = choose_rollback_target(
+        engine, bundle, manifest, spec.name, bad_version, facts_rows, list(spec.versions)
+    )
+    declared = spec.version(target)
+    image = declared.image
+    note = f"decision {decision_id}; {bad_version} violated policy"
+    for attempt in range(1, push_attempts + 1):
+        pin_model_version(checkout.path / overlay, deployment, image, target, note,
+                          declared.serving.replicas, declared.serving.instance_type)
+        check_rendered(checkout.path / overlay, deployment, image, target)
+        diff = run_git(["diff"], cwd=checkout.path)
+        body = "\n".join(
+            [f"Policy {bundle.revision or bundle.digest} denied {spec.name} {bad_version}:"]
+            + [f"- {v}" for v in violations]
+            + ["", f"Restores {target}, the most recent version the same policies allow with its own facts."]
+        )
+        sha = checkout.commit(
+            f"rollback({spec.name}): pin {target}, {bad_version} violates policy",
+            body,
+            {
+                "Rai-Decision-Id": decision_id,
+                "Rai-Model": spec.name,
+                "Rai-Bad-Version": bad_version,
+                "Rai-Restored-Version": target,
+                "Rai-Policy-Digest": bundle.digest,
+            },
+        )
+        try:
+            checkout.push()
+            return RollbackResult("committed", target, sha, considered, diff)
+        except GitOpsError:
+            if attempt == push_attempts:
+                raise
+            # Someone pushed in between: start again from the remote's head, re-check, re-apply.
+            run_git(["reset", "--quiet", "--hard", "HEAD~1"], cwd=checkout.path)
+            checkout.rebase_onto_remote()
+            manifest = _current_deployment(checkout.path, overlay, deployment)
+            if manifest["spec"]["template"]["metadata"]["labels"].get("model-version") != bad_version:
+                return RollbackResult("already_remediated", target, None, considered)
+    raise AssertionError("unreachable")

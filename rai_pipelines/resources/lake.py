@@ -1,0 +1,36 @@
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from rai_pipelines.decision_log import DecisionLog
+from rai_pipelines.lake import Lake
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake (a local folder, or s3://bucket/prefix in production), the decision log, and the
+    key that pseudonymises request ids (a file, e.g. a mounted Kubernetes secret)."""
+
+    root: str
+    decision_log_dir: str
+    pseudonymisation_key_file: str
+
+    def lake(self) -> Lake:
+        return Lake(self.root)
+
+    def decision_log(self) -> DecisionLog:
+        return DecisionLog(self.decision_log_dir)
+
+    def pseudonymisation_key(self) -> bytes:
+        """Read the key; on the embedded default, create a random one on first use (mode 0600)."""
+        path = Path(self.pseudonymisation_key_file)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32).hex().encode())
+        key = path.read_bytes().strip()
+        if len(key) < 32:
+            raise ValueError(f"pseudonymisation key in {path} is shorter than 32 bytes")
+        return key

@@ -1,0 +1,71 @@
+"""The policy sensor: evaluates every deployed model against the policies whenever the facts, the
+GitOps repository or the policies change, and requests a rollback for each violation."""
+
+
+import json
+
+import dagster as dg
+
+from rai_pipelines.assets.governance import read_all_facts
+from rai_pipelines.gitops import rendered_deployments
+from rai_pipelines.governance import evaluate_deployments, rollback_run_key
+from rai_pipelines.resources import GitOpsResource, LakeResource, PolicyResource
+
+FACTS_KEY = dg.AssetKey("governance_facts")
+
+
+def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
+    @dg.sensor(
+        job=rollback_job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Evaluates the Rego policies on each deployed model (its rendered Deployment as input, "
+        "governance facts as data.ai_models) and requests a GitOps rollback for every violation.",
+    )
+    def governance_policy_sensor(
+        context: dg.SensorEvaluationContext, lake: LakeResource, gitops: GitOpsResource, policy: PolicyResource
+    ):
+        latest = context.instance.fetch_materializations(FACTS_KEY, limit=1).records
+        if not latest:
+            return dg.SkipReason("no governance facts have been materialised yet")
+        bundle = policy.bundle()
+        state = {"facts_storage_id": latest[0].storage_id, "gitops_revision": gitops.head(),
+                 "policy_digest": bundle.digest}
+        if context.cursor and json.loads(context.cursor) == state:
+            return dg.SkipReason("facts, GitOps revision and policies unchanged since the last evaluation")
+
+        store = lake.lake()
+        with gitops.checkout() as checkout:
+            revision = checkout.head
+            deployments = rendered_deployments(checkout.path, gitops.overlay_glob)
+        decisions = evaluate_deployments(policy.policy_engine(), bundle, deployments, read_all_facts(store),
+                                         gitops.remote, revision, policy.package)
+        log = lake.decision_log()
+        run_requests = []
+        for decision in decisions:
+            log.append(decision.record)
+            deployment = decision.deployment
+            if decision.error:
+                context.log.error(f"{deployment.overlay}: not evaluated: {decision.error}")
+                continue
+            context.log.info(f"{deployment.app} {deployment.model_version}: "
+                             f"{'; '.join(decision.violations) or 'allowed'} (decision {decision.decision_id})")
+            if not decision.violations:
+                continue
+            run_requests.append(dg.RunRequest(
+                run_key=rollback_run_key(deployment.app, deployment.overlay, deployment.model_version, revision),
+                run_config=dg.RunConfig(ops={"gitops_rollback": {"config": {
+                    "app": deployment.app,
+                    "deployment": deployment.manifest["metadata"]["name"],
+                    "overlay": deployment.overlay,
+                    "bad_version": deployment.model_version,
+                    "decision_id": decision.decision_id,
+                    "violations": decision.violations,
+                }}}),
+                tags={"rai-pipelines/decision-id": decision.decision_id, "rai-pipelines/app": deployment.app,
+                      "rai-pipelines/remediation": "rollback"},
+            ))
+        state["gitops_revision"] = revision
+        return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(state))
+
+    return governance_policy_sensor

@@ -1,0 +1,48 @@
+"""Where things live. Every path comes from the environment, with a local default.
+
+RAI_HOME is the root of the embedded world (exports, lake, GitOps remote); production points the
+individual variables at S3 prefixes and a real Git remote instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str
+    lake_root: str
+    aws_cur_export_root: str
+    aws_cur2_export_root: str
+    gitops_remote: str
+    gitops_branch: str
+    policy_dir: str
+    model_registry_dir: str
+    partitions_start: str
+    workdir: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        home = _env("RAI_HOME", str(Path.cwd() / ".rai"))
+        return cls(
+            home=home,
+            lake_root=_env("RAI_LAKE_ROOT", str(Path(home) / "lake")),
+            aws_cur_export_root=_env("RAI_AWS_CUR_EXPORT_ROOT", str(Path(home) / "exports" / "aws-cur-legacy")),
+            aws_cur2_export_root=_env("RAI_AWS_CUR2_EXPORT_ROOT", str(Path(home) / "exports" / "aws-cur2")),
+            gitops_remote=_env("RAI_GITOPS_REMOTE", str(Path(home) / "gitops.git")),
+            gitops_branch=_env("RAI_GITOPS_BRANCH", "main"),
+            policy_dir=_env("RAI_POLICY_DIR", str(PROJECT_ROOT / "policies")),
+            model_registry_dir=_env("RAI_MODEL_REGISTRY", str(PROJECT_ROOT / "models")),
+            partitions_start=_env("RAI_PARTITIONS_START", "2023-11-01"),
+            workdir=_env("RAI_WORKDIR", str(Path(home) / "work")),
+        )

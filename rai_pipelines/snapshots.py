@@ -1,0 +1,59 @@
+"""Feature snapshots: one day of a model's inference log, checked against the model's declaration,
+with request ids pseudonymised and late-arriving labels attached."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rai_pipelines.errors import BadInputError
+from rai_pipelines.registry import ModelSpec, validate_model_version
+
+PROTECTED_PREFIX = "protected__"
+LOG_COLUMNS = ("request_id", "timestamp", "model_version")
+
+
+def pseudonymise(values: list[str], key: bytes) -> list[str]:
+    """Keyed hash (HMAC-SHA256): stable for joins across days, not reversible without the key."""
+    return [hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()[:32] for v in values]
+
+
+def build_snapshot(
+    spec: ModelSpec, log: pa.Table, labels: pa.Table | None, key: bytes, source: str
+) -> pa.Table:
+    """Keep features, score, decision, protected attributes and any labels that have arrived."""
+    required = list(LOG_COLUMNS) + list(spec.features) + [spec.score_column, spec.decision_column]
+    required += list(spec.protected_attributes)
+    missing = [c for c in required if c not in log.column_names]
+    if missing:
+        raise BadInputError(f"{source}: inference log lacks column(s) {', '.join(missing)} declared for {spec.name}")
+    for version in pc.unique(log.column("model_version")).to_pylist():
+        validate_model_version(version, f"{source}: column model_version")
+    score = log.column(spec.score_column)
+    if not pa.types.is_floating(score.type) and not pa.types.is_integer(score.type):
+        raise BadInputError(f"{source}: score column {spec.score_column} has type {score.type}, expected a number")
+
+    request_ids = [str(v) for v in log.column("request_id").to_pylist()]
+    label_values: list = [None] * log.num_rows
+    if labels is not None and spec.label_column:
+        if "request_id" not in labels.column_names or "label" not in labels.column_names:
+            raise BadInputError(f"labels for {spec.name}: expected columns request_id and label")
+        by_id = dict(zip((str(v) for v in labels.column("request_id").to_pylist()), labels.column("label").to_pylist()))
+        label_values = [by_id.get(rid) for rid in request_ids]
+
+    columns = {
+        "request_id": pa.array(pseudonymise(request_ids, key), pa.string()),
+        "timestamp": log.column("timestamp"),
+        "model_version": log.column("model_version").cast(pa.string()),
+    }
+    for feature in spec.features:
+        columns[feature] = log.column(feature)
+    columns["score"] = score.cast(pa.float64())
+    columns["decision"] = log.column(spec.decision_column).cast(pa.int64())
+    for attr in spec.protected_attributes:
+        columns[PROTECTED_PREFIX + attr] = log.column(attr).cast(pa.string())
+    columns["label"] = pa.array(label_values, pa.int64())
+    return pa.table(columns)
