@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/rai-pipelines demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .rai-demo .pytest_cache

@@ -45,7 +45,7 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
         for model, version, amount in zip(*(ledger.column(c).to_pylist() for c in ledger.column_names)):
             if model:
                 cost[(model, version)] += amount
-        run_ids = [context.run_id] + [r for k in upstream if (r := _latest_run_id(context.instance, k, day))]
+        run_ids = [context.run.run_id] + [r for k in upstream if (r := _latest_run_id(context.instance, k, day))]
         rows = []
         for spec in specs:
             snapshot = read_snapshot(store, spec, day)
@@ -135,7 +135,7 @@ def gitops_rollback(
         except NoCompliantVersion as exc:
             log.append({"decision_id": config.decision_id, "kind": "remediation", "app": config.app,
                         "model_version": config.bad_version, "action": {"type": "alert", "reason": str(exc)},
-                        "run_id": context.run_id})
+                        "run_id": context.run.run_id})
             raise dg.Failure(description=str(exc)) from exc
     record = log.append({
         "decision_id": config.decision_id,
@@ -147,7 +147,7 @@ def gitops_rollback(
         "action": {"type": "rollback_commit" if result.commit_sha else "none", "status": result.status,
                    "commit": result.commit_sha, "restored_version": result.target_version,
                    "remote": gitops.remote, "branch": gitops.branch, "considered": result.considered},
-        "run_id": context.run_id,
+        "run_id": context.run.run_id,
     })
     context.log.info(f"{config.app}: {result.status}, target {result.target_version}, commit {result.commit_sha}")
     return dg.MaterializeResult(metadata={

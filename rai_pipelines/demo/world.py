@@ -124,7 +124,12 @@ def write_traffic(lake: Lake, spec: ModelSpec, days: list[date], key: bytes) -> 
     lake.write_table("reference", {"model": spec.name},
                      build_snapshot(spec, ref_log, ref_labels, key, f"demo reference of {spec.name}"))
     labels_by_arrival: dict[date, list[pd.DataFrame]] = {}
-    for day, chunk in zip(days, np.array_split(analysis, len(days))):
+    # The traffic of a day is fixed by the 14-day demo schedule, whichever days are built.
+    schedule = dict(zip(demo_days(), np.array_split(np.arange(len(analysis)), DAYS)))
+    for day in days:
+        if day not in schedule:
+            raise ValueError(f"{day} is outside the demo schedule {START}..{demo_days()[-1]}")
+        chunk = analysis.iloc[schedule[day]]
         log = _log_frame(spec, chunk, prefix, day, deployed_version(spec, day))
         lake.write_table("inference_logs", {"model": spec.name, "date": day.isoformat()},
                          pa.Table.from_pandas(log, preserve_index=False))

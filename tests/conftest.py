@@ -1,0 +1,106 @@
+"""Shared fixtures: real servers on loopback (a git daemon), the demo world built from real data,
+and a Dagster instance that has run the daily job over it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from rai_pipelines.registry import load_registry
+from rai_pipelines.settings import PROJECT_ROOT, Settings
+
+SHARED_CUR = PROJECT_ROOT / "rai_pipelines" / "demo" / "data" / "aws_cur" / "cur_legacy_anonymized_2023-11.csv.gz"
+# Two demo days: the day before version 2 ships and the day it does.
+LOOP_DAYS = [date(2023, 11, 5), date(2023, 11, 6)]
+
+
+@pytest.fixture(scope="session")
+def specs():
+    return load_registry(PROJECT_ROOT / "models")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GitDaemon:
+    """`git daemon` serving bare repositories under `base` on a loopback port, pushes enabled."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--informative-errors",
+             f"--base-path={base}", "--listen=127.0.0.1", f"--port={self.port}", str(base)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("git daemon did not start")
+
+    def url(self, repo: Path) -> str:
+        return f"git://127.0.0.1:{self.port}/{repo.relative_to(self.base).as_posix()}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def git_daemon(tmp_path_factory):
+    base = tmp_path_factory.mktemp("git-daemon")
+    daemon = GitDaemon(base)
+    yield daemon
+    daemon.stop()
+
+
+def world_environment(world) -> dict[str, str]:
+    return {**world.env(), "RAI_MODEL_REGISTRY": str(PROJECT_ROOT / "models"),
+            "RAI_POLICY_DIR": str(PROJECT_ROOT / "policies"), "RAI_WORKDIR": str(world.home / "work")}
+
+
+def make_world(home: Path, specs, days=LOOP_DAYS):
+    from rai_pipelines.demo.world import build_world
+
+    key_file = home.parent / f"{home.name}.key"
+    key_file.write_bytes(os.urandom(32).hex().encode())
+    return build_world(home, list(specs.values()), lambda: key_file.read_bytes(), days=days)
+
+
+def settings_for(world) -> Settings:
+    env = world_environment(world)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return Settings.from_env()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def copy_world(world, target: Path):
+    """A private copy of a built world (lake, exports, GitOps remote), for tests that change it."""
+    from dataclasses import replace
+
+    shutil.copytree(world.home, target, symlinks=True)
+    return replace(world, home=target, lake_root=target / "lake",
+                   legacy_export_root=target / "exports" / "aws-cur-legacy",
+                   cur2_export_root=target / "exports" / "aws-cur2", gitops_remote=target / "gitops.git")

@@ -1,0 +1,179 @@
+"""FOCUS normalisation of a real, anonymised AWS CUR (FinOps Foundation test data)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections import Counter
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from rai_pipelines.billing_exports import read_cur_csv
+from rai_pipelines.errors import BadInputError
+from rai_pipelines.focus import LEDGER_SCHEMA, SourceFile, canonical_cur_name, cur_to_focus, source_daily_totals, tag_key
+from tests.conftest import SHARED_CUR
+
+DAYS = [date(2023, 11, d) for d in range(1, 15)]
+FOCUS_MANDATORY = [
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId", "BillingCurrency",
+    "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+    "ChargeDescription", "ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceName", "ServiceCategory",
+]
+
+
+@pytest.fixture(scope="module")
+def raw_csv() -> bytes:
+    return gzip.decompress(SHARED_CUR.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def source(raw_csv) -> SourceFile:
+    return SourceFile("s3://billing/cur/rai-cur-1.csv", read_cur_csv(raw_csv, "s3://billing/cur/rai-cur-1.csv"))
+
+
+@pytest.fixture(scope="module")
+def ledgers(source) -> dict[date, pa.Table]:
+    return {day: cur_to_focus(source, day) for day in DAYS}
+
+
+def _csv_rows(raw: bytes) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(raw.decode())))
+
+
+def test_every_line_item_lands_in_exactly_one_day(ledgers, raw_csv):
+    rows = _csv_rows(raw_csv)
+    assert sum(t.num_rows for t in ledgers.values()) == len(rows) == 1281
+    numbers = [n for t in ledgers.values() for n in t.column("x_SourceRowNumber").to_pylist()]
+    assert sorted(numbers) == list(range(2, 2 + len(rows)))
+
+
+def test_daily_totals_equal_the_export_to_the_cent(ledgers, raw_csv, source):
+    by_day: dict[str, Decimal] = Counter()
+    for row in _csv_rows(raw_csv):
+        by_day[row["lineItem/UsageStartDate"][:10]] += Decimal(row["lineItem/UnblendedCost"])
+    assert source_daily_totals(source) == by_day
+    for day, ledger in ledgers.items():
+        billed = sum(ledger.column("BilledCost").to_pylist(), Decimal(0))
+        assert billed == by_day[day.isoformat()], day  # exact: decimals, not floats
+
+
+def test_ledger_has_focus_columns_types_and_allowed_values(ledgers):
+    ledger = pa.concat_tables(ledgers.values())
+    assert ledger.schema == LEDGER_SCHEMA
+    for column in FOCUS_MANDATORY:
+        assert column in ledger.column_names
+    assert pa.types.is_decimal(ledger.schema.field("BilledCost").type)
+    assert ledger.schema.field("ChargePeriodStart").type == pa.timestamp("us", tz="UTC")
+    assert set(ledger.column("ChargeCategory").to_pylist()) == {"Usage", "Tax"}
+    assert set(ledger.column("ProviderName").to_pylist()) == {"AWS"}
+    custom = [c for c in ledger.column_names if c[0].islower()]
+    assert custom and all(c.startswith("x_") for c in custom)
+    assert ledger.column("x_SourceRowHash").null_count == 0
+    assert len(set(ledger.column("x_SourceRowHash").to_pylist())) == ledger.num_rows
+
+
+def test_tax_lines_keep_their_category_and_land_on_the_first_day(ledgers, raw_csv):
+    taxes = [r for r in _csv_rows(raw_csv) if r["lineItem/LineItemType"] == "Tax"]
+    first = ledgers[date(2023, 11, 1)].to_pylist()
+    ledger_taxes = [r for r in first if r["ChargeCategory"] == "Tax"]
+    assert len(ledger_taxes) == len(taxes) == 12
+    assert {r["ServiceName"] for r in ledger_taxes} >= {"AWS CloudTrail"}
+
+
+def test_lineage_points_to_the_source_line(ledgers, raw_csv):
+    rows = _csv_rows(raw_csv)
+    for record in ledgers[date(2023, 11, 7)].to_pylist()[:25]:
+        source = rows[record["x_SourceRowNumber"] - 2]
+        assert record["x_SourceUri"] == "s3://billing/cur/rai-cur-1.csv"
+        assert record["BilledCost"] == Decimal(source["lineItem/UnblendedCost"])
+        assert record["ChargePeriodStart"] == datetime.fromisoformat(
+            source["lineItem/UsageStartDate"].replace("Z", "+00:00")).astimezone(timezone.utc)
+        assert record["ServiceName"] == source["product/ProductName"]
+
+
+def test_canonical_names_follow_cur2():
+    assert canonical_cur_name("lineItem/UnblendedCost") == "line_item_unblended_cost"
+    assert canonical_cur_name("bill/PayerAccountId") == "bill_payer_account_id"
+    assert canonical_cur_name("savingsPlan/SavingsPlanEffectiveCost") == "savings_plan_savings_plan_effective_cost"
+    assert canonical_cur_name("line_item_usage_start_date") == "line_item_usage_start_date"
+
+
+@pytest.mark.parametrize("raw,key", [
+    ("user:model-name", "model_name"), ("user_model_version", "model_version"),
+    ("resourceTags/user:Team", "team"), ("aws:createdBy", "aws_createdby"),
+])
+def test_tag_keys_are_normalised_across_formats(raw, key):
+    assert tag_key(raw) == key
+
+
+def _with_tags(raw_csv: bytes, n: int = 3) -> bytes:
+    lines = raw_csv.decode().splitlines()
+    header = lines[0] + ",resourceTags/user:model-name,resourceTags/user:model-version,resourceTags/user:team"
+    body = [line + (",credit-scoring-ai,1.4.2,credit-risk" if i < n else ",,,") for i, line in enumerate(lines[1:])]
+    return "\n".join([header, *body]).encode()
+
+
+def test_attribution_comes_from_resource_tags(raw_csv):
+    tagged = read_cur_csv(_with_tags(raw_csv), "cur.csv")
+    ledger = cur_to_focus(SourceFile("cur.csv", tagged), date(2023, 11, 1))
+    rows = [r for r in ledger.to_pylist() if r["x_SourceRowNumber"] in (2, 3, 4)]
+    assert {(r["x_ModelName"], r["x_ModelVersion"], r["x_Team"]) for r in rows} == {("credit-scoring-ai", "1.4.2", "credit-risk")}
+    assert '"model_name": "credit-scoring-ai"' in rows[0]["Tags"]
+    others = [r for r in ledger.to_pylist() if r["x_SourceRowNumber"] > 4]
+    assert all(r["x_ModelName"] is None and r["Tags"] == "{}" for r in others)
+
+
+def test_cur2_map_tags_are_attributed():
+    table = pa.table({
+        "bill_payer_account_id": ["1"], "bill_billing_period_start_date": ["2023-11-01T00:00:00Z"],
+        "bill_billing_period_end_date": ["2023-12-01T00:00:00Z"], "line_item_usage_account_id": ["1"],
+        "line_item_line_item_type": ["Usage"], "line_item_usage_start_date": ["2023-11-02T03:00:00Z"],
+        "line_item_usage_end_date": ["2023-11-02T04:00:00Z"], "line_item_product_code": ["AmazonEC2"],
+        "line_item_unblended_cost": [0.096], "line_item_currency_code": ["USD"],
+        "resource_tags": pa.array([[("user_model_name", "m"), ("user_model_version", "2.0.0")]],
+                                  pa.map_(pa.string(), pa.string())),
+    })
+    row = cur_to_focus(SourceFile("x.parquet", table, 1), date(2023, 11, 2)).to_pylist()[0]
+    assert (row["x_ModelName"], row["x_ModelVersion"], row["ServiceCategory"]) == ("m", "2.0.0", "Compute")
+    assert row["BilledCost"] == Decimal("0.096")
+
+
+def _replace_field(raw: bytes, line_number: int, column: str, value: str) -> bytes:
+    rows = list(csv.reader(io.StringIO(raw.decode())))
+    rows[line_number - 1][rows[0].index(column)] = value
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+def test_non_numeric_cost_names_file_line_and_field(raw_csv):
+    bad = _replace_field(raw_csv, 40, "lineItem/UnblendedCost", "12,5O")
+    with pytest.raises(BadInputError, match=r"bad\.csv line 40: field lineItem/UnblendedCost = '12,5O' is not a number"):
+        cur_to_focus(SourceFile("bad.csv", read_cur_csv(bad, "bad.csv")), date(2023, 11, 1))
+
+
+def test_unparseable_date_names_file_line_and_field(raw_csv):
+    bad = _replace_field(raw_csv, 7, "lineItem/UsageStartDate", "2023-13-45T00:00:00Z")
+    with pytest.raises(BadInputError, match=r"bad\.csv line 7: field lineItem/UsageStartDate = '2023-13-45T00:00:00Z' is not a date-time"):
+        cur_to_focus(SourceFile("bad.csv", read_cur_csv(bad, "bad.csv")), date(2023, 11, 1))
+
+
+def test_missing_column_names_file_and_column(raw_csv):
+    table = read_cur_csv(raw_csv, "bad.csv").drop_columns(["lineItem/UnblendedCost"])
+    with pytest.raises(BadInputError, match=r"bad\.csv: missing required CUR column\(s\) line_item_unblended_cost"):
+        cur_to_focus(SourceFile("bad.csv", table), date(2023, 11, 1))
+
+
+def test_unknown_line_item_type_is_refused(raw_csv):
+    bad = _replace_field(raw_csv, 3, "lineItem/LineItemType", "Mystery")
+    with pytest.raises(BadInputError, match=r"line 3: field lineItem/LineItemType = 'Mystery' is not a known line item type"):
+        cur_to_focus(SourceFile("bad.csv", read_cur_csv(bad, "bad.csv")), date(2023, 11, 1))
+
+
+def test_a_corrupt_gzip_export_is_named():
+    with pytest.raises(BadInputError, match=r"cur-1\.csv\.gz: not a readable gzip file"):
+        read_cur_csv(b"not gzip at all", "cur-1.csv.gz")

@@ -1,0 +1,192 @@
+"""The loop through Dagster: the daily job over two real days, the reconciliation check, the
+governance facts, the policy sensor (build_sensor_context) and the rollback job pushing to a bare
+repository served by `git daemon` on loopback."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from decimal import Decimal
+
+import dagster as dg
+import pytest
+
+from rai_pipelines.assets.costs import reconcile
+from rai_pipelines.decision_log import DecisionLog
+from rai_pipelines.definitions import build_definitions
+from rai_pipelines.gitops import GitOpsCheckout, kustomize_render, remote_head, run_git
+from rai_pipelines.lake import Lake
+from tests.conftest import LOOP_DAYS, make_world, settings_for
+
+DAY1, DAY2 = (d.isoformat() for d in LOOP_DAYS)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@pytest.fixture(scope="module")
+def loop(git_daemon, specs):
+    world = make_world(git_daemon.base / "loop-world", specs)
+    url = git_daemon.url(world.gitops_remote)
+    settings = settings_for(world)
+    settings = type(settings)(**{**vars(settings), "gitops_remote": url})
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        job = defs.resolve_job_def("daily_governance_job")
+        runs = [job.execute_in_process(partition_key=d, instance=instance, run_config=QUIET) for d in (DAY1, DAY2)]
+        yield {"world": world, "url": url, "defs": defs, "instance": instance, "runs": runs,
+               "lake": Lake(str(world.lake_root)), "log": DecisionLog(world.home / "decision_log")}
+
+
+def _facts(loop) -> dict[tuple[str, str], dict]:
+    table = loop["lake"].read_dataset("governance_facts")
+    return {(r["model_name"], r["model_version"]): r for r in table.to_pylist()}
+
+
+def _evaluate(loop, cursor=None):
+    defs = loop["defs"]
+    sensor = defs.resolve_sensor_def("governance_policy_sensor")
+    context = dg.build_sensor_context(instance=loop["instance"], cursor=cursor, definitions=defs,
+                                      resources=defs.resources)
+    return sensor.evaluate_tick(context)
+
+
+def test_daily_runs_succeed_and_the_ledger_reconciles(loop):
+    assert all(run.success for run in loop["runs"])
+    for run in loop["runs"]:
+        checks = run.get_asset_check_evaluations()
+        assert [(c.check_name, c.passed) for c in checks] == [("reconciles_with_export", True)]
+
+
+def test_ledger_attributes_serving_cost_to_model_versions(loop, specs):
+    ledger = loop["lake"].read_table("cost_ledger", {"date": DAY2}).to_pylist()
+    by_version: dict[tuple, Decimal] = {}
+    for row in ledger:
+        if row["x_ModelName"]:
+            key = (row["x_ModelName"], row["x_ModelVersion"])
+            by_version[key] = by_version.get(key, Decimal(0)) + row["EffectiveCost"]
+    gpu = specs["credit-scoring-ai"].versions["2.0.0"].serving
+    assert by_version[("credit-scoring-ai", "2.0.0")] == Decimal(str(gpu.usd_per_hour)) * 24 * gpu.replicas
+    untagged = [r for r in ledger if r["x_ModelName"] is None]
+    assert {r["x_SourceUri"].rsplit("/", 1)[-1] for r in untagged} == {"rai-cur-1.csv.gz", "rai-cur-00001.snappy.parquet"}
+
+
+def test_governance_facts_are_computed_from_data(loop):
+    facts = _facts(loop)
+    assert set(facts) == {("credit-scoring-ai", "1.4.2"), ("credit-scoring-ai", "2.0.0"),
+                          ("employment-screening-ai", "3.1.0"), ("employment-screening-ai", "3.2.0")}
+    v1, v2 = facts[("credit-scoring-ai", "1.4.2")], facts[("credit-scoring-ai", "2.0.0")]
+    assert v1["estimated_cost_per_inference_usd"] < 0.005 < v2["estimated_cost_per_inference_usd"]
+    assert v2["cost_per_inference_usd"] == pytest.approx(v2["daily_cost_usd"] / v2["inference_count"])
+    assert v1["fairness_score"] is None  # the car-loan data has no protected attribute
+    e1, e2 = facts[("employment-screening-ai", "3.1.0")], facts[("employment-screening-ai", "3.2.0")]
+    assert e1["fairness_score"] > 0.8 > e2["fairness_score"]
+    assert e2["fairness_worst_attribute"] == "SEX"
+    assert set(json.loads(e2["fairness_by_attribute"])) == {"SEX", "RAC1P"}
+    assert all(r["source_run_ids"] for r in facts.values())
+
+
+def test_reconciliation_fails_when_the_ledger_disagrees_with_the_export(loop, tmp_path):
+    from rai_pipelines.resources import LakeResource
+
+    configured = loop["defs"].resources["lake"]
+    resource = LakeResource(root=str(tmp_path / "lake"), decision_log_dir=configured.decision_log_dir,
+                            pseudonymisation_key_file=configured.pseudonymisation_key_file)
+    sources = loop["defs"].resources["billing"].read_day(LOOP_DAYS[0])
+    real = loop["lake"].read_table("cost_ledger", {"date": DAY1})
+    resource.lake().write_table("cost_ledger", {"date": DAY1}, real)
+    assert reconcile(LOOP_DAYS[0], resource, sources).passed is True
+    rows = real.to_pylist()
+    lost = next(i for i, r in enumerate(rows) if r["x_SourceUri"].endswith(".parquet") and r["BilledCost"] >= Decimal("0.05"))
+    resource.lake().write_table("cost_ledger", {"date": DAY1}, real.take([i for i in range(len(rows)) if i != lost]))
+    result = reconcile(LOOP_DAYS[0], resource, sources)
+    assert result.passed is False
+    assert [u.rsplit("/", 1)[-1] for u in result.metadata["mismatched_sources"].value] == ["rai-cur-00001.snappy.parquet"]
+
+
+def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):
+    tick = _evaluate(loop)
+    requests = {r.tags["rai-pipelines/app"]: r for r in tick.run_requests}
+    assert set(requests) == {"credit-scoring-ai", "employment-screening-ai"}
+    credit = requests["credit-scoring-ai"].run_config["ops"]["gitops_rollback"]["config"]
+    assert credit["bad_version"] == "2.0.0"
+    assert credit["violations"] == ["Estimated inference cost exceeds budget (0.005 USD)."]
+    fairness = requests["employment-screening-ai"].run_config["ops"]["gitops_rollback"]["config"]
+    assert fairness["violations"] == ["AI model fairness score below acceptable threshold (0.8)."]
+    # Nothing changed: the next tick skips. A restart with no cursor asks for the same run keys.
+    assert _evaluate(loop, tick.cursor).run_requests == []
+    again = _evaluate(loop)
+    assert sorted(r.run_key for r in again.run_requests) == sorted(r.run_key for r in tick.run_requests)
+    records = [r for r in loop["log"].records() if r.get("kind") != "remediation"]
+    denied = [r for r in records if r["result"].get("deny")]
+    assert {r["decision_id"] for r in denied} == {r.tags["rai-pipelines/decision-id"] for r in tick.run_requests}
+    assert all(r["bundles"]["policies"]["digest"].startswith("sha256:") for r in records)
+    assert all(r["facts_source_run_ids"] for r in denied)
+    assert loop["log"].verify() is None
+
+
+def test_rollback_job_pushes_the_last_compliant_versions(loop, tmp_path):
+    tick = _evaluate(loop)
+    job = loop["defs"].resolve_job_def("gitops_rollback_job")
+    before = remote_head(loop["url"], "main")
+    shas = []
+    for request in tick.run_requests:
+        result = job.execute_in_process(run_config=request.run_config, instance=loop["instance"],
+                                        tags=request.tags, raise_on_error=True)
+        materialization = result.asset_materializations_for_node("gitops_rollback")[0]
+        shas.append(materialization.metadata["commit_sha"].value)
+    assert remote_head(loop["url"], "main") == shas[-1]
+    assert run_git(["--git-dir", str(loop["world"].gitops_remote), "rev-list", "--count", f"{before}..main"]).strip() == "2"
+    for sha in shas:
+        body = run_git(["--git-dir", str(loop["world"].gitops_remote), "log", "-1", "--format=%B", sha])
+        assert "Rai-Decision-Id: " in body and "Rai-Bad-Version: " in body and "Rai-Restored-Version: " in body
+    with GitOpsCheckout(loop["url"], "main", str(tmp_path)) as co:
+        versions = {}
+        for app in ("credit-scoring-ai", "employment-screening-ai"):
+            rendered = kustomize_render(co.path / "apps" / app / "overlays" / "production")
+            deployment = next(d for d in rendered if d["kind"] == "Deployment")
+            versions[app] = deployment["spec"]["template"]["metadata"]["labels"]["model-version"]
+    assert versions == {"credit-scoring-ai": "1.4.2", "employment-screening-ai": "3.1.0"}
+    remediations = [r for r in loop["log"].records() if r.get("kind") == "remediation"]
+    assert sorted(r["action"]["commit"] for r in remediations) == sorted(shas)
+    assert loop["log"].verify() is None
+    # The GitOps repository changed: the sensor evaluates again, and everything is now allowed.
+    after = _evaluate(loop, tick.cursor)
+    assert after.run_requests == []
+    latest = [r for r in loop["log"].records() if r.get("kind") != "remediation"][-2:]
+    assert all(r["result"]["allowed"] for r in latest)
+
+
+def test_a_manifest_with_an_unsafe_version_is_alerted_not_rolled_back(loop, tmp_path):
+    with GitOpsCheckout(loop["url"], "main", str(tmp_path)) as co:
+        patch = co.path / "apps/credit-scoring-ai/overlays/production/model-version.yaml"
+        patch.write_text(patch.read_text().replace('model-version: "1.4.2"', 'model-version: "1.4.2;reboot"'))
+        co.commit("break the label", "test", {})
+        co.push()
+    tick = _evaluate(loop)
+    assert all(r.tags["rai-pipelines/app"] != "credit-scoring-ai" for r in tick.run_requests)
+    last = [r for r in loop["log"].records() if r.get("app") == "credit-scoring-ai"][-1]
+    assert last["action"]["type"] == "alert" and "not a valid model version" in last["result"]["error"]
+
+
+def test_a_bad_export_fails_the_run_and_keeps_the_previous_partition(loop, specs):
+    world = loop["world"]
+    lake = loop["lake"]
+    before = lake.read_table("cost_ledger", {"date": DAY1})
+    export = next(world.legacy_export_root.rglob("*.csv.gz"))
+    original = export.read_bytes()
+    rows = list(csv.reader(io.StringIO(gzip.decompress(original).decode())))
+    rows[4][rows[0].index("lineItem/UnblendedCost")] = "n/a"  # line 5 of the file
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    export.write_bytes(gzip.compress(out.getvalue().encode()))
+    try:
+        job = loop["defs"].resolve_job_def("daily_governance_job")
+        result = job.execute_in_process(partition_key=DAY1, instance=loop["instance"], raise_on_error=False,
+                                        run_config=QUIET)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "line 5: field lineItem/UnblendedCost = 'n/a' is not a number" in str(failure.event_specific_data.error)
+        assert lake.read_table("cost_ledger", {"date": DAY1}).equals(before)
+    finally:
+        export.write_bytes(original)
