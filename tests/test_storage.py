@@ -1,0 +1,88 @@
+"""The lake's atomic partitions, the hash-chained decision log and the model registry's refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from rai_pipelines.decision_log import DecisionLog
+from rai_pipelines.errors import BadInputError
+from rai_pipelines.lake import Lake
+from rai_pipelines.registry import load_model_spec, load_registry
+from rai_pipelines.settings import PROJECT_ROOT
+
+
+def test_rewriting_a_partition_replaces_it(tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.write_table("cost_ledger", {"date": "2023-11-01"}, pa.table({"x": [1, 2, 3]}))
+    lake.write_table("cost_ledger", {"date": "2023-11-01"}, pa.table({"x": [4]}))
+    lake.write_table("cost_ledger", {"date": "2023-11-02"}, pa.table({"x": [5]}))
+    assert lake.read_dataset("cost_ledger").to_pydict() == {"x": [4, 5], "date": ["2023-11-01", "2023-11-02"]}
+    assert [p.name for p in (tmp_path / "cost_ledger" / "date=2023-11-01").iterdir()] == ["data.parquet"]
+
+
+def test_a_failed_write_leaves_the_previous_partition(tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.write_table("d", {"date": "2023-11-01"}, pa.table({"x": [1]}))
+
+    class Boom(Exception):
+        pass
+
+    def failing(out):
+        out.write(b"PAR1 half a file")
+        raise Boom()
+
+    with pytest.raises(Boom):
+        lake._atomic_write(lake.path("d", {"date": "2023-11-01"}), failing)
+    assert lake.read_table("d", {"date": "2023-11-01"}).to_pydict() == {"x": [1]}
+    assert [p.name for p in (tmp_path / "d" / "date=2023-11-01").iterdir()] == ["data.parquet"]
+
+
+@pytest.mark.parametrize("value", ["..", "a/b", ""])
+def test_partition_values_cannot_escape_the_dataset(tmp_path, value):
+    with pytest.raises(ValueError, match="invalid partition value"):
+        Lake(str(tmp_path)).write_table("d", {"model": value}, pa.table({"x": [1]}))
+
+
+def test_decision_log_chain_detects_the_first_tampered_record(tmp_path):
+    log = DecisionLog(tmp_path)
+    for i in range(5):
+        log.append({"decision_id": f"d-{i}", "result": {"deny": ["x"] if i % 2 else []}})
+    assert log.verify() is None
+    lines = log.path.read_text().splitlines()
+    record = json.loads(lines[1])
+    assert record["result"]["deny"] == ["x"]
+    record["result"]["deny"] = []  # someone hides a violation
+    lines[1] = json.dumps(record, sort_keys=True)
+    log.path.write_text("\n".join(lines) + "\n")
+    assert log.verify() == 2
+    original = DecisionLog(tmp_path / "copy")
+    for i in range(5):
+        original.append({"decision_id": f"d-{i}", "result": {"deny": []}})
+    kept = original.path.read_text().splitlines()
+    original.path.write_text("\n".join(kept[:2] + kept[3:]) + "\n")  # or deletes one
+    assert original.verify() == 3
+
+
+def test_registry_loads_the_shipped_models():
+    specs = load_registry(PROJECT_ROOT / "models")
+    assert set(specs) == {"credit-scoring-ai", "employment-screening-ai"}
+    assert specs["employment-screening-ai"].enforced_protected_attributes == ("SEX",)
+    assert specs["credit-scoring-ai"].version("2.0.0").serving.usd_per_day == pytest.approx(1.212 * 24)
+
+
+@pytest.mark.parametrize("mutation,message", [
+    (lambda t: t.replace('"2.0.0":', '"2.0/0":'), "not a valid model version"),
+    (lambda t: t.replace("name: credit-scoring-ai", "name: Credit Scoring"), "not a valid model name"),
+    (lambda t: t.replace("score_column: y_pred_proba\n", ""), "missing required field 'score_column'"),
+    (lambda t: t + "\n  : [\n", "not valid YAML"),
+])
+def test_registry_refuses_bad_declarations_naming_the_file(tmp_path, mutation, message):
+    source = (PROJECT_ROOT / "models" / "credit-scoring-ai.yaml").read_text()
+    path = tmp_path / "model.yaml"
+    path.write_text(mutation(source))
+    with pytest.raises(BadInputError, match=message) as err:
+        load_model_spec(path)
+    assert str(path) in str(err.value)
