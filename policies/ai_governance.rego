@@ -1,26 +1,27 @@
 # The reference policy of the design brief, in Rego v1.
 #
-# `deny` is exactly the brief's two rules. They are written through `violations`, a function of
-# the manifest and the facts, so that unit tests can call the policy with literal arguments: the
-# embedded engine (regopy 1.5.2) crashes on `with ... as`.
+# `deny` is the brief's two rules. They are written through `violations`, a function of the
+# manifest and that model version's facts, so that unit tests can call the policy with literal
+# arguments (the embedded engine, regopy 1.5.2, crashes on `with ... as`). Passing one version's
+# facts rather than the whole of data.ai_models also keeps evaluation fast with many versions.
 package apexlogic.ai_governance
 
 import data.ai_models
 
 deny contains msg if {
-	some msg in violations(input, ai_models)
+	some msg in violations(input, ai_models[model_version(input)])
 }
 
-violations(manifest, models) := {msg | msg := fairness_violation(manifest, models)} | {msg | msg := cost_violation(manifest, models)}
+violations(manifest, facts) := {msg | msg := fairness_violation(manifest, facts)} | {msg | msg := cost_violation(manifest, facts)}
 
-fairness_violation(manifest, models) := "AI model fairness score below acceptable threshold (0.8)." if {
+fairness_violation(manifest, facts) := "AI model fairness score below acceptable threshold (0.8)." if {
 	governed(manifest)
-	models[model_version(manifest)].fairness_score < 0.8
+	facts.fairness_score < 0.8
 }
 
-cost_violation(manifest, models) := "Estimated inference cost exceeds budget (0.005 USD)." if {
+cost_violation(manifest, facts) := "Estimated inference cost exceeds budget (0.005 USD)." if {
 	governed(manifest)
-	models[model_version(manifest)].estimated_cost_per_inference_usd > 0.005
+	facts.estimated_cost_per_inference_usd > 0.005
 }
 
 # The brief governs the credit-scoring-ai Deployment; any other Deployment opts in with the label

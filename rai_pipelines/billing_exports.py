@@ -37,7 +37,7 @@ def _scheme_uri(root: str, path: str) -> str:
 
 def billing_period_folder(day: date) -> str:
     start = day.replace(day=1)
-    end = (start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1))
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
     return f"{start:%Y%m%d}-{end:%Y%m%d}"
 
 
@@ -56,7 +56,9 @@ def read_cur_csv(data: bytes, uri: str) -> pa.Table:
     try:
         return pacsv.read_csv(
             io.BytesIO(data),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False
+            ),
         )
     except pa.ArrowInvalid as exc:
         raise BadInputError(f"{uri}: not a readable CSV file: {exc}") from exc
@@ -90,7 +92,9 @@ class CurExportReader:
                 try:
                     manifest = json.loads(f.read())
                 except json.JSONDecodeError as exc:
-                    raise BadInputError(f"{_scheme_uri(self.root, manifest_path)}: manifest is not JSON: {exc}") from exc
+                    raise BadInputError(
+                        f"{_scheme_uri(self.root, manifest_path)}: manifest is not JSON: {exc}"
+                    ) from exc
             keys = manifest.get("reportKeys")
             if not isinstance(keys, list):
                 raise BadInputError(f"{_scheme_uri(self.root, manifest_path)}: manifest has no reportKeys list")

@@ -29,7 +29,10 @@ def _policy_test(args) -> int:
     for r in results:
         print(f"{'PASS' if r.passed else 'FAIL'}: {r.file}: data.{r.package}.{r.name}")
     passed = sum(r.passed for r in results)
-    print(f"{'-' * 60}\nPASS: {passed}/{len(results)}" + (f"\nFAIL: {len(results) - passed}/{len(results)}" if passed < len(results) else ""))
+    print(
+        f"{'-' * 60}\nPASS: {passed}/{len(results)}"
+        + (f"\nFAIL: {len(results) - passed}/{len(results)}" if passed < len(results) else "")
+    )
     if not results:
         print("error: no test_* rules found", file=sys.stderr)
         return 2

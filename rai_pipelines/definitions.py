@@ -35,13 +35,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             decision_log_dir=str(Path(settings.home) / "decision_log"),
             pseudonymisation_key_file=str(Path(settings.home) / "secrets" / "pseudonymisation.key"),
         ),
-        "billing": BillingExportsResource(aws=[
-            AwsCurExport(root=settings.aws_cur_export_root, layout="legacy"),
-            AwsCurExport(root=settings.aws_cur2_export_root, layout="cur2"),
-        ]),
+        "billing": BillingExportsResource(
+            aws=[
+                AwsCurExport(root=settings.aws_cur_export_root, layout="legacy"),
+                AwsCurExport(root=settings.aws_cur2_export_root, layout="cur2"),
+            ]
+        ),
         "registry": ModelRegistryResource(directory=settings.model_registry_dir),
         "policy": PolicyResource(bundle_dir=settings.policy_dir),
-        "gitops": GitOpsResource(remote=settings.gitops_remote, branch=settings.gitops_branch, workdir=settings.workdir),
+        "gitops": GitOpsResource(
+            remote=settings.gitops_remote, branch=settings.gitops_branch, workdir=settings.workdir
+        ),
     }
     return dg.Definitions(
         assets=[cost_ledger, *model_assets, build_governance_facts(specs), gitops_rollback],

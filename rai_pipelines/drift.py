@@ -64,7 +64,9 @@ class AlibiTabularDrift:
     """alibi-detect TabularDrift (KS for numeric, chi-squared for categorical features, with
     Bonferroni or FDR correction) plus KS on the model score for prediction drift."""
 
-    def __init__(self, numeric: list[str], categorical: list[str], p_value: float = 0.05, correction: str = "bonferroni"):
+    def __init__(
+        self, numeric: list[str], categorical: list[str], p_value: float = 0.05, correction: str = "bonferroni"
+    ):
         if correction not in ("bonferroni", "fdr"):
             raise ValueError(f"drift correction must be 'bonferroni' or 'fdr', not {correction!r}")
         self.numeric, self.categorical = list(numeric), list(categorical)
@@ -87,7 +89,9 @@ class AlibiTabularDrift:
             cur_cols.append(c)
         x_ref = np.column_stack(ref_cols).astype(np.float32)
         x_cur = np.column_stack(cur_cols).astype(np.float32)
-        detector = TabularDrift(x_ref, p_val=self.p_value, categories_per_feature=categories, correction=self.correction)
+        detector = TabularDrift(
+            x_ref, p_val=self.p_value, categories_per_feature=categories, correction=self.correction
+        )
         out = detector.predict(x_cur, drift_type="batch", return_p_val=True, return_distance=True)["data"]
         p_values, distances, threshold = out["p_val"], out["distance"], float(out["threshold"])
         features = [

@@ -26,20 +26,36 @@ def demographic_parity(
     frame = pd.DataFrame({"fav": favourable_mask, "group": groups.astype("string")}).dropna(subset=["group"])
     stats = frame.groupby("group", observed=True)["fav"].agg(["size", "mean"])
     table = {
-        str(g): {"count": int(row["size"]), "favourable_rate": float(row["mean"]), "eligible": int(row["size"]) >= min_group_size}
+        str(g): {
+            "count": int(row["size"]),
+            "favourable_rate": float(row["mean"]),
+            "eligible": int(row["size"]) >= min_group_size,
+        }
         for g, row in stats.iterrows()
     }
     eligible = stats[stats["size"] >= min_group_size]
     if len(eligible) < 2:
         return AttributeFairness(
-            attribute, enforced, table, None, None, None, None,
+            attribute,
+            enforced,
+            table,
+            None,
+            None,
+            None,
+            None,
             note=f"fewer than two groups with at least {min_group_size} rows; parity not computed",
         )
     best, worst = eligible["mean"].idxmax(), eligible["mean"].idxmin()
     top, low = float(eligible["mean"].max()), float(eligible["mean"].min())
     ratio = low / top if top > 0 else None
     return AttributeFairness(
-        attribute, enforced, table, ratio, top - low, str(worst), str(best),
+        attribute,
+        enforced,
+        table,
+        ratio,
+        top - low,
+        str(worst),
+        str(best),
         note="" if ratio is not None else "no group receives the favourable outcome",
     )
 

@@ -218,7 +218,7 @@ def tag_key(raw: str) -> str:
     key = raw
     for prefix in ("resource_tags_", "resourceTags/"):
         if key.startswith(prefix):
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
     if key.startswith("user:"):
         key = key[5:]
     elif key.startswith("user_"):
@@ -281,7 +281,10 @@ def _tags_json(table: pa.Table, tag_cols: list[str]) -> pa.Array:
     elif tag_cols:
         keys = [tag_key(c) for c in tag_cols]
         cols = [table.column(c).to_pylist() for c in tag_cols]
-        rows = [tuple(sorted((k, col[i]) for k, col in zip(keys, cols) if col[i] not in (None, ""))) for i in range(n)]
+        rows = [
+            tuple(sorted((k, col[i]) for k, col in zip(keys, cols, strict=False) if col[i] not in (None, "")))
+            for i in range(n)
+        ]
     else:
         return pa.array(["{}"] * n, pa.string())
     cache: dict[tuple, str] = {}
@@ -360,66 +363,69 @@ def _ts(column: str) -> str:
 
 LEDGER_SQL = f"""
 SELECT
-    {_text('bill_payer_account_id')} AS BillingAccountId,
-    {_text('line_item_usage_account_id')} AS SubAccountId,
-    {_text('line_item_currency_code')} AS BillingCurrency,
-    {_ts('bill_billing_period_start_date')} AS BillingPeriodStart,
-    {_ts('bill_billing_period_end_date')} AS BillingPeriodEnd,
-    {_ts('line_item_usage_start_date')} AS ChargePeriodStart,
-    {_ts('line_item_usage_end_date')} AS ChargePeriodEnd,
-    {_case('line_item_line_item_type', CHARGE_CATEGORY)} AS ChargeCategory,
+    {_text("bill_payer_account_id")} AS BillingAccountId,
+    {_text("line_item_usage_account_id")} AS SubAccountId,
+    {_text("line_item_currency_code")} AS BillingCurrency,
+    {_ts("bill_billing_period_start_date")} AS BillingPeriodStart,
+    {_ts("bill_billing_period_end_date")} AS BillingPeriodEnd,
+    {_ts("line_item_usage_start_date")} AS ChargePeriodStart,
+    {_ts("line_item_usage_end_date")} AS ChargePeriodEnd,
+    {_case("line_item_line_item_type", CHARGE_CATEGORY)} AS ChargeCategory,
     CAST(NULL AS VARCHAR) AS ChargeClass,
-    {_case('line_item_line_item_type', CHARGE_FREQUENCY, "'Usage-Based'")} AS ChargeFrequency,
-    {_text('line_item_line_item_description')} AS ChargeDescription,
-    COALESCE({_money('line_item_unblended_cost')}, 0) AS BilledCost,
+    {_case("line_item_line_item_type", CHARGE_FREQUENCY, "'Usage-Based'")} AS ChargeFrequency,
+    {_text("line_item_line_item_description")} AS ChargeDescription,
+    COALESCE({_money("line_item_unblended_cost")}, 0) AS BilledCost,
     COALESCE(CASE line_item_line_item_type
-        WHEN 'SavingsPlanCoveredUsage' THEN {_money('savings_plan_savings_plan_effective_cost')}
-        WHEN 'DiscountedUsage' THEN {_money('reservation_effective_cost')}
+        WHEN 'SavingsPlanCoveredUsage' THEN {_money("savings_plan_savings_plan_effective_cost")}
+        WHEN 'DiscountedUsage' THEN {_money("reservation_effective_cost")}
         WHEN 'SavingsPlanNegation' THEN 0
         WHEN 'SavingsPlanUpfrontFee' THEN 0
         WHEN 'SavingsPlanRecurringFee' THEN
-            {_money('savings_plan_total_commitment_to_date')} - {_money('savings_plan_used_commitment')}
-        WHEN 'RIFee' THEN COALESCE({_money('reservation_unused_amortized_upfront_fee_for_billing_period')}, 0)
-            + COALESCE({_money('reservation_unused_recurring_fee')}, 0)
-        ELSE {_money('line_item_unblended_cost')} END, 0) AS EffectiveCost,
-    COALESCE({_money('pricing_public_on_demand_cost')}, {_money('line_item_unblended_cost')}, 0) AS ListCost,
-    COALESCE({_money('line_item_net_unblended_cost')}, {_money('line_item_unblended_cost')}, 0) AS ContractedCost,
-    {_money('pricing_public_on_demand_rate')} AS ListUnitPrice,
-    {_money('line_item_unblended_rate')} AS ContractedUnitPrice,
-    {_money('line_item_usage_amount')} AS PricingQuantity,
-    {_text('pricing_unit')} AS PricingUnit,
+            {_money("savings_plan_total_commitment_to_date")} - {_money("savings_plan_used_commitment")}
+        WHEN 'RIFee' THEN COALESCE({_money("reservation_unused_amortized_upfront_fee_for_billing_period")}, 0)
+            + COALESCE({_money("reservation_unused_recurring_fee")}, 0)
+        ELSE {_money("line_item_unblended_cost")} END, 0) AS EffectiveCost,
+    COALESCE({_money("pricing_public_on_demand_cost")}, {_money("line_item_unblended_cost")}, 0) AS ListCost,
+    COALESCE({_money("line_item_net_unblended_cost")}, {_money("line_item_unblended_cost")}, 0) AS ContractedCost,
+    {_money("pricing_public_on_demand_rate")} AS ListUnitPrice,
+    {_money("line_item_unblended_rate")} AS ContractedUnitPrice,
+    {_money("line_item_usage_amount")} AS PricingQuantity,
+    {_text("pricing_unit")} AS PricingUnit,
     CASE WHEN line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed'
-         WHEN line_item_line_item_type IN ('Usage') THEN {_case('pricing_term', PRICING_CATEGORY, "'Standard'")}
+         WHEN line_item_line_item_type IN ('Usage') THEN {_case("pricing_term", PRICING_CATEGORY, "'Standard'")}
          ELSE NULL END AS PricingCategory,
     CASE WHEN line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-         THEN {_money('line_item_usage_amount')} END AS ConsumedQuantity,
+         THEN {_money("line_item_usage_amount")} END AS ConsumedQuantity,
     CASE WHEN line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-         THEN {_text('pricing_unit')} END AS ConsumedUnit,
+         THEN {_text("pricing_unit")} END AS ConsumedUnit,
     'AWS' AS ProviderName,
-    COALESCE({_text('bill_billing_entity')}, 'AWS') AS PublisherName,
-    COALESCE({_text('bill_invoicing_entity')}, 'Amazon Web Services, Inc.') AS InvoiceIssuerName,
-    {_text('bill_invoice_id')} AS InvoiceId,
-    COALESCE({_text('product_product_name')}, {_text('product_servicecode')}, {_text('line_item_product_code')}) AS ServiceName,
-    {_case('line_item_product_code', SERVICE_CATEGORY, "'Other'")} AS ServiceCategory,
-    {_text('product_region_code')} AS RegionId,
-    {_text('product_location')} AS RegionName,
-    {_text('line_item_availability_zone')} AS AvailabilityZone,
-    {_text('line_item_resource_id')} AS ResourceId,
-    {_text('product_sku')} AS SkuId,
-    {_text('pricing_rate_id')} AS SkuPriceId,
-    COALESCE({_text('savings_plan_savings_plan_a_r_n')}, {_text('reservation_reservation_a_r_n')}) AS CommitmentDiscountId,
+    COALESCE({_text("bill_billing_entity")}, 'AWS') AS PublisherName,
+    COALESCE({_text("bill_invoicing_entity")}, 'Amazon Web Services, Inc.') AS InvoiceIssuerName,
+    {_text("bill_invoice_id")} AS InvoiceId,
+    COALESCE({_text("product_product_name")}, {_text("product_servicecode")},
+             {_text("line_item_product_code")}) AS ServiceName,
+    {_case("line_item_product_code", SERVICE_CATEGORY, "'Other'")} AS ServiceCategory,
+    {_text("product_region_code")} AS RegionId,
+    {_text("product_location")} AS RegionName,
+    {_text("line_item_availability_zone")} AS AvailabilityZone,
+    {_text("line_item_resource_id")} AS ResourceId,
+    {_text("product_sku")} AS SkuId,
+    {_text("pricing_rate_id")} AS SkuPriceId,
+    COALESCE({_text("savings_plan_savings_plan_a_r_n")},
+             {_text("reservation_reservation_a_r_n")}) AS CommitmentDiscountId,
     tags_json AS Tags,
     'aws' AS x_SourceProvider,
     $uri AS x_SourceUri,
     source_row_number AS x_SourceRowNumber,
-    sha256($uri || ':' || CAST(source_row_number AS VARCHAR) || ':' || COALESCE(CAST(identity_line_item_id AS VARCHAR), '')
+    sha256($uri || ':' || CAST(source_row_number AS VARCHAR)
+           || ':' || COALESCE(CAST(identity_line_item_id AS VARCHAR), '')
            || ':' || CAST(line_item_unblended_cost AS VARCHAR)) AS x_SourceRowHash,
     line_item_line_item_type AS x_LineItemType,
-    {_tag_lookup('x_Workload')} AS x_Workload,
-    {_tag_lookup('x_ModelName')} AS x_ModelName,
-    {_tag_lookup('x_ModelVersion')} AS x_ModelVersion,
-    {_tag_lookup('x_Team')} AS x_Team,
-    {_tag_lookup('x_Environment')} AS x_Environment
+    {_tag_lookup("x_Workload")} AS x_Workload,
+    {_tag_lookup("x_ModelName")} AS x_ModelName,
+    {_tag_lookup("x_ModelVersion")} AS x_ModelVersion,
+    {_tag_lookup("x_Team")} AS x_Team,
+    {_tag_lookup("x_Environment")} AS x_Environment
 FROM cur
 WHERE CAST(TRY_CAST(line_item_usage_start_date AS TIMESTAMPTZ) AS DATE) = CAST($day AS DATE)
 ORDER BY source_row_number
@@ -462,11 +468,13 @@ def source_daily_totals(source: SourceFile) -> dict[str, Decimal]:
     starts = table.column(names["line_item_usage_start_date"]).to_pylist()
     costs = table.column(names["line_item_unblended_cost"]).to_pylist()
     totals: dict[str, Decimal] = {}
-    for i, (start, cost) in enumerate(zip(starts, costs)):
+    for i, (start, cost) in enumerate(zip(starts, costs, strict=False)):
         day = start.date().isoformat() if hasattr(start, "date") else str(start)[:10]
         try:
             amount = Decimal(str(cost)) if cost not in (None, "") else Decimal(0)
         except ArithmeticError as exc:
-            raise BadInputError(f"{source.uri} row {i + source.first_data_line}: cost {cost!r} is not a number") from exc
+            raise BadInputError(
+                f"{source.uri} row {i + source.first_data_line}: cost {cost!r} is not a number"
+            ) from exc
         totals[day] = totals.get(day, Decimal(0)) + amount
     return totals

@@ -133,8 +133,15 @@ def _image_repository(image: str) -> tuple[str, str]:
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 
-def pin_model_version(overlay: Path, deployment_name: str, image: str, version: str, note: str,
-                      replicas: int | None = None, instance_type: str | None = None) -> None:
+def pin_model_version(
+    overlay: Path,
+    deployment_name: str,
+    image: str,
+    version: str,
+    note: str,
+    replicas: int | None = None,
+    instance_type: str | None = None,
+) -> None:
     """Edit the overlay in place so it deploys `image` with the pod label model-version=`version`,
     and the version's declared serving resources (replica count, node instance type).
 
@@ -178,7 +185,9 @@ def pin_model_version(overlay: Path, deployment_name: str, image: str, version: 
     if replicas is not None:
         spec["replicas"] = int(replicas)
     if instance_type is not None:
-        template.setdefault("spec", CommentedMap()).setdefault("nodeSelector", CommentedMap())[INSTANCE_TYPE_LABEL] = instance_type
+        template.setdefault("spec", CommentedMap()).setdefault("nodeSelector", CommentedMap())[INSTANCE_TYPE_LABEL] = (
+            instance_type
+        )
     dump_yaml(patch_doc, patch_path)
 
 
@@ -204,13 +213,18 @@ _TRAILER_VALUE = re.compile(r"^[^\n\r]{1,200}$")
 class GitOpsCheckout:
     """A working clone of the GitOps remote, removed on exit."""
 
-    def __init__(self, remote: str, branch: str, workdir: str | None = None,
-                 author: str = "rai-pipelines <rai-pipelines@localhost>"):
+    def __init__(
+        self,
+        remote: str,
+        branch: str,
+        workdir: str | None = None,
+        author: str = "rai-pipelines <rai-pipelines@localhost>",
+    ):
         self.remote, self.branch, self.author = remote, branch, author
         self._workdir = workdir
         self.path: Path | None = None
 
-    def __enter__(self) -> "GitOpsCheckout":
+    def __enter__(self) -> GitOpsCheckout:
         if self._workdir:
             Path(self._workdir).mkdir(parents=True, exist_ok=True)
         self._tmp = tempfile.mkdtemp(prefix="gitops-", dir=self._workdir)

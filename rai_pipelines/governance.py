@@ -50,25 +50,32 @@ def evaluate_deployments(
     for deployment in deployments:
         try:
             if deployment.model_version is None:
-                raise BadInputError(f"{deployment.overlay}: Deployment {deployment.manifest['metadata']['name']} "
-                                    "has no spec.template.metadata.labels.model-version")
+                raise BadInputError(
+                    f"{deployment.overlay}: Deployment {deployment.manifest['metadata']['name']} "
+                    "has no spec.template.metadata.labels.model-version"
+                )
             validate_model_version(deployment.model_version, f"{deployment.overlay}: label model-version")
             valid.append(deployment)
         except BadInputError as exc:
             input_digest = digest(deployment.manifest)
-            decisions.append(Decision({
-                "decision_id": decision_id(bundle.digest, query, input_digest, facts_digest),
-                "path": query.removeprefix("data.").replace(".", "/"),
-                "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
-                "input": deployment.manifest,
-                "input_digest": input_digest,
-                "gitops": {"remote": gitops_remote, "revision": gitops_revision, "overlay": deployment.overlay},
-                "app": deployment.app,
-                "result": {"error": str(exc)},
-                "action": {"type": "alert"},
-            }, deployment))
+            decisions.append(
+                Decision(
+                    {
+                        "decision_id": decision_id(bundle.digest, query, input_digest, facts_digest),
+                        "path": query.removeprefix("data.").replace(".", "/"),
+                        "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
+                        "input": deployment.manifest,
+                        "input_digest": input_digest,
+                        "gitops": {"remote": gitops_remote, "revision": gitops_revision, "overlay": deployment.overlay},
+                        "app": deployment.app,
+                        "result": {"error": str(exc)},
+                        "action": {"type": "alert"},
+                    },
+                    deployment,
+                )
+            )
     results = evaluate_deny(engine, bundle, [d.manifest for d in valid], ai_models, package) if valid else []
-    for deployment, deny in zip(valid, results):
+    for deployment, deny in zip(valid, results, strict=False):
         input_digest = digest(deployment.manifest)
         facts = ai_models.get(deployment.model_version)
         record = {

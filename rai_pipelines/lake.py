@@ -105,7 +105,7 @@ class Lake:
         for info in self.fs.get_file_info(selector):
             if info.type != pafs.FileType.File or not info.path.endswith("/" + DATA_FILE):
                 continue
-            rel = info.path[len(f"{self._base}/{dataset}/"):].rsplit("/", 1)[0]
+            rel = info.path[len(f"{self._base}/{dataset}/") :].rsplit("/", 1)[0]
             found.append(dict(part.split("=", 1) for part in rel.split("/") if "=" in part))
         return sorted(found, key=lambda p: tuple(p.items()))
 

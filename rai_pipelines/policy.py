@@ -90,7 +90,7 @@ class PolicyBundle:
     revision: str | None = None  # Git commit of the bundle, when it lives in a Git work tree
 
     @classmethod
-    def load(cls, root: str | Path) -> "PolicyBundle":
+    def load(cls, root: str | Path) -> PolicyBundle:
         root = Path(root)
         if not root.is_dir():
             raise PolicyError(f"policy bundle {root} is not a directory")
@@ -139,7 +139,10 @@ def _git_revision(root: Path) -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "log", "-1", "--format=%H", "--", "."],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
     except (subprocess.SubprocessError, OSError):
         return None
@@ -182,7 +185,9 @@ class RegopyEngine:
             results = []
             for document in inputs:
                 rego.set_input(document)
-                results.append(_parse_output(rego.query_bundle(compiled), f"policy bundle {bundle.root}, query {query}"))
+                results.append(
+                    _parse_output(rego.query_bundle(compiled), f"policy bundle {bundle.root}, query {query}")
+                )
             return results
         except RegoError as exc:
             raise PolicyError(f"policy bundle {bundle.root}: {_rego_error_text(exc, bundle.modules)}") from exc
@@ -220,16 +225,19 @@ def deny_query(package: str = DEFAULT_PACKAGE) -> str:
     return f"data.{package}.deny"
 
 
-def evaluate_deny(engine: PolicyEngine, bundle: PolicyBundle, manifests: list[dict], ai_models: dict,
-                  package: str = DEFAULT_PACKAGE) -> list[list[str]]:
+def evaluate_deny(
+    engine: PolicyEngine, bundle: PolicyBundle, manifests: list[dict], ai_models: dict, package: str = DEFAULT_PACKAGE
+) -> list[list[str]]:
     """The deny messages of `package` for each manifest, sorted. An undefined result (the package
     or rule missing) is an error, never an empty, compliant answer."""
     results = engine.evaluate(bundle, deny_query(package), manifests, {"ai_models": ai_models})
     out = []
-    for manifest, result in zip(manifests, results):
+    for manifest, result in zip(manifests, results, strict=False):
         if result is None:
-            raise PolicyError(f"{deny_query(package)} is undefined for {manifest.get('kind')} "
-                              f"{manifest.get('metadata', {}).get('name')}: is the package loaded?")
+            raise PolicyError(
+                f"{deny_query(package)} is undefined for {manifest.get('kind')} "
+                f"{manifest.get('metadata', {}).get('name')}: is the package loaded?"
+            )
         if not isinstance(result, list):
             raise PolicyError(f"{deny_query(package)} must be a set of messages, got {type(result).__name__}")
         out.append(sorted(str(m) for m in result))

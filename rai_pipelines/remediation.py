@@ -63,8 +63,15 @@ def rollback_model(
     image = declared.image
     note = f"decision {decision_id}; {bad_version} violated policy"
     for attempt in range(1, push_attempts + 1):
-        pin_model_version(checkout.path / overlay, deployment, image, target, note,
-                          declared.serving.replicas, declared.serving.instance_type)
+        pin_model_version(
+            checkout.path / overlay,
+            deployment,
+            image,
+            target,
+            note,
+            declared.serving.replicas,
+            declared.serving.instance_type,
+        )
         check_rendered(checkout.path / overlay, deployment, image, target)
         diff = run_git(["diff"], cwd=checkout.path)
         body = "\n".join(

@@ -1,7 +1,6 @@
 """The policy sensor: evaluates every deployed model against the policies whenever the facts, the
 GitOps repository or the policies change, and requests a rollback for each violation."""
 
-
 import json
 
 import dagster as dg
@@ -29,8 +28,11 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
         if not latest:
             return dg.SkipReason("no governance facts have been materialised yet")
         bundle = policy.bundle()
-        state = {"facts_storage_id": latest[0].storage_id, "gitops_revision": gitops.head(),
-                 "policy_digest": bundle.digest}
+        state = {
+            "facts_storage_id": latest[0].storage_id,
+            "gitops_revision": gitops.head(),
+            "policy_digest": bundle.digest,
+        }
         if context.cursor and json.loads(context.cursor) == state:
             return dg.SkipReason("facts, GitOps revision and policies unchanged since the last evaluation")
 
@@ -38,8 +40,9 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
         with gitops.checkout() as checkout:
             revision = checkout.head
             deployments = rendered_deployments(checkout.path, gitops.overlay_glob)
-        decisions = evaluate_deployments(policy.policy_engine(), bundle, deployments, read_all_facts(store),
-                                         gitops.remote, revision, policy.package)
+        decisions = evaluate_deployments(
+            policy.policy_engine(), bundle, deployments, read_all_facts(store), gitops.remote, revision, policy.package
+        )
         log = lake.decision_log()
         run_requests = []
         for decision in decisions:
@@ -48,24 +51,50 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
             if decision.error:
                 context.log.error(f"{deployment.overlay}: not evaluated: {decision.error}")
                 continue
-            context.log.info(f"{deployment.app} {deployment.model_version}: "
-                             f"{'; '.join(decision.violations) or 'allowed'} (decision {decision.decision_id})")
+            context.log.info(
+                f"{deployment.app} {deployment.model_version}: "
+                f"{'; '.join(decision.violations) or 'allowed'} (decision {decision.decision_id})"
+            )
             if not decision.violations:
                 continue
-            run_requests.append(dg.RunRequest(
-                run_key=rollback_run_key(deployment.app, deployment.overlay, deployment.model_version, revision),
-                run_config=dg.RunConfig(ops={"gitops_rollback": {"config": {
-                    "app": deployment.app,
-                    "deployment": deployment.manifest["metadata"]["name"],
-                    "overlay": deployment.overlay,
-                    "bad_version": deployment.model_version,
-                    "decision_id": decision.decision_id,
-                    "violations": decision.violations,
-                }}}),
-                tags={"rai-pipelines/decision-id": decision.decision_id, "rai-pipelines/app": deployment.app,
-                      "rai-pipelines/remediation": "rollback"},
-            ))
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=rollback_run_key(deployment.app, deployment.overlay, deployment.model_version, revision),
+                    run_config=dg.RunConfig(
+                        ops={
+                            "gitops_rollback": {
+                                "config": {
+                                    "app": deployment.app,
+                                    "deployment": deployment.manifest["metadata"]["name"],
+                                    "overlay": deployment.overlay,
+                                    "bad_version": deployment.model_version,
+                                    "decision_id": decision.decision_id,
+                                    "violations": decision.violations,
+                                }
+                            }
+                        }
+                    ),
+                    tags={
+                        "rai-pipelines/decision-id": decision.decision_id,
+                        "rai-pipelines/app": deployment.app,
+                        "rai-pipelines/remediation": "rollback",
+                    },
+                )
+            )
         state["gitops_revision"] = revision
+        if not run_requests:
+            allowed = sum(1 for d in decisions if not d.error)
+            return dg.SensorResult(
+                cursor=json.dumps(state),
+                skip_reason=dg.SkipReason(
+                    f"{allowed} deployment(s) comply at GitOps revision {revision[:12]}"
+                    + (
+                        f"; {len(decisions) - allowed} could not be evaluated (see the decision log)"
+                        if allowed < len(decisions)
+                        else ""
+                    )
+                ),
+            )
         return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(state))
 
     return governance_policy_sensor

@@ -32,7 +32,7 @@ class Settings:
     workdir: str
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         home = _env("RAI_HOME", str(Path.cwd() / ".rai"))
         return cls(
             home=home,

@@ -21,9 +21,7 @@ def pseudonymise(values: list[str], key: bytes) -> list[str]:
     return [hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()[:32] for v in values]
 
 
-def build_snapshot(
-    spec: ModelSpec, log: pa.Table, labels: pa.Table | None, key: bytes, source: str
-) -> pa.Table:
+def build_snapshot(spec: ModelSpec, log: pa.Table, labels: pa.Table | None, key: bytes, source: str) -> pa.Table:
     """Keep features, score, decision, protected attributes and any labels that have arrived."""
     required = list(LOG_COLUMNS) + list(spec.features) + [spec.score_column, spec.decision_column]
     required += list(spec.protected_attributes)
@@ -41,7 +39,13 @@ def build_snapshot(
     if labels is not None and spec.label_column:
         if "request_id" not in labels.column_names or "label" not in labels.column_names:
             raise BadInputError(f"labels for {spec.name}: expected columns request_id and label")
-        by_id = dict(zip((str(v) for v in labels.column("request_id").to_pylist()), labels.column("label").to_pylist()))
+        by_id = dict(
+            zip(
+                (str(v) for v in labels.column("request_id").to_pylist()),
+                labels.column("label").to_pylist(),
+                strict=False,
+            )
+        )
         label_values = [by_id.get(rid) for rid in request_ids]
 
     columns = {

@@ -39,9 +39,20 @@ class GitDaemon:
         self.base = base
         self.port = _free_port()
         self.proc = subprocess.Popen(
-            ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--informative-errors",
-             f"--base-path={base}", "--listen=127.0.0.1", f"--port={self.port}", str(base)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "git",
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--enable=receive-pack",
+                "--informative-errors",
+                f"--base-path={base}",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                str(base),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -70,8 +81,12 @@ def git_daemon(tmp_path_factory):
 
 
 def world_environment(world) -> dict[str, str]:
-    return {**world.env(), "RAI_MODEL_REGISTRY": str(PROJECT_ROOT / "models"),
-            "RAI_POLICY_DIR": str(PROJECT_ROOT / "policies"), "RAI_WORKDIR": str(world.home / "work")}
+    return {
+        **world.env(),
+        "RAI_MODEL_REGISTRY": str(PROJECT_ROOT / "models"),
+        "RAI_POLICY_DIR": str(PROJECT_ROOT / "policies"),
+        "RAI_WORKDIR": str(world.home / "work"),
+    }
 
 
 def make_world(home: Path, specs, days=LOOP_DAYS):
@@ -101,6 +116,11 @@ def copy_world(world, target: Path):
     from dataclasses import replace
 
     shutil.copytree(world.home, target, symlinks=True)
-    return replace(world, home=target, lake_root=target / "lake",
-                   legacy_export_root=target / "exports" / "aws-cur-legacy",
-                   cur2_export_root=target / "exports" / "aws-cur2", gitops_remote=target / "gitops.git")
+    return replace(
+        world,
+        home=target,
+        lake_root=target / "lake",
+        legacy_export_root=target / "exports" / "aws-cur-legacy",
+        cur2_export_root=target / "exports" / "aws-cur2",
+        gitops_remote=target / "gitops.git",
+    )

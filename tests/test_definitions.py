@@ -19,22 +19,31 @@ def test_dagster_definitions_validate_passes_without_warnings(tmp_path):
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")
     out = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(PROJECT_ROOT / "workspace.yaml")],
-        cwd=PROJECT_ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     # Dagster 1.13 warns that the `definitions validate` command itself is superseded by `dg check
     # defs` (a separate package); that line is about the CLI, not about this code location.
-    lines = [line for line in (out.stdout + out.stderr).splitlines()
-             if "definitions_validate_command" not in line and "return callback(*args, **kwargs)" not in line]
+    lines = [
+        line
+        for line in (out.stdout + out.stderr).splitlines()
+        if "definitions_validate_command" not in line and "return callback(*args, **kwargs)" not in line
+    ]
     text = "\n".join(lines)
     assert "Validation successful for code location rai_pipelines" in text
     assert "WARNING" not in text and "Warning" not in text, text
 
 
 def test_loading_definitions_does_not_import_heavy_libraries(tmp_path):
-    code = ("import sys, rai_pipelines.definitions as d; "
-            "print(sorted(m for m in ('alibi_detect', 'great_expectations', 'google.cloud.billing', 'regopy', "
-            "'sklearn', 'tensorflow', 'torch') if m in sys.modules))")
+    code = (
+        "import sys, rai_pipelines.definitions as d; "
+        "print(sorted(m for m in ('alibi_detect', 'great_expectations', 'google.cloud.billing', 'regopy', "
+        "'sklearn', 'tensorflow', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -44,9 +53,14 @@ def test_definitions_hold_every_part_of_the_loop():
 
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {
-        "cost_ledger", "governance_facts", "gitops_rollback",
-        "credit_scoring_ai/feature_snapshots", "credit_scoring_ai/drift_report", "credit_scoring_ai/fairness_report",
-        "employment_screening_ai/feature_snapshots", "employment_screening_ai/drift_report",
+        "cost_ledger",
+        "governance_facts",
+        "gitops_rollback",
+        "credit_scoring_ai/feature_snapshots",
+        "credit_scoring_ai/drift_report",
+        "credit_scoring_ai/fairness_report",
+        "employment_screening_ai/feature_snapshots",
+        "employment_screening_ai/drift_report",
         "employment_screening_ai/fairness_report",
     }
     sensor = defs.resolve_sensor_def("governance_policy_sensor")

@@ -17,8 +17,13 @@ from rai_pipelines.gitops import run_git
 @pytest.mark.slow
 def test_demo_prints_real_rollback_commits_made_through_the_daemon(tmp_path):
     home = tmp_path / "demo"
-    out = subprocess.run([sys.executable, "-m", "rai_pipelines.cli", "demo", "--home", str(home)],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "DAGSTER_HOME": ""})
+    out = subprocess.run(
+        [sys.executable, "-m", "rai_pipelines.cli", "demo", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "DAGSTER_HOME": ""},
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     commits = re.findall(r"^rollback commit ([0-9a-f]{40}) in (\S+)$", out.stdout, re.M)
     assert len(commits) == 2

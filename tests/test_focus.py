@@ -14,14 +14,35 @@ import pytest
 
 from rai_pipelines.billing_exports import read_cur_csv
 from rai_pipelines.errors import BadInputError
-from rai_pipelines.focus import LEDGER_SCHEMA, SourceFile, canonical_cur_name, cur_to_focus, source_daily_totals, tag_key
+from rai_pipelines.focus import (
+    LEDGER_SCHEMA,
+    SourceFile,
+    canonical_cur_name,
+    cur_to_focus,
+    source_daily_totals,
+    tag_key,
+)
 from tests.conftest import SHARED_CUR
 
 DAYS = [date(2023, 11, d) for d in range(1, 15)]
 FOCUS_MANDATORY = [
-    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId", "BillingCurrency",
-    "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
-    "ChargeDescription", "ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceName", "ServiceCategory",
+    "BilledCost",
+    "EffectiveCost",
+    "ListCost",
+    "ContractedCost",
+    "BillingAccountId",
+    "BillingCurrency",
+    "BillingPeriodStart",
+    "BillingPeriodEnd",
+    "ChargePeriodStart",
+    "ChargePeriodEnd",
+    "ChargeCategory",
+    "ChargeDescription",
+    "ProviderName",
+    "PublisherName",
+    "InvoiceIssuerName",
+    "ServiceName",
+    "ServiceCategory",
 ]
 
 
@@ -91,7 +112,8 @@ def test_lineage_points_to_the_source_line(ledgers, raw_csv):
         assert record["x_SourceUri"] == "s3://billing/cur/rai-cur-1.csv"
         assert record["BilledCost"] == Decimal(source["lineItem/UnblendedCost"])
         assert record["ChargePeriodStart"] == datetime.fromisoformat(
-            source["lineItem/UsageStartDate"].replace("Z", "+00:00")).astimezone(timezone.utc)
+            source["lineItem/UsageStartDate"].replace("Z", "+00:00")
+        ).astimezone(timezone.utc)
         assert record["ServiceName"] == source["product/ProductName"]
 
 
@@ -102,10 +124,15 @@ def test_canonical_names_follow_cur2():
     assert canonical_cur_name("line_item_usage_start_date") == "line_item_usage_start_date"
 
 
-@pytest.mark.parametrize("raw,key", [
-    ("user:model-name", "model_name"), ("user_model_version", "model_version"),
-    ("resourceTags/user:Team", "team"), ("aws:createdBy", "aws_createdby"),
-])
+@pytest.mark.parametrize(
+    "raw,key",
+    [
+        ("user:model-name", "model_name"),
+        ("user_model_version", "model_version"),
+        ("resourceTags/user:Team", "team"),
+        ("aws:createdBy", "aws_createdby"),
+    ],
+)
 def test_tag_keys_are_normalised_across_formats(raw, key):
     assert tag_key(raw) == key
 
@@ -121,22 +148,32 @@ def test_attribution_comes_from_resource_tags(raw_csv):
     tagged = read_cur_csv(_with_tags(raw_csv), "cur.csv")
     ledger = cur_to_focus(SourceFile("cur.csv", tagged), date(2023, 11, 1))
     rows = [r for r in ledger.to_pylist() if r["x_SourceRowNumber"] in (2, 3, 4)]
-    assert {(r["x_ModelName"], r["x_ModelVersion"], r["x_Team"]) for r in rows} == {("credit-scoring-ai", "1.4.2", "credit-risk")}
+    assert {(r["x_ModelName"], r["x_ModelVersion"], r["x_Team"]) for r in rows} == {
+        ("credit-scoring-ai", "1.4.2", "credit-risk")
+    }
     assert '"model_name": "credit-scoring-ai"' in rows[0]["Tags"]
     others = [r for r in ledger.to_pylist() if r["x_SourceRowNumber"] > 4]
     assert all(r["x_ModelName"] is None and r["Tags"] == "{}" for r in others)
 
 
 def test_cur2_map_tags_are_attributed():
-    table = pa.table({
-        "bill_payer_account_id": ["1"], "bill_billing_period_start_date": ["2023-11-01T00:00:00Z"],
-        "bill_billing_period_end_date": ["2023-12-01T00:00:00Z"], "line_item_usage_account_id": ["1"],
-        "line_item_line_item_type": ["Usage"], "line_item_usage_start_date": ["2023-11-02T03:00:00Z"],
-        "line_item_usage_end_date": ["2023-11-02T04:00:00Z"], "line_item_product_code": ["AmazonEC2"],
-        "line_item_unblended_cost": [0.096], "line_item_currency_code": ["USD"],
-        "resource_tags": pa.array([[("user_model_name", "m"), ("user_model_version", "2.0.0")]],
-                                  pa.map_(pa.string(), pa.string())),
-    })
+    table = pa.table(
+        {
+            "bill_payer_account_id": ["1"],
+            "bill_billing_period_start_date": ["2023-11-01T00:00:00Z"],
+            "bill_billing_period_end_date": ["2023-12-01T00:00:00Z"],
+            "line_item_usage_account_id": ["1"],
+            "line_item_line_item_type": ["Usage"],
+            "line_item_usage_start_date": ["2023-11-02T03:00:00Z"],
+            "line_item_usage_end_date": ["2023-11-02T04:00:00Z"],
+            "line_item_product_code": ["AmazonEC2"],
+            "line_item_unblended_cost": [0.096],
+            "line_item_currency_code": ["USD"],
+            "resource_tags": pa.array(
+                [[("user_model_name", "m"), ("user_model_version", "2.0.0")]], pa.map_(pa.string(), pa.string())
+            ),
+        }
+    )
     row = cur_to_focus(SourceFile("x.parquet", table, 1), date(2023, 11, 2)).to_pylist()[0]
     assert (row["x_ModelName"], row["x_ModelVersion"], row["ServiceCategory"]) == ("m", "2.0.0", "Compute")
     assert row["BilledCost"] == Decimal("0.096")
@@ -152,13 +189,18 @@ def _replace_field(raw: bytes, line_number: int, column: str, value: str) -> byt
 
 def test_non_numeric_cost_names_file_line_and_field(raw_csv):
     bad = _replace_field(raw_csv, 40, "lineItem/UnblendedCost", "12,5O")
-    with pytest.raises(BadInputError, match=r"bad\.csv line 40: field lineItem/UnblendedCost = '12,5O' is not a number"):
+    with pytest.raises(
+        BadInputError, match=r"bad\.csv line 40: field lineItem/UnblendedCost = '12,5O' is not a number"
+    ):
         cur_to_focus(SourceFile("bad.csv", read_cur_csv(bad, "bad.csv")), date(2023, 11, 1))
 
 
 def test_unparseable_date_names_file_line_and_field(raw_csv):
     bad = _replace_field(raw_csv, 7, "lineItem/UsageStartDate", "2023-13-45T00:00:00Z")
-    with pytest.raises(BadInputError, match=r"bad\.csv line 7: field lineItem/UsageStartDate = '2023-13-45T00:00:00Z' is not a date-time"):
+    with pytest.raises(
+        BadInputError,
+        match=r"bad\.csv line 7: field lineItem/UsageStartDate = '2023-13-45T00:00:00Z' is not a date-time",
+    ):
         cur_to_focus(SourceFile("bad.csv", read_cur_csv(bad, "bad.csv")), date(2023, 11, 1))
 
 
@@ -170,7 +212,9 @@ def test_missing_column_names_file_and_column(raw_csv):
 
 def test_unknown_line_item_type_is_refused(raw_csv):
     bad = _replace_field(raw_csv, 3, "lineItem/LineItemType", "Mystery")
-    with pytest.raises(BadInputError, match=r"line 3: field lineItem/LineItemType = 'Mystery' is not a known line item type"):
+    with pytest.raises(
+        BadInputError, match=r"line 3: field lineItem/LineItemType = 'Mystery' is not a known line item type"
+    ):
         cur_to_focus(SourceFile("bad.csv", read_cur_csv(bad, "bad.csv")), date(2023, 11, 1))
 
 

@@ -10,7 +10,14 @@ import pytest
 
 from rai_pipelines.demo.world import write_gitops_repo
 from rai_pipelines.errors import BadInputError, GitOpsError
-from rai_pipelines.gitops import GitOpsCheckout, check_rendered, kustomize_render, pin_model_version, remote_head, run_git
+from rai_pipelines.gitops import (
+    GitOpsCheckout,
+    check_rendered,
+    kustomize_render,
+    pin_model_version,
+    remote_head,
+    run_git,
+)
 from rai_pipelines.governance import NoCompliantVersion
 from rai_pipelines.policy import PolicyBundle, RegopyEngine
 from rai_pipelines.registry import validate_model_version
@@ -19,10 +26,20 @@ from rai_pipelines.settings import PROJECT_ROOT
 
 OVERLAY = "apps/credit-scoring-ai/overlays/production"
 FACTS = [
-    {"date": "2023-11-05", "model_name": "credit-scoring-ai", "model_version": "1.4.2",
-     "estimated_cost_per_inference_usd": 0.0013, "inference_count": 3572},
-    {"date": "2023-11-06", "model_name": "credit-scoring-ai", "model_version": "2.0.0",
-     "estimated_cost_per_inference_usd": 0.0081, "inference_count": 3572},
+    {
+        "date": "2023-11-05",
+        "model_name": "credit-scoring-ai",
+        "model_version": "1.4.2",
+        "estimated_cost_per_inference_usd": 0.0013,
+        "inference_count": 3572,
+    },
+    {
+        "date": "2023-11-06",
+        "model_name": "credit-scoring-ai",
+        "model_version": "2.0.0",
+        "estimated_cost_per_inference_usd": 0.0081,
+        "inference_count": 3572,
+    },
 ]
 
 
@@ -51,14 +68,22 @@ def test_unsafe_model_versions_are_refused(version):
 def test_pin_keeps_comments_and_replaces_the_image_automation_marker(remote, specs, tmp_path):
     with GitOpsCheckout(str(remote), "main", str(tmp_path)) as co:
         overlay = co.path / OVERLAY
-        pin_model_version(overlay, "credit-scoring-ai", specs["credit-scoring-ai"].versions["1.4.2"].image, "1.4.2",
-                          "decision d-1; 2.0.0 violated policy", 2, "m5.large")
+        pin_model_version(
+            overlay,
+            "credit-scoring-ai",
+            specs["credit-scoring-ai"].versions["1.4.2"].image,
+            "1.4.2",
+            "decision d-1; 2.0.0 violated policy",
+            2,
+            "m5.large",
+        )
         text = (overlay / "kustomization.yaml").read_text()
         assert "# Production overlay of credit-scoring-ai" in text
         assert '{"$imagepolicy"' not in text and "pinned by rai-pipelines: decision d-1" in text
         assert 'newTag: "1.4.2"' in text
-        rendered = check_rendered(overlay, "credit-scoring-ai",
-                                  "registry.example.com/credit-risk/credit-scoring-ai:1.4.2", "1.4.2")
+        rendered = check_rendered(
+            overlay, "credit-scoring-ai", "registry.example.com/credit-risk/credit-scoring-ai:1.4.2", "1.4.2"
+        )
         assert rendered["spec"]["replicas"] == 2
         assert rendered["spec"]["template"]["spec"]["nodeSelector"] == {"node.kubernetes.io/instance-type": "m5.large"}
         assert "# The deployed model version" in (overlay / "model-version.yaml").read_text()
@@ -67,24 +92,39 @@ def test_pin_keeps_comments_and_replaces_the_image_automation_marker(remote, spe
 def test_a_render_that_does_not_match_the_pin_is_caught(remote, tmp_path):
     with GitOpsCheckout(str(remote), "main", str(tmp_path)) as co:
         with pytest.raises(GitOpsError, match="expected '1.4.2'"):
-            check_rendered(co.path / OVERLAY, "credit-scoring-ai",
-                           "registry.example.com/credit-risk/credit-scoring-ai:1.4.2", "1.4.2")
+            check_rendered(
+                co.path / OVERLAY,
+                "credit-scoring-ai",
+                "registry.example.com/credit-risk/credit-scoring-ai:1.4.2",
+                "1.4.2",
+            )
 
 
 def test_rollback_commits_with_trailers_and_pushes(remote, git_daemon, specs, bundle, tmp_path):
     url = git_daemon.url(remote)
     before = remote_head(url, "main")
     with GitOpsCheckout(url, "main", str(tmp_path)) as co:
-        result = rollback_model(co, specs["credit-scoring-ai"], OVERLAY, "credit-scoring-ai", "2.0.0", "d-42",
-                                ["Estimated inference cost exceeds budget (0.005 USD)."], RegopyEngine(), bundle, FACTS)
+        result = rollback_model(
+            co,
+            specs["credit-scoring-ai"],
+            OVERLAY,
+            "credit-scoring-ai",
+            "2.0.0",
+            "d-42",
+            ["Estimated inference cost exceeds budget (0.005 USD)."],
+            RegopyEngine(),
+            bundle,
+            FACTS,
+        )
     assert result.status == "committed" and result.target_version == "1.4.2"
     assert remote_head(url, "main") == result.commit_sha != before
     message = run_git(["--git-dir", str(remote), "log", "-1", "--format=%B", result.commit_sha])
     trailers = message
     assert "Rai-Decision-Id: d-42" in trailers and "Rai-Bad-Version: 2.0.0" in trailers
     assert "Rai-Restored-Version: 1.4.2" in trailers and f"Rai-Policy-Digest: {bundle.digest}" in trailers
-    parsed = subprocess.run(["git", "interpret-trailers", "--parse"], input=message, capture_output=True,
-                            text=True, check=True).stdout
+    parsed = subprocess.run(
+        ["git", "interpret-trailers", "--parse"], input=message, capture_output=True, text=True, check=True
+    ).stdout
     assert "Rai-Decision-Id: d-42" in parsed  # git itself reads them as trailers
     assert run_git(["--git-dir", str(remote), "rev-parse", f"{result.commit_sha}^"]).strip() == before
     # The pushed overlay renders to the restored version.
@@ -98,8 +138,18 @@ def test_a_second_rollback_of_the_same_violation_changes_nothing(remote, git_dae
     url = git_daemon.url(remote)
     for expected in ("committed", "already_remediated"):
         with GitOpsCheckout(url, "main", str(tmp_path)) as co:
-            result = rollback_model(co, specs["credit-scoring-ai"], OVERLAY, "credit-scoring-ai", "2.0.0", "d-1",
-                                    ["x"], RegopyEngine(), bundle, FACTS)
+            result = rollback_model(
+                co,
+                specs["credit-scoring-ai"],
+                OVERLAY,
+                "credit-scoring-ai",
+                "2.0.0",
+                "d-1",
+                ["x"],
+                RegopyEngine(),
+                bundle,
+                FACTS,
+            )
         assert result.status == expected
     assert run_git(["--git-dir", str(remote), "rev-list", "--count", "main"]).strip() == "4"
 
@@ -108,9 +158,22 @@ def test_no_rollback_to_a_version_without_facts_or_in_violation(remote, git_daem
     url = git_daemon.url(remote)
     before = remote_head(url, "main")
     for facts in ([FACTS[1]], [{**FACTS[0], "estimated_cost_per_inference_usd": 0.02}, FACTS[1]]):
-        with GitOpsCheckout(url, "main", str(tmp_path)) as co, pytest.raises(NoCompliantVersion, match="rollback refused"):
-            rollback_model(co, specs["credit-scoring-ai"], OVERLAY, "credit-scoring-ai", "2.0.0", "d-1", ["x"],
-                           RegopyEngine(), bundle, facts)
+        with (
+            GitOpsCheckout(url, "main", str(tmp_path)) as co,
+            pytest.raises(NoCompliantVersion, match="rollback refused"),
+        ):
+            rollback_model(
+                co,
+                specs["credit-scoring-ai"],
+                OVERLAY,
+                "credit-scoring-ai",
+                "2.0.0",
+                "d-1",
+                ["x"],
+                RegopyEngine(),
+                bundle,
+                facts,
+            )
     assert remote_head(url, "main") == before
 
 
@@ -121,8 +184,18 @@ def test_a_remote_that_rejects_the_push_fails_clearly_and_changes_nothing(remote
     url = git_daemon.url(remote)
     before = remote_head(url, "main")
     with GitOpsCheckout(url, "main", str(tmp_path)) as co, pytest.raises(GitOpsError, match="protected branch"):
-        rollback_model(co, specs["credit-scoring-ai"], OVERLAY, "credit-scoring-ai", "2.0.0", "d-1", ["x"],
-                       RegopyEngine(), bundle, FACTS)
+        rollback_model(
+            co,
+            specs["credit-scoring-ai"],
+            OVERLAY,
+            "credit-scoring-ai",
+            "2.0.0",
+            "d-1",
+            ["x"],
+            RegopyEngine(),
+            bundle,
+            FACTS,
+        )
     assert remote_head(url, "main") == before
 
 
@@ -133,8 +206,18 @@ def test_a_concurrent_push_is_rebased_over(remote, git_daemon, specs, bundle, tm
             (other.path / "README.md").write_text("# GitOps repository\n\nEdited concurrently.\n")
             other.commit("docs: edit README", "concurrent change", {})
             other.push()
-        result = rollback_model(co, specs["credit-scoring-ai"], OVERLAY, "credit-scoring-ai", "2.0.0", "d-7", ["x"],
-                                RegopyEngine(), bundle, FACTS)
+        result = rollback_model(
+            co,
+            specs["credit-scoring-ai"],
+            OVERLAY,
+            "credit-scoring-ai",
+            "2.0.0",
+            "d-7",
+            ["x"],
+            RegopyEngine(),
+            bundle,
+            FACTS,
+        )
     assert result.status == "committed"
     assert remote_head(url, "main") == result.commit_sha
     assert "Edited concurrently" in _file_at(remote, "main", "README.md")
@@ -143,5 +226,15 @@ def test_a_concurrent_push_is_rebased_over(remote, git_daemon, specs, bundle, tm
 
 def test_an_overlay_path_outside_the_repository_is_refused(remote, specs, bundle, tmp_path):
     with GitOpsCheckout(str(remote), "main", str(tmp_path)) as co, pytest.raises(BadInputError, match="relative path"):
-        rollback_model(co, specs["credit-scoring-ai"], "../../etc", "credit-scoring-ai", "2.0.0", "d", ["x"],
-                       RegopyEngine(), bundle, FACTS)
+        rollback_model(
+            co,
+            specs["credit-scoring-ai"],
+            "../../etc",
+            "credit-scoring-ai",
+            "2.0.0",
+            "d",
+            ["x"],
+            RegopyEngine(),
+            bundle,
+            FACTS,
+        )

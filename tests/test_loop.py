@@ -34,8 +34,15 @@ def loop(git_daemon, specs):
     with dg.instance_for_test() as instance:
         job = defs.resolve_job_def("daily_governance_job")
         runs = [job.execute_in_process(partition_key=d, instance=instance, run_config=QUIET) for d in (DAY1, DAY2)]
-        yield {"world": world, "url": url, "defs": defs, "instance": instance, "runs": runs,
-               "lake": Lake(str(world.lake_root)), "log": DecisionLog(world.home / "decision_log")}
+        yield {
+            "world": world,
+            "url": url,
+            "defs": defs,
+            "instance": instance,
+            "runs": runs,
+            "lake": Lake(str(world.lake_root)),
+            "log": DecisionLog(world.home / "decision_log"),
+        }
 
 
 def _facts(loop) -> dict[tuple[str, str], dict]:
@@ -46,8 +53,9 @@ def _facts(loop) -> dict[tuple[str, str], dict]:
 def _evaluate(loop, cursor=None):
     defs = loop["defs"]
     sensor = defs.resolve_sensor_def("governance_policy_sensor")
-    context = dg.build_sensor_context(instance=loop["instance"], cursor=cursor, definitions=defs,
-                                      resources=defs.resources)
+    context = dg.build_sensor_context(
+        instance=loop["instance"], cursor=cursor, definitions=defs, resources=defs.resources
+    )
     return sensor.evaluate_tick(context)
 
 
@@ -68,13 +76,20 @@ def test_ledger_attributes_serving_cost_to_model_versions(loop, specs):
     gpu = specs["credit-scoring-ai"].versions["2.0.0"].serving
     assert by_version[("credit-scoring-ai", "2.0.0")] == Decimal(str(gpu.usd_per_hour)) * 24 * gpu.replicas
     untagged = [r for r in ledger if r["x_ModelName"] is None]
-    assert {r["x_SourceUri"].rsplit("/", 1)[-1] for r in untagged} == {"rai-cur-1.csv.gz", "rai-cur-00001.snappy.parquet"}
+    assert {r["x_SourceUri"].rsplit("/", 1)[-1] for r in untagged} == {
+        "rai-cur-1.csv.gz",
+        "rai-cur-00001.snappy.parquet",
+    }
 
 
 def test_governance_facts_are_computed_from_data(loop):
     facts = _facts(loop)
-    assert set(facts) == {("credit-scoring-ai", "1.4.2"), ("credit-scoring-ai", "2.0.0"),
-                          ("employment-screening-ai", "3.1.0"), ("employment-screening-ai", "3.2.0")}
+    assert set(facts) == {
+        ("credit-scoring-ai", "1.4.2"),
+        ("credit-scoring-ai", "2.0.0"),
+        ("employment-screening-ai", "3.1.0"),
+        ("employment-screening-ai", "3.2.0"),
+    }
     v1, v2 = facts[("credit-scoring-ai", "1.4.2")], facts[("credit-scoring-ai", "2.0.0")]
     assert v1["estimated_cost_per_inference_usd"] < 0.005 < v2["estimated_cost_per_inference_usd"]
     assert v2["cost_per_inference_usd"] == pytest.approx(v2["daily_cost_usd"] / v2["inference_count"])
@@ -90,18 +105,25 @@ def test_reconciliation_fails_when_the_ledger_disagrees_with_the_export(loop, tm
     from rai_pipelines.resources import LakeResource
 
     configured = loop["defs"].resources["lake"]
-    resource = LakeResource(root=str(tmp_path / "lake"), decision_log_dir=configured.decision_log_dir,
-                            pseudonymisation_key_file=configured.pseudonymisation_key_file)
+    resource = LakeResource(
+        root=str(tmp_path / "lake"),
+        decision_log_dir=configured.decision_log_dir,
+        pseudonymisation_key_file=configured.pseudonymisation_key_file,
+    )
     sources = loop["defs"].resources["billing"].read_day(LOOP_DAYS[0])
     real = loop["lake"].read_table("cost_ledger", {"date": DAY1})
     resource.lake().write_table("cost_ledger", {"date": DAY1}, real)
     assert reconcile(LOOP_DAYS[0], resource, sources).passed is True
     rows = real.to_pylist()
-    lost = next(i for i, r in enumerate(rows) if r["x_SourceUri"].endswith(".parquet") and r["BilledCost"] >= Decimal("0.05"))
+    lost = next(
+        i for i, r in enumerate(rows) if r["x_SourceUri"].endswith(".parquet") and r["BilledCost"] >= Decimal("0.05")
+    )
     resource.lake().write_table("cost_ledger", {"date": DAY1}, real.take([i for i in range(len(rows)) if i != lost]))
     result = reconcile(LOOP_DAYS[0], resource, sources)
     assert result.passed is False
-    assert [u.rsplit("/", 1)[-1] for u in result.metadata["mismatched_sources"].value] == ["rai-cur-00001.snappy.parquet"]
+    assert [u.rsplit("/", 1)[-1] for u in result.metadata["mismatched_sources"].value] == [
+        "rai-cur-00001.snappy.parquet"
+    ]
 
 
 def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):
@@ -131,12 +153,16 @@ def test_rollback_job_pushes_the_last_compliant_versions(loop, tmp_path):
     before = remote_head(loop["url"], "main")
     shas = []
     for request in tick.run_requests:
-        result = job.execute_in_process(run_config=request.run_config, instance=loop["instance"],
-                                        tags=request.tags, raise_on_error=True)
+        result = job.execute_in_process(
+            run_config=request.run_config, instance=loop["instance"], tags=request.tags, raise_on_error=True
+        )
         materialization = result.asset_materializations_for_node("gitops_rollback")[0]
         shas.append(materialization.metadata["commit_sha"].value)
     assert remote_head(loop["url"], "main") == shas[-1]
-    assert run_git(["--git-dir", str(loop["world"].gitops_remote), "rev-list", "--count", f"{before}..main"]).strip() == "2"
+    assert (
+        run_git(["--git-dir", str(loop["world"].gitops_remote), "rev-list", "--count", f"{before}..main"]).strip()
+        == "2"
+    )
     for sha in shas:
         body = run_git(["--git-dir", str(loop["world"].gitops_remote), "log", "-1", "--format=%B", sha])
         assert "Rai-Decision-Id: " in body and "Rai-Bad-Version: " in body and "Rai-Restored-Version: " in body
@@ -182,8 +208,9 @@ def test_a_bad_export_fails_the_run_and_keeps_the_previous_partition(loop, specs
     export.write_bytes(gzip.compress(out.getvalue().encode()))
     try:
         job = loop["defs"].resolve_job_def("daily_governance_job")
-        result = job.execute_in_process(partition_key=DAY1, instance=loop["instance"], raise_on_error=False,
-                                        run_config=QUIET)
+        result = job.execute_in_process(
+            partition_key=DAY1, instance=loop["instance"], raise_on_error=False, run_config=QUIET
+        )
         assert not result.success
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         assert "line 5: field lineItem/UnblendedCost = 'n/a' is not a number" in str(failure.event_specific_data.error)

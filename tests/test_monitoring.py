@@ -18,8 +18,13 @@ KEY = b"0123456789abcdef0123456789abcdef"
 
 
 def _log(spec, frame: pd.DataFrame, version: str, prefix: str) -> pa.Table:
-    out = pd.DataFrame({"request_id": [f"{prefix}-{i}" for i in frame["id"]],
-                        "timestamp": pd.Timestamp("2023-11-01", tz="UTC"), "model_version": version})
+    out = pd.DataFrame(
+        {
+            "request_id": [f"{prefix}-{i}" for i in frame["id"]],
+            "timestamp": pd.Timestamp("2023-11-01", tz="UTC"),
+            "model_version": version,
+        }
+    )
     for col in list(spec.features) + list(spec.protected_attributes) + [spec.score_column, spec.decision_column]:
         values = frame[col]
         out[col] = values.astype(str) if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
@@ -28,7 +33,10 @@ def _log(spec, frame: pd.DataFrame, version: str, prefix: str) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def car_loan():
-    return {name: pd.read_parquet(DATA / "car_loan" / f"{name}.parquet") for name in ("reference", "analysis", "analysis_target")}
+    return {
+        name: pd.read_parquet(DATA / "car_loan" / f"{name}.parquet")
+        for name in ("reference", "analysis", "analysis_target")
+    }
 
 
 @pytest.fixture(scope="module")

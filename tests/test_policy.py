@@ -21,9 +21,12 @@ def bundle() -> PolicyBundle:
 
 
 def deployment(app="credit-scoring-ai", version="2.0.0", kind="Deployment", labels=None):
-    return {"apiVersion": "apps/v1", "kind": kind,
-            "metadata": {"name": app, "labels": {"app": app, **(labels or {})}},
-            "spec": {"template": {"metadata": {"labels": {"app": app, "model-version": version}}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": app, "labels": {"app": app, **(labels or {})}},
+        "spec": {"template": {"metadata": {"labels": {"app": app, "model-version": version}}}},
+    }
 
 
 def test_the_bundles_own_rego_tests_pass(bundle):
@@ -53,8 +56,11 @@ GOLDEN = [
     (deployment(), {"2.0.0": {"fairness_score": 0.8, "estimated_cost_per_inference_usd": 0.005}}, []),
     (deployment(kind="StatefulSet"), {"2.0.0": {"fairness_score": 0.1}}, []),
     (deployment(app="recommender"), {"2.0.0": {"fairness_score": 0.1}}, []),
-    (deployment(app="employment-screening-ai", version="3.2.0", labels={"rai-pipelines.io/governed": "true"}),
-     {"3.2.0": {"fairness_score": 0.671, "estimated_cost_per_inference_usd": 0.00055}}, [UNFAIR]),
+    (
+        deployment(app="employment-screening-ai", version="3.2.0", labels={"rai-pipelines.io/governed": "true"}),
+        {"3.2.0": {"fairness_score": 0.671, "estimated_cost_per_inference_usd": 0.00055}},
+        [UNFAIR],
+    ),
     (deployment(), {"1.4.2": {"fairness_score": 0.1}}, []),  # facts of another version never apply
 ]
 
@@ -66,9 +72,11 @@ def test_reference_policy_golden_decisions(bundle, manifest, facts, expected):
 
 def test_many_inputs_are_evaluated_with_one_compiled_bundle(bundle):
     manifests = [m for m, _, _ in GOLDEN]
-    facts = {"2.0.0": {"fairness_score": 0.5, "estimated_cost_per_inference_usd": 0.01},
-             "1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001},
-             "3.2.0": {"fairness_score": 0.9}}
+    facts = {
+        "2.0.0": {"fairness_score": 0.5, "estimated_cost_per_inference_usd": 0.01},
+        "1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001},
+        "3.2.0": {"fairness_score": 0.9},
+    }
     results = evaluate_deny(RegopyEngine(), bundle, manifests, facts)
     assert results[0] == [] and results[1] == sorted([UNFAIR, EXPENSIVE]) and results[5] == []
 
@@ -80,8 +88,10 @@ def _bundle_with(tmp_path, name: str, source: str) -> PolicyBundle:
 
 
 def test_old_syntax_is_refused_with_how_to_convert(tmp_path):
-    brief = ('package apexlogic.ai_governance\n\nimport data.ai_models\n\ndeny[msg] {\n'
-             '\tinput.kind == "Deployment"\n\tmsg := "x"\n}\n')
+    brief = (
+        "package apexlogic.ai_governance\n\nimport data.ai_models\n\ndeny[msg] {\n"
+        '\tinput.kind == "Deployment"\n\tmsg := "x"\n}\n'
+    )
     with pytest.raises(PolicyError) as err:
         _bundle_with(tmp_path, "old.rego", brief)
     message = str(err.value)
@@ -95,17 +105,21 @@ def test_a_syntax_error_names_file_and_line(tmp_path):
         validate_bundle_compiles(bundle)
 
 
-@pytest.mark.parametrize("call", ['http.send({"method": "get", "url": "http://x"})', 'net.lookup_ip_addr("x")',
-                                  "opa.runtime()"])
+@pytest.mark.parametrize(
+    "call", ['http.send({"method": "get", "url": "http://x"})', 'net.lookup_ip_addr("x")', "opa.runtime()"]
+)
 def test_builtins_that_reach_outside_are_refused(tmp_path, call):
     with pytest.raises(PolicyError, match=r"leak\.rego:4: built-in .* not allowed"):
         _bundle_with(tmp_path, "leak.rego", f"package leak\n\nx := y if {{\n\ty := {call}\n}}\n")
 
 
 def test_tests_using_with_are_refused_before_they_crash_the_engine(tmp_path):
-    bundle = _bundle_with(tmp_path, "w_test.rego",
-                          "package w_test\n\nimport data.apexlogic.ai_governance\n\n"
-                          "test_x if {\n\tcount(ai_governance.deny) == 0 with input as {}\n}\n")
+    bundle = _bundle_with(
+        tmp_path,
+        "w_test.rego",
+        "package w_test\n\nimport data.apexlogic.ai_governance\n\n"
+        "test_x if {\n\tcount(ai_governance.deny) == 0 with input as {}\n}\n",
+    )
     with pytest.raises(PolicyError, match=r"w_test\.rego:6: `with \.\.\. as` crashes"):
         run_policy_tests(bundle)
 

@@ -38,12 +38,15 @@ def test_materialisations_are_stored_in_postgres(database, tmp_path, specs, monk
 
     defs = build_definitions(settings_for(world))
     with dg.instance_for_test(overrides={"storage": config["storage"]}) as instance:
-        result = dg.materialize([defs.resolve_assets_def("cost_ledger")], instance=instance,
-                                partition_key=LOOP_DAYS[0].isoformat())
+        result = dg.materialize(
+            [defs.resolve_assets_def("cost_ledger")], instance=instance, partition_key=LOOP_DAYS[0].isoformat()
+        )
         assert result.success
     with psycopg2.connect(database) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
-                    "AND asset_key LIKE '%cost_ledger%'")
+        cur.execute(
+            "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
+            "AND asset_key LIKE '%cost_ledger%'"
+        )
         assert cur.fetchone()[0] == 1
         cur.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'")
         assert cur.fetchone()[0] == 1

@@ -73,12 +73,15 @@ def test_registry_loads_the_shipped_models():
     assert specs["credit-scoring-ai"].version("2.0.0").serving.usd_per_day == pytest.approx(1.212 * 24)
 
 
-@pytest.mark.parametrize("mutation,message", [
-    (lambda t: t.replace('"2.0.0":', '"2.0/0":'), "not a valid model version"),
-    (lambda t: t.replace("name: credit-scoring-ai", "name: Credit Scoring"), "not a valid model name"),
-    (lambda t: t.replace("score_column: y_pred_proba\n", ""), "missing required field 'score_column'"),
-    (lambda t: t + "\n  : [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "mutation,message",
+    [
+        (lambda t: t.replace('"2.0.0":', '"2.0/0":'), "not a valid model version"),
+        (lambda t: t.replace("name: credit-scoring-ai", "name: Credit Scoring"), "not a valid model name"),
+        (lambda t: t.replace("score_column: y_pred_proba\n", ""), "missing required field 'score_column'"),
+        (lambda t: t + "\n  : [\n", "not valid YAML"),
+    ],
+)
 def test_registry_refuses_bad_declarations_naming_the_file(tmp_path, mutation, message):
     source = (PROJECT_ROOT / "models" / "credit-scoring-ai.yaml").read_text()
     path = tmp_path / "model.yaml"

@@ -1,6 +1,5 @@
 """The cost ledger: billing exports normalised to FOCUS, one partition per day."""
 
-
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -32,11 +31,15 @@ def _sum(values: pa.ChunkedArray) -> Decimal:
     kinds={"duckdb", "parquet"},
     description="Every charge of the day from the billing exports, in FOCUS 1.2 columns plus x_ "
     "lineage and attribution (model, version, team, environment from resource tags).",
-    check_specs=[dg.AssetCheckSpec(
-        "reconciles_with_export", asset="cost_ledger", blocking=True,
-        description="For each export file, the ledger's billed total for the day equals the export's own "
-        "total to the cent, computed apart from the normalisation, straight from the raw values.",
-    )],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "reconciles_with_export",
+            asset="cost_ledger",
+            blocking=True,
+            description="For each export file, the ledger's billed total for the day equals the export's own "
+            "total to the cent, computed apart from the normalisation, straight from the raw values.",
+        )
+    ],
 )
 def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: BillingExportsResource):
     day = _day(context)
@@ -46,15 +49,19 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
     uri = lake.lake().write_table("cost_ledger", {"date": day.isoformat()}, ledger)
 
     by_service: dict[str, Decimal] = defaultdict(Decimal)
-    for service, cost in zip(ledger.column("ServiceName").to_pylist(), ledger.column("BilledCost").to_pylist()):
+    for service, cost in zip(
+        ledger.column("ServiceName").to_pylist(), ledger.column("BilledCost").to_pylist(), strict=False
+    ):
         by_service[service or "(none)"] += cost
     billed, effective = _sum(ledger.column("BilledCost")), _sum(ledger.column("EffectiveCost"))
     untagged_mask = pc.is_null(ledger.column("x_ModelName"))
     untagged = _sum(pc.filter(ledger.column("EffectiveCost"), untagged_mask)) if ledger.num_rows else Decimal(0)
     by_model: dict[tuple, Decimal] = defaultdict(Decimal)
     for model, version, cost in zip(
-        ledger.column("x_ModelName").to_pylist(), ledger.column("x_ModelVersion").to_pylist(),
+        ledger.column("x_ModelName").to_pylist(),
+        ledger.column("x_ModelVersion").to_pylist(),
         ledger.column("EffectiveCost").to_pylist(),
+        strict=False,
     ):
         if model:
             by_model[(model, version)] += cost
@@ -68,10 +75,16 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
             "untagged_effective_cost_usd": float(untagged),
             "untagged_share": float(untagged / effective) if effective else 0.0,
             "cost_by_service": dg.MetadataValue.md(
-                table(["service", "billed USD"], sorted(((k, f"{v:.6f}") for k, v in by_service.items()), key=lambda r: -Decimal(r[1])))
+                table(
+                    ["service", "billed USD"],
+                    sorted(((k, f"{v:.6f}") for k, v in by_service.items()), key=lambda r: -Decimal(r[1])),
+                )
             ),
             "cost_by_model_version": dg.MetadataValue.md(
-                table(["model", "version", "effective USD"], [(m, v, f"{c:.4f}") for (m, v), c in sorted(by_model.items())])
+                table(
+                    ["model", "version", "effective USD"],
+                    [(m, v, f"{c:.4f}") for (m, v), c in sorted(by_model.items())],
+                )
             ),
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(f.name, str(f.type)) for f in focus.LEDGER_SCHEMA]
@@ -85,7 +98,9 @@ def reconcile(day: date, lake: LakeResource, sources: list[focus.SourceFile]) ->
     """Read the written partition back and compare it, per source file, with the export's totals."""
     ledger = lake.lake().read_table("cost_ledger", {"date": day.isoformat()}, columns=["x_SourceUri", "BilledCost"])
     ledger_totals: dict[str, Decimal] = defaultdict(Decimal)
-    for uri, cost in zip(ledger.column("x_SourceUri").to_pylist(), ledger.column("BilledCost").to_pylist()):
+    for uri, cost in zip(
+        ledger.column("x_SourceUri").to_pylist(), ledger.column("BilledCost").to_pylist(), strict=False
+    ):
         ledger_totals[uri] += cost
     rows, mismatched = [], []
     for source in sources:

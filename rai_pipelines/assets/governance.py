@@ -1,6 +1,5 @@
 """Governance facts (the policies' data.ai_models) and the GitOps rollback."""
 
-
 import json
 from collections import defaultdict
 from decimal import Decimal
@@ -20,7 +19,9 @@ from rai_pipelines.resources import GitOpsResource, LakeResource, ModelRegistryR
 
 
 def _latest_run_id(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> str | None:
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1)
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+    )
     return records.records[0].run_id if records.records else None
 
 
@@ -32,17 +33,21 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
     upstream = [dg.AssetKey("cost_ledger")] + [k for s in specs for k in model_asset_keys(s)]
 
     @dg.asset(
-        partitions_def=daily_partitions, deps=upstream, group_name="governance", kinds={"parquet"},
+        partitions_def=daily_partitions,
+        deps=upstream,
+        group_name="governance",
+        kinds={"parquet"},
         description="One row per model version and day: fairness, drift, inference count and cost. "
         "The policies read the latest row of each version as data.ai_models.",
     )
     def governance_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         day = context.partition_key
         store = lake.lake()
-        ledger = store.read_table("cost_ledger", {"date": day},
-                                  columns=["x_ModelName", "x_ModelVersion", "EffectiveCost"])
+        ledger = store.read_table(
+            "cost_ledger", {"date": day}, columns=["x_ModelName", "x_ModelVersion", "EffectiveCost"]
+        )
         cost: dict[tuple, Decimal] = defaultdict(Decimal)
-        for model, version, amount in zip(*(ledger.column(c).to_pylist() for c in ledger.column_names)):
+        for model, version, amount in zip(*(ledger.column(c).to_pylist() for c in ledger.column_names), strict=False):
             if model:
                 cost[(model, version)] += amount
         run_ids = [context.run.run_id] + [r for k in upstream if (r := _latest_run_id(context.instance, k, day))]
@@ -56,35 +61,61 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
                 declared = spec.version(version).serving.usd_per_day
                 actual = cost.get((spec.name, version))
                 fair = fairness.get(version, {})
-                rows.append({
-                    "date": day,
-                    "model_name": spec.name,
-                    "model_version": version,
-                    "inference_count": int(count),
-                    "fairness_score": fair.get("fairness_score"),
-                    "fairness_worst_attribute": fair.get("worst_attribute"),
-                    "fairness_worst_group": fair.get("worst_group"),
-                    "fairness_by_attribute": json.dumps({a["attribute"]: a["ratio"] for a in fair.get("attributes", [])}),
-                    "drift_share": drift[version]["drift_share"],
-                    "drifted_features": drift[version]["drifted_features"],
-                    "prediction_drift_p_value": drift[version]["prediction_drift_p_value"],
-                    "daily_cost_usd": float(actual) if actual is not None else None,
-                    "cost_per_inference_usd": cost_per_inference(actual, int(count)),
-                    "declared_daily_cost_usd": declared,
-                    "estimated_cost_per_inference_usd": cost_per_inference(declared, int(count)),
-                    "source_run_ids": sorted(set(run_ids)),
-                })
+                rows.append(
+                    {
+                        "date": day,
+                        "model_name": spec.name,
+                        "model_version": version,
+                        "inference_count": int(count),
+                        "fairness_score": fair.get("fairness_score"),
+                        "fairness_worst_attribute": fair.get("worst_attribute"),
+                        "fairness_worst_group": fair.get("worst_group"),
+                        "fairness_by_attribute": json.dumps(
+                            {a["attribute"]: a["ratio"] for a in fair.get("attributes", [])}
+                        ),
+                        "drift_share": drift[version]["drift_share"],
+                        "drifted_features": drift[version]["drifted_features"],
+                        "prediction_drift_p_value": drift[version]["prediction_drift_p_value"],
+                        "daily_cost_usd": float(actual) if actual is not None else None,
+                        "cost_per_inference_usd": cost_per_inference(actual, int(count)),
+                        "declared_daily_cost_usd": declared,
+                        "estimated_cost_per_inference_usd": cost_per_inference(declared, int(count)),
+                        "source_run_ids": sorted(set(run_ids)),
+                    }
+                )
         facts = facts_table(rows)
         uri = store.write_table("governance_facts", {"date": day}, facts)
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": facts.num_rows,
-            "dagster/uri": uri,
-            "facts": dg.MetadataValue.md(table(
-                ["model", "version", "inferences", "fairness", "drift share", "cost/inference", "est. cost/inference"],
-                [(r["model_name"], r["model_version"], r["inference_count"], r["fairness_score"], r["drift_share"],
-                  r["cost_per_inference_usd"], r["estimated_cost_per_inference_usd"]) for r in rows],
-            )),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": facts.num_rows,
+                "dagster/uri": uri,
+                "facts": dg.MetadataValue.md(
+                    table(
+                        [
+                            "model",
+                            "version",
+                            "inferences",
+                            "fairness",
+                            "drift share",
+                            "cost/inference",
+                            "est. cost/inference",
+                        ],
+                        [
+                            (
+                                r["model_name"],
+                                r["model_version"],
+                                r["inference_count"],
+                                r["fairness_score"],
+                                r["drift_share"],
+                                r["cost_per_inference_usd"],
+                                r["estimated_cost_per_inference_usd"],
+                            )
+                            for r in rows
+                        ],
+                    )
+                ),
+            }
+        )
 
     return governance_facts
 
@@ -110,14 +141,19 @@ class RollbackConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="remediation", kinds={"git", "kustomize"},
+    group_name="remediation",
+    kinds={"git", "kustomize"},
     description="Returns a model that violates policy to its last compliant version by a commit to the "
     "GitOps repository (image tag and model-version label pinned in the overlay), which Argo CD or "
     "Flux then reconciles. Each materialisation is one remediation.",
 )
 def gitops_rollback(
-    context: dg.AssetExecutionContext, config: RollbackConfig, lake: LakeResource, gitops: GitOpsResource,
-    policy: PolicyResource, registry: ModelRegistryResource,
+    context: dg.AssetExecutionContext,
+    config: RollbackConfig,
+    lake: LakeResource,
+    gitops: GitOpsResource,
+    policy: PolicyResource,
+    registry: ModelRegistryResource,
 ) -> dg.MaterializeResult:
     validate_model_version(config.bad_version, "rollback config: bad_version")
     models = registry.models()
@@ -130,37 +166,64 @@ def gitops_rollback(
     log = lake.decision_log()
     with gitops.checkout() as checkout:
         try:
-            result = rollback_model(checkout, spec, config.overlay, config.deployment, config.bad_version,
-                                    config.decision_id, config.violations, policy.policy_engine(), bundle, facts)
+            result = rollback_model(
+                checkout,
+                spec,
+                config.overlay,
+                config.deployment,
+                config.bad_version,
+                config.decision_id,
+                config.violations,
+                policy.policy_engine(),
+                bundle,
+                facts,
+            )
         except NoCompliantVersion as exc:
-            log.append({"decision_id": config.decision_id, "kind": "remediation", "app": config.app,
-                        "model_version": config.bad_version, "action": {"type": "alert", "reason": str(exc)},
-                        "run_id": context.run.run_id})
+            log.append(
+                {
+                    "decision_id": config.decision_id,
+                    "kind": "remediation",
+                    "app": config.app,
+                    "model_version": config.bad_version,
+                    "action": {"type": "alert", "reason": str(exc)},
+                    "run_id": context.run.run_id,
+                }
+            )
             raise dg.Failure(description=str(exc)) from exc
-    record = log.append({
-        "decision_id": config.decision_id,
-        "kind": "remediation",
-        "app": config.app,
-        "model_version": config.bad_version,
-        "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
-        "facts_digest": digest(facts),
-        "action": {"type": "rollback_commit" if result.commit_sha else "none", "status": result.status,
-                   "commit": result.commit_sha, "restored_version": result.target_version,
-                   "remote": gitops.remote, "branch": gitops.branch, "considered": result.considered},
-        "run_id": context.run.run_id,
-    })
+    record = log.append(
+        {
+            "decision_id": config.decision_id,
+            "kind": "remediation",
+            "app": config.app,
+            "model_version": config.bad_version,
+            "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
+            "facts_digest": digest(facts),
+            "action": {
+                "type": "rollback_commit" if result.commit_sha else "none",
+                "status": result.status,
+                "commit": result.commit_sha,
+                "restored_version": result.target_version,
+                "remote": gitops.remote,
+                "branch": gitops.branch,
+                "considered": result.considered,
+            },
+            "run_id": context.run.run_id,
+        }
+    )
     context.log.info(f"{config.app}: {result.status}, target {result.target_version}, commit {result.commit_sha}")
-    return dg.MaterializeResult(metadata={
-        "status": result.status,
-        "app": config.app,
-        "bad_version": config.bad_version,
-        "restored_version": result.target_version,
-        "commit_sha": result.commit_sha or "",
-        "gitops_remote": gitops.remote,
-        "decision_id": config.decision_id,
-        "decision_record_digest": record["digest"],
-        "diff": dg.MetadataValue.md(f"```diff\n{result.diff}\n```" if result.diff else "(no change)"),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "status": result.status,
+            "app": config.app,
+            "bad_version": config.bad_version,
+            "restored_version": result.target_version,
+            "commit_sha": result.commit_sha or "",
+            "gitops_remote": gitops.remote,
+            "decision_id": config.decision_id,
+            "decision_record_digest": record["digest"],
+            "diff": dg.MetadataValue.md(f"```diff\n{result.diff}\n```" if result.diff else "(no change)"),
+        }
+    )
 
 
 __all__ = ["build_governance_facts", "gitops_rollback", "read_all_facts", "RollbackConfig"]

@@ -49,8 +49,11 @@ def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: flo
     def key() -> bytes:
         from rai_pipelines.resources.lake import LakeResource
 
-        return LakeResource(root=str(home / "lake"), decision_log_dir=str(home / "decision_log"),
-                            pseudonymisation_key_file=str(key_file)).pseudonymisation_key()
+        return LakeResource(
+            root=str(home / "lake"),
+            decision_log_dir=str(home / "decision_log"),
+            pseudonymisation_key_file=str(key_file),
+        ).pseudonymisation_key()
 
     say(f"Building the demo world in {home} (real CUR, car-loan and ACS traffic, GitOps repository) ...")
     world = build_world(home, specs, key)
@@ -68,8 +71,12 @@ def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: flo
     job = defs.resolve_job_def("daily_governance_job")
     with dg.DagsterInstance.get() as instance:
         for day in world.days:
-            run = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
-                                         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            run = job.execute_in_process(
+                partition_key=day.isoformat(),
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
             if not run.success:
                 failures = [e.message for e in run.all_events if e.is_failure]
                 raise RuntimeError(f"daily_governance_job failed for {day}: {failures[:3]}")
@@ -81,13 +88,14 @@ def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: flo
         _run_daemon_until_rollbacks_finish(world, instance, daemon_timeout, result, say)
 
     _print_rollbacks(world, result, say)
-    say(f"\nThe Dagster UI shows the runs, materialisations and sensor ticks: "
-        f"DAGSTER_HOME={dagster_home} {_env_prefix(world)} dagster dev -w {PROJECT_ROOT / 'workspace.yaml'}")
+    # dagster dev reads a .env file in its working directory: the UI then sees the demo world.
+    (dagster_home / ".env").write_text("".join(f"{k}={v}\n" for k, v in world.env().items()))
+    dagster = Path(sys.executable).parent / "dagster"
+    say(
+        f"\nThe Dagster UI shows the runs, materialisations and sensor ticks:\n"
+        f"  cd {dagster_home} && DAGSTER_HOME=$PWD {dagster} dev -w {PROJECT_ROOT / 'workspace.yaml'}"
+    )
     return result
-
-
-def _env_prefix(world) -> str:
-    return " ".join(f"{k}={v}" for k, v in world.env().items())
 
 
 def _print_day_summaries(world, specs, say) -> None:
@@ -100,16 +108,20 @@ def _print_day_summaries(world, specs, say) -> None:
         total = sum(r["BilledCost"] for r in ledger)
         tagged = sum(r["EffectiveCost"] for r in ledger if r["x_ModelName"])
         providers = sorted({r["x_SourceUri"].rsplit("/", 1)[-1] for r in ledger})
-        say(f"  {day}: {len(ledger):5d} rows, billed {total:10.4f} USD, model-attributed {tagged:9.4f} USD "
-            f"from {', '.join(providers)}")
+        say(
+            f"  {day}: {len(ledger):5d} rows, billed {total:10.4f} USD, model-attributed {tagged:9.4f} USD "
+            f"from {', '.join(providers)}"
+        )
     say("\nGovernance facts (drift share, fairness score, cost per inference), per day:")
     facts = lake.read_dataset("governance_facts").sort_by([("date", "ascending"), ("model_name", "ascending")])
     for row in facts.to_pylist():
         fairness = f"{row['fairness_score']:.3f}" if row["fairness_score"] is not None else "  n/a"
         drifted = ",".join(row["drifted_features"]) or "-"
-        say(f"  {row['date']} {row['model_name']:<24} {row['model_version']:<6} n={row['inference_count']:<6} "
+        say(
+            f"  {row['date']} {row['model_name']:<24} {row['model_version']:<6} n={row['inference_count']:<6} "
             f"fairness={fairness} drift_share={row['drift_share']:.2f} ({drifted}) "
-            f"cost/inference={row['cost_per_inference_usd']:.5f} USD")
+            f"cost/inference={row['cost_per_inference_usd']:.5f} USD"
+        )
 
 
 def _run_daemon_until_rollbacks_finish(world, instance, timeout: float, result: DemoResult, say) -> None:
@@ -122,7 +134,11 @@ def _run_daemon_until_rollbacks_finish(world, instance, timeout: float, result: 
     daemon_log = open(world.home / "dagster-daemon.log", "w")
     daemon = subprocess.Popen(
         [sys.executable, "-m", "dagster._daemon", "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
-        cwd=PROJECT_ROOT, env=env, stdout=daemon_log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=daemon_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     try:
@@ -135,8 +151,10 @@ def _run_daemon_until_rollbacks_finish(world, instance, timeout: float, result: 
             finished = [r for r in runs if r.dagster_run.status.value in TERMINAL]
             if decisions and len(finished) >= len(requested) and len(runs) >= len(requested):
                 for violation in requested:
-                    say(f"  policy sensor: {violation['app']} {violation['model_version']} denied: "
-                        f"{'; '.join(violation['result']['deny'])} (decision {violation['decision_id']})")
+                    say(
+                        f"  policy sensor: {violation['app']} {violation['model_version']} denied: "
+                        f"{'; '.join(violation['result']['deny'])} (decision {violation['decision_id']})"
+                    )
                 for decision in decisions:
                     if not decision["action"]["type"] == "rollback_requested":
                         say(f"  policy sensor: {decision['app']} {decision.get('model_version')} allowed")
@@ -167,8 +185,10 @@ def _print_rollbacks(world, result: DemoResult, say) -> None:
         action = record["action"]
         if action.get("commit"):
             body = run_git(["--git-dir", str(world.gitops_remote), "log", "-1", "--format=%B", action["commit"]])
-            say(f"\n{record['app']}: {record['model_version']} -> {action['restored_version']}\n"
-                + "\n".join("    " + line for line in body.strip().splitlines()))
+            say(
+                f"\n{record['app']}: {record['model_version']} -> {action['restored_version']}\n"
+                + "\n".join("    " + line for line in body.strip().splitlines())
+            )
             result.rollback_commits.append(action["commit"])
         else:
             say(f"\n{record['app']}: {action['type']}: {json.dumps(action)[:300]}")

@@ -103,11 +103,13 @@ def _log_frame(spec: ModelSpec, frame: pd.DataFrame, prefix: str, day: date, ver
     threshold = spec.version(version).decision_threshold
     n = len(frame)
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    log = pd.DataFrame({
-        "request_id": [f"{prefix}-{i}" for i in frame["id"]],
-        "timestamp": [start + timedelta(seconds=86400 * i / n) for i in range(n)],
-        "model_version": version,
-    })
+    log = pd.DataFrame(
+        {
+            "request_id": [f"{prefix}-{i}" for i in frame["id"]],
+            "timestamp": [start + timedelta(seconds=86400 * i / n) for i in range(n)],
+            "model_version": version,
+        }
+    )
     for col in list(spec.features) + list(spec.protected_attributes):
         log[col] = frame[col].to_numpy()
     log[spec.score_column] = frame[spec.score_column].to_numpy(dtype=np.float64)
@@ -118,29 +120,47 @@ def _log_frame(spec: ModelSpec, frame: pd.DataFrame, prefix: str, day: date, ver
 def write_traffic(lake: Lake, spec: ModelSpec, days: list[date], key: bytes) -> None:
     reference, analysis, target, prefix, delay = _traffic_source(spec.name)
     v1 = list(spec.versions)[0]
-    ref_log = pa.Table.from_pandas(_log_frame(spec, reference, prefix, days[0] - timedelta(days=30), v1), preserve_index=False)
-    ref_labels = pa.table({"request_id": [f"{prefix}-{i}" for i in reference["id"]],
-                           "label": reference["label"].astype("int64").to_numpy()})
-    lake.write_table("reference", {"model": spec.name},
-                     build_snapshot(spec, ref_log, ref_labels, key, f"demo reference of {spec.name}"))
+    ref_log = pa.Table.from_pandas(
+        _log_frame(spec, reference, prefix, days[0] - timedelta(days=30), v1), preserve_index=False
+    )
+    ref_labels = pa.table(
+        {
+            "request_id": [f"{prefix}-{i}" for i in reference["id"]],
+            "label": reference["label"].astype("int64").to_numpy(),
+        }
+    )
+    lake.write_table(
+        "reference",
+        {"model": spec.name},
+        build_snapshot(spec, ref_log, ref_labels, key, f"demo reference of {spec.name}"),
+    )
     labels_by_arrival: dict[date, list[pd.DataFrame]] = {}
     # The traffic of a day is fixed by the 14-day demo schedule, whichever days are built.
-    schedule = dict(zip(demo_days(), np.array_split(np.arange(len(analysis)), DAYS)))
+    schedule = dict(zip(demo_days(), np.array_split(np.arange(len(analysis)), DAYS), strict=False))
     for day in days:
         if day not in schedule:
             raise ValueError(f"{day} is outside the demo schedule {START}..{demo_days()[-1]}")
         chunk = analysis.iloc[schedule[day]]
         log = _log_frame(spec, chunk, prefix, day, deployed_version(spec, day))
-        lake.write_table("inference_logs", {"model": spec.name, "date": day.isoformat()},
-                         pa.Table.from_pandas(log, preserve_index=False))
+        lake.write_table(
+            "inference_logs",
+            {"model": spec.name, "date": day.isoformat()},
+            pa.Table.from_pandas(log, preserve_index=False),
+        )
         arrival = day + timedelta(days=delay)
         if arrival <= days[-1]:
             arrived = target[target["id"].isin(chunk["id"])]
-            labels_by_arrival.setdefault(arrival, []).append(pd.DataFrame({
-                "request_id": [f"{prefix}-{i}" for i in arrived["id"]], "label": arrived["label"].astype("int64")}))
+            labels_by_arrival.setdefault(arrival, []).append(
+                pd.DataFrame(
+                    {"request_id": [f"{prefix}-{i}" for i in arrived["id"]], "label": arrived["label"].astype("int64")}
+                )
+            )
     for arrival, frames in labels_by_arrival.items():
-        lake.write_table("labels", {"model": spec.name, "date": arrival.isoformat()},
-                         pa.Table.from_pandas(pd.concat(frames), preserve_index=False))
+        lake.write_table(
+            "labels",
+            {"model": spec.name, "date": arrival.isoformat()},
+            pa.Table.from_pandas(pd.concat(frames), preserve_index=False),
+        )
 
 
 # -- billing ---------------------------------------------------------------------------------------
@@ -174,11 +194,24 @@ def write_legacy_cur(root: Path) -> Path:
 
 
 CUR2_STRING_COLUMNS = (
-    "identity_line_item_id", "bill_payer_account_id", "bill_billing_entity", "bill_invoicing_entity",
-    "line_item_usage_account_id", "line_item_line_item_type", "line_item_product_code", "line_item_usage_type",
-    "line_item_operation", "line_item_availability_zone", "line_item_resource_id", "line_item_currency_code",
-    "line_item_line_item_description", "product_product_name", "product_region_code", "product_location",
-    "pricing_term", "pricing_unit",
+    "identity_line_item_id",
+    "bill_payer_account_id",
+    "bill_billing_entity",
+    "bill_invoicing_entity",
+    "line_item_usage_account_id",
+    "line_item_line_item_type",
+    "line_item_product_code",
+    "line_item_usage_type",
+    "line_item_operation",
+    "line_item_availability_zone",
+    "line_item_resource_id",
+    "line_item_currency_code",
+    "line_item_line_item_description",
+    "product_product_name",
+    "product_region_code",
+    "product_location",
+    "pricing_term",
+    "pricing_unit",
 )
 
 
@@ -189,51 +222,107 @@ def write_cur2(root: Path, specs: list[ModelSpec], days: list[date]) -> Path:
     period_start = datetime(START.year, START.month, 1, tzinfo=timezone.utc)
     period_end = datetime(START.year + (START.month == 12), START.month % 12 + 1, 1, tzinfo=timezone.utc)
 
-    def add(hour: datetime, product: str, product_name: str, usage_type: str, resource: str, rate: float,
-            description: str, tags: dict[str, str]):
-        rows.append({
-            "identity_line_item_id": hashlib.sha1(f"{resource}|{hour.isoformat()}".encode()).hexdigest(),
-            "bill_payer_account_id": ML_ACCOUNT, "bill_billing_entity": "AWS",
-            "bill_invoicing_entity": "Amazon Web Services EMEA SARL",
-            "bill_billing_period_start_date": period_start, "bill_billing_period_end_date": period_end,
-            "line_item_usage_account_id": ML_ACCOUNT, "line_item_line_item_type": "Usage",
-            "line_item_usage_start_date": hour, "line_item_usage_end_date": hour + timedelta(hours=1),
-            "line_item_product_code": product, "line_item_usage_type": usage_type, "line_item_operation": "RunInstances",
-            "line_item_availability_zone": "eu-west-1a", "line_item_resource_id": resource,
-            "line_item_usage_amount": 1.0, "line_item_currency_code": "USD", "line_item_unblended_rate": rate,
-            "line_item_unblended_cost": rate, "line_item_line_item_description": description,
-            "product_product_name": product_name, "product_region_code": "eu-west-1",
-            "product_location": "EU (Ireland)", "pricing_public_on_demand_cost": rate,
-            "pricing_public_on_demand_rate": rate, "pricing_term": "OnDemand", "pricing_unit": "Hrs",
-            "resource_tags": list(tags.items()),
-        })
+    def add(
+        hour: datetime,
+        product: str,
+        product_name: str,
+        usage_type: str,
+        resource: str,
+        rate: float,
+        description: str,
+        tags: dict[str, str],
+    ):
+        rows.append(
+            {
+                "identity_line_item_id": hashlib.sha1(f"{resource}|{hour.isoformat()}".encode()).hexdigest(),
+                "bill_payer_account_id": ML_ACCOUNT,
+                "bill_billing_entity": "AWS",
+                "bill_invoicing_entity": "Amazon Web Services EMEA SARL",
+                "bill_billing_period_start_date": period_start,
+                "bill_billing_period_end_date": period_end,
+                "line_item_usage_account_id": ML_ACCOUNT,
+                "line_item_line_item_type": "Usage",
+                "line_item_usage_start_date": hour,
+                "line_item_usage_end_date": hour + timedelta(hours=1),
+                "line_item_product_code": product,
+                "line_item_usage_type": usage_type,
+                "line_item_operation": "RunInstances",
+                "line_item_availability_zone": "eu-west-1a",
+                "line_item_resource_id": resource,
+                "line_item_usage_amount": 1.0,
+                "line_item_currency_code": "USD",
+                "line_item_unblended_rate": rate,
+                "line_item_unblended_cost": rate,
+                "line_item_line_item_description": description,
+                "product_product_name": product_name,
+                "product_region_code": "eu-west-1",
+                "product_location": "EU (Ireland)",
+                "pricing_public_on_demand_cost": rate,
+                "pricing_public_on_demand_rate": rate,
+                "pricing_term": "OnDemand",
+                "pricing_unit": "Hrs",
+                "resource_tags": list(tags.items()),
+            }
+        )
 
     for day in days:
         for h in range(24):
             hour = datetime(day.year, day.month, day.day, h, tzinfo=timezone.utc)
-            add(hour, "AmazonEKS", "Amazon Elastic Kubernetes Service", "EUW1-AmazonEKS-Hours:perCluster",
-                "arn:aws:eks:eu-west-1:210987654321:cluster/ml-production", 0.10,
-                "$0.10 per hour per EKS cluster", {})
+            add(
+                hour,
+                "AmazonEKS",
+                "Amazon Elastic Kubernetes Service",
+                "EUW1-AmazonEKS-Hours:perCluster",
+                "arn:aws:eks:eu-west-1:210987654321:cluster/ml-production",
+                0.10,
+                "$0.10 per hour per EKS cluster",
+                {},
+            )
             for spec in specs:
                 version = spec.version(deployed_version(spec, day))
                 serving = version.serving
                 for replica in range(serving.replicas):
                     instance = "i-" + hashlib.sha1(f"{spec.name}|{version.version}|{replica}".encode()).hexdigest()[:17]
-                    add(hour, "AmazonEC2", "Amazon Elastic Compute Cloud", f"EU-BoxUsage:{serving.instance_type}",
-                        instance, serving.usd_per_hour,
+                    add(
+                        hour,
+                        "AmazonEC2",
+                        "Amazon Elastic Compute Cloud",
+                        f"EU-BoxUsage:{serving.instance_type}",
+                        instance,
+                        serving.usd_per_hour,
                         f"${serving.usd_per_hour} per On Demand Linux {serving.instance_type} Instance Hour",
-                        {"user_model_name": spec.name, "user_model_version": version.version,
-                         "user_team": spec.team, "user_environment": "production"})
+                        {
+                            "user_model_name": spec.name,
+                            "user_model_version": version.version,
+                            "user_team": spec.team,
+                            "user_environment": "production",
+                        },
+                    )
     fields = [(c, pa.string()) for c in CUR2_STRING_COLUMNS]
-    fields += [(c, pa.timestamp("ms", tz="UTC")) for c in (
-        "bill_billing_period_start_date", "bill_billing_period_end_date",
-        "line_item_usage_start_date", "line_item_usage_end_date")]
-    fields += [(c, pa.float64()) for c in ("line_item_usage_amount", "line_item_unblended_rate",
-                                           "line_item_unblended_cost", "pricing_public_on_demand_cost",
-                                           "pricing_public_on_demand_rate")]
+    fields += [
+        (c, pa.timestamp("ms", tz="UTC"))
+        for c in (
+            "bill_billing_period_start_date",
+            "bill_billing_period_end_date",
+            "line_item_usage_start_date",
+            "line_item_usage_end_date",
+        )
+    ]
+    fields += [
+        (c, pa.float64())
+        for c in (
+            "line_item_usage_amount",
+            "line_item_unblended_rate",
+            "line_item_unblended_cost",
+            "pricing_public_on_demand_cost",
+            "pricing_public_on_demand_rate",
+        )
+    ]
     fields += [("resource_tags", pa.map_(pa.string(), pa.string()))]
     table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
-    target = root / "cur" / REPORT_NAME / "data" / f"BILLING_PERIOD={START:%Y-%m}" / f"{REPORT_NAME}-00001.snappy.parquet"
+    target = (
+        root / "cur" / REPORT_NAME / "data" / f"BILLING_PERIOD={START:%Y-%m}" / f"{REPORT_NAME}-00001.snappy.parquet"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, target, compression="snappy")
     return target
@@ -248,7 +337,7 @@ def _base_files(spec: ModelSpec) -> dict[str, str]:
     governed = '\n    rai-pipelines.io/governed: "true"' if spec.protected_attributes else ""
     return {
         "kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-                              "resources:\n  - deployment.yaml\n  - service.yaml\n",
+        "resources:\n  - deployment.yaml\n  - service.yaml\n",
         "deployment.yaml": f"""apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -352,9 +441,15 @@ def _write(root: Path, rel: str, text: str) -> None:
 
 def _commit(work: Path, message: str, when: datetime) -> None:
     stamp = when.strftime("%Y-%m-%dT%H:%M:%S+0000")
-    env = {**os.environ, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
-           "GIT_AUTHOR_NAME": "ML Platform", "GIT_AUTHOR_EMAIL": "ml-platform@example.com",
-           "GIT_COMMITTER_NAME": "ML Platform", "GIT_COMMITTER_EMAIL": "ml-platform@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": stamp,
+        "GIT_COMMITTER_DATE": stamp,
+        "GIT_AUTHOR_NAME": "ML Platform",
+        "GIT_AUTHOR_EMAIL": "ml-platform@example.com",
+        "GIT_COMMITTER_NAME": "ML Platform",
+        "GIT_COMMITTER_EMAIL": "ml-platform@example.com",
+    }
     import subprocess
 
     subprocess.run(["git", "add", "-A"], cwd=work, check=True, env=env)
@@ -374,14 +469,21 @@ def write_gitops_repo(remote: Path, specs: list[ModelSpec]) -> None:
             for name, text in overlay_files(spec, list(spec.versions)[0]).items():
                 _write(work, f"apps/{spec.name}/overlays/production/{name}", text)
             _write(work, f"clusters/production/{spec.name}.yaml", _argo_application(spec))
-        _commit(work, "Deploy " + ", ".join(f"{s.name} {list(s.versions)[0]}" for s in specs),
-                datetime(2023, 10, 16, 9, tzinfo=timezone.utc))
+        _commit(
+            work,
+            "Deploy " + ", ".join(f"{s.name} {list(s.versions)[0]}" for s in specs),
+            datetime(2023, 10, 16, 9, tzinfo=timezone.utc),
+        )
         for i, spec in enumerate(specs):
             v2 = list(spec.versions)[1]
             for name, text in overlay_files(spec, v2).items():
                 _write(work, f"apps/{spec.name}/overlays/production/{name}", text)
-            _commit(work, f"Deploy {spec.name} {v2}",
-                    datetime(SWITCH_DAY.year, SWITCH_DAY.month, SWITCH_DAY.day, 0, i, tzinfo=timezone.utc) - timedelta(hours=1))
+            _commit(
+                work,
+                f"Deploy {spec.name} {v2}",
+                datetime(SWITCH_DAY.year, SWITCH_DAY.month, SWITCH_DAY.day, 0, i, tzinfo=timezone.utc)
+                - timedelta(hours=1),
+            )
         run_git(["push", "--quiet", "origin", "main"], cwd=work)
 
 
@@ -398,8 +500,14 @@ def build_world(home: Path, specs: list[ModelSpec], key: Callable[[], bytes], da
     home.mkdir(parents=True)
     (home / MARKER).write_text("created by rai-pipelines demo; safe to delete\n")
     days = days or demo_days()
-    world = World(home, home / "lake", home / "exports" / "aws-cur-legacy", home / "exports" / "aws-cur2",
-                  home / "gitops.git", days)
+    world = World(
+        home,
+        home / "lake",
+        home / "exports" / "aws-cur-legacy",
+        home / "exports" / "aws-cur2",
+        home / "gitops.git",
+        days,
+    )
     lake = Lake(str(world.lake_root))
     secret = key()
     for spec in specs:

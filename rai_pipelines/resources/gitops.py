@@ -1,4 +1,3 @@
-
 import dagster as dg
 
 from rai_pipelines.gitops import GitOpsCheckout, remote_head

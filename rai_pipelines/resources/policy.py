@@ -1,4 +1,3 @@
-
 import dagster as dg
 
 from rai_pipelines.policy import DEFAULT_PACKAGE, PolicyBundle, PolicyEngine, RegopyEngine

@@ -1,4 +1,3 @@
-
 import dagster as dg
 
 from rai_pipelines.registry import ModelSpec, load_registry
