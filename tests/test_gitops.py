@@ -55,6 +55,22 @@ def bundle():
     return PolicyBundle.load(PROJECT_ROOT / "policies")
 
 
+def _rollback(co, specs, bundle, facts, overlay=OVERLAY, decision="d-1", violations=("x",)):
+    """Roll credit-scoring-ai back from 2.0.0 in checkout `co`."""
+    return rollback_model(
+        co,
+        specs["credit-scoring-ai"],
+        overlay,
+        "credit-scoring-ai",
+        "2.0.0",
+        decision,
+        list(violations),
+        RegopyEngine(),
+        bundle,
+        facts,
+    )
+
+
 def _file_at(remote: Path, rev: str, path: str) -> str:
     return run_git(["--git-dir", str(remote), "show", f"{rev}:{path}"])
 
@@ -104,17 +120,13 @@ def test_rollback_commits_with_trailers_and_pushes(remote, git_daemon, specs, bu
     url = git_daemon.url(remote)
     before = remote_head(url, "main")
     with GitOpsCheckout(url, "main", str(tmp_path)) as co:
-        result = rollback_model(
+        result = _rollback(
             co,
-            specs["credit-scoring-ai"],
-            OVERLAY,
-            "credit-scoring-ai",
-            "2.0.0",
-            "d-42",
-            ["Estimated inference cost exceeds budget (0.005 USD)."],
-            RegopyEngine(),
+            specs,
             bundle,
             FACTS,
+            decision="d-42",
+            violations=["Estimated inference cost exceeds budget (0.005 USD)."],
         )
     assert result.status == "committed" and result.target_version == "1.4.2"
     assert remote_head(url, "main") == result.commit_sha != before
@@ -138,18 +150,7 @@ def test_a_second_rollback_of_the_same_violation_changes_nothing(remote, git_dae
     url = git_daemon.url(remote)
     for expected in ("committed", "already_remediated"):
         with GitOpsCheckout(url, "main", str(tmp_path)) as co:
-            result = rollback_model(
-                co,
-                specs["credit-scoring-ai"],
-                OVERLAY,
-                "credit-scoring-ai",
-                "2.0.0",
-                "d-1",
-                ["x"],
-                RegopyEngine(),
-                bundle,
-                FACTS,
-            )
+            result = _rollback(co, specs, bundle, FACTS)
         assert result.status == expected
     assert run_git(["--git-dir", str(remote), "rev-list", "--count", "main"]).strip() == "4"
 
@@ -162,18 +163,7 @@ def test_no_rollback_to_a_version_without_facts_or_in_violation(remote, git_daem
             GitOpsCheckout(url, "main", str(tmp_path)) as co,
             pytest.raises(NoCompliantVersion, match="rollback refused"),
         ):
-            rollback_model(
-                co,
-                specs["credit-scoring-ai"],
-                OVERLAY,
-                "credit-scoring-ai",
-                "2.0.0",
-                "d-1",
-                ["x"],
-                RegopyEngine(),
-                bundle,
-                facts,
-            )
+            _rollback(co, specs, bundle, facts)
     assert remote_head(url, "main") == before
 
 
@@ -184,18 +174,7 @@ def test_a_remote_that_rejects_the_push_fails_clearly_and_changes_nothing(remote
     url = git_daemon.url(remote)
     before = remote_head(url, "main")
     with GitOpsCheckout(url, "main", str(tmp_path)) as co, pytest.raises(GitOpsError, match="protected branch"):
-        rollback_model(
-            co,
-            specs["credit-scoring-ai"],
-            OVERLAY,
-            "credit-scoring-ai",
-            "2.0.0",
-            "d-1",
-            ["x"],
-            RegopyEngine(),
-            bundle,
-            FACTS,
-        )
+        _rollback(co, specs, bundle, FACTS)
     assert remote_head(url, "main") == before
 
 
@@ -206,18 +185,7 @@ def test_a_concurrent_push_is_rebased_over(remote, git_daemon, specs, bundle, tm
             (other.path / "README.md").write_text("# GitOps repository\n\nEdited concurrently.\n")
             other.commit("docs: edit README", "concurrent change", {})
             other.push()
-        result = rollback_model(
-            co,
-            specs["credit-scoring-ai"],
-            OVERLAY,
-            "credit-scoring-ai",
-            "2.0.0",
-            "d-7",
-            ["x"],
-            RegopyEngine(),
-            bundle,
-            FACTS,
-        )
+        result = _rollback(co, specs, bundle, FACTS, decision="d-7")
     assert result.status == "committed"
     assert remote_head(url, "main") == result.commit_sha
     assert "Edited concurrently" in _file_at(remote, "main", "README.md")
@@ -226,15 +194,4 @@ def test_a_concurrent_push_is_rebased_over(remote, git_daemon, specs, bundle, tm
 
 def test_an_overlay_path_outside_the_repository_is_refused(remote, specs, bundle, tmp_path):
     with GitOpsCheckout(str(remote), "main", str(tmp_path)) as co, pytest.raises(BadInputError, match="relative path"):
-        rollback_model(
-            co,
-            specs["credit-scoring-ai"],
-            "../../etc",
-            "credit-scoring-ai",
-            "2.0.0",
-            "d",
-            ["x"],
-            RegopyEngine(),
-            bundle,
-            FACTS,
-        )
+        _rollback(co, specs, bundle, FACTS, overlay="../../etc", decision="d")
