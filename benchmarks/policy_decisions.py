@@ -14,7 +14,7 @@ import random
 import resource
 import time
 
-from rai_pipelines.policy import PolicyBundle, RegopyEngine, evaluate_deny
+from rai_pipelines.policy import PolicyBundle, RegopyEngine, evaluate_decisions
 from rai_pipelines.settings import PROJECT_ROOT
 
 
@@ -42,9 +42,9 @@ def main() -> None:
     bundle = PolicyBundle.load(PROJECT_ROOT / "policies")
     engine = RegopyEngine()
     start = time.perf_counter()
-    results = evaluate_deny(engine, bundle, manifests, facts)
+    results = evaluate_decisions(engine, bundle, manifests, facts)
     seconds = time.perf_counter() - start
-    denied = sum(1 for r in results if r)
+    denied = sum(1 for r in results if not r.allowed)
     expected = sum(
         1
         for m in manifests

@@ -1,4 +1,4 @@
-"""The `rai-pipelines` command."""
+"""The `rai-pipelines` command: the demo, the pre-deployment gate, policy and audit tools."""
 
 from __future__ import annotations
 
@@ -15,14 +15,20 @@ def _demo(args) -> int:
     return 1 if failed or not result.rollback_commits else 0
 
 
+def _load_bundle(path: str):
+    from rai_pipelines.policy import PolicyBundle, validate_bundle_compiles
+
+    bundle = PolicyBundle.load(path)
+    validate_bundle_compiles(bundle)
+    return bundle
+
+
 def _policy_test(args) -> int:
     from rai_pipelines.errors import PolicyError
-    from rai_pipelines.policy import PolicyBundle, run_policy_tests, validate_bundle_compiles
+    from rai_pipelines.policy import run_policy_tests
 
     try:
-        bundle = PolicyBundle.load(args.bundle)
-        validate_bundle_compiles(bundle)
-        results = run_policy_tests(bundle)
+        results = run_policy_tests(_load_bundle(args.bundle))
     except PolicyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -39,20 +45,102 @@ def _policy_test(args) -> int:
     return 0 if passed == len(results) else 1
 
 
+def _policy_validate(args) -> int:
+    from rai_pipelines.errors import PolicyError
+
+    try:
+        bundle = _load_bundle(args.bundle)
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    governance = bundle.data["governance"]
+    print(f"valid: {len(bundle.policy_modules)} policy module(s), {len(bundle.test_modules)} test module(s)")
+    print(f"  organisation thresholds: {governance['org']['thresholds']}")
+    print(f"  organisation severities: {governance['org']['severity']}")
+    for level in ("teams", "models"):
+        for name, data in sorted(governance[level].items()):
+            print(f"  {level[:-1]} {name} overrides: {data}")
+    print(f"  digest {bundle.digest}" + (f", revision {bundle.revision}" if bundle.revision else ""))
+    return 0
+
+
+def _audit_verify(args) -> int:
+    from rai_pipelines.decision_log import DecisionLog
+
+    log = DecisionLog(args.log)
+    if not log.path.exists():
+        print(f"error: no decision log at {log.path}", file=sys.stderr)
+        return 2
+    broken = log.verify()
+    count = len(log.records())
+    if broken is None:
+        print(f"intact: {count} record(s) in {log.path}, hash chain verified")
+        return 0
+    print(
+        f"TAMPERED: {log.path} line {broken} breaks the hash chain (record edited, removed or inserted "
+        f"there); {broken - 1} record(s) before it verify"
+    )
+    return 1
+
+
+def _gate(args) -> int:
+    from rai_pipelines.decision_log import DecisionLog
+    from rai_pipelines.errors import PolicyError
+    from rai_pipelines.gate import EXIT_ERROR, report_text, run_gate, write_junit, write_sarif
+    from rai_pipelines.policy import RegopyEngine
+
+    try:
+        bundle = _load_bundle(args.bundle)
+    except PolicyError as exc:
+        print(f"ERROR - {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    log = None if args.no_decision_log else DecisionLog(args.decision_log)
+    result = run_gate(RegopyEngine(), bundle, args.manifests, args.facts, log)
+    print(report_text(result, bundle))
+    if args.junit:
+        write_junit(result, args.junit)
+    if args.sarif:
+        write_sarif(result, args.sarif)
+    return result.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     from rai_pipelines.settings import Settings
 
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(prog="rai-pipelines", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
     demo = sub.add_parser("demo", help="build a local world from real data and run the whole loop through Dagster")
     demo.add_argument("--home", default=".rai-demo", help="folder for the demo world (default: .rai-demo)")
     demo.add_argument("--timeout", type=float, default=300, help="seconds to wait for the rollback runs")
     demo.set_defaults(func=_demo)
+
+    gate = sub.add_parser("gate", help="check candidate manifests against the policies before they ship (CI/CD)")
+    gate.add_argument("manifests", nargs="+", help="YAML files, or kustomize directories to render")
+    gate.add_argument("--facts", required=True, help="governance facts (JSON): {version: facts} or a list of rows")
+    gate.add_argument("--bundle", default=settings.policy_dir, help="policy bundle directory")
+    gate.add_argument("--junit", help="write JUnit XML here")
+    gate.add_argument("--sarif", help="write SARIF 2.1.0 here")
+    gate.add_argument("--decision-log", default=str(Path(settings.home) / "decision_log"))
+    gate.add_argument("--no-decision-log", action="store_true", help="do not append the decisions to a log")
+    gate.set_defaults(func=_gate)
+
     policy = sub.add_parser("policy", help="policy bundle commands")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     test = policy_sub.add_parser("test", help="run the bundle's *_test.rego files, as `opa test` does")
-    test.add_argument("bundle", nargs="?", default=Settings.from_env().policy_dir)
+    test.add_argument("bundle", nargs="?", default=settings.policy_dir)
     test.set_defaults(func=_policy_test)
+    validate = policy_sub.add_parser("validate", help="check syntax, data conflicts and forbidden built-ins")
+    validate.add_argument("bundle", nargs="?", default=settings.policy_dir)
+    validate.set_defaults(func=_policy_validate)
+
+    audit = sub.add_parser("audit", help="decision log commands")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="prove the decision log's hash chain is intact")
+    verify.add_argument("--log", default=str(Path(settings.home) / "decision_log"), help="decision log directory")
+    verify.set_defaults(func=_audit_verify)
+
     args = parser.parse_args(argv)
     return args.func(args)
 

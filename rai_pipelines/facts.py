@@ -15,6 +15,7 @@ FACTS_SCHEMA = pa.schema(
         ("model_name", pa.string()),
         ("model_version", pa.string()),
         ("inference_count", pa.int64()),
+        ("fairness_applicable", pa.bool_()),  # the model declares protected attributes to enforce
         ("fairness_score", pa.float64()),
         ("fairness_worst_attribute", pa.string()),
         ("fairness_worst_group", pa.string()),

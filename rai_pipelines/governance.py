@@ -10,7 +10,7 @@ from rai_pipelines.decision_log import decision_id, digest
 from rai_pipelines.errors import BadInputError, PolicyError
 from rai_pipelines.facts import ai_models_document
 from rai_pipelines.gitops import RenderedDeployment
-from rai_pipelines.policy import DEFAULT_PACKAGE, PolicyBundle, PolicyEngine, deny_query, evaluate_deny
+from rai_pipelines.policy import DEFAULT_PACKAGE, PolicyBundle, PolicyEngine, decision_query, evaluate_decisions
 from rai_pipelines.registry import validate_model_version
 
 
@@ -22,6 +22,10 @@ class Decision:
     @property
     def violations(self) -> list[str]:
         return self.record["result"].get("deny", [])
+
+    @property
+    def remediation(self) -> str:
+        return self.record["result"].get("remediation", "alert" if self.error else "none")
 
     @property
     def error(self) -> str | None:
@@ -45,7 +49,7 @@ def evaluate_deployments(
     not evaluated: its decision is an error with an alert, so bad data never drives a rollback."""
     ai_models = ai_models_document(facts_rows)
     facts_digest = digest(ai_models)
-    query = deny_query(package)
+    query = decision_query(package)
     valid, decisions = [], []
     for deployment in deployments:
         try:
@@ -74,8 +78,8 @@ def evaluate_deployments(
                     deployment,
                 )
             )
-    results = evaluate_deny(engine, bundle, [d.manifest for d in valid], ai_models, package) if valid else []
-    for deployment, deny in zip(valid, results, strict=False):
+    results = evaluate_decisions(engine, bundle, [d.manifest for d in valid], ai_models, package) if valid else []
+    for deployment, decision in zip(valid, results, strict=True):
         input_digest = digest(deployment.manifest)
         facts = ai_models.get(deployment.model_version)
         record = {
@@ -90,11 +94,14 @@ def evaluate_deployments(
             "gitops": {"remote": gitops_remote, "revision": gitops_revision, "overlay": deployment.overlay},
             "app": deployment.app,
             "model_version": deployment.model_version,
-            "result": {"deny": deny, "allowed": not deny},
-            "action": {"type": "rollback_requested" if deny else "none"},
+            "result": decision.as_dict(),
+            "action": {"type": ACTIONS[decision.remediation]},
         }
         decisions.append(Decision(record, deployment))
     return decisions
+
+
+ACTIONS = {"rollback": "rollback_requested", "review": "review_requested", "alert": "alert", "none": "none"}
 
 
 def rollback_run_key(app: str, overlay: str, bad_version: str, gitops_revision: str) -> str:
@@ -134,9 +141,9 @@ def choose_rollback_target(
     for version in candidates:
         candidate = copy.deepcopy(manifest)
         candidate["spec"]["template"]["metadata"]["labels"]["model-version"] = version
-        deny = evaluate_deny(engine, bundle, [candidate], ai_models, package)[0]
-        considered.append((version, deny))
-        if not deny:
+        decision = evaluate_decisions(engine, bundle, [candidate], ai_models, package)[0]
+        considered.append((version, decision.deny))
+        if decision.allowed:
             return version, considered
     raise NoCompliantVersion(
         f"{model_name}: no version other than {bad_version} is known to comply "

@@ -20,6 +20,7 @@ class RollbackResult:
     commit_sha: str | None
     considered: list
     diff: str = ""
+    branch: str | None = None  # the review branch, in review mode
 
 
 def safe_overlay_path(overlay: str) -> str:
@@ -48,7 +49,10 @@ def rollback_model(
     bundle: PolicyBundle,
     facts_rows: list[dict],
     push_attempts: int = 2,
+    review_branch: str | None = None,
 ) -> RollbackResult:
+    """Pin the last compliant version and push it to the GitOps branch, or, with `review_branch`,
+    to a new branch from which a pull request is opened for a person to merge."""
     validate_model_version(bad_version, "rollback: bad version")
     overlay = safe_overlay_path(overlay)
     assert checkout.path is not None
@@ -91,8 +95,15 @@ def rollback_model(
             },
         )
         try:
-            checkout.push()
-            return RollbackResult("committed", target, sha, considered, diff)
+            checkout.push(review_branch)
+            return RollbackResult(
+                "committed" if review_branch is None else "review_branch_pushed",
+                target,
+                sha,
+                considered,
+                diff,
+                review_branch,
+            )
         except GitOpsError:
             if attempt == push_attempts:
                 raise

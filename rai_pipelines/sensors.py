@@ -51,11 +51,18 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
             if decision.error:
                 context.log.error(f"{deployment.overlay}: not evaluated: {decision.error}")
                 continue
+            warnings = decision.record["result"].get("warn", [])
             context.log.info(
-                f"{deployment.app} {deployment.model_version}: "
-                f"{'; '.join(decision.violations) or 'allowed'} (decision {decision.decision_id})"
+                f"{deployment.app} {deployment.model_version}: {'; '.join(decision.violations) or 'allowed'}"
+                f"{' (warnings: ' + '; '.join(warnings) + ')' if warnings else ''} (decision {decision.decision_id})"
             )
-            if not decision.violations:
+            if decision.remediation == "alert":
+                # Alert-only violations (missing facts, for instance) change nothing in Git; they stay
+                # in the decision log and in the tick's log, and the sensor evaluates again on change.
+                context.log.warning(
+                    f"ALERT {deployment.app} {deployment.model_version}: {'; '.join(decision.violations)}"
+                )
+            if decision.remediation not in ("rollback", "review"):
                 continue
             run_requests.append(
                 dg.RunRequest(
@@ -70,6 +77,7 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
                                     "bad_version": deployment.model_version,
                                     "decision_id": decision.decision_id,
                                     "violations": decision.violations,
+                                    "mode": "push" if decision.remediation == "rollback" else "branch",
                                 }
                             }
                         }
@@ -77,22 +85,18 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
                     tags={
                         "rai-pipelines/decision-id": decision.decision_id,
                         "rai-pipelines/app": deployment.app,
-                        "rai-pipelines/remediation": "rollback",
+                        "rai-pipelines/remediation": decision.remediation,
                     },
                 )
             )
         state["gitops_revision"] = revision
         if not run_requests:
-            allowed = sum(1 for d in decisions if not d.error)
+            allowed = sum(1 for d in decisions if not d.error and not d.violations)
             return dg.SensorResult(
                 cursor=json.dumps(state),
                 skip_reason=dg.SkipReason(
-                    f"{allowed} deployment(s) comply at GitOps revision {revision[:12]}"
-                    + (
-                        f"; {len(decisions) - allowed} could not be evaluated (see the decision log)"
-                        if allowed < len(decisions)
-                        else ""
-                    )
+                    f"{allowed} of {len(decisions)} deployment(s) comply at GitOps revision {revision[:12]}"
+                    + ("; the others are alerts in the decision log" if allowed < len(decisions) else "")
                 ),
             )
         return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(state))

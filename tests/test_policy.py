@@ -1,18 +1,32 @@
-"""The Rego policies and the embedded engine: unit tests of the bundle, the reference policy's
-decisions, and the refusals (v0 syntax, syntax errors, outside-reaching built-ins)."""
+"""The Rego policies and the embedded engine: the bundle's own tests, the golden decision table,
+the hierarchy of thresholds, and the refusals (v0 syntax, syntax errors, outside-reaching
+built-ins, oversized inputs, runaway evaluations)."""
 
 from __future__ import annotations
 
+import random
 import shutil
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rai_pipelines.errors import PolicyError
-from rai_pipelines.policy import PolicyBundle, RegopyEngine, evaluate_deny, run_policy_tests, validate_bundle_compiles
+from rai_pipelines.policy import (
+    MAX_INPUT_DEPTH,
+    PolicyBundle,
+    RegopyEngine,
+    TimeBoundedEngine,
+    evaluate_decisions,
+    run_policy_tests,
+    validate_bundle_compiles,
+)
 from rai_pipelines.settings import PROJECT_ROOT
 
 UNFAIR = "AI model fairness score below acceptable threshold (0.8)."
 EXPENSIVE = "Estimated inference cost exceeds budget (0.005 USD)."
+ENGINE = RegopyEngine()
 
 
 @pytest.fixture(scope="module")
@@ -20,83 +34,218 @@ def bundle() -> PolicyBundle:
     return PolicyBundle.load(PROJECT_ROOT / "policies")
 
 
-def deployment(app="credit-scoring-ai", version="2.0.0", kind="Deployment", labels=None):
+def deployment(app="credit-scoring-ai", version="2.0.0", kind="Deployment", labels=None, team="credit-risk"):
     return {
         "apiVersion": "apps/v1",
         "kind": kind,
-        "metadata": {"name": app, "labels": {"app": app, **(labels or {})}},
+        "metadata": {"name": app, "labels": {"app": app, "team": team, **(labels or {})}},
         "spec": {"template": {"metadata": {"labels": {"app": app, "model-version": version}}}},
     }
 
 
+def decide(bundle, manifest, facts):
+    return evaluate_decisions(ENGINE, bundle, [manifest], facts)[0]
+
+
 def test_the_bundles_own_rego_tests_pass(bundle):
     results = run_policy_tests(bundle)
-    assert len(results) == 9
-    failed = [r.name for r in results if not r.passed]
-    assert failed == []
+    assert len(results) == 14
+    assert [r.name for r in results if not r.passed] == []
 
 
-def test_a_failing_rego_test_is_reported_as_failed(bundle, tmp_path):
-    shutil.copytree(PROJECT_ROOT / "policies", tmp_path / "p")
-    (tmp_path / "p" / "extra_test.rego").write_text(
+def test_a_failing_rego_test_is_reported_as_failed(tmp_path):
+    copy = _copy_bundle(tmp_path)
+    (copy / "extra_test.rego").write_text(
         "package apexlogic.extra_test\n\nimport data.apexlogic.ai_governance\n\n"
         "test_wrong_expectation if {\n\tcount(ai_governance.violations({}, {})) == 1\n}\n"
     )
-    results = {r.name: r.passed for r in run_policy_tests(PolicyBundle.load(tmp_path / "p"))}
+    results = {r.name: r.passed for r in run_policy_tests(PolicyBundle.load(copy))}
     assert results["test_wrong_expectation"] is False
     assert results["test_compliant_model_is_allowed"] is True
 
 
-# The golden table of the reference policy: (manifest, facts, expected deny set).
+GOVERNED = {"rai-pipelines.io/governed": "true"}
+# The golden table: (manifest, data.ai_models, expected deny messages, expected remediation).
 GOLDEN = [
-    (deployment(version="1.4.2"), {"1.4.2": {"fairness_score": 0.93, "estimated_cost_per_inference_usd": 0.0013}}, []),
-    (deployment(), {"2.0.0": {"fairness_score": 0.79, "estimated_cost_per_inference_usd": 0.001}}, [UNFAIR]),
-    (deployment(), {"2.0.0": {"fairness_score": 0.95, "estimated_cost_per_inference_usd": 0.0081}}, [EXPENSIVE]),
-    (deployment(), {"2.0.0": {"fairness_score": 0.1, "estimated_cost_per_inference_usd": 0.02}}, [UNFAIR, EXPENSIVE]),
-    (deployment(), {"2.0.0": {"fairness_score": 0.8, "estimated_cost_per_inference_usd": 0.005}}, []),
-    (deployment(kind="StatefulSet"), {"2.0.0": {"fairness_score": 0.1}}, []),
-    (deployment(app="recommender"), {"2.0.0": {"fairness_score": 0.1}}, []),
     (
-        deployment(app="employment-screening-ai", version="3.2.0", labels={"rai-pipelines.io/governed": "true"}),
+        deployment(version="1.4.2"),
+        {"1.4.2": {"fairness_score": 0.93, "estimated_cost_per_inference_usd": 0.0013}},
+        [],
+        "none",
+    ),
+    (
+        deployment(),
+        {"2.0.0": {"fairness_score": 0.79, "estimated_cost_per_inference_usd": 0.001}},
+        [UNFAIR],
+        "rollback",
+    ),
+    (
+        deployment(),
+        {"2.0.0": {"fairness_score": 0.95, "estimated_cost_per_inference_usd": 0.0081}},
+        [EXPENSIVE],
+        "rollback",
+    ),
+    (
+        deployment(),
+        {"2.0.0": {"fairness_score": 0.1, "estimated_cost_per_inference_usd": 0.02}},
+        [UNFAIR, EXPENSIVE],
+        "rollback",
+    ),
+    (deployment(), {"2.0.0": {"fairness_score": 0.8, "estimated_cost_per_inference_usd": 0.005}}, [], "none"),
+    (deployment(kind="StatefulSet"), {"2.0.0": {"fairness_score": 0.1}}, [], "none"),
+    (deployment(app="recommender"), {"2.0.0": {"fairness_score": 0.1}}, [], "none"),
+    (
+        deployment(app="employment-screening-ai", version="3.2.0", labels=GOVERNED, team="people-analytics"),
         {"3.2.0": {"fairness_score": 0.671, "estimated_cost_per_inference_usd": 0.00055}},
         [UNFAIR],
+        "rollback",
     ),
-    (deployment(), {"1.4.2": {"fairness_score": 0.1}}, []),  # facts of another version never apply
+    # Facts of another version never apply; facts missing for the deployed one are not a pass.
+    (
+        deployment(),
+        {"1.4.2": {"fairness_score": 0.1}},
+        ["No governance facts for model version 2.0.0: compliance cannot be shown."],
+        "alert",
+    ),
+    (
+        deployment(app="employment-screening-ai", version="3.2.0", labels=GOVERNED),
+        {"3.2.0": {"fairness_applicable": True, "estimated_cost_per_inference_usd": 0.0005}},
+        ["Fairness score missing for a model with protected attributes: compliance cannot be shown."],
+        "alert",
+    ),
+    (deployment(), {"2.0.0": {"fairness_applicable": False, "estimated_cost_per_inference_usd": 0.001}}, [], "none"),
 ]
 
 
-@pytest.mark.parametrize("manifest,facts,expected", GOLDEN)
-def test_reference_policy_golden_decisions(bundle, manifest, facts, expected):
-    assert evaluate_deny(RegopyEngine(), bundle, [manifest], facts) == [sorted(expected)]
+@pytest.mark.parametrize("manifest,facts,expected,remediation", GOLDEN)
+def test_golden_decisions(bundle, manifest, facts, expected, remediation):
+    decision = decide(bundle, manifest, facts)
+    assert decision.deny == sorted(expected)
+    assert decision.remediation == remediation
+    assert decision.allowed is (not expected)
 
 
-def test_many_inputs_are_evaluated_with_one_compiled_bundle(bundle):
-    manifests = [m for m, _, _ in GOLDEN]
+def test_the_brief_denies_and_allows_exactly_as_it_describes(bundle):
+    """DESIGN.md's reference policy: credit-scoring-ai is denied below a 0.8 fairness score and
+    above 0.005 USD estimated per inference, with the brief's own messages, and nothing else."""
+    for fairness in (0.0, 0.5, 0.79, 0.7999, 0.8, 0.81, 1.0):
+        for cost in (0.0, 0.001, 0.005, 0.0050001, 0.1):
+            facts = {"9.9.9": {"fairness_score": fairness, "estimated_cost_per_inference_usd": cost}}
+            expected = ([UNFAIR] if fairness < 0.8 else []) + ([EXPENSIVE] if cost > 0.005 else [])
+            assert decide(bundle, deployment(version="9.9.9"), facts).deny == sorted(expected), (fairness, cost)
+
+
+def test_warnings_do_not_block(bundle):
+    facts = {
+        "2.0.0": {
+            "fairness_score": 0.9,
+            "estimated_cost_per_inference_usd": 0.001,
+            "drift_share": 0.57,
+            "drifted_features": ["car_value", "loan_length"],
+        }
+    }
+    decision = decide(bundle, deployment(), facts)
+    assert decision.allowed and decision.remediation == "none"
+    assert decision.warn == ["Input drift on 0.57 of the features (car_value, loan_length), above 0.3."]
+
+
+def test_one_compiled_bundle_serves_many_inputs_and_is_cached(bundle):
+    engine = RegopyEngine()
+    manifests = [m for m, _, _, _ in GOLDEN]
     facts = {
         "2.0.0": {"fairness_score": 0.5, "estimated_cost_per_inference_usd": 0.01},
         "1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001},
         "3.2.0": {"fairness_score": 0.9},
     }
-    results = evaluate_deny(RegopyEngine(), bundle, manifests, facts)
-    assert results[0] == [] and results[1] == sorted([UNFAIR, EXPENSIVE]) and results[5] == []
+    first = evaluate_decisions(engine, bundle, manifests, facts)
+    assert first[0].allowed and first[1].deny == sorted([UNFAIR, EXPENSIVE]) and first[5].allowed
+    assert len(engine._cache) == 1
+    assert evaluate_decisions(engine, bundle, manifests, facts) == first
+    assert len(engine._cache) == 1  # same bundle digest and data: compiled once
+    evaluate_decisions(engine, bundle, manifests, {**facts, "1.4.2": {"fairness_score": 0.1}})
+    assert len(engine._cache) == 2
 
 
-def _bundle_with(tmp_path, name: str, source: str) -> PolicyBundle:
+def _copy_bundle(tmp_path) -> Path:
     shutil.copytree(PROJECT_ROOT / "policies", tmp_path / "p", dirs_exist_ok=True)
-    (tmp_path / "p" / name).write_text(source)
-    return PolicyBundle.load(tmp_path / "p")
+    return tmp_path / "p"
+
+
+def _bundle_with(tmp_path, name: str, text: str) -> PolicyBundle:
+    copy = _copy_bundle(tmp_path)
+    (copy / name).parent.mkdir(parents=True, exist_ok=True)
+    (copy / name).write_text(text)
+    return PolicyBundle.load(copy)
+
+
+def test_model_data_overrides_team_and_organisation(tmp_path):
+    bundle = _bundle_with(
+        tmp_path,
+        "models/credit-scoring-ai/data.yaml",
+        "thresholds:\n  estimated_cost_per_inference_usd_max: 0.01\nseverity:\n  cost: review\n",
+    )
+    facts = {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.0081}}
+    assert decide(bundle, deployment(), facts).allowed  # 0.0081 is within this model's own budget
+    facts = {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.02}}
+    decision = decide(bundle, deployment(), facts)
+    assert decision.deny == ["Estimated inference cost exceeds budget (0.01 USD)."]
+    assert decision.remediation == "review"
+    other = deployment(app="employment-screening-ai", labels=GOVERNED, team="people-analytics")
+    assert decide(bundle, other, {"2.0.0": {"estimated_cost_per_inference_usd": 0.0081}}).deny == [EXPENSIVE]
+
+
+def test_two_files_of_one_level_disagreeing_is_a_conflict(tmp_path):
+    with pytest.raises(
+        PolicyError,
+        match=r"conflict: .*budget\.yaml and .*data\.yaml both set "
+        r"thresholds\.fairness_score_min at the same level, to 0\.75 and 0\.8",
+    ):
+        _bundle_with(tmp_path, "budget.yaml", "thresholds:\n  fairness_score_min: 0.75\n")
+
+
+def test_agreeing_files_of_one_level_are_not_a_conflict(tmp_path):
+    bundle = _bundle_with(tmp_path, "teams/credit-risk/extra.json", '{"thresholds": {"drift_share_warn": 0.4}}')
+    assert bundle.data["governance"]["teams"]["credit-risk"]["thresholds"] == {"drift_share_warn": 0.4}
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        (
+            "data.yaml",
+            "thresholds:\n  drift_share_warn: 0.3\nseverity: {fairness: rollback, cost: rollback, "
+            "facts_missing: alert}\n",
+            "must set thresholds estimated_cost_per_inference_usd_max, fairness_score_min",
+        ),
+        (
+            "teams/x/data.yaml",
+            "thresholds:\n  fairnes_score_min: 0.9\n",
+            "fairnes_score_min not set at the organisation",
+        ),
+        (
+            "teams/x/data.yaml",
+            "severity:\n  cost: page-someone\n",
+            "severity.cost must be one of rollback, review, alert",
+        ),
+        ("teams/x/data.yaml", "threshold:\n  cost: 1\n", "unknown policy data key"),
+        ("teams/x/data.yaml", "thresholds:\n  fairness_score_min: high\n", "must be a number"),
+        ("misc/data.yaml", "thresholds: {}\n", "must sit at the bundle root"),
+    ],
+)
+def test_bad_policy_data_is_refused_naming_the_file(tmp_path, name, text, message):
+    with pytest.raises(PolicyError, match=message):
+        _bundle_with(tmp_path, name, text)
 
 
 def test_old_syntax_is_refused_with_how_to_convert(tmp_path):
     brief = (
-        "package apexlogic.ai_governance\n\nimport data.ai_models\n\ndeny[msg] {\n"
-        '\tinput.kind == "Deployment"\n\tmsg := "x"\n}\n'
+        "package apexlogic.ai_governance\n\nimport data.ai_models\n\n"
+        'deny[msg] {\n\tinput.kind == "Deployment"\n\tmsg := "x"\n}\n'
     )
     with pytest.raises(PolicyError) as err:
         _bundle_with(tmp_path, "old.rego", brief)
-    message = str(err.value)
-    assert "old.rego:5" in message and "Rego v0" in message
-    assert "deny contains msg if {" in message
+    assert "old.rego:5" in str(err.value) and "Rego v0" in str(err.value)
+    assert "deny contains msg if {" in str(err.value)
 
 
 def test_a_syntax_error_names_file_and_line(tmp_path):
@@ -126,20 +275,82 @@ def test_tests_using_with_are_refused_before_they_crash_the_engine(tmp_path):
 
 def test_an_undefined_decision_is_an_error_not_compliance(bundle):
     with pytest.raises(PolicyError, match="undefined"):
-        evaluate_deny(RegopyEngine(), bundle, [deployment()], {}, package="no.such.package")
+        evaluate_decisions(ENGINE, bundle, [deployment()], {}, package="no.such.package")
 
 
-def test_bundle_digest_changes_with_content(tmp_path, bundle):
-    other = _bundle_with(tmp_path, "extra.rego", "package extra\n\nx := 1\n")
-    assert other.digest != bundle.digest and bundle.digest.startswith("sha256:")
+def test_huge_and_deep_inputs_are_refused_before_evaluation(bundle):
+    huge = deployment(labels={"blob": "x" * 1_100_000})
+    with pytest.raises(PolicyError, match="exceeds the limit"):
+        evaluate_decisions(ENGINE, bundle, [huge], {})
+    deep: dict = {}
+    node = deep
+    for _ in range(MAX_INPUT_DEPTH + 5):
+        node["n"] = {}
+        node = node["n"]
+    with pytest.raises(PolicyError, match="nested deeper"):
+        evaluate_decisions(ENGINE, bundle, [{**deployment(), "extra": deep}], {})
+
+
+def test_a_runaway_evaluation_is_stopped(tmp_path, bundle):
+    slow = _bundle_with(
+        tmp_path, "slow.rego", "package slow\n\nn := count({x | some x in numbers.range(1, 200000000)})\n"
+    )
+    engine = TimeBoundedEngine(RegopyEngine(), timeout_s=2)
+    with pytest.raises(PolicyError, match="exceeded 2 s and was stopped"):
+        engine.evaluate(slow, "data.slow.n", [{}], {})
+    assert evaluate_decisions(engine, bundle, [deployment(version="1.4.2")], {"1.4.2": {"fairness_score": 0.9}})[
+        0
+    ].allowed
+
+
+facts_strategy = st.fixed_dictionaries(
+    {},
+    optional={
+        "fairness_score": st.one_of(
+            st.none(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5)
+        ),
+        "estimated_cost_per_inference_usd": st.one_of(
+            st.none(), st.floats(allow_nan=False, allow_infinity=False), st.integers(-10, 10)
+        ),
+        "fairness_applicable": st.one_of(st.booleans(), st.none(), st.integers(0, 1)),
+        "drift_share": st.one_of(st.none(), st.floats(0, 1)),
+        "drifted_features": st.one_of(st.lists(st.text(alphabet="abc_", max_size=6), max_size=3), st.none()),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(facts=facts_strategy, version=st.sampled_from(["2.0.0", "1.4.2"]))
+def test_random_facts_never_crash_the_engine_and_never_pass_silently(bundle, facts, version):
+    decision = decide(bundle, deployment(version="2.0.0"), {version: facts})
+    if version != "2.0.0":
+        assert decision.remediation == "alert"  # no facts for the deployed version
+    score, cost = facts.get("fairness_score"), facts.get("estimated_cost_per_inference_usd")
+    if isinstance(score, float) and score < 0.8:
+        assert version != "2.0.0" or UNFAIR in decision.deny
+    if isinstance(cost, float | int) and not isinstance(cost, bool) and cost > 0.005 and version == "2.0.0":
+        assert EXPENSIVE in decision.deny
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000))
+def test_the_decision_does_not_depend_on_the_order_of_the_policies(bundle, seed):
+    modules = list(bundle.modules.items())
+    random.Random(seed).shuffle(modules)
+    shuffled = PolicyBundle(bundle.root, dict(modules), bundle.data, f"{bundle.digest}-{seed}", bundle.revision)
+    for manifest, facts, _, _ in GOLDEN:
+        assert evaluate_decisions(ENGINE, shuffled, [manifest], facts) == evaluate_decisions(
+            ENGINE, bundle, [manifest], facts
+        )
 
 
 def test_policy_test_command_exit_codes(tmp_path, capsys):
     from rai_pipelines.cli import main
 
     assert main(["policy", "test", str(PROJECT_ROOT / "policies")]) == 0
-    assert "PASS: 9/9" in capsys.readouterr().out
-    _bundle_with(tmp_path, "extra_test.rego", "package extra_test\n\ntest_fails if {\n\t1 == 2\n}\n")
-    assert main(["policy", "test", str(tmp_path / "p")]) == 1
-    (tmp_path / "p" / "old.rego").write_text("package old\n\nallow {\n\ttrue\n}\n")
-    assert main(["policy", "test", str(tmp_path / "p")]) == 2
+    assert "PASS: 14/14" in capsys.readouterr().out
+    copy = _copy_bundle(tmp_path)
+    (copy / "extra_test.rego").write_text("package extra_test\n\ntest_fails if {\n\t1 == 2\n}\n")
+    assert main(["policy", "test", str(copy)]) == 1
+    (copy / "old.rego").write_text("package old\n\nallow {\n\ttrue\n}\n")
+    assert main(["policy", "test", str(copy)]) == 2

@@ -67,6 +67,7 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
                         "model_name": spec.name,
                         "model_version": version,
                         "inference_count": int(count),
+                        "fairness_applicable": bool(spec.enforced_protected_attributes),
                         "fairness_score": fair.get("fairness_score"),
                         "fairness_worst_attribute": fair.get("worst_attribute"),
                         "fairness_worst_group": fair.get("worst_group"),
@@ -129,6 +130,10 @@ def read_all_facts(lake) -> list[dict]:
     return table_.to_pylist()
 
 
+def review_branch(app: str, bad_version: str) -> str:
+    return f"rai-pipelines/rollback/{app}/{bad_version}"
+
+
 class RollbackConfig(dg.Config):
     """What the policy sensor decided; the asset re-checks all of it before touching Git."""
 
@@ -138,6 +143,7 @@ class RollbackConfig(dg.Config):
     bad_version: str
     decision_id: str
     violations: list[str]
+    mode: str = "push"  # "push": commit to the GitOps branch; "branch": push a branch for review
 
 
 @dg.asset(
@@ -156,6 +162,8 @@ def gitops_rollback(
     registry: ModelRegistryResource,
 ) -> dg.MaterializeResult:
     validate_model_version(config.bad_version, "rollback config: bad_version")
+    if config.mode not in ("push", "branch"):
+        raise BadInputError(f"rollback config: mode must be 'push' or 'branch', not {config.mode!r}")
     models = registry.models()
     if config.app not in models:
         raise BadInputError(f"rollback config: app {config.app!r} is not a model in the registry")
@@ -177,6 +185,7 @@ def gitops_rollback(
                 policy.policy_engine(),
                 bundle,
                 facts,
+                review_branch=review_branch(config.app, config.bad_version) if config.mode == "branch" else None,
             )
         except NoCompliantVersion as exc:
             log.append(
@@ -199,12 +208,14 @@ def gitops_rollback(
             "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
             "facts_digest": digest(facts),
             "action": {
-                "type": "rollback_commit" if result.commit_sha else "none",
+                "type": {"committed": "rollback_commit", "review_branch_pushed": "review_branch"}.get(
+                    result.status, "none"
+                ),
                 "status": result.status,
                 "commit": result.commit_sha,
                 "restored_version": result.target_version,
                 "remote": gitops.remote,
-                "branch": gitops.branch,
+                "branch": result.branch or gitops.branch,
                 "considered": result.considered,
             },
             "run_id": context.run.run_id,
@@ -219,6 +230,7 @@ def gitops_rollback(
             "restored_version": result.target_version,
             "commit_sha": result.commit_sha or "",
             "gitops_remote": gitops.remote,
+            "pushed_to_branch": result.branch or gitops.branch,
             "decision_id": config.decision_id,
             "decision_record_digest": record["digest"],
             "diff": dg.MetadataValue.md(f"```diff\n{result.diff}\n```" if result.diff else "(no change)"),

@@ -1,0 +1,178 @@
+"""`rai-pipelines gate`: the policies of the loop run on candidate manifests in CI/CD, with
+conftest-style exit codes, JUnit XML and SARIF."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from rai_pipelines.cli import main
+from rai_pipelines.demo.world import _base_files, overlay_files
+from rai_pipelines.settings import PROJECT_ROOT
+
+FACTS = {
+    "1.4.2": {"fairness_applicable": False, "estimated_cost_per_inference_usd": 0.0013, "drift_share": 0.0},
+    "2.0.0": {
+        "fairness_applicable": False,
+        "estimated_cost_per_inference_usd": 0.0081,
+        "drift_share": 0.57,
+        "drifted_features": ["car_value"],
+    },
+}
+
+
+@pytest.fixture
+def overlay(tmp_path, specs) -> callable:
+    def make(version: str) -> Path:
+        spec = specs["credit-scoring-ai"]
+        root = tmp_path / f"repo-{version}" / "apps" / spec.name
+        for name, text in _base_files(spec).items():
+            (root / "base").mkdir(parents=True, exist_ok=True)
+            (root / "base" / name).write_text(text)
+        for name, text in overlay_files(spec, version).items():
+            (root / "overlays" / "production").mkdir(parents=True, exist_ok=True)
+            (root / "overlays" / "production" / name).write_text(text)
+        return root / "overlays" / "production"
+
+    return make
+
+
+@pytest.fixture
+def facts_file(tmp_path) -> Path:
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(FACTS))
+    return path
+
+
+def gate(*args, tmp_path) -> int:
+    return main(["gate", *map(str, args), "--decision-log", str(tmp_path / "log")])
+
+
+def test_a_compliant_candidate_passes(overlay, facts_file, tmp_path, capsys):
+    junit, sarif = tmp_path / "gate.xml", tmp_path / "gate.sarif"
+    code = gate(overlay("1.4.2"), "--facts", facts_file, "--junit", junit, "--sarif", sarif, tmp_path=tmp_path)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "2 manifests: 1 passed, 0 failed, 0 warnings, 1 skipped, 0 errors" in out
+    assert "SKIP" in out and "Service/credit-scoring-ai - not a Deployment" in out
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "0", "1")
+    assert json.loads(sarif.read_text())["runs"][0]["results"] == []
+
+
+def test_an_over_budget_candidate_fails_with_junit_and_sarif(overlay, facts_file, tmp_path, capsys):
+    junit, sarif = tmp_path / "gate.xml", tmp_path / "gate.sarif"
+    code = gate(overlay("2.0.0"), "--facts", facts_file, "--junit", junit, "--sarif", sarif, tmp_path=tmp_path)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL - " in out and "Estimated inference cost exceeds budget (0.005 USD). [cost, rollback]" in out
+    assert "WARN - " in out and "Input drift on 0.57 of the features (car_value), above 0.3." in out
+    failure = ET.parse(junit).getroot().find("testcase/failure")
+    assert failure.get("type") == "cost" and "budget" in failure.get("message")
+    results = json.loads(sarif.read_text())["runs"][0]["results"]
+    assert {(r["ruleId"], r["level"]) for r in results} == {("cost", "error"), ("drift", "warning")}
+    assert all(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("production") for r in results)
+
+
+def test_missing_facts_fail_closed(overlay, tmp_path, capsys):
+    facts = tmp_path / "other.json"
+    facts.write_text(json.dumps({"1.4.2": FACTS["1.4.2"]}))
+    assert gate(overlay("2.0.0"), "--facts", facts, tmp_path=tmp_path) == 1
+    assert "No governance facts for model version 2.0.0" in capsys.readouterr().out
+
+
+def test_plain_yaml_files_and_facts_rows_are_accepted(overlay, tmp_path, capsys):
+    manifest = tmp_path / "deployment.yaml"
+    manifest.write_text(
+        (overlay("1.4.2").parent.parent / "base" / "deployment.yaml")
+        .read_text()
+        .replace("model-version: unset", 'model-version: "2.0.0"')
+    )
+    rows = tmp_path / "rows.json"
+    rows.write_text(
+        json.dumps(
+            [
+                {
+                    "date": "2023-11-05",
+                    "model_name": "credit-scoring-ai",
+                    "model_version": "2.0.0",
+                    "estimated_cost_per_inference_usd": 0.02,
+                },
+                {
+                    "date": "2023-11-06",
+                    "model_name": "credit-scoring-ai",
+                    "model_version": "2.0.0",
+                    "estimated_cost_per_inference_usd": 0.001,
+                },
+            ]
+        )
+    )
+    assert gate(manifest, "--facts", rows, tmp_path=tmp_path) == 0  # the latest row of the version counts
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("kind: Deployment\nmetadata: {name: x\n", "not valid YAML"),
+        ("- just\n- a list\n", "must be a Kubernetes object"),
+    ],
+)
+def test_unreadable_manifests_are_errors_exit_2(tmp_path, facts_file, capsys, content, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content)
+    assert gate(bad, "--facts", facts_file, tmp_path=tmp_path) == 2
+    out = capsys.readouterr().out
+    assert "ERROR - " in out and message in out and "bad.yaml" in out
+
+
+def test_an_unsafe_version_label_is_an_error(overlay, facts_file, tmp_path, capsys):
+    patch = overlay("1.4.2") / "model-version.yaml"
+    patch.write_text(patch.read_text().replace('"1.4.2"', '"1.4.2;rm -rf /"'))
+    assert gate(patch.parent, "--facts", facts_file, tmp_path=tmp_path) == 2
+    assert "not a valid model version" in capsys.readouterr().out
+
+
+def test_bad_facts_and_bad_bundles_are_errors(overlay, tmp_path, capsys):
+    broken = tmp_path / "facts.json"
+    broken.write_text('{"1.4.2": {"fairness_score": 0.9,}}')
+    assert gate(overlay("1.4.2"), "--facts", broken, tmp_path=tmp_path) == 2
+    assert "facts.json:1: facts are not valid JSON" in capsys.readouterr().out
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "old.rego").write_text("package old\n\ndeny[msg] {\n\tmsg := 1\n}\n")
+    broken.write_text("{}")
+    assert gate(overlay("1.4.2"), "--facts", broken, "--bundle", bundle, tmp_path=tmp_path) == 2
+    assert "Rego v0" in capsys.readouterr().err
+
+
+def test_gate_decisions_are_logged_and_the_log_verifies(overlay, facts_file, tmp_path, capsys):
+    gate(overlay("1.4.2"), "--facts", facts_file, tmp_path=tmp_path)
+    gate(overlay("2.0.0"), "--facts", facts_file, tmp_path=tmp_path)
+    log = tmp_path / "log" / "decisions.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["action"]["type"] for r in records] == ["gate_pass", "gate_fail"]
+    assert records[1]["result"]["deny"] == ["Estimated inference cost exceeds budget (0.005 USD)."]
+    assert all(r["bundles"]["policies"]["digest"].startswith("sha256:") for r in records)
+    capsys.readouterr()
+    assert main(["audit", "verify", "--log", str(tmp_path / "log")]) == 0
+    assert "intact: 2 record(s)" in capsys.readouterr().out
+    tampered = records[0] | {"result": {**records[0]["result"], "allowed": False}}
+    log.write_text(json.dumps(tampered, sort_keys=True) + "\n" + log.read_text().split("\n", 1)[1])
+    assert main(["audit", "verify", "--log", str(tmp_path / "log")]) == 1
+    out = capsys.readouterr().out
+    assert "TAMPERED" in out and "line 1 breaks the hash chain" in out
+
+
+def test_policy_validate_reports_the_hierarchy_and_refuses_conflicts(tmp_path, capsys):
+    assert main(["policy", "validate", str(PROJECT_ROOT / "policies")]) == 0
+    assert "team people-analytics overrides" in capsys.readouterr().out
+    import shutil
+
+    shutil.copytree(PROJECT_ROOT / "policies", tmp_path / "p")
+    (tmp_path / "p" / "more.yaml").write_text("thresholds:\n  fairness_score_min: 0.9\n")
+    assert main(["policy", "validate", str(tmp_path / "p")]) == 2
+    assert "conflict" in capsys.readouterr().err
