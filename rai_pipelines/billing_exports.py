@@ -41,6 +41,20 @@ def billing_period_folder(day: date) -> str:
     return f"{start:%Y%m%d}-{end:%Y%m%d}"
 
 
+def physical_lines(data: bytes) -> list[int] | None:
+    """The file line on which each data row starts, when that is not simply its index + 2 (blank
+    lines, which the CSV reader skips, or quoted fields spanning lines); None when it is."""
+    if data.count(b"\n\n") == 0 and b'\n"' not in data and b'"\n' not in data and b"\r\r" not in data:
+        return None
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+    lines, previous_end = [], 0
+    for row in reader:
+        start, previous_end = previous_end + 1, reader.line_num
+        if row and any(cell != "" for cell in row):
+            lines.append(start)
+    return lines[1:]  # the first record is the header
+
+
 def read_cur_csv(data: bytes, uri: str) -> pa.Table:
     """A legacy CUR CSV (plain or gzip) with every column read as text, so that a bad value is
     reported with its row instead of silently becoming null."""
@@ -119,7 +133,13 @@ class CurExportReader:
                 raise BadInputError(f"{uri}: listed in the manifest but missing from the export")
             if self.layout == "legacy":
                 with self.fs.open_input_stream(path, compression=None) as f:
-                    files.append(SourceFile(uri, read_cur_csv(f.read(), uri), first_data_line=2))
+                    raw = f.read()
+                table = read_cur_csv(raw, uri)
+                text = gzip.decompress(raw) if uri.endswith(".gz") else raw
+                lines = physical_lines(text)
+                if lines is not None and len(lines) != table.num_rows:
+                    raise BadInputError(f"{uri}: {len(lines)} records by line but {table.num_rows} parsed rows")
+                files.append(SourceFile(uri, table, first_data_line=2, row_lines=lines))
             else:
                 with self.fs.open_input_file(path) as f:
                     try:

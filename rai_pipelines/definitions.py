@@ -33,12 +33,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         "lake": LakeResource(
             root=settings.lake_root,
             decision_log_dir=str(Path(settings.home) / "decision_log"),
-            pseudonymisation_key_file=str(Path(settings.home) / "secrets" / "pseudonymisation.key"),
+            pseudonymisation_key_file=settings.pseudonymisation_key_file,
+            create_missing_key=settings.create_missing_key,
         ),
         "billing": BillingExportsResource(
             aws=[
-                AwsCurExport(root=settings.aws_cur_export_root, layout="legacy"),
-                AwsCurExport(root=settings.aws_cur2_export_root, layout="cur2"),
+                AwsCurExport(root=root, layout=layout)
+                for root, layout in ((settings.aws_cur_export_root, "legacy"), (settings.aws_cur2_export_root, "cur2"))
+                if root.lower() != "none"  # RAI_AWS_CUR_EXPORT_ROOT=none: no such export
             ]
         ),
         "registry": ModelRegistryResource(directory=settings.model_registry_dir),

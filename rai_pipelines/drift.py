@@ -12,6 +12,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from rai_pipelines.errors import BadInputError
+
 
 @dataclass(frozen=True)
 class FeatureDrift:
@@ -47,17 +49,40 @@ class DriftDetector(Protocol):
     def detect(self, reference: pd.DataFrame, current: pd.DataFrame) -> DriftResult: ...
 
 
+def _as_levels(series: pd.Series) -> pd.Series:
+    """Category labels as text, the same whatever the storage type: a whole-number float column
+    (an integer column that held a null on one day) gives "1", not "1.0"."""
+    if pd.api.types.is_float_dtype(series) and (series.dropna() % 1 == 0).all():
+        series = series.astype("Int64")
+    return series.astype("string")
+
+
 def _encode(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
     """Integer codes from the reference's levels; a level never seen in the reference gets its own
     code, so the chi-squared test sees it instead of dropping it."""
-    levels = sorted(reference.dropna().astype(str).unique())
+    reference, current = _as_levels(reference), _as_levels(current)
+    levels = sorted(reference.dropna().unique())
     index = {level: i for i, level in enumerate(levels)}
-    unseen = sorted(set(current.dropna().astype(str).unique()) - set(levels))
+    unseen = sorted(set(current.dropna().unique()) - set(levels))
     for level in unseen:
         index[level] = len(index)
-    ref = reference.astype(str).map(index).to_numpy(dtype=np.float64)
-    cur = current.astype(str).map(index).to_numpy(dtype=np.float64)
+    ref = reference.map(index).to_numpy(dtype=np.float64)
+    cur = current.map(index).to_numpy(dtype=np.float64)
     return ref, cur, len(index), unseen
+
+
+def _check_complete(frame: pd.DataFrame, columns: list[str], which: str) -> None:
+    """Missing values would make KS return NaN (read as "no drift") or break chi-squared: refuse
+    them, naming the feature, rather than report on them."""
+    for column in columns:
+        if column not in frame.columns:
+            raise BadInputError(f"drift: the {which} window has no feature column {column}")
+        missing = int(frame[column].isna().sum())
+        if missing:
+            raise BadInputError(
+                f"drift: feature {column} has {missing} missing value(s) of {len(frame)} in the {which} window; "
+                "drift is not computed on incomplete data"
+            )
 
 
 class AlibiTabularDrift:
@@ -76,6 +101,10 @@ class AlibiTabularDrift:
         from alibi_detect.cd import KSDrift, TabularDrift
 
         columns = self.numeric + self.categorical
+        _check_complete(reference, columns, "reference")
+        _check_complete(current, columns, "current")
+        if len(current) == 0:
+            raise BadInputError("drift: the current window is empty")
         ref_cols, cur_cols, categories, unseen = [], [], {}, {}
         for i, col in enumerate(columns):
             if col in self.categorical:
@@ -94,6 +123,9 @@ class AlibiTabularDrift:
         )
         out = detector.predict(x_cur, drift_type="batch", return_p_val=True, return_distance=True)["data"]
         p_values, distances, threshold = out["p_val"], out["distance"], float(out["threshold"])
+        if not np.all(np.isfinite(p_values)):
+            bad = [columns[i] for i in np.flatnonzero(~np.isfinite(p_values))]
+            raise BadInputError(f"drift: no valid p-value for feature(s) {', '.join(bad)}")
         features = [
             FeatureDrift(
                 feature=col,

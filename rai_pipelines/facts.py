@@ -25,7 +25,8 @@ FACTS_SCHEMA = pa.schema(
         ("prediction_drift_p_value", pa.float64()),
         ("daily_cost_usd", pa.float64()),
         ("cost_per_inference_usd", pa.float64()),
-        ("declared_daily_cost_usd", pa.float64()),
+        ("serving_hours", pa.int64()),  # hours of the day the version served (first to last request)
+        ("declared_daily_cost_usd", pa.float64()),  # declared serving cost for those hours
         ("estimated_cost_per_inference_usd", pa.float64()),
         ("source_run_ids", pa.list_(pa.string())),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import duckdb
@@ -233,6 +233,14 @@ class SourceFile:
     uri: str
     table: pa.Table
     first_data_line: int = 2  # CSV: line 1 is the header. Parquet: row numbers start at 1.
+    # CSV only: the physical line of each row, when blank lines or quoted line breaks make it
+    # differ from first_data_line + row index.
+    row_lines: list[int] | None = None
+
+    def row_numbers(self) -> list[int]:
+        if self.row_lines is not None:
+            return self.row_lines
+        return list(range(self.first_data_line, self.first_data_line + self.table.num_rows))
 
 
 def _legacy_tag_columns(table: pa.Table) -> list[str]:
@@ -266,7 +274,7 @@ def _prepare(source: SourceFile) -> tuple[pa.Table, dict[str, str]]:
             names.append(name)
     columns.append(_tags_json(table, tag_cols))
     names.append("tags_json")
-    columns.append(pa.array(range(source.first_data_line, source.first_data_line + n), pa.int64()))
+    columns.append(pa.array(source.row_numbers(), pa.int64()))
     names.append("source_row_number")
     return pa.Table.from_arrays(columns, names=names), original
 
@@ -327,6 +335,27 @@ def _validate(con, source: SourceFile, original: dict[str, str]) -> None:
         ).fetchone()
         if empty:
             raise BadInputError(f"{source.uri} {what} {empty[0]}: field {original.get(column, column)} is empty")
+    for column in (
+        "bill_payer_account_id",
+        "line_item_usage_account_id",
+        "line_item_currency_code",
+        "line_item_unblended_cost",
+    ):
+        empty = con.execute(
+            f"""SELECT source_row_number FROM cur WHERE "{column}" IS NULL OR CAST("{column}" AS VARCHAR) = ''
+                ORDER BY 1 LIMIT 1"""
+        ).fetchone()
+        if empty:
+            raise BadInputError(f"{source.uri} {what} {empty[0]}: field {original.get(column, column)} is empty")
+    currency = con.execute(
+        "SELECT source_row_number, line_item_currency_code FROM cur "
+        "WHERE NOT regexp_full_match(CAST(line_item_currency_code AS VARCHAR), '[A-Z]{3}') ORDER BY 1 LIMIT 1"
+    ).fetchone()
+    if currency:
+        raise BadInputError(
+            f"{source.uri} {what} {currency[0]}: field {original['line_item_currency_code']} = {currency[1]!r} "
+            "is not an ISO 4217 currency code"
+        )
     unknown = con.execute(
         "SELECT source_row_number, line_item_line_item_type FROM cur "
         f"WHERE line_item_line_item_type NOT IN ({', '.join(repr(k) for k in CHARGE_CATEGORY)}) "
@@ -380,6 +409,8 @@ SELECT
         WHEN 'DiscountedUsage' THEN {_money("reservation_effective_cost")}
         WHEN 'SavingsPlanNegation' THEN 0
         WHEN 'SavingsPlanUpfrontFee' THEN 0
+        WHEN 'Fee' THEN CASE WHEN {_text("reservation_reservation_a_r_n")} IS NOT NULL THEN 0
+                             ELSE {_money("line_item_unblended_cost")} END
         WHEN 'SavingsPlanRecurringFee' THEN
             {_money("savings_plan_total_commitment_to_date")} - {_money("savings_plan_used_commitment")}
         WHEN 'RIFee' THEN COALESCE({_money("reservation_unused_amortized_upfront_fee_for_billing_period")}, 0)
@@ -427,7 +458,12 @@ SELECT
     {_tag_lookup("x_Team")} AS x_Team,
     {_tag_lookup("x_Environment")} AS x_Environment
 FROM cur
-WHERE CAST(TRY_CAST(line_item_usage_start_date AS TIMESTAMPTZ) AS DATE) = CAST($day AS DATE)
+WHERE (CASE
+        WHEN {_ts("line_item_usage_start_date")} >= {_ts("bill_billing_period_start_date")}
+         AND {_ts("line_item_usage_start_date")} < {_ts("bill_billing_period_end_date")}
+        THEN CAST({_ts("line_item_usage_start_date")} AS DATE)
+        ELSE CAST({_ts("bill_billing_period_start_date")} AS DATE)
+    END) = CAST($day AS DATE)
 ORDER BY source_row_number
 """
 
@@ -443,7 +479,9 @@ def cur_to_focus(source: SourceFile, day: date) -> pa.Table:
 
     A charge belongs to the day its charge period starts on; the month-long tax lines AWS writes
     at the start of the billing period therefore land on its first day, as they do in AWS's own
-    FOCUS export.
+    FOCUS export. A charge whose period starts outside the file's billing period (a credit or a
+    correction for an earlier month) lands on the billing period's first day, so nothing in the
+    file is left out of every partition.
     """
     table, original = _prepare(source)
     con = _connect()
@@ -457,24 +495,41 @@ def empty_ledger() -> pa.Table:
     return LEDGER_SCHEMA.empty_table()
 
 
+def _utc_instant(value) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = str(value).strip().replace("Z", "+00:00")
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def source_daily_totals(source: SourceFile) -> dict[str, Decimal]:
-    """Billed cost per UTC day straight from the export, computed apart from `cur_to_focus` (plain
-    Decimal arithmetic on the raw values) so that the reconciliation check is an independent witness."""
+    """Billed cost per ledger day straight from the export, computed apart from `cur_to_focus` (plain
+    Decimal arithmetic on the raw values, the same day rule) so that the reconciliation check is an
+    independent witness."""
     table = source.table
     names = {canonical_cur_name(c): c for c in table.column_names}
-    for needed in ("line_item_usage_start_date", "line_item_unblended_cost"):
-        if needed not in names:
-            raise BadInputError(f"{source.uri}: missing required CUR column {needed}")
-    starts = table.column(names["line_item_usage_start_date"]).to_pylist()
-    costs = table.column(names["line_item_unblended_cost"]).to_pylist()
+    needed = (
+        "line_item_usage_start_date",
+        "line_item_unblended_cost",
+        "bill_billing_period_start_date",
+        "bill_billing_period_end_date",
+    )
+    for column in needed:
+        if column not in names:
+            raise BadInputError(f"{source.uri}: missing required CUR column {column}")
+    starts, costs, period_starts, period_ends = (table.column(names[c]).to_pylist() for c in needed[:2] + needed[2:])
     totals: dict[str, Decimal] = {}
-    for i, (start, cost) in enumerate(zip(starts, costs, strict=False)):
-        day = start.date().isoformat() if hasattr(start, "date") else str(start)[:10]
+    lines = source.row_numbers()
+    for i, (start, cost, period_start, period_end) in enumerate(
+        zip(starts, costs, period_starts, period_ends, strict=True)
+    ):
         try:
+            charge_start, bp_start, bp_end = (_utc_instant(v) for v in (start, period_start, period_end))
             amount = Decimal(str(cost)) if cost not in (None, "") else Decimal(0)
-        except ArithmeticError as exc:
-            raise BadInputError(
-                f"{source.uri} row {i + source.first_data_line}: cost {cost!r} is not a number"
-            ) from exc
-        totals[day] = totals.get(day, Decimal(0)) + amount
+        except (ArithmeticError, ValueError) as exc:
+            raise BadInputError(f"{source.uri} row {lines[i]}: unreadable date or cost ({exc})") from exc
+        day = charge_start if bp_start <= charge_start < bp_end else bp_start
+        key = day.astimezone(timezone.utc).date().isoformat()
+        totals[key] = totals.get(key, Decimal(0)) + amount
     return totals

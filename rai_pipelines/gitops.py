@@ -29,14 +29,24 @@ GIT_ENV = {
 }
 
 
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
+
+
+def redact(text: str) -> str:
+    """Drop credentials embedded in URLs (https://user:token@host/...) before text is logged,
+    recorded or shown."""
+    return _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", text)
+
+
 def run_git(args: list[str], cwd: str | Path | None = None, timeout: float = 60) -> str:
     env = {**os.environ, **GIT_ENV}
     try:
         out = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise GitOpsError(f"git {' '.join(args[:2])} timed out after {timeout:.0f} s") from exc
+        raise GitOpsError(redact(f"git {' '.join(args[:2])} timed out after {timeout:.0f} s")) from exc
     if out.returncode != 0:
-        raise GitOpsError(f"git {' '.join(args)} failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
+        detail = out.stderr.strip() or out.stdout.strip()
+        raise GitOpsError(redact(f"git {' '.join(args)} failed ({out.returncode}): {detail}"))
     return out.stdout
 
 
@@ -111,16 +121,29 @@ class RenderedDeployment:
         return labels.get("model-version")
 
 
-def rendered_deployments(checkout: Path, overlay_glob: str) -> list[RenderedDeployment]:
-    found = []
+@dataclass(frozen=True)
+class RenderFailure:
+    overlay: str
+    error: str
+
+
+def rendered_deployments(checkout: Path, overlay_glob: str) -> tuple[list[RenderedDeployment], list[RenderFailure]]:
+    """Every Deployment the overlays render, and the overlays that failed to render: one broken
+    overlay must not stop the governance of the others."""
+    found, failures = [], []
     for overlay in sorted(checkout.glob(overlay_glob)):
         if not (overlay / "kustomization.yaml").exists():
             continue
         rel = overlay.relative_to(checkout).as_posix()
-        for doc in kustomize_render(overlay):
+        try:
+            docs = kustomize_render(overlay)
+        except GitOpsError as exc:
+            failures.append(RenderFailure(rel, str(exc)))
+            continue
+        for doc in docs:
             if doc.get("kind") == "Deployment":
                 found.append(RenderedDeployment(rel, doc))
-    return found
+    return found, failures
 
 
 def _image_repository(image: str) -> tuple[str, str]:

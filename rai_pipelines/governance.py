@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from rai_pipelines.decision_log import decision_id, digest
 from rai_pipelines.errors import BadInputError, PolicyError
 from rai_pipelines.facts import ai_models_document
-from rai_pipelines.gitops import RenderedDeployment
+from rai_pipelines.gitops import RenderedDeployment, redact
 from rai_pipelines.policy import DEFAULT_PACKAGE, PolicyBundle, PolicyEngine, decision_query, evaluate_decisions
 from rai_pipelines.registry import validate_model_version
 
@@ -70,7 +70,11 @@ def evaluate_deployments(
                         "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
                         "input": deployment.manifest,
                         "input_digest": input_digest,
-                        "gitops": {"remote": gitops_remote, "revision": gitops_revision, "overlay": deployment.overlay},
+                        "gitops": {
+                            "remote": redact(gitops_remote),
+                            "revision": gitops_revision,
+                            "overlay": deployment.overlay,
+                        },
                         "app": deployment.app,
                         "result": {"error": str(exc)},
                         "action": {"type": "alert"},
@@ -91,7 +95,7 @@ def evaluate_deployments(
             "facts_digest": facts_digest,
             "facts": facts,
             "facts_source_run_ids": (facts or {}).get("source_run_ids", []),
-            "gitops": {"remote": gitops_remote, "revision": gitops_revision, "overlay": deployment.overlay},
+            "gitops": {"remote": redact(gitops_remote), "revision": gitops_revision, "overlay": deployment.overlay},
             "app": deployment.app,
             "model_version": deployment.model_version,
             "result": decision.as_dict(),
@@ -104,10 +108,11 @@ def evaluate_deployments(
 ACTIONS = {"rollback": "rollback_requested", "review": "review_requested", "alert": "alert", "none": "none"}
 
 
-def rollback_run_key(app: str, overlay: str, bad_version: str, gitops_revision: str) -> str:
-    """The same violation (this version deployed by this GitOps revision) maps to one run key, so a
-    second tick, a restart or fresher facts never launch a second rollback for it."""
-    return "rollback-" + digest([app, overlay, bad_version, gitops_revision]).split(":")[1][:24]
+def rollback_run_key(app: str, overlay: str, bad_version: str, rendered_manifest: dict) -> str:
+    """The same violation maps to one run key: the app's overlay rendering this Deployment with
+    this bad version. A second tick, a restart, fresher facts or a commit elsewhere in the GitOps
+    repository never launch a second rollback for it; a changed Deployment is a new violation."""
+    return "rollback-" + digest([app, overlay, bad_version, digest(rendered_manifest)]).split(":")[1][:24]
 
 
 class NoCompliantVersion(PolicyError):

@@ -2,7 +2,8 @@
 
 Each partition is a single object (`data.parquet`), written under a temporary name and moved into
 place, so readers see either the old partition or the new one, never half of one, and rewriting a
-partition replaces it (a backfill never double-counts). On S3 a single PUT is already atomic.
+partition replaces it (a backfill never double-counts). On an object store the file is serialised
+in memory first and uploaded as one object, so a failure while writing publishes nothing.
 """
 
 from __future__ import annotations
@@ -55,8 +56,13 @@ class Lake:
         directory = path.rsplit("/", 1)[0]
         self.fs.create_dir(directory, recursive=True)
         if not self.is_local:
+            # Serialise fully in memory first: an object-store stream completes its upload when it
+            # is closed, even on an exception, which would publish half a partition.
+            buffer = pa.BufferOutputStream()
+            write(buffer)
+            payload = buffer.getvalue()
             with self.fs.open_output_stream(path) as out:
-                write(out)
+                out.write(payload)
             return
         tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[1]}"
         try:

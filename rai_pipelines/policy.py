@@ -23,7 +23,6 @@ from rai_pipelines.errors import PolicyError
 DEFAULT_PACKAGE = "apexlogic.ai_governance"
 
 # A top-level rule head that opens its body without `if`: Rego v0.
-_V0_HEAD = re.compile(r"^(?P<head>[A-Za-z_][\w.]*\s*(\[[^\]]*\])?\s*(=\s*[^{:]+?)?)\s*\{\s*$")
 _FORBIDDEN_BUILTINS = re.compile(r"\b(http\.send|net\.[a-z_]+|opa\.runtime)\s*\(")
 _TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]+)\s+if\b", re.M)
 _WITH_KEYWORD = re.compile(r"\bwith\s+(input|data)\b[^\n]*\bas\b")
@@ -41,17 +40,44 @@ def _strip_comment(line: str) -> str:
     return line
 
 
+def _first_brace(line: str) -> int:
+    """Index of the first `{` outside a string literal, or -1."""
+    in_string = False
+    for i, ch in enumerate(line):
+        if ch == '"' and (i == 0 or line[i - 1] != "\\"):
+            in_string = not in_string
+        elif ch == "{" and not in_string:
+            return i
+    return -1
+
+
+_RULE_HEAD = re.compile(r"^[A-Za-z_][\w.]*(\[[^\]]*\]|\([^)]*\))?(\s+contains\s+\S+)?(\s*:?=\s*.+)?$")
+
+
 def check_rego_v1(path: str, source: str) -> None:
-    """Refuse Rego v0 rule heads with a message that says how to write them in v1."""
+    """Refuse Rego v0 rule heads (a body opened without `if`) with a message that says how to
+    write them in v1, and refuse `with ... as`, which crashes the embedded engine."""
     for number, raw in enumerate(source.splitlines(), start=1):
         line = _strip_comment(raw).rstrip()
+        if _WITH_KEYWORD.search(line):
+            raise PolicyError(
+                f"{path}:{number}: `with ... as` crashes the embedded Rego engine (regopy 1.5.2); pass the "
+                "values to a function instead"
+            )
         if not line or line[0].isspace() or line.startswith(("package", "import", "default", "}")):
             continue
-        if " if " in f" {line} " or " contains " in line or ":=" in line:
+        brace = _first_brace(line)
+        if brace < 0:
             continue
-        match = _V0_HEAD.match(line)
-        if match:
-            head = match.group("head").strip()
+        head = line[:brace].strip()
+        if not head or re.search(r"(^|\s)if$", head):
+            continue  # `p if {`
+        assignment = re.search(r":?=", head)
+        if assignment:
+            value = head[assignment.end() :].rstrip()
+            if not value or not (value[-1].isalnum() or value[-1] in '_)]"'):
+                continue  # the brace opens the value itself: `p := {`, `p := ({x | ...} | ...)`
+        if _RULE_HEAD.match(head):
             raise PolicyError(
                 f"{path}:{number}: `{line.strip()}` is Rego v0 syntax. OPA 1.x rejects it and the embedded "
                 "engine would misread it, so it is refused. In Rego v1 write "
@@ -61,6 +87,8 @@ def check_rego_v1(path: str, source: str) -> None:
 
 
 def _v1_suggestion(head: str) -> str:
+    if " contains " in head:
+        return f"{head} if {{"
     m = re.match(r"^([\w.]+)\s*\[\s*(\w+)\s*\]$", head)
     if m:
         return f"{m.group(1)} contains {m.group(2)} if {{"
@@ -222,17 +250,22 @@ def _merge_levels(levels: dict, modules: dict[str, str], root: Path) -> dict:
 
 
 def _git_revision(root: Path) -> str | None:
+    """The last commit of the bundle's folder, with "+dirty" when the folder has uncommitted changes:
+    a decision must never claim a revision whose policies it did not use."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "log", "-1", "--format=%H", "--", "."],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
+        revision = git("log", "-1", "--format=%H", "--", ".")
+        dirty = git("status", "--porcelain", "--", ".")
     except (subprocess.SubprocessError, OSError):
         return None
-    return out.stdout.strip() or None
+    if not revision:
+        return None
+    return f"{revision}+dirty" if dirty else revision
 
 
 class PolicyEngine(Protocol):

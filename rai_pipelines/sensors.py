@@ -39,12 +39,22 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
         store = lake.lake()
         with gitops.checkout() as checkout:
             revision = checkout.head
-            deployments = rendered_deployments(checkout.path, gitops.overlay_glob)
+            deployments, render_failures = rendered_deployments(checkout.path, gitops.overlay_glob)
         decisions = evaluate_deployments(
             policy.policy_engine(), bundle, deployments, read_all_facts(store), gitops.remote, revision, policy.package
         )
         log = lake.decision_log()
         run_requests = []
+        for failure in render_failures:
+            log.append(
+                {
+                    "kind": "render_error",
+                    "gitops": {"revision": revision, "overlay": failure.overlay},
+                    "result": {"error": failure.error},
+                    "action": {"type": "alert"},
+                }
+            )
+            context.log.error(f"{failure.overlay}: not evaluated, the overlay does not render: {failure.error}")
         for decision in decisions:
             log.append(decision.record)
             deployment = decision.deployment
@@ -66,7 +76,9 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
                 continue
             run_requests.append(
                 dg.RunRequest(
-                    run_key=rollback_run_key(deployment.app, deployment.overlay, deployment.model_version, revision),
+                    run_key=rollback_run_key(
+                        deployment.app, deployment.overlay, deployment.model_version, deployment.manifest
+                    ),
                     run_config=dg.RunConfig(
                         ops={
                             "gitops_rollback": {
@@ -86,6 +98,9 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
                         "rai-pipelines/decision-id": decision.decision_id,
                         "rai-pipelines/app": deployment.app,
                         "rai-pipelines/remediation": decision.remediation,
+                        # A failed push or render is retried by the daemon (run_retries in dagster.yaml);
+                        # the asset marks "no compliant version" as final.
+                        "dagster/max_retries": "2",
                     },
                 )
             )

@@ -30,6 +30,8 @@ class Settings:
     model_registry_dir: str
     partitions_start: str
     workdir: str
+    pseudonymisation_key_file: str
+    create_missing_key: bool
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,4 +47,9 @@ class Settings:
             model_registry_dir=_env("RAI_MODEL_REGISTRY", str(PROJECT_ROOT / "models")),
             partitions_start=_env("RAI_PARTITIONS_START", "2023-11-01"),
             workdir=_env("RAI_WORKDIR", str(Path(home) / "work")),
+            pseudonymisation_key_file=_env(
+                "RAI_PSEUDONYMISATION_KEY_FILE", str(Path(home) / "secrets" / "pseudonymisation.key")
+            ),
+            # The embedded default makes its own key; a configured key file must exist.
+            create_missing_key=not os.environ.get("RAI_PSEUDONYMISATION_KEY_FILE", "").strip(),
         )

@@ -221,3 +221,82 @@ def test_unknown_line_item_type_is_refused(raw_csv):
 def test_a_corrupt_gzip_export_is_named():
     with pytest.raises(BadInputError, match=r"cur-1\.csv\.gz: not a readable gzip file"):
         read_cur_csv(b"not gzip at all", "cur-1.csv.gz")
+
+
+def test_line_numbers_count_blank_lines_and_quoted_line_breaks(raw_csv):
+    from rai_pipelines.billing_exports import physical_lines
+
+    rows = list(csv.reader(io.StringIO(raw_csv.decode())))
+    rows[3][rows[0].index("lineItem/LineItemDescription")] = "first line\nsecond line"
+    rows[10][rows[0].index("lineItem/UnblendedCost")] = "oops"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows[:6])
+    out.write("\n")  # a blank line
+    csv.writer(out, lineterminator="\n").writerows(rows[6:])
+    data = out.getvalue().encode()
+    # data row 10 is file line 11, plus one for the quoted line break and one for the blank line
+    source = SourceFile("bad.csv", read_cur_csv(data, "bad.csv"), row_lines=physical_lines(data))
+    with pytest.raises(BadInputError, match=r"bad\.csv line 13: field lineItem/UnblendedCost = 'oops'"):
+        cur_to_focus(source, date(2023, 11, 1))
+
+
+@pytest.mark.parametrize("column", ["lineItem/UnblendedCost", "bill/PayerAccountId", "lineItem/CurrencyCode"])
+def test_empty_mandatory_fields_are_refused(raw_csv, column):
+    bad = _replace_field(raw_csv, 9, column, "")
+    with pytest.raises(BadInputError, match=rf"bad\.csv line 9: field {column} is empty"):
+        cur_to_focus(SourceFile("bad.csv", read_cur_csv(bad, "bad.csv")), date(2023, 11, 1))
+
+
+def test_an_unknown_currency_is_refused(raw_csv):
+    bad = _replace_field(raw_csv, 12, "lineItem/CurrencyCode", "usd$")
+    with pytest.raises(BadInputError, match=r"line 12: field lineItem/CurrencyCode = 'usd\$' is not an ISO 4217"):
+        cur_to_focus(SourceFile("bad.csv", read_cur_csv(bad, "bad.csv")), date(2023, 11, 1))
+
+
+def _cur2_row(line_type: str, cost: float, start: str = "2023-11-02T03:00:00Z", **extra) -> dict:
+    row = {
+        "bill_payer_account_id": "1",
+        "bill_billing_period_start_date": "2023-11-01T00:00:00Z",
+        "bill_billing_period_end_date": "2023-12-01T00:00:00Z",
+        "line_item_usage_account_id": "1",
+        "line_item_line_item_type": line_type,
+        "line_item_usage_start_date": start,
+        "line_item_usage_end_date": start,
+        "line_item_product_code": "AmazonEC2",
+        "line_item_unblended_cost": str(cost),
+        "line_item_currency_code": "USD",
+    }
+    return {**row, **extra}
+
+
+def _table(rows: list[dict]) -> pa.Table:
+    keys = sorted({k for row in rows for k in row})
+    return pa.Table.from_pylist([{k: row.get(k) for k in keys} for row in rows])
+
+
+def test_commitment_rows_follow_aws_focus_semantics():
+    arn = "arn:aws:ec2:eu-west-1:1:reserved-instances/abc"
+    rows = [
+        _cur2_row("Fee", 1000.0, reservation_reservation_a_r_n=arn),  # RI upfront: amortised into usage
+        _cur2_row("DiscountedUsage", 0.0, reservation_effective_cost="0.12", reservation_reservation_a_r_n=arn),
+        _cur2_row("SavingsPlanCoveredUsage", 0.2, savings_plan_savings_plan_effective_cost="0.14"),
+        _cur2_row("SavingsPlanNegation", -0.2),
+        _cur2_row("Credit", -5.0),
+        _cur2_row("Fee", 30.0),  # a fee that is not a reservation: effective as billed
+    ]
+    table = _table(rows)
+    ledger = cur_to_focus(SourceFile("x.parquet", table, 1), date(2023, 11, 2)).to_pylist()
+    effective = [r["EffectiveCost"] for r in ledger]
+    assert effective == [Decimal(0), Decimal("0.12"), Decimal("0.14"), Decimal(0), Decimal(-5), Decimal(30)]
+    assert [r["ChargeCategory"] for r in ledger] == ["Purchase", "Usage", "Usage", "Usage", "Credit", "Purchase"]
+    assert [r["PricingCategory"] for r in ledger][:3] == [None, "Committed", "Committed"]
+    billed = sum(r["BilledCost"] for r in ledger)
+    assert billed == Decimal("1025.0") == source_daily_totals(SourceFile("x.parquet", table, 1))["2023-11-02"]
+
+
+def test_a_charge_for_an_earlier_period_lands_on_the_first_day_of_the_file():
+    rows = [_cur2_row("Credit", -7.5, start="2023-10-20T00:00:00Z"), _cur2_row("Usage", 1.0)]
+    source = SourceFile("x.parquet", _table(rows), 1)
+    first = cur_to_focus(source, date(2023, 11, 1)).to_pylist()
+    assert [r["BilledCost"] for r in first] == [Decimal("-7.5")]
+    assert source_daily_totals(source) == {"2023-11-01": Decimal("-7.5"), "2023-11-02": Decimal("1.0")}

@@ -55,19 +55,10 @@ def bundle():
     return PolicyBundle.load(PROJECT_ROOT / "policies")
 
 
-def _rollback(co, specs, bundle, facts, overlay=OVERLAY, decision="d-1", violations=("x",)):
+def _rollback(co, specs, bundle, facts, overlay=OVERLAY, decision="d-1"):
     """Roll credit-scoring-ai back from 2.0.0 in checkout `co`."""
     return rollback_model(
-        co,
-        specs["credit-scoring-ai"],
-        overlay,
-        "credit-scoring-ai",
-        "2.0.0",
-        decision,
-        list(violations),
-        RegopyEngine(),
-        bundle,
-        facts,
+        co, specs["credit-scoring-ai"], overlay, "credit-scoring-ai", "2.0.0", decision, RegopyEngine(), bundle, facts
     )
 
 
@@ -126,7 +117,6 @@ def test_rollback_commits_with_trailers_and_pushes(remote, git_daemon, specs, bu
             bundle,
             FACTS,
             decision="d-42",
-            violations=["Estimated inference cost exceeds budget (0.005 USD)."],
         )
     assert result.status == "committed" and result.target_version == "1.4.2"
     assert remote_head(url, "main") == result.commit_sha != before
@@ -195,3 +185,33 @@ def test_a_concurrent_push_is_rebased_over(remote, git_daemon, specs, bundle, tm
 def test_an_overlay_path_outside_the_repository_is_refused(remote, specs, bundle, tmp_path):
     with GitOpsCheckout(str(remote), "main", str(tmp_path)) as co, pytest.raises(BadInputError, match="relative path"):
         _rollback(co, specs, bundle, FACTS, overlay="../../etc", decision="d")
+
+
+def test_a_rollback_whose_violation_is_gone_changes_nothing(remote, git_daemon, specs, bundle, tmp_path):
+    """The request is not taken on trust: with corrected facts for 2.0.0, nothing is pushed."""
+    url = git_daemon.url(remote)
+    before = remote_head(url, "main")
+    corrected = [FACTS[0], {**FACTS[1], "estimated_cost_per_inference_usd": 0.004}]
+    with GitOpsCheckout(url, "main", str(tmp_path)) as co:
+        result = _rollback(co, specs, bundle, corrected)
+    assert result.status == "no_longer_violating" and result.commit_sha is None
+    assert remote_head(url, "main") == before
+
+
+def test_commit_message_states_the_violation_found_now(remote, git_daemon, specs, bundle, tmp_path):
+    url = git_daemon.url(remote)
+    with GitOpsCheckout(url, "main", str(tmp_path)) as co:
+        result = _rollback(co, specs, bundle, FACTS)
+    body = run_git(["--git-dir", str(remote), "log", "-1", "--format=%B", result.commit_sha])
+    assert "- Estimated inference cost exceeds budget (0.005 USD)." in body
+    assert result.violations == ["Estimated inference cost exceeds budget (0.005 USD)."]
+
+
+def test_credentials_in_remote_urls_are_redacted():
+    from rai_pipelines.gitops import redact
+
+    text = "git push https://bot:ghp_secret@git.example.com/ops/gitops.git failed"
+    assert redact(text) == "git push https://***@git.example.com/ops/gitops.git failed"
+    with pytest.raises(GitOpsError) as err:
+        run_git(["ls-remote", "https://bot:ghp_secret@127.0.0.1:9/none.git"], timeout=10)
+    assert "ghp_secret" not in str(err.value)

@@ -99,31 +99,35 @@ def test_governance_facts_are_computed_from_data(loop):
     assert e2["fairness_worst_attribute"] == "SEX"
     assert set(json.loads(e2["fairness_by_attribute"])) == {"SEX", "RAC1P"}
     assert all(r["source_run_ids"] for r in facts.values())
+    assert {r["serving_hours"] for r in facts.values()} == {24}  # the demo switches versions at midnight
+    assert v1["declared_daily_cost_usd"] == pytest.approx(0.096 * 2 * 24)
 
 
-def test_reconciliation_fails_when_the_ledger_disagrees_with_the_export(loop, tmp_path):
-    from rai_pipelines.resources import LakeResource
+def test_serving_hours_charge_each_version_for_its_own_part_of_the_day():
+    import pandas as pd
 
-    configured = loop["defs"].resources["lake"]
-    resource = LakeResource(
-        root=str(tmp_path / "lake"),
-        decision_log_dir=configured.decision_log_dir,
-        pseudonymisation_key_file=configured.pseudonymisation_key_file,
-    )
+    from rai_pipelines.assets.governance import serving_hours
+
+    day = pd.Timestamp("2023-11-06", tz="UTC")
+    morning = pd.Series([day + pd.Timedelta(minutes=m) for m in range(0, 14 * 60, 7)])
+    evening = pd.Series([day + pd.Timedelta(hours=14, minutes=m) for m in range(0, 10 * 60 - 1, 7)])
+    assert (serving_hours(morning), serving_hours(evening)) == (14, 10)
+    assert serving_hours(pd.Series([day])) == 1
+
+
+def test_reconciliation_fails_when_the_ledger_disagrees_with_the_export(loop):
     sources = loop["defs"].resources["billing"].read_day(LOOP_DAYS[0])
     real = loop["lake"].read_table("cost_ledger", {"date": DAY1})
-    resource.lake().write_table("cost_ledger", {"date": DAY1}, real)
-    assert reconcile(LOOP_DAYS[0], resource, sources).passed is True
+    assert reconcile(LOOP_DAYS[0], real, sources).passed is True
     rows = real.to_pylist()
     lost = next(
         i for i, r in enumerate(rows) if r["x_SourceUri"].endswith(".parquet") and r["BilledCost"] >= Decimal("0.05")
     )
-    resource.lake().write_table("cost_ledger", {"date": DAY1}, real.take([i for i in range(len(rows)) if i != lost]))
-    result = reconcile(LOOP_DAYS[0], resource, sources)
+    result = reconcile(LOOP_DAYS[0], real.take([i for i in range(len(rows)) if i != lost]), sources)
     assert result.passed is False
-    assert [u.rsplit("/", 1)[-1] for u in result.metadata["mismatched_sources"].value] == [
-        "rai-cur-00001.snappy.parquet"
-    ]
+    mismatched = [u.rsplit("/", 1)[-1] for u in result.metadata["mismatched_sources"].value]
+    assert mismatched == ["rai-cur-00001.snappy.parquet"]
+    assert reconcile(LOOP_DAYS[0], real.slice(0, 0), []).passed is False  # no export at all is not a zero bill
 
 
 def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):
@@ -139,6 +143,14 @@ def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):
     assert _evaluate(loop, tick.cursor).run_requests == []
     again = _evaluate(loop)
     assert sorted(r.run_key for r in again.run_requests) == sorted(r.run_key for r in tick.run_requests)
+    # A commit elsewhere in the GitOps repository is a new revision, not a new violation.
+    with GitOpsCheckout(loop["url"], "main", str(loop["world"].home / "scratch")) as co:
+        (co.path / "README.md").write_text("# GitOps repository\n\nDocs only.\n")
+        co.commit("docs", "unrelated change", {})
+        co.push()
+    after_unrelated = _evaluate(loop, tick.cursor)
+    assert after_unrelated.cursor != tick.cursor
+    assert sorted(r.run_key for r in after_unrelated.run_requests) == sorted(r.run_key for r in tick.run_requests)
     records = [r for r in loop["log"].records() if r.get("kind") != "remediation"]
     denied = [r for r in records if r["result"].get("deny")]
     assert {r["decision_id"] for r in denied} == {r.tags["rai-pipelines/decision-id"] for r in tick.run_requests}
@@ -217,3 +229,20 @@ def test_a_bad_export_fails_the_run_and_keeps_the_previous_partition(loop, specs
         assert lake.read_table("cost_ledger", {"date": DAY1}).equals(before)
     finally:
         export.write_bytes(original)
+
+
+def test_an_overlay_that_does_not_render_is_alerted_and_the_others_still_evaluated(loop, tmp_path):
+    def credit_decisions() -> int:
+        return sum(1 for r in loop["log"].records() if r.get("app") == "credit-scoring-ai" and "result" in r)
+
+    before = credit_decisions()
+    with GitOpsCheckout(loop["url"], "main", str(tmp_path)) as co:
+        broken = co.path / "apps/employment-screening-ai/overlays/production/kustomization.yaml"
+        broken.write_text(broken.read_text() + "\nresources: [missing.yaml\n")
+        co.commit("break the employment overlay", "test", {})
+        co.push()
+    _evaluate(loop)
+    errors = [r for r in loop["log"].records() if r.get("kind") == "render_error"]
+    assert errors and errors[-1]["gitops"]["overlay"] == "apps/employment-screening-ai/overlays/production"
+    assert errors[-1]["action"]["type"] == "alert"
+    assert credit_decisions() == before + 1  # the other model was still evaluated

@@ -140,3 +140,27 @@ def test_fairness_score_uses_enforced_attributes_only(specs, acs):
             assert doc["fairness_score"] > 0.8
         else:
             assert doc["fairness_score"] < 0.8 and doc["worst_group"] == "2"
+
+
+def test_missing_feature_values_are_refused_naming_the_feature(specs, car_loan):
+    spec = specs["credit-scoring-ai"]
+    reference = _snapshot(spec, car_loan["reference"].head(5_000))
+    current = _snapshot(spec, car_loan["analysis"].head(2_000))
+    current.loc[current.index[:3], "car_value"] = np.nan
+    with pytest.raises(BadInputError, match="feature car_value has 3 missing value"):
+        drift_summary(spec, reference, current)
+
+
+def test_a_categorical_column_stored_as_float_is_not_read_as_new_levels(specs, acs):
+    spec = specs["employment-screening-ai"]
+    frame = acs["analysis"].head(3_000)
+    reference = _snapshot(
+        spec, acs["reference"].head(5_000).assign(prediction=lambda f: f["prediction"]), "3.1.0", "acs"
+    )
+    current = _snapshot(spec, frame, "3.1.0", "acs")
+    current["DIS"] = current["DIS"].astype(float)  # a day whose integer codes arrived as floats
+    reference["DIS"] = reference["DIS"].astype(int)
+    dis = next(
+        f for f in drift_summary(spec, reference, current)["versions"]["3.1.0"]["features"] if f["feature"] == "DIS"
+    )
+    assert dis["unseen_categories"] == []

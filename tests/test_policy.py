@@ -262,15 +262,21 @@ def test_builtins_that_reach_outside_are_refused(tmp_path, call):
         _bundle_with(tmp_path, "leak.rego", f"package leak\n\nx := y if {{\n\ty := {call}\n}}\n")
 
 
-def test_tests_using_with_are_refused_before_they_crash_the_engine(tmp_path):
-    bundle = _bundle_with(
-        tmp_path,
-        "w_test.rego",
+def test_with_is_refused_at_load_before_it_crashes_the_engine(tmp_path):
+    source = (
         "package w_test\n\nimport data.apexlogic.ai_governance\n\n"
-        "test_x if {\n\tcount(ai_governance.deny) == 0 with input as {}\n}\n",
+        "test_x if {\n\tcount(ai_governance.deny) == 0 with input as {}\n}\n"
     )
     with pytest.raises(PolicyError, match=r"w_test\.rego:6: `with \.\.\. as` crashes"):
-        run_policy_tests(bundle)
+        _bundle_with(tmp_path, "w_test.rego", source)
+
+
+@pytest.mark.parametrize(
+    "source", ['deny[msg] { msg := "x" }', "allow { input.a == 1 }", "f(x) := y {", "deny contains msg {"]
+)
+def test_one_line_and_function_v0_heads_are_refused(tmp_path, source):
+    with pytest.raises(PolicyError, match="Rego v0"):
+        _bundle_with(tmp_path, "old.rego", f"package old\n\n{source}\n")
 
 
 def test_an_undefined_decision_is_an_error_not_compliance(bundle):

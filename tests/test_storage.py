@@ -89,3 +89,24 @@ def test_registry_refuses_bad_declarations_naming_the_file(tmp_path, mutation, m
     with pytest.raises(BadInputError, match=message) as err:
         load_model_spec(path)
     assert str(path) in str(err.value)
+
+
+def test_the_pseudonymisation_key_is_created_only_on_the_embedded_default(tmp_path):
+    from rai_pipelines.resources.lake import LakeResource
+
+    production = LakeResource(
+        root=str(tmp_path),
+        decision_log_dir=str(tmp_path / "log"),
+        pseudonymisation_key_file=str(tmp_path / "mounted" / "key"),
+    )
+    with pytest.raises(FileNotFoundError, match="mount the secret"):
+        production.pseudonymisation_key()
+    embedded = LakeResource(
+        root=str(tmp_path),
+        decision_log_dir=str(tmp_path / "log"),
+        pseudonymisation_key_file=str(tmp_path / "secrets" / "key"),
+        create_missing_key=True,
+    )
+    key = embedded.pseudonymisation_key()
+    assert len(key) == 64 and embedded.pseudonymisation_key() == key
+    assert (tmp_path / "secrets" / "key").stat().st_mode & 0o777 == 0o600

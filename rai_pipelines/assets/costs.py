@@ -13,7 +13,7 @@ from rai_pipelines.markdown import table
 from rai_pipelines.partitions import daily_partitions
 from rai_pipelines.resources import BillingExportsResource, LakeResource
 
-CENT = Decimal("0.01")
+HALF_CENT = Decimal("0.005")
 
 
 def _day(context) -> date:
@@ -46,7 +46,16 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
     sources = billing.read_day(day)
     parts = [focus.cur_to_focus(source, day) for source in sources]
     ledger = pa.concat_tables(parts) if parts else focus.empty_ledger()
-    uri = lake.lake().write_table("cost_ledger", {"date": day.isoformat()}, ledger)
+    # Reconcile before publishing: a ledger that does not match its exports is never written.
+    before = reconcile(day, ledger, sources)
+    if not before.passed:
+        raise dg.Failure(
+            description=f"cost ledger for {day} does not reconcile with its exports; nothing was written",
+            metadata=before.metadata,
+        )
+    store = lake.lake()
+    uri = store.write_table("cost_ledger", {"date": day.isoformat()}, ledger)
+    written = store.read_table("cost_ledger", {"date": day.isoformat()}, columns=["x_SourceUri", "BilledCost"])
 
     by_service: dict[str, Decimal] = defaultdict(Decimal)
     for service, cost in zip(
@@ -91,12 +100,12 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
             ),
         }
     )
-    yield reconcile(day, lake, sources)
+    yield reconcile(day, written, sources)  # the partition as read back from the lake
 
 
-def reconcile(day: date, lake: LakeResource, sources: list[focus.SourceFile]) -> dg.AssetCheckResult:
-    """Read the written partition back and compare it, per source file, with the export's totals."""
-    ledger = lake.lake().read_table("cost_ledger", {"date": day.isoformat()}, columns=["x_SourceUri", "BilledCost"])
+def reconcile(day: date, ledger: pa.Table, sources: list[focus.SourceFile]) -> dg.AssetCheckResult:
+    """Compare the ledger, per source file, with the export's own totals for the day, to the cent.
+    A day with no export file at all fails: a missing or misplaced export is not a zero bill."""
     ledger_totals: dict[str, Decimal] = defaultdict(Decimal)
     for uri, cost in zip(
         ledger.column("x_SourceUri").to_pylist(), ledger.column("BilledCost").to_pylist(), strict=False
@@ -106,16 +115,18 @@ def reconcile(day: date, lake: LakeResource, sources: list[focus.SourceFile]) ->
     for source in sources:
         expected = focus.source_daily_totals(source).get(day.isoformat(), Decimal(0))
         got = ledger_totals.pop(source.uri, Decimal(0))
-        ok = expected.quantize(CENT) == got.quantize(CENT)
+        ok = abs(expected - got) < HALF_CENT
         rows.append((source.uri, f"{expected:.6f}", f"{got:.6f}", "ok" if ok else "MISMATCH"))
         if not ok:
             mismatched.append(source.uri)
     for uri, got in ledger_totals.items():  # ledger rows whose source is no longer in the export
         rows.append((uri, "0", f"{got:.6f}", "MISMATCH"))
         mismatched.append(uri)
+    if not sources:
+        rows.append(("(no export file covers this day)", "–", "–", "MISSING"))
     return dg.AssetCheckResult(
         check_name="reconciles_with_export",
-        passed=not mismatched,
+        passed=bool(sources) and not mismatched,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "day": day.isoformat(),

@@ -1,6 +1,7 @@
 """Governance facts (the policies' data.ai_models) and the GitOps rollback."""
 
 import json
+import math
 from collections import defaultdict
 from decimal import Decimal
 
@@ -8,8 +9,9 @@ import dagster as dg
 
 from rai_pipelines.assets.monitoring import read_snapshot, report_json
 from rai_pipelines.decision_log import digest
-from rai_pipelines.errors import BadInputError
+from rai_pipelines.errors import BadInputError, RaiError
 from rai_pipelines.facts import cost_per_inference, facts_table
+from rai_pipelines.gitops import redact
 from rai_pipelines.governance import NoCompliantVersion
 from rai_pipelines.markdown import table
 from rai_pipelines.partitions import daily_partitions
@@ -23,6 +25,13 @@ def _latest_run_id(instance: dg.DagsterInstance, key: dg.AssetKey, partition: st
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
     )
     return records.records[0].run_id if records.records else None
+
+
+def serving_hours(timestamps) -> int:
+    """Hours of the day a version served, from its first to its last request, in whole hours: on a
+    day a rollout or rollback switches versions, each is charged for its own hours only."""
+    span = (timestamps.max() - timestamps.min()).total_seconds() if len(timestamps) else 0.0
+    return int(min(24, max(1, math.ceil(span / 3600))))
 
 
 def model_asset_keys(spec: ModelSpec) -> list[dg.AssetKey]:
@@ -58,7 +67,9 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
             fairness = report_json(store, "fairness_report", spec, day)["versions"]
             for version, count in snapshot["model_version"].value_counts().sort_index().items():
                 validate_model_version(version, f"{spec.name} feature snapshot {day}")
-                declared = spec.version(version).serving.usd_per_day
+                serving = spec.version(version).serving
+                hours = serving_hours(snapshot.loc[snapshot["model_version"] == version, "timestamp"])
+                declared = serving.usd_per_hour * serving.replicas * hours
                 actual = cost.get((spec.name, version))
                 fair = fairness.get(version, {})
                 rows.append(
@@ -79,6 +90,7 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
                         "prediction_drift_p_value": drift[version]["prediction_drift_p_value"],
                         "daily_cost_usd": float(actual) if actual is not None else None,
                         "cost_per_inference_usd": cost_per_inference(actual, int(count)),
+                        "serving_hours": hours,
                         "declared_daily_cost_usd": declared,
                         "estimated_cost_per_inference_usd": cost_per_inference(declared, int(count)),
                         "source_run_ids": sorted(set(run_ids)),
@@ -142,7 +154,7 @@ class RollbackConfig(dg.Config):
     overlay: str
     bad_version: str
     decision_id: str
-    violations: list[str]
+    violations: list[str]  # as the sensor saw them; the asset evaluates again with current facts
     mode: str = "push"  # "push": commit to the GitOps branch; "branch": push a branch for review
 
 
@@ -181,24 +193,26 @@ def gitops_rollback(
                 config.deployment,
                 config.bad_version,
                 config.decision_id,
-                config.violations,
                 policy.policy_engine(),
                 bundle,
                 facts,
                 review_branch=review_branch(config.app, config.bad_version) if config.mode == "branch" else None,
             )
-        except NoCompliantVersion as exc:
+        except RaiError as exc:
+            # Every outcome is in the audit trail, failures included. No compliant version is final
+            # (a retry would find none either); a failed push or render may be retried by Dagster.
+            final = isinstance(exc, NoCompliantVersion)
             log.append(
                 {
                     "decision_id": config.decision_id,
                     "kind": "remediation",
                     "app": config.app,
                     "model_version": config.bad_version,
-                    "action": {"type": "alert", "reason": str(exc)},
+                    "action": {"type": "alert" if final else "rollback_failed", "reason": redact(str(exc))},
                     "run_id": context.run.run_id,
                 }
             )
-            raise dg.Failure(description=str(exc)) from exc
+            raise dg.Failure(description=redact(str(exc)), allow_retries=not final) from exc
     record = log.append(
         {
             "decision_id": config.decision_id,
@@ -214,7 +228,7 @@ def gitops_rollback(
                 "status": result.status,
                 "commit": result.commit_sha,
                 "restored_version": result.target_version,
-                "remote": gitops.remote,
+                "remote": redact(gitops.remote),
                 "branch": result.branch or gitops.branch,
                 "considered": result.considered,
             },
@@ -229,7 +243,7 @@ def gitops_rollback(
             "bad_version": config.bad_version,
             "restored_version": result.target_version,
             "commit_sha": result.commit_sha or "",
-            "gitops_remote": gitops.remote,
+            "gitops_remote": redact(gitops.remote),
             "pushed_to_branch": result.branch or gitops.branch,
             "decision_id": config.decision_id,
             "decision_record_digest": record["digest"],

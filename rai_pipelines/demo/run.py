@@ -53,6 +53,7 @@ def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: flo
             root=str(home / "lake"),
             decision_log_dir=str(home / "decision_log"),
             pseudonymisation_key_file=str(key_file),
+            create_missing_key=True,
         ).pseudonymisation_key()
 
     say(f"Building the demo world in {home} (real CUR, car-loan and ACS traffic, GitOps repository) ...")

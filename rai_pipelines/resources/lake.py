@@ -14,6 +14,9 @@ class LakeResource(dg.ConfigurableResource):
     root: str
     decision_log_dir: str
     pseudonymisation_key_file: str
+    # Only the embedded default creates its own key; in production a missing key (an unmounted
+    # secret) is an error, or every pod would pseudonymise with a different random key.
+    create_missing_key: bool = False
 
     def lake(self) -> Lake:
         return Lake(self.root)
@@ -25,10 +28,16 @@ class LakeResource(dg.ConfigurableResource):
         """Read the key; on the embedded default, create a random one on first use (mode 0600)."""
         path = Path(self.pseudonymisation_key_file)
         if not path.exists():
+            if not self.create_missing_key:
+                raise FileNotFoundError(f"pseudonymisation key file {path} is missing (mount the secret there)")
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(os.urandom(32).hex().encode())
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another run created it first: use theirs
+            else:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(os.urandom(32).hex().encode())
         key = path.read_bytes().strip()
         if len(key) < 32:
             raise ValueError(f"pseudonymisation key in {path} is shorter than 32 bytes")
