@@ -22,7 +22,7 @@ from rai_pipelines.resources import (
     PolicyResource,
 )
 from rai_pipelines.schedules import daily_governance_schedule
-from rai_pipelines.sensors import build_policy_sensor
+from rai_pipelines.sensors import build_policy_sensor, governance_decisions
 from rai_pipelines.settings import Settings
 
 
@@ -50,7 +50,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
     }
     return dg.Definitions(
-        assets=[cost_ledger, *model_assets, build_governance_facts(specs), gitops_rollback],
+        assets=[cost_ledger, *model_assets, build_governance_facts(specs), gitops_rollback, governance_decisions],
         jobs=[daily_governance_job, gitops_rollback_job],
         schedules=[daily_governance_schedule],
         sensors=[build_policy_sensor(gitops_rollback_job)],

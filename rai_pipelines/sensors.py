@@ -11,6 +11,35 @@ from rai_pipelines.governance import evaluate_deployments, rollback_run_key
 from rai_pipelines.resources import GitOpsResource, LakeResource, PolicyResource
 
 FACTS_KEY = dg.AssetKey("governance_facts")
+DECISIONS_KEY = dg.AssetKey("governance_decisions")
+
+# The decision log as an asset of its own: each evaluation is an observation of it, so the Dagster
+# UI shows every decision (allowed, denied, alerted) beside the assets it was made from.
+governance_decisions = dg.AssetSpec(
+    DECISIONS_KEY,
+    group_name="governance",
+    kinds={"rego"},
+    description="Policy decisions on the deployed models, one observation per evaluation by the policy "
+    "sensor; the full records are in the hash-chained decision log ($RAI_HOME/decision_log).",
+)
+
+
+def _observation(record: dict) -> dg.AssetObservation:
+    result = record.get("result", {})
+    return dg.AssetObservation(
+        asset_key=DECISIONS_KEY,
+        metadata={
+            "decision_id": record.get("decision_id") or "",
+            "app": record.get("app") or record.get("gitops", {}).get("overlay", ""),
+            "model_version": record.get("model_version") or "",
+            "allowed": bool(result.get("allowed", False)),
+            "remediation": result.get("remediation") or record.get("action", {}).get("type", ""),
+            "deny": dg.MetadataValue.json(result.get("deny", [])),
+            "warn": dg.MetadataValue.json(result.get("warn", [])),
+            "error": result.get("error") or "",
+            "record_digest": record["digest"],
+        },
+    )
 
 
 def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
@@ -44,9 +73,9 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
             policy.policy_engine(), bundle, deployments, read_all_facts(store), gitops.remote, revision, policy.package
         )
         log = lake.decision_log()
-        run_requests = []
+        run_requests, observations = [], []
         for failure in render_failures:
-            log.append(
+            appended = log.append(
                 {
                     "kind": "render_error",
                     "gitops": {"revision": revision, "overlay": failure.overlay},
@@ -54,9 +83,10 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
                     "action": {"type": "alert"},
                 }
             )
+            observations.append(_observation(appended))
             context.log.error(f"{failure.overlay}: not evaluated, the overlay does not render: {failure.error}")
         for decision in decisions:
-            log.append(decision.record)
+            observations.append(_observation(log.append(decision.record)))
             deployment = decision.deployment
             if decision.error:
                 context.log.error(f"{deployment.overlay}: not evaluated: {decision.error}")
@@ -109,11 +139,12 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
             allowed = sum(1 for d in decisions if not d.error and not d.violations)
             return dg.SensorResult(
                 cursor=json.dumps(state),
+                asset_events=observations,
                 skip_reason=dg.SkipReason(
                     f"{allowed} of {len(decisions)} deployment(s) comply at GitOps revision {revision[:12]}"
                     + ("; the others are alerts in the decision log" if allowed < len(decisions) else "")
                 ),
             )
-        return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(state))
+        return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(state), asset_events=observations)
 
     return governance_policy_sensor

@@ -56,6 +56,7 @@ def test_definitions_hold_every_part_of_the_loop():
         "cost_ledger",
         "governance_facts",
         "gitops_rollback",
+        "governance_decisions",
         "credit_scoring_ai/feature_snapshots",
         "credit_scoring_ai/drift_report",
         "credit_scoring_ai/fairness_report",

@@ -151,6 +151,10 @@ def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):
     after_unrelated = _evaluate(loop, tick.cursor)
     assert after_unrelated.cursor != tick.cursor
     assert sorted(r.run_key for r in after_unrelated.run_requests) == sorted(r.run_key for r in tick.run_requests)
+    observed = {e.metadata["app"].value: e for e in tick.asset_events}
+    assert set(observed) == {"credit-scoring-ai", "employment-screening-ai"}
+    assert observed["credit-scoring-ai"].metadata["remediation"].value == "rollback"
+    assert observed["credit-scoring-ai"].asset_key.to_user_string() == "governance_decisions"
     records = [r for r in loop["log"].records() if r.get("kind") != "remediation"]
     denied = [r for r in records if r["result"].get("deny")]
     assert {r["decision_id"] for r in denied} == {r.tags["rai-pipelines/decision-id"] for r in tick.run_requests}
