@@ -31,6 +31,25 @@ def decision_id(bundle_digest: str, query: str, input_digest: str, facts_digest:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
+def _last_digest(f) -> str:
+    """The digest of the last record, reading the file backwards from its end."""
+    f.seek(0, os.SEEK_END)
+    end = f.tell()
+    if end == 0:
+        return GENESIS
+    block, data = 4096, b""
+    position = end
+    while position > 0:
+        step = min(block, position)
+        position -= step
+        f.seek(position)
+        data = f.read(step) + data
+        lines = [line for line in data.split(b"\n") if line.strip()]
+        if len(lines) >= 2 or position == 0:
+            return json.loads(lines[-1])["digest"]
+    return GENESIS
+
+
 class DecisionLog:
     """JSON lines under `directory`, appended under an exclusive lock and fsynced."""
 
@@ -43,25 +62,31 @@ class DecisionLog:
         self.path = Path(directory) / "decisions.jsonl"
 
     def append(self, record: dict) -> dict:
+        return self.append_many([record])[0]
+
+    def append_many(self, records: list[dict]) -> list[dict]:
+        """Append records in order under one lock and one fsync; each carries the previous digest."""
+        if not records:
+            return []
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+", encoding="utf-8") as f:
+        with open(self.path, "a+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
-                f.seek(0)
-                previous = GENESIS
-                for line in f:
-                    if line.strip():
-                        previous = json.loads(line)["digest"]
-                entry = dict(record)
-                entry.setdefault("timestamp", datetime.now(timezone.utc).isoformat())
-                entry["previous_digest"] = previous
-                entry.pop("digest", None)
-                entry["digest"] = digest(entry)
+                previous = _last_digest(f)
+                now = datetime.now(timezone.utc).isoformat()
+                entries, lines = [], []
+                for record in records:
+                    entry = {k: v for k, v in record.items() if k != "digest"}
+                    entry.setdefault("timestamp", now)
+                    entry["previous_digest"] = previous
+                    entry["digest"] = previous = digest(entry)
+                    entries.append(entry)
+                    lines.append(json.dumps(entry, sort_keys=True, default=str) + "\n")
                 f.seek(0, os.SEEK_END)
-                f.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+                f.write("".join(lines).encode())
                 f.flush()
                 os.fsync(f.fileno())
-                return entry
+                return entries
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 

@@ -401,19 +401,19 @@ class TimeBoundedEngine:
         return payload
 
 
-_SMALLEST_NORMAL = 2.2250738585072014e-308
+_SMALLEST_ACCEPTED = 1e-300
 _LARGEST_ACCEPTED = 1e300
 
 
 def engine_safe(value):
     """A copy of a JSON document whose numbers the embedded engine accepts. rego-cpp rejects the
-    whole document for a subnormal float (a p-value of 1e-320, say) or one near the largest double:
-    the first become 0.0, the second are clamped to 1e300, which keeps every comparison with a
-    realistic threshold. NaN and infinity, which JSON cannot carry, are an error."""
+    whole document for a float near the smallest or the largest double (a p-value of 1e-320, say):
+    magnitudes under 1e-300 become 0.0 and those over 1e300 are clamped to 1e300, which keeps every
+    comparison with a realistic threshold. NaN and infinity, which JSON cannot carry, are an error."""
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise PolicyError(f"a policy input or fact is {value!r}, which JSON cannot carry")
-        if 0 < abs(value) < _SMALLEST_NORMAL:
+        if 0 < abs(value) < _SMALLEST_ACCEPTED:
             return 0.0
         return max(-_LARGEST_ACCEPTED, min(_LARGEST_ACCEPTED, value))
     if isinstance(value, dict):

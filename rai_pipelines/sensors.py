@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from rai_pipelines.assets.governance import read_all_facts
-from rai_pipelines.gitops import rendered_deployments
+from rai_pipelines.gitops import cached_render, rendered_deployments
 from rai_pipelines.governance import evaluate_deployments, rollback_run_key
 from rai_pipelines.resources import GitOpsResource, LakeResource, PolicyResource
 
@@ -66,9 +66,13 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
             return dg.SkipReason("facts, GitOps revision and policies unchanged since the last evaluation")
 
         store = lake.lake()
-        with gitops.checkout() as checkout:
-            revision = checkout.head
-            deployments, render_failures = rendered_deployments(checkout.path, gitops.overlay_glob)
+        revision = state["gitops_revision"]
+        rendered = cached_render(revision, gitops.overlay_glob)
+        if rendered is None:
+            with gitops.checkout() as checkout:
+                revision = checkout.head
+                rendered = rendered_deployments(checkout.path, gitops.overlay_glob, revision)
+        deployments, render_failures = rendered
         decisions = evaluate_deployments(
             policy.policy_engine(), bundle, deployments, read_all_facts(store), gitops.remote, revision, policy.package
         )
@@ -92,7 +96,7 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
                 context.log.error(f"{deployment.overlay}: not evaluated: {decision.error}")
                 continue
             warnings = decision.record["result"].get("warn", [])
-            context.log.info(
+            (context.log.info if decision.violations or warnings else context.log.debug)(
                 f"{deployment.app} {deployment.model_version}: {'; '.join(decision.violations) or 'allowed'}"
                 f"{' (warnings: ' + '; '.join(warnings) + ')' if warnings else ''} (decision {decision.decision_id})"
             )
