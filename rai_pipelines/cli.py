@@ -64,6 +64,43 @@ def _policy_validate(args) -> int:
     return 0
 
 
+def _policy_suggest(args) -> int:
+    from datetime import date
+
+    from rai_pipelines.assets.governance import read_all_facts
+    from rai_pipelines.errors import RaiError
+    from rai_pipelines.lake import Lake
+    from rai_pipelines.suggestions import propose_branch, suggest_threshold_changes
+
+    try:
+        bundle = _load_bundle(args.bundle)
+        rows = read_all_facts(Lake(args.lake))
+        if args.days and rows:
+            last = max(r["date"] for r in rows)
+            cutoff = date.fromordinal(date.fromisoformat(last).toordinal() - args.days + 1).isoformat()
+            rows = [r for r in rows if r["date"] >= cutoff]
+        if not rows:
+            print(f"error: no governance facts in {args.lake}", file=sys.stderr)
+            return 2
+        suggestions = suggest_threshold_changes(rows, bundle.data["governance"]["org"]["thresholds"])
+        for s in suggestions:
+            change = f"{s.current} -> {s.proposed}" if s.proposed is not None else f"{s.current} (no change proposed)"
+            print(f"{s.key}: {change}\n  {s.rationale}")
+        if not suggestions:
+            print(f"no threshold change suggested from {len(rows)} facts rows")
+            return 0
+        if args.repo:
+            branch = args.branch or f"rai-pipelines/suggest/{date.today().isoformat()}"
+            result = propose_branch(args.repo, branch, args.bundle_path, suggestions, args.workdir)
+            if result:
+                diff, sha = result
+                print(f"\n{diff}\nproposed on branch {branch} (commit {sha}); nothing is merged")
+    except RaiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _audit_verify(args) -> int:
     from rai_pipelines.decision_log import DecisionLog
 
@@ -134,6 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     validate = policy_sub.add_parser("validate", help="check syntax, data conflicts and forbidden built-ins")
     validate.add_argument("bundle", nargs="?", default=settings.policy_dir)
     validate.set_defaults(func=_policy_validate)
+
+    suggest = policy_sub.add_parser("suggest", help="propose threshold changes from the governance facts history")
+    suggest.add_argument("--bundle", default=settings.policy_dir, help="the policy bundle whose thresholds to review")
+    suggest.add_argument("--lake", default=settings.lake_root, help="lake holding governance_facts")
+    suggest.add_argument("--days", type=int, default=30, help="look at the last N days of facts")
+    suggest.add_argument("--repo", help="policy repository (Git remote) to push the proposal branch to")
+    suggest.add_argument("--bundle-path", default="policies", help="the bundle's folder inside that repository")
+    suggest.add_argument("--branch", help="branch name (default rai-pipelines/suggest/<today>)")
+    suggest.add_argument("--workdir", default=settings.workdir)
+    suggest.set_defaults(func=_policy_suggest)
 
     audit = sub.add_parser("audit", help="decision log commands")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
