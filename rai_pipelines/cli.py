@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -132,7 +133,38 @@ def _gate(args) -> int:
         print(f"ERROR - {exc}", file=sys.stderr)
         return EXIT_ERROR
     log = None if args.no_decision_log else DecisionLog(args.decision_log)
-    result = run_gate(RegopyEngine(), bundle, args.manifests, args.facts, log)
+    if not args.facts and not args.validation_set:
+        print("ERROR - give the candidate's facts (--facts) or a validation set to compute them from", file=sys.stderr)
+        return EXIT_ERROR
+    candidate = None
+    if args.validation_set:
+        from rai_pipelines.candidate_facts import candidate_facts, read_validation_set
+        from rai_pipelines.errors import RaiError
+        from rai_pipelines.registry import load_registry
+
+        try:
+            if not (args.model and args.candidate_version and args.candidate_score_column and args.daily_inferences):
+                raise RaiError(
+                    "--validation-set needs --model, --candidate-version, --candidate-score-column "
+                    "and --daily-inferences"
+                )
+            specs = load_registry(args.registry)
+            if args.model not in specs:
+                raise RaiError(f"model {args.model} is not in the registry {args.registry}")
+            candidate = candidate_facts(
+                specs[args.model],
+                read_validation_set(args.validation_set),
+                args.candidate_version,
+                args.candidate_score_column,
+                args.daily_inferences,
+                args.baseline_score_column,
+                source=args.validation_set,
+            )
+        except RaiError as exc:
+            print(f"ERROR - {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"candidate facts from {args.validation_set}: {json.dumps(candidate, sort_keys=True)}")
+    result = run_gate(RegopyEngine(), bundle, args.manifests, args.facts, log, candidate=candidate)
     print(report_text(result, bundle))
     if args.junit:
         write_junit(result, args.junit)
@@ -155,7 +187,14 @@ def main(argv: list[str] | None = None) -> int:
 
     gate = sub.add_parser("gate", help="check candidate manifests against the policies before they ship (CI/CD)")
     gate.add_argument("manifests", nargs="+", help="YAML files, or kustomize directories to render")
-    gate.add_argument("--facts", required=True, help="governance facts (JSON): {version: facts} or a list of rows")
+    gate.add_argument("--facts", help="governance facts (JSON): {version: facts} or a list of rows")
+    gate.add_argument("--validation-set", help="Parquet or CSV to compute the candidate's facts from")
+    gate.add_argument("--model", help="the candidate's model (registry name), with --validation-set")
+    gate.add_argument("--candidate-version", help="the candidate's version, declared in the registry")
+    gate.add_argument("--candidate-score-column", help="the validation set's column of candidate scores")
+    gate.add_argument("--baseline-score-column", help="the column of the deployed version's scores")
+    gate.add_argument("--daily-inferences", type=int, help="expected inferences a day, for the cost estimate")
+    gate.add_argument("--registry", default=settings.model_registry_dir, help="model registry directory")
     gate.add_argument("--bundle", default=settings.policy_dir, help="policy bundle directory")
     gate.add_argument("--junit", help="write JUnit XML here")
     gate.add_argument("--sarif", help="write SARIF 2.1.0 here")

@@ -108,17 +108,22 @@ def run_gate(
     engine: PolicyEngine,
     bundle: PolicyBundle,
     manifest_paths: list[str],
-    facts_path: str,
+    facts_path: str | None,
     log: DecisionLog | None = None,
     package: str = DEFAULT_PACKAGE,
+    candidate: dict | None = None,
 ) -> GateResult:
+    """Evaluate the manifests with the facts of `facts_path` and, when given, the `candidate`'s
+    facts computed from a validation set (these take precedence for the candidate's version)."""
     result = GateResult()
     try:
         manifests = load_manifests(manifest_paths)
-        ai_models = load_facts(facts_path)
+        ai_models = load_facts(facts_path) if facts_path else {}
     except (RaiError, OSError) as exc:
         result.errors.append(str(exc))
         return result
+    if candidate is not None:
+        ai_models = {**ai_models, candidate["model_version"]: candidate}
     for source, manifest in manifests:
         item = GateItem(source, manifest)
         result.items.append(item)

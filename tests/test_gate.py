@@ -176,3 +176,93 @@ def test_policy_validate_reports_the_hierarchy_and_refuses_conflicts(tmp_path, c
     (tmp_path / "p" / "more.yaml").write_text("thresholds:\n  fairness_score_min: 0.9\n")
     assert main(["policy", "validate", str(tmp_path / "p")]) == 2
     assert "conflict" in capsys.readouterr().err
+
+
+@pytest.fixture
+def screening_overlay(tmp_path, specs) -> callable:
+    def make(version: str) -> Path:
+        spec = specs["employment-screening-ai"]
+        root = tmp_path / f"screening-{version}" / "apps" / spec.name
+        for name, text in _base_files(spec).items():
+            (root / "base").mkdir(parents=True, exist_ok=True)
+            (root / "base" / name).write_text(text)
+        for name, text in overlay_files(spec, version).items():
+            (root / "overlays" / "production").mkdir(parents=True, exist_ok=True)
+            (root / "overlays" / "production" / name).write_text(text)
+        return root / "overlays" / "production"
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def validation_set(tmp_path_factory) -> Path:
+    """The ACS reference year as a validation set: the shipped scores serve both versions, which
+    differ in their declared decision threshold."""
+    import pandas as pd
+
+    frame = pd.read_parquet(PROJECT_ROOT / "rai_pipelines/demo/data/acs_employment_ma/reference.parquet")
+    frame = frame.assign(candidate=frame["predicted_probability"], baseline=frame["predicted_probability"])
+    path = tmp_path_factory.mktemp("validation") / "acs-2015.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("version,expected_code", [("3.1.0", 0), ("3.2.0", 1)])
+def test_candidate_facts_are_computed_from_a_validation_set(
+    screening_overlay, validation_set, tmp_path, capsys, version, expected_code
+):
+    code = gate(
+        screening_overlay(version),
+        "--validation-set",
+        validation_set,
+        "--model",
+        "employment-screening-ai",
+        "--candidate-version",
+        version,
+        "--candidate-score-column",
+        "candidate",
+        "--baseline-score-column",
+        "baseline",
+        "--daily-inferences",
+        "15000",
+        tmp_path=tmp_path,
+    )
+    out = capsys.readouterr().out
+    assert code == expected_code, out
+    facts = json.loads(
+        out.split("candidate facts from ", 1)[1]
+        .split(": ", 1)[1]
+        .splitlines()[0]
+        .replace("'", '"')
+        .replace("True", "true")
+        .replace("False", "false")
+    )
+    assert facts["estimated_cost_per_inference_usd"] == pytest.approx(0.17 * 2 * 24 / 15000)
+    assert facts["prediction_drift_p_value"] == pytest.approx(1.0)
+    if version == "3.2.0":
+        assert facts["fairness_score"] < 0.8 and "fairness score below acceptable threshold" in out
+    else:
+        assert facts["fairness_score"] > 0.8
+
+
+def test_a_validation_set_without_the_protected_attributes_is_an_error(screening_overlay, tmp_path, capsys):
+    import pandas as pd
+
+    bad = tmp_path / "no-sex.parquet"
+    pd.DataFrame({"candidate": [0.1, 0.9], "RAC1P": ["1", "2"]}).to_parquet(bad)
+    code = gate(
+        screening_overlay("3.1.0"),
+        "--validation-set",
+        bad,
+        "--model",
+        "employment-screening-ai",
+        "--candidate-version",
+        "3.1.0",
+        "--candidate-score-column",
+        "candidate",
+        "--daily-inferences",
+        "100",
+        tmp_path=tmp_path,
+    )
+    assert code == 2
+    assert "no column(s) SEX" in capsys.readouterr().err
