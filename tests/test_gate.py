@@ -229,14 +229,7 @@ def test_candidate_facts_are_computed_from_a_validation_set(
     )
     out = capsys.readouterr().out
     assert code == expected_code, out
-    facts = json.loads(
-        out.split("candidate facts from ", 1)[1]
-        .split(": ", 1)[1]
-        .splitlines()[0]
-        .replace("'", '"')
-        .replace("True", "true")
-        .replace("False", "false")
-    )
+    facts = json.loads(out.split("candidate facts from ", 1)[1].split(": ", 1)[1].splitlines()[0])
     assert facts["estimated_cost_per_inference_usd"] == pytest.approx(0.17 * 2 * 24 / 15000)
     assert facts["prediction_drift_p_value"] == pytest.approx(1.0)
     if version == "3.2.0":
