@@ -84,6 +84,10 @@ def fairness_summary(spec: ModelSpec, snapshot: pd.DataFrame) -> dict:
     }
 
 
+def _ratio_text(ratio: float | None) -> str:
+    return f"{ratio:.3f}" if ratio is not None else "–"
+
+
 def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     prefix = [spec.asset_prefix]
     tags = {"model": spec.name}
@@ -222,7 +226,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             for a in doc["attributes"]:
                 md.append(
                     f"{a['attribute']} ({'enforced' if a['enforced'] else 'reported'}): ratio "
-                    f"{a['ratio'] if a['ratio'] is not None else '–'} {a['note']}\n"
+                    f"{_ratio_text(a['ratio'])} {a['note']}\n"
                 )
                 md.append(
                     table(
