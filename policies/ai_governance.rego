@@ -16,39 +16,43 @@ import data.governance
 
 # The decision the loop and the gate read: the brief's deny messages, warnings that alert without
 # blocking, and every violation with the rule that found it and the severity that decides the
-# remediation (rollback, review, alert). The facts are looked up once: each lookup in a large
+# remediation (rollback, review, alert). Team and model modules in this package add their own
+# `violation contains finding(input, "<rule>", msg)` (or plain `deny`/`warn` messages, which
+# alert): a deny at any level denies. The facts are looked up once: each lookup in a large
 # data.ai_models costs the embedded engine time in proportion to its size.
-decision := decide(input, object.get(ai_models, model_version(input), null))
+decision := {"deny": deny, "warn": warn, "violations": violation}
 
-deny contains msg if {
-	some msg in decision.deny
+core := decide(input, object.get(ai_models, model_version(input), null))
+
+violation contains v if {
+	some v in core.violations
+}
+
+deny contains v.msg if {
+	some v in violation
 }
 
 warn contains msg if {
-	some msg in decision.warn
+	some msg in core.warn
 }
 
-violation contains v if {
-	some v in decision.violations
-}
+decide(manifest, facts) := {"warn": warnings(manifest, facts), "violations": violations(manifest, facts)}
 
-decide(manifest, facts) := {"deny": {v.msg | some v in found}, "warn": warnings(manifest, facts), "violations": found} if {
-	found := violations(manifest, facts)
-}
-
-violations(manifest, facts) := (({v | v := fairness_violation(manifest, facts)} | {v | v := cost_violation(manifest, facts)}) | ({v | v := fairness_missing(manifest, facts)} | {v | v := facts_missing(manifest, facts)}))
+violations(manifest, facts) := (({v | v := fairness_violation(manifest, facts)} | {v | v := cost_violation(manifest, facts)}) | (({v | v := fairness_missing(manifest, facts)} | {v | v := facts_missing(manifest, facts)}) | ({v | v := facts_incomplete(manifest, facts)} | {v | v := label_missing(manifest)})))
 
 warnings(manifest, facts) := {msg | msg := drift_warning(manifest, facts)}
 
 fairness_violation(manifest, facts) := finding(manifest, "fairness", sprintf("AI model fairness score below acceptable threshold (%v).", [limit])) if {
 	governed(manifest)
 	limit := threshold(manifest, "fairness_score_min")
+	is_number(facts.fairness_score)
 	facts.fairness_score < limit
 }
 
 cost_violation(manifest, facts) := finding(manifest, "cost", sprintf("Estimated inference cost exceeds budget (%v USD).", [limit])) if {
 	governed(manifest)
 	limit := threshold(manifest, "estimated_cost_per_inference_usd_max")
+	is_number(facts.estimated_cost_per_inference_usd)
 	facts.estimated_cost_per_inference_usd > limit
 }
 
@@ -56,14 +60,44 @@ cost_violation(manifest, facts) := finding(manifest, "cost", sprintf("Estimated 
 facts_missing(manifest, facts) := finding(manifest, "facts_missing", msg) if {
 	governed(manifest)
 	facts == null
+	is_string(model_version(manifest))
 	msg := concat("", ["No governance facts for model version ", model_version(manifest), ": compliance cannot be shown."])
+}
+
+# Facts that exist but cannot show compliance: the cost must be a number, and the fairness score
+# must be one unless the facts say fairness does not apply (no protected attribute enforced).
+facts_incomplete(manifest, facts) := finding(manifest, "facts_missing", msg) if {
+	governed(manifest)
+	facts != null
+	incomplete(facts)
+	msg := concat("", ["Governance facts for model version ", model_version(manifest), " are incomplete or mistyped: compliance cannot be shown."])
+}
+
+incomplete(facts) if not is_object(facts)
+
+incomplete(facts) if not is_number(object.get(facts, "estimated_cost_per_inference_usd", null))
+
+incomplete(facts) if {
+	object.get(facts, "fairness_applicable", null) == null
+	not is_number(object.get(facts, "fairness_score", null))
+}
+
+incomplete(facts) if {
+	applicable := object.get(facts, "fairness_applicable", null)
+	applicable != null
+	not is_boolean(applicable)
+}
+
+label_missing(manifest) := finding(manifest, "facts_missing", "Governed Deployment has no model-version label on its pod template: compliance cannot be shown.") if {
+	governed(manifest)
+	not is_string(model_version(manifest))
 }
 
 # A model with protected attributes must have a fairness score; its absence is not a pass.
 fairness_missing(manifest, facts) := finding(manifest, "facts_missing", "Fairness score missing for a model with protected attributes: compliance cannot be shown.") if {
 	governed(manifest)
 	facts.fairness_applicable == true
-	not facts.fairness_score
+	not is_number(object.get(facts, "fairness_score", null))
 }
 
 drift_warning(manifest, facts) := concat("", [
@@ -72,33 +106,36 @@ drift_warning(manifest, facts) := concat("", [
 ]) if {
 	governed(manifest)
 	limit := threshold(manifest, "drift_share_warn")
+	is_number(facts.drift_share)
 	facts.drift_share > limit
 }
 
 finding(manifest, rule, msg) := {"rule": rule, "msg": msg, "severity": severity(manifest, rule)}
 
 threshold(manifest, name) := value if {
-	value := governance.models[manifest.metadata.labels.app].thresholds[name]
+	value := governance.models[label(manifest, "app")].thresholds[name]
 } else := value if {
-	value := governance.teams[manifest.metadata.labels.team].thresholds[name]
+	value := governance.teams[label(manifest, "team")].thresholds[name]
 } else := governance.org.thresholds[name]
 
 severity(manifest, rule) := value if {
-	value := governance.models[manifest.metadata.labels.app].severity[rule]
+	value := governance.models[label(manifest, "app")].severity[rule]
 } else := value if {
-	value := governance.teams[manifest.metadata.labels.team].severity[rule]
+	value := governance.teams[label(manifest, "team")].severity[rule]
 } else := governance.org.severity[rule]
+
+label(manifest, name) := object.get(manifest, ["metadata", "labels", name], "")
 
 # The brief governs the credit-scoring-ai Deployment; any other Deployment opts in with the label
 # rai-pipelines.io/governed: "true".
 governed(manifest) if {
 	manifest.kind == "Deployment"
-	manifest.metadata.labels.app == "credit-scoring-ai"
+	label(manifest, "app") == "credit-scoring-ai"
 }
 
 governed(manifest) if {
 	manifest.kind == "Deployment"
-	manifest.metadata.labels["rai-pipelines.io/governed"] == "true"
+	label(manifest, "rai-pipelines.io/governed") == "true"
 }
 
-model_version(manifest) := manifest.spec.template.metadata.labels["model-version"]
+model_version(manifest) := object.get(manifest, ["spec", "template", "metadata", "labels", "model-version"], null)

@@ -72,7 +72,27 @@ test_missing_facts_are_a_violation_not_a_pass if {
 
 test_missing_fairness_score_is_a_violation_when_fairness_applies if {
 	facts := {"fairness_applicable": true, "estimated_cost_per_inference_usd": 0.001}
-	[v.rule | some v in ai_governance.violations(screening, facts)] == ["facts_missing"]
+	{v.rule | some v in ai_governance.violations(screening, facts)} == {"facts_missing"}
+}
+
+alert_only(facts) if {
+	{v.severity | some v in ai_governance.violations(credit_v2, facts)} == {"alert"}
+}
+
+test_incomplete_or_mistyped_facts_are_a_violation_not_a_pass if {
+	alert_only({})
+	alert_only({"fairness_score": 0.9})
+	alert_only({"estimated_cost_per_inference_usd": 0.001})
+	alert_only({"fairness_applicable": true, "fairness_score": null, "estimated_cost_per_inference_usd": 0.001})
+	alert_only({"fairness_score": 0.9, "estimated_cost_per_inference_usd": "0.9"})
+	alert_only({"fairness_score": false, "estimated_cost_per_inference_usd": 0.001})
+	alert_only("not an object")
+}
+
+test_a_governed_deployment_without_a_version_label_is_a_violation if {
+	manifest := object.union(credit_v2, {"spec": {"template": {"metadata": {"labels": {"app": "credit-scoring-ai"}}}}})
+	manifest.spec.template.metadata.labels == {"app": "credit-scoring-ai"}
+	{v.rule | some v in ai_governance.violations(manifest, null)} == {"facts_missing"}
 }
 
 test_no_fairness_score_is_fine_when_no_attribute_is_enforced if {

@@ -27,6 +27,16 @@ from rai_pipelines.settings import PROJECT_ROOT
 UNFAIR = "AI model fairness score below acceptable threshold (0.8)."
 EXPENSIVE = "Estimated inference cost exceeds budget (0.005 USD)."
 ENGINE = RegopyEngine()
+INCOMPLETE = "Governance facts for model version 2.0.0 are incomplete or mistyped: compliance cannot be shown."
+TEAM_RULE = """package apexlogic.ai_governance
+
+violation contains finding(input, "cost", "Credit-risk models may not run on GPU nodes.") if {
+	input.kind == "Deployment"
+	label(input, "team") == "credit-risk"
+	node := ["spec", "template", "spec", "nodeSelector", "node.kubernetes.io/instance-type"]
+	startswith(object.get(input, node, ""), "g")
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +59,7 @@ def decide(bundle, manifest, facts):
 
 def test_the_bundles_own_rego_tests_pass(bundle):
     results = run_policy_tests(bundle)
-    assert len(results) == 14
+    assert len(results) == 16
     assert [r.name for r in results if not r.passed] == []
 
 
@@ -114,6 +124,21 @@ GOLDEN = [
         "alert",
     ),
     (deployment(), {"2.0.0": {"fairness_applicable": False, "estimated_cost_per_inference_usd": 0.001}}, [], "none"),
+    (deployment(), {"2.0.0": {}}, [INCOMPLETE], "alert"),
+    (deployment(), {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": None}}, [INCOMPLETE], "alert"),
+    (
+        deployment(),
+        {"2.0.0": {"fairness_score": "0.5", "estimated_cost_per_inference_usd": 0.001}},
+        [INCOMPLETE],
+        "alert",
+    ),
+    (
+        {**deployment(), "spec": {"template": {"metadata": {"labels": {"app": "credit-scoring-ai"}}}}},
+        {},
+        ["Governed Deployment has no model-version label on its pod template: compliance cannot be shown."],
+        "alert",
+    ),
+    ({**deployment(app="redis"), "spec": {}}, {}, [], "none"),  # not governed, no label: allowed, not an error
 ]
 
 
@@ -191,7 +216,8 @@ def test_model_data_overrides_team_and_organisation(tmp_path):
     assert decision.deny == ["Estimated inference cost exceeds budget (0.01 USD)."]
     assert decision.remediation == "review"
     other = deployment(app="employment-screening-ai", labels=GOVERNED, team="people-analytics")
-    assert decide(bundle, other, {"2.0.0": {"estimated_cost_per_inference_usd": 0.0081}}).deny == [EXPENSIVE]
+    facts = {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.0081}}
+    assert decide(bundle, other, facts).deny == [EXPENSIVE]
 
 
 def test_two_files_of_one_level_disagreeing_is_a_conflict(tmp_path):
@@ -304,9 +330,12 @@ def test_a_runaway_evaluation_is_stopped(tmp_path, bundle):
     engine = TimeBoundedEngine(RegopyEngine(), timeout_s=2)
     with pytest.raises(PolicyError, match="exceeded 2 s and was stopped"):
         engine.evaluate(slow, "data.slow.n", [{}], {})
-    assert evaluate_decisions(engine, bundle, [deployment(version="1.4.2")], {"1.4.2": {"fairness_score": 0.9}})[
-        0
-    ].allowed
+    assert evaluate_decisions(
+        engine,
+        bundle,
+        [deployment(version="1.4.2")],
+        {"1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}},
+    )[0].allowed
 
 
 facts_strategy = st.fixed_dictionaries(
@@ -340,21 +369,41 @@ def test_random_facts_never_crash_the_engine_and_never_pass_silently(bundle, fac
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000))
-def test_the_decision_does_not_depend_on_the_order_of_the_policies(bundle, seed):
+def test_the_decision_does_not_depend_on_the_order_of_the_policies(tmp_path_factory, seed):
+    root = tmp_path_factory.mktemp("bundle")
+    shutil.copytree(PROJECT_ROOT / "policies", root / "p")
+    (root / "p" / "teams" / "credit-risk").mkdir(parents=True)
+    (root / "p" / "teams" / "credit-risk" / "gpu.rego").write_text(TEAM_RULE)
+    bundle = PolicyBundle.load(root / "p")
+    assert len(bundle.policy_modules) == 2
     modules = list(bundle.modules.items())
     random.Random(seed).shuffle(modules)
     shuffled = PolicyBundle(bundle.root, dict(modules), bundle.data, f"{bundle.digest}-{seed}", bundle.revision)
-    for manifest, facts, _, _ in GOLDEN:
+    gpu = deployment(version="1.4.2")
+    gpu["spec"]["template"]["spec"] = {"nodeSelector": {"node.kubernetes.io/instance-type": "g5.2xlarge"}}
+    for manifest, facts, _, _ in [
+        *GOLDEN,
+        (gpu, {"1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}}, [], ""),
+    ]:
         assert evaluate_decisions(ENGINE, shuffled, [manifest], facts) == evaluate_decisions(
             ENGINE, bundle, [manifest], facts
         )
+
+
+def test_a_team_module_adds_violations_to_the_decision(tmp_path):
+    bundle = _bundle_with(tmp_path, "teams/credit-risk/gpu.rego", TEAM_RULE)
+    gpu = deployment(version="1.4.2")
+    gpu["spec"]["template"]["spec"] = {"nodeSelector": {"node.kubernetes.io/instance-type": "g5.2xlarge"}}
+    decision = decide(bundle, gpu, {"1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}})
+    assert decision.deny == ["Credit-risk models may not run on GPU nodes."]
+    assert decision.remediation == "rollback"
 
 
 def test_policy_test_command_exit_codes(tmp_path, capsys):
     from rai_pipelines.cli import main
 
     assert main(["policy", "test", str(PROJECT_ROOT / "policies")]) == 0
-    assert "PASS: 14/14" in capsys.readouterr().out
+    assert "PASS: 16/16" in capsys.readouterr().out
     copy = _copy_bundle(tmp_path)
     (copy / "extra_test.rego").write_text("package extra_test\n\ntest_fails if {\n\t1 == 2\n}\n")
     assert main(["policy", "test", str(copy)]) == 1
