@@ -122,15 +122,37 @@ def _audit_verify(args) -> int:
 
 
 def _gate(args) -> int:
+    from rai_pipelines.gate import EXIT_ERROR, GateResult, write_junit, write_sarif
+
+    try:
+        return _run_gate(args)
+    except Exception as exc:  # the gate fails closed: anything unexpected is an error, never a pass
+        print(f"ERROR - the gate could not decide: {type(exc).__name__}: {exc}", file=sys.stderr)
+        failed = GateResult(errors=[f"the gate could not decide: {exc}"], inputs=list(args.manifests))
+        for writer, path in ((write_junit, args.junit), (write_sarif, args.sarif)):
+            if path:
+                try:
+                    writer(failed, path)
+                except OSError:
+                    pass
+        return EXIT_ERROR
+
+
+def _run_gate(args) -> int:
     from rai_pipelines.decision_log import DecisionLog
     from rai_pipelines.errors import PolicyError
-    from rai_pipelines.gate import EXIT_ERROR, report_text, run_gate, write_junit, write_sarif
+    from rai_pipelines.gate import EXIT_ERROR, GateResult, report_text, run_gate, write_junit, write_sarif
     from rai_pipelines.policy import RegopyEngine
 
     try:
         bundle = _load_bundle(args.bundle)
     except PolicyError as exc:
         print(f"ERROR - {exc}", file=sys.stderr)
+        failed = GateResult(errors=[str(exc)], inputs=[args.bundle])
+        if args.junit:
+            write_junit(failed, args.junit)
+        if args.sarif:
+            write_sarif(failed, args.sarif)
         return EXIT_ERROR
     log = None if args.no_decision_log else DecisionLog(args.decision_log)
     if not args.facts and not args.validation_set:

@@ -36,7 +36,8 @@ class GateItem:
     manifest: dict
     decision: PolicyDecision | None = None
     decision_id: str | None = None
-    skipped: str | None = None  # why the manifest was not evaluated
+    skipped: str | None = None  # why the manifest was not evaluated (not a Deployment)
+    error: str | None = None  # why it could not be decided
 
     @property
     def name(self) -> str:
@@ -48,6 +49,7 @@ class GateItem:
 class GateResult:
     items: list[GateItem] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)  # the paths the gate was given
 
     @property
     def exit_code(self) -> int:
@@ -75,7 +77,11 @@ def load_manifests(paths: list[str]) -> list[tuple[str, dict]]:
             for doc in docs:
                 if not isinstance(doc, dict):
                     raise BadInputError(f"{path}: every YAML document must be a Kubernetes object (a mapping)")
-                out.append((str(path), json.loads(json.dumps(doc, default=str))))
+                doc = json.loads(json.dumps(doc, default=str))
+                items = doc.get("items") if doc.get("kind") == "List" else [doc]
+                if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                    raise BadInputError(f"{path}: a List's items must be Kubernetes objects")
+                out.extend((str(path), item) for item in items)
         else:
             raise BadInputError(f"{path}: no such file or directory")
     if not out:
@@ -115,7 +121,7 @@ def run_gate(
 ) -> GateResult:
     """Evaluate the manifests with the facts of `facts_path` and, when given, the `candidate`'s
     facts computed from a validation set (these take precedence for the candidate's version)."""
-    result = GateResult()
+    result = GateResult(inputs=list(manifest_paths))
     try:
         manifests = load_manifests(manifest_paths)
         ai_models = load_facts(facts_path) if facts_path else {}
@@ -130,19 +136,25 @@ def run_gate(
         if manifest.get("kind") != "Deployment":
             item.skipped = f"not a Deployment ({manifest.get('kind')}): the governance policies apply to Deployments"
             continue
-        labels = ((manifest.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+        template = (manifest.get("spec") or {}).get("template") or {}
+        labels = (template.get("metadata") or {}).get("labels") or {}
         version = labels.get("model-version")
         if version is not None:
             try:
                 validate_model_version(version, f"{source}: {item.name} label model-version")
             except BadInputError as exc:
+                item.error = str(exc)
                 result.errors.append(str(exc))
-                item.skipped = "unsafe model-version label"
-    to_evaluate = [i for i in result.items if i.skipped is None]
+    to_evaluate = [i for i in result.items if i.skipped is None and i.error is None]
+    if not any(i.manifest.get("kind") == "Deployment" for i in result.items):
+        result.errors.append("no Deployment among the manifests: nothing for the governance policies to decide")
+        return result
     try:
         decisions = evaluate_decisions(engine, bundle, [i.manifest for i in to_evaluate], ai_models, package)
     except (PolicyError, GitOpsError) as exc:
         result.errors.append(str(exc))
+        for item in to_evaluate:
+            item.error = "not decided: the policy evaluation failed"
         return result
     facts_digest = digest(ai_models)
     query = decision_query(package)
@@ -172,6 +184,7 @@ def report_text(result: GateResult, bundle: PolicyBundle) -> str:
     lines = []
     for error in result.errors:
         lines.append(f"ERROR - {error}")
+    lines.append("")
     passed = failed = warned = skipped = 0
     for item in result.items:
         where = f"{item.source} - {item.name}"
@@ -180,6 +193,7 @@ def report_text(result: GateResult, bundle: PolicyBundle) -> str:
             lines.append(f"SKIP - {where} - {item.skipped}")
             continue
         if item.decision is None:
+            lines.append(f"ERROR - {where} - {item.error or 'not decided'}")
             continue
         for message in item.decision.warn:
             warned += 1
@@ -206,7 +220,10 @@ def write_junit(result: GateResult, path: str) -> None:
         if item.skipped:
             skipped += 1
             ET.SubElement(case, "skipped", message=item.skipped)
-        elif item.decision is not None and not item.decision.allowed:
+        elif item.decision is None:
+            errors += 1
+            ET.SubElement(case, "error", message=item.error or "not decided")
+        elif not item.decision.allowed:
             failures += 1
             for violation in item.decision.violations:
                 failure = ET.SubElement(case, "failure", message=violation["msg"], type=violation["rule"])
@@ -245,9 +262,18 @@ def write_sarif(result: GateResult, path: str) -> None:
                     "partialFingerprints": {"decisionId": item.decision_id or ""},
                 }
             )
+    where = result.items[0].source if result.items else (result.inputs[0] if result.inputs else ".")
     for message in result.errors:
         rules.setdefault("gate-error", {"id": "gate-error", "shortDescription": {"text": "the gate could not decide"}})
-        results.append({"ruleId": "gate-error", "level": "error", "message": {"text": message}})
+        results.append(
+            {
+                "ruleId": "gate-error",
+                "level": "error",
+                "message": {"text": message},
+                # GitHub refuses a SARIF file whose results lack a location.
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": where}, "region": {"startLine": 1}}}],
+            }
+        )
     sarif = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",

@@ -514,11 +514,11 @@ def evaluate_decisions(
     missing, a rule erroring) is an error, never an empty, compliant answer."""
     query = decision_query(package)
     for manifest in manifests:
-        check_input(manifest, f"{manifest.get('kind')} {manifest.get('metadata', {}).get('name')}")
+        check_input(manifest, f"{manifest.get('kind')} {(manifest.get('metadata') or {}).get('name')}")
     results = engine.evaluate(bundle, query, manifests, {"ai_models": ai_models})
     out = []
     for manifest, result in zip(manifests, results, strict=True):
-        name = f"{manifest.get('kind')} {manifest.get('metadata', {}).get('name')}"
+        name = f"{manifest.get('kind')} {(manifest.get('metadata') or {}).get('name')}"
         if result is None:
             raise PolicyError(f"{query} is undefined for {name}: is the package loaded and its data complete?")
         if not isinstance(result, dict) or not all(

@@ -100,12 +100,14 @@ def test_plain_yaml_files_and_facts_rows_are_accepted(overlay, tmp_path, capsys)
                     "model_name": "credit-scoring-ai",
                     "model_version": "2.0.0",
                     "estimated_cost_per_inference_usd": 0.02,
+                    "fairness_applicable": False,
                 },
                 {
                     "date": "2023-11-06",
                     "model_name": "credit-scoring-ai",
                     "model_version": "2.0.0",
                     "estimated_cost_per_inference_usd": 0.001,
+                    "fairness_applicable": False,
                 },
             ]
         )
@@ -259,3 +261,45 @@ def test_a_validation_set_without_the_protected_attributes_is_an_error(screening
     )
     assert code == 2
     assert "no column(s) SEX" in capsys.readouterr().err
+
+
+def test_a_list_is_expanded_and_a_set_without_deployments_is_an_error(overlay, facts_file, tmp_path, capsys):
+    rendered = tmp_path / "list.yaml"
+    base = overlay("2.0.0").parent.parent / "base"
+    import yaml
+
+    deployment = yaml.safe_load((base / "deployment.yaml").read_text().replace("unset", '"2.0.0"'))
+    rendered.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [deployment]}))
+    assert gate(rendered, "--facts", facts_file, tmp_path=tmp_path) == 1  # the Deployment inside was judged
+    assert "Estimated inference cost exceeds budget" in capsys.readouterr().out
+    service = tmp_path / "service.yaml"
+    service.write_text((base / "service.yaml").read_text())
+    assert gate(service, "--facts", facts_file, tmp_path=tmp_path) == 2
+    assert "no Deployment among the manifests" in capsys.readouterr().out
+
+
+def test_malformed_manifests_and_bundles_fail_closed_with_reports(facts_file, tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\nspec:\n  template:\n    metadata:\n")
+    junit, sarif = tmp_path / "g.xml", tmp_path / "g.sarif"
+    # Null metadata is read as no labels: an ungoverned Deployment, allowed, not a crash.
+    assert gate(broken, "--facts", facts_file, "--junit", junit, "--sarif", sarif, tmp_path=tmp_path) == 0
+    governed = tmp_path / "governed.yaml"
+    governed.write_text(
+        broken.read_text().replace(
+            "metadata:\nspec:", "metadata:\n  name: m\n  labels: {app: credit-scoring-ai}\nspec:", 1
+        )
+    )
+    assert gate(governed, "--facts", facts_file, tmp_path=tmp_path) == 1
+    assert "no model-version label" in capsys.readouterr().out
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "old.rego").write_text("package old\n\nallow {\n\ttrue\n}\n")
+    assert (
+        gate(broken, "--facts", facts_file, "--bundle", bundle, "--junit", junit, "--sarif", sarif, tmp_path=tmp_path)
+        == 2
+    )
+    assert ET.parse(junit).getroot().find("testcase/error") is not None
+    results = json.loads(sarif.read_text())["runs"][0]["results"]
+    assert results and all(r["locations"] for r in results)
+    capsys.readouterr()
