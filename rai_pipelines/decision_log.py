@@ -31,6 +31,35 @@ def decision_id(bundle_digest: str, query: str, input_digest: str, facts_digest:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
+def _drop_torn_tail(f, path: Path) -> None:
+    """A crash or a full disk mid-write can leave an unterminated last line. It is moved aside to
+    `<log>.torn` (kept, never silently lost) so that appending and verifying can go on."""
+    f.seek(0, os.SEEK_END)
+    end = f.tell()
+    if end == 0:
+        return
+    f.seek(end - 1)
+    if f.read(1) == b"\n":
+        return
+    position = end
+    while position > 0:
+        step = min(4096, position)
+        position -= step
+        f.seek(position)
+        chunk = f.read(step)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            cut = position + newline + 1
+            break
+    else:
+        cut = 0
+    f.seek(cut)
+    torn = f.read()
+    with open(path.with_suffix(".torn"), "ab") as aside:
+        aside.write(torn + b"\n")
+    f.truncate(cut)
+
+
 def _last_digest(f) -> str:
     """The digest of the last record, reading the file backwards from its end."""
     f.seek(0, os.SEEK_END)
@@ -72,6 +101,7 @@ class DecisionLog:
         with open(self.path, "a+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
+                _drop_torn_tail(f, self.path)
                 previous = _last_digest(f)
                 now = datetime.now(timezone.utc).isoformat()
                 entries, lines = [], []
@@ -91,17 +121,32 @@ class DecisionLog:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def records(self) -> list[dict]:
+        """Every complete record (an unterminated last line, from a crash mid-write, is left out)."""
         if not self.path.exists():
             return []
         with open(self.path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+            text = f.read()
+        lines = text.split("\n")
+        if not text.endswith("\n"):
+            lines = lines[:-1]
+        return [json.loads(line) for line in lines if line.strip()]
 
     def verify(self) -> int | None:
-        """The 1-based line number of the first record that breaks the chain, or None if intact."""
+        """The 1-based line number of the first line that breaks the chain (edited, removed, inserted
+        or unreadable), or None if intact."""
         previous = GENESIS
-        for number, record in enumerate(self.records(), start=1):
-            body = {k: v for k, v in record.items() if k != "digest"}
-            if record.get("previous_digest") != previous or digest(body) != record.get("digest"):
-                return number
-            previous = record["digest"]
+        if not self.path.exists():
+            return None
+        with open(self.path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    return number
+                body = {k: v for k, v in record.items() if k != "digest"}
+                if record.get("previous_digest") != previous or digest(body) != record.get("digest"):
+                    return number
+                previous = record["digest"]
         return None

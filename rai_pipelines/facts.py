@@ -59,7 +59,7 @@ def facts_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(clean, schema=FACTS_SCHEMA)
 
 
-def ai_models_document(facts: list[dict]) -> dict[str, dict]:
+def ai_models_document(facts: list[dict], conflicts: list[str] | None = None) -> dict[str, dict]:
     """data.ai_models for the policies: keyed by model version, the latest day's facts of each.
 
     Fields without a value are left out rather than set to null: in Rego `null < 0.8` is true, so a
@@ -70,12 +70,19 @@ def ai_models_document(facts: list[dict]) -> dict[str, dict]:
     for row in sorted(facts, key=lambda r: (r["date"], r["model_name"])):
         version, model = row["model_version"], row["model_name"]
         if owner.setdefault(version, model) != model:
-            raise BadInputError(
+            message = (
                 f"model version {version!r} is used by both {owner[version]} and {model}: the policies key "
                 "data.ai_models by version alone, so versions must be unique across models"
             )
+            if conflicts is None:
+                raise BadInputError(message)
+            conflicts.append(message)
+            continue
         latest[version] = row
     document = {}
+    clashing = {m.split("'")[1] for m in conflicts or []}
     for version, row in latest.items():
+        if version in clashing:
+            continue  # no facts for an ambiguous version: its deployments are alerted, never allowed
         document[version] = {k: v for k, v in row.items() if v is not None and k != "model_version"}
     return document

@@ -134,6 +134,7 @@ class RenderFailure:
 
 
 ORIGIN_ANNOTATION = "rai-pipelines.io/overlay"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
 def _render_together(checkout: Path, overlays: list[str]) -> dict[str, list[dict]] | None:
@@ -187,9 +188,9 @@ def _render_chunks(checkout: Path, overlays: list[str]) -> dict[str, list[dict]]
     chunks = [overlays[i::workers] for i in range(workers)]
     with ThreadPoolExecutor(workers) as pool:
         parts = list(pool.map(lambda chunk: _render_together(checkout, chunk), chunks))
-    if any(part is None for part in parts):
-        return None
-    return {overlay: docs for part in parts for overlay, docs in part.items()}
+    # A chunk that cannot be built together (a broken overlay, an object two overlays define) is
+    # left out here and rendered overlay by overlay; the other chunks keep their render.
+    return {overlay: docs for part in parts if part is not None for overlay, docs in part.items()}
 
 
 _RENDER_CACHE: dict[tuple[str, str], tuple[list, list]] = {}
@@ -214,12 +215,12 @@ def rendered_deployments(
     overlays = [
         o.relative_to(checkout).as_posix()
         for o in sorted(checkout.glob(overlay_glob))
-        if (o / "kustomization.yaml").exists()
+        if any((o / name).is_file() for name in KUSTOMIZATION_FILES)
     ]
     found, failures = [], []
-    together = _render_chunks(checkout, overlays) if len(overlays) > 1 else None
+    together = _render_chunks(checkout, overlays) if len(overlays) > 1 else {}
     for overlay in overlays:
-        if together is not None:
+        if overlay in together:
             docs = together[overlay]
         else:
             try:
@@ -228,7 +229,7 @@ def rendered_deployments(
                 failures.append(RenderFailure(overlay, str(exc)))
                 continue
         found.extend(RenderedDeployment(overlay, doc) for doc in docs if doc.get("kind") == "Deployment")
-    if revision is not None:
+    if revision is not None and not failures:  # a failed render may be transient: never cached
         _RENDER_CACHE.clear()  # keep the latest commit's render only
         _RENDER_CACHE[(revision, overlay_glob)] = (copy.deepcopy(found), list(failures))
     return found, failures

@@ -10,7 +10,14 @@ from rai_pipelines.decision_log import decision_id, digest
 from rai_pipelines.errors import BadInputError, PolicyError
 from rai_pipelines.facts import ai_models_document
 from rai_pipelines.gitops import RenderedDeployment, redact
-from rai_pipelines.policy import DEFAULT_PACKAGE, PolicyBundle, PolicyEngine, decision_query, evaluate_decisions
+from rai_pipelines.policy import (
+    DEFAULT_PACKAGE,
+    PolicyBundle,
+    PolicyEngine,
+    check_input,
+    decision_query,
+    evaluate_decisions,
+)
 from rai_pipelines.registry import validate_model_version
 
 
@@ -47,20 +54,18 @@ def evaluate_deployments(
 ) -> list[Decision]:
     """One decision per deployment. A manifest whose model-version label is missing or unsafe is
     not evaluated: its decision is an error with an alert, so bad data never drives a rollback."""
-    ai_models = ai_models_document(facts_rows)
+    conflicts: list[str] = []
+    ai_models = ai_models_document(facts_rows, conflicts)
     facts_digest = digest(ai_models)
     query = decision_query(package)
     valid, decisions = [], []
     for deployment in deployments:
         try:
-            if deployment.model_version is None:
-                raise BadInputError(
-                    f"{deployment.overlay}: Deployment {deployment.manifest['metadata']['name']} "
-                    "has no spec.template.metadata.labels.model-version"
-                )
-            validate_model_version(deployment.model_version, f"{deployment.overlay}: label model-version")
+            check_input(deployment.manifest, f"{deployment.overlay}: Deployment")
+            if deployment.model_version is not None:
+                validate_model_version(deployment.model_version, f"{deployment.overlay}: label model-version")
             valid.append(deployment)
-        except BadInputError as exc:
+        except (BadInputError, PolicyError) as exc:
             input_digest = digest(deployment.manifest)
             decisions.append(
                 Decision(
@@ -68,7 +73,8 @@ def evaluate_deployments(
                         "decision_id": decision_id(bundle.digest, query, input_digest, facts_digest),
                         "path": query.removeprefix("data.").replace(".", "/"),
                         "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
-                        "input": deployment.manifest,
+                        # an oversized input is not copied into the log; its digest identifies it
+                        "input": None if isinstance(exc, PolicyError) else deployment.manifest,
                         "input_digest": input_digest,
                         "gitops": {
                             "remote": redact(gitops_remote),

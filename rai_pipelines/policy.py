@@ -316,6 +316,10 @@ class RegopyEngine:
         self._cache: OrderedDict[tuple[str, str, str], tuple[object, object]] = OrderedDict()
         self._cache_size = cache_size
 
+    def __getstate__(self) -> dict:
+        # Compiled interpreters are native objects: they must not travel to a child process.
+        return {"_cache": OrderedDict(), "_cache_size": self._cache_size}
+
     def _compiled(self, bundle: PolicyBundle, query: str, data: dict):
         from regopy import Interpreter
 

@@ -6,6 +6,7 @@ import json
 import dagster as dg
 
 from rai_pipelines.assets.governance import read_all_facts
+from rai_pipelines.facts import ai_models_document
 from rai_pipelines.gitops import cached_render, rendered_deployments
 from rai_pipelines.governance import evaluate_deployments, rollback_run_key
 from rai_pipelines.resources import GitOpsResource, LakeResource, PolicyResource
@@ -73,24 +74,28 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
                 revision = checkout.head
                 rendered = rendered_deployments(checkout.path, gitops.overlay_glob, revision)
         deployments, render_failures = rendered
+        facts_rows = read_all_facts(store)
+        conflicts: list[str] = []
+        ai_models_document(facts_rows, conflicts)
         decisions = evaluate_deployments(
-            policy.policy_engine(), bundle, deployments, read_all_facts(store), gitops.remote, revision, policy.package
+            policy.policy_engine(), bundle, deployments, facts_rows, gitops.remote, revision, policy.package
         )
-        log = lake.decision_log()
-        run_requests, observations = [], []
-        for failure in render_failures:
-            appended = log.append(
-                {
-                    "kind": "render_error",
-                    "gitops": {"revision": revision, "overlay": failure.overlay},
-                    "result": {"error": failure.error},
-                    "action": {"type": "alert"},
-                }
-            )
-            observations.append(_observation(appended))
-            context.log.error(f"{failure.overlay}: not evaluated, the overlay does not render: {failure.error}")
+        records = [
+            {
+                "kind": "render_error",
+                "gitops": {"revision": revision, "overlay": f.overlay},
+                "result": {"error": f.error},
+                "action": {"type": "alert"},
+            }
+            for f in render_failures
+        ] + [{"kind": "facts_conflict", "result": {"error": c}, "action": {"type": "alert"}} for c in conflicts]
+        for record in records:
+            context.log.error(f"ALERT: {record['result']['error']}")
+        # One lock and one fsync for the whole tick.
+        appended = lake.decision_log().append_many(records + [d.record for d in decisions])
+        observations = [_observation(r) for r in appended]
+        run_requests = []
         for decision in decisions:
-            observations.append(_observation(log.append(decision.record)))
             deployment = decision.deployment
             if decision.error:
                 context.log.error(f"{deployment.overlay}: not evaluated: {decision.error}")

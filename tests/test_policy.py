@@ -4,6 +4,7 @@ built-ins, oversized inputs, runaway evaluations)."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -327,7 +328,9 @@ def test_a_runaway_evaluation_is_stopped(tmp_path, bundle):
     slow = _bundle_with(
         tmp_path, "slow.rego", "package slow\n\nn := count({x | some x in numbers.range(1, 200000000)})\n"
     )
-    engine = TimeBoundedEngine(RegopyEngine(), timeout_s=2)
+    used = RegopyEngine()
+    evaluate_decisions(used, bundle, [deployment()], {})  # holds a compiled interpreter now
+    engine = TimeBoundedEngine(used, timeout_s=2)
     with pytest.raises(PolicyError, match="exceeded 2 s and was stopped"):
         engine.evaluate(slow, "data.slow.n", [{}], {})
     assert evaluate_decisions(
@@ -409,3 +412,46 @@ def test_policy_test_command_exit_codes(tmp_path, capsys):
     assert main(["policy", "test", str(copy)]) == 1
     (copy / "old.rego").write_text("package old\n\nallow {\n\ttrue\n}\n")
     assert main(["policy", "test", str(copy)]) == 2
+
+
+def test_one_bad_deployment_or_ambiguous_version_never_stops_the_others(bundle):
+    from rai_pipelines.gitops import RenderedDeployment
+    from rai_pipelines.governance import evaluate_deployments
+
+    huge = RenderedDeployment("apps/huge", deployment(app="huge", labels={"blob": "x" * 1_100_000}))
+    unfair = RenderedDeployment("apps/credit", deployment(version="2.0.0"))
+    shared = RenderedDeployment("apps/shared", deployment(app="shared", version="9.9.9", labels=GOVERNED))
+    rows = [
+        {
+            "date": "2023-11-06",
+            "model_name": "credit-scoring-ai",
+            "model_version": "2.0.0",
+            "fairness_score": 0.5,
+            "estimated_cost_per_inference_usd": 0.001,
+        },
+        {
+            "date": "2023-11-06",
+            "model_name": "a",
+            "model_version": "9.9.9",
+            "fairness_score": 0.9,
+            "estimated_cost_per_inference_usd": 0.001,
+        },
+        {
+            "date": "2023-11-06",
+            "model_name": "b",
+            "model_version": "9.9.9",
+            "fairness_score": 0.9,
+            "estimated_cost_per_inference_usd": 0.001,
+        },
+    ]
+    decisions = {
+        d.deployment.overlay: d
+        for d in evaluate_deployments(
+            ENGINE, bundle, [huge, unfair, shared], rows, "https://u:token@git.example/x.git", "abc"
+        )
+    }
+    assert "exceeds the limit" in decisions["apps/huge"].error and decisions["apps/huge"].record["input"] is None
+    assert decisions["apps/credit"].violations == [UNFAIR] and decisions["apps/credit"].remediation == "rollback"
+    # 9.9.9 belongs to two models: it has no facts, so its deployment is alerted, never allowed
+    assert decisions["apps/shared"].remediation == "alert"
+    assert "token" not in json.dumps(decisions["apps/credit"].record)

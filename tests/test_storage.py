@@ -110,3 +110,23 @@ def test_the_pseudonymisation_key_is_created_only_on_the_embedded_default(tmp_pa
     key = embedded.pseudonymisation_key()
     assert len(key) == 64 and embedded.pseudonymisation_key() == key
     assert (tmp_path / "secrets" / "key").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_torn_last_line_is_set_aside_and_the_log_goes_on(tmp_path):
+    log = DecisionLog(tmp_path)
+    log.append({"decision_id": "d-1"})
+    with open(log.path, "a") as f:
+        f.write('{"decision_id": "d-2", "dig')  # a crash mid-write
+    assert [r["decision_id"] for r in log.records()] == ["d-1"]
+    log.append({"decision_id": "d-3"})
+    assert [r["decision_id"] for r in log.records()] == ["d-1", "d-3"]
+    assert log.verify() is None
+    assert '"decision_id": "d-2"' in (tmp_path / "decisions.torn").read_text()
+
+
+def test_an_unreadable_line_is_named_by_verify(tmp_path):
+    log = DecisionLog(tmp_path)
+    log.append_many([{"decision_id": "a"}, {"decision_id": "b"}])
+    lines = log.path.read_text().splitlines()
+    log.path.write_text(lines[0] + "\nnot json\n" + lines[1] + "\n")
+    assert log.verify() == 2

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from rai_pipelines.policy import DEFAULT_PACKAGE, PolicyBundle, PolicyEngine, RegopyEngine
+from rai_pipelines.policy import DEFAULT_PACKAGE, PolicyBundle, PolicyEngine, RegopyEngine, TimeBoundedEngine
 
 
 class PolicyResource(dg.ConfigurableResource):
@@ -9,6 +9,9 @@ class PolicyResource(dg.ConfigurableResource):
     bundle_dir: str
     package: str = DEFAULT_PACKAGE
     engine: str = "regopy"
+    # Evaluate in a child process stopped after this many seconds, so that a runaway policy cannot
+    # stall the sensor past Dagster's 60 s tick limit; None evaluates in-process.
+    evaluation_timeout_s: float | None = 40.0
 
     def bundle(self) -> PolicyBundle:
         return PolicyBundle.load(self.bundle_dir)
@@ -18,4 +21,6 @@ class PolicyResource(dg.ConfigurableResource):
             raise ValueError(
                 f"policy engine {self.engine!r} is not available yet: only the embedded 'regopy' engine is built"
             )
+        if self.evaluation_timeout_s:
+            return TimeBoundedEngine(RegopyEngine(), self.evaluation_timeout_s)
         return RegopyEngine()
