@@ -101,7 +101,7 @@ fairness_missing(manifest, facts) := finding(manifest, "facts_missing", "Fairnes
 }
 
 drift_warning(manifest, facts) := concat("", [
-	"Input drift on ", sprintf("%v", [facts.drift_share]), " of the features (",
+	"Input drift on ", sprintf("%v", [round(facts.drift_share * 100) / 100]), " of the features (",
 	concat(", ", facts.drifted_features), "), above ", sprintf("%v", [limit]), ".",
 ]) if {
 	governed(manifest)
