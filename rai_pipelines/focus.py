@@ -81,6 +81,12 @@ NUMERIC_CUR_COLUMNS = (
     "savings_plan_total_commitment_to_date",
     "savings_plan_used_commitment",
 )
+NON_EMPTY_CUR_COLUMNS = (
+    "bill_payer_account_id",
+    "line_item_usage_account_id",
+    "line_item_currency_code",
+    "line_item_unblended_cost",
+)
 TIMESTAMP_CUR_COLUMNS = (
     "line_item_usage_start_date",
     "line_item_usage_end_date",
@@ -329,18 +335,7 @@ def _validate(con, source: SourceFile, original: dict[str, str]) -> None:
             raise BadInputError(
                 f"{source.uri} {what} {bad[0]}: field {original.get(column, column)} = {bad[1]!r} is not a date-time"
             )
-        empty = con.execute(
-            f"""SELECT source_row_number FROM cur WHERE "{column}" IS NULL OR CAST("{column}" AS VARCHAR) = ''
-                ORDER BY 1 LIMIT 1"""
-        ).fetchone()
-        if empty:
-            raise BadInputError(f"{source.uri} {what} {empty[0]}: field {original.get(column, column)} is empty")
-    for column in (
-        "bill_payer_account_id",
-        "line_item_usage_account_id",
-        "line_item_currency_code",
-        "line_item_unblended_cost",
-    ):
+    for column in (*TIMESTAMP_CUR_COLUMNS, *NON_EMPTY_CUR_COLUMNS):
         empty = con.execute(
             f"""SELECT source_row_number FROM cur WHERE "{column}" IS NULL OR CAST("{column}" AS VARCHAR) = ''
                 ORDER BY 1 LIMIT 1"""

@@ -24,11 +24,9 @@ FACTS = {
 }
 
 
-@pytest.fixture
-def overlay(tmp_path, specs) -> callable:
+def _overlay_maker(tmp_path, spec) -> callable:
     def make(version: str) -> Path:
-        spec = specs["credit-scoring-ai"]
-        root = tmp_path / f"repo-{version}" / "apps" / spec.name
+        root = tmp_path / f"repo-{spec.name}-{version}" / "apps" / spec.name
         for name, text in _base_files(spec).items():
             (root / "base").mkdir(parents=True, exist_ok=True)
             (root / "base" / name).write_text(text)
@@ -38,6 +36,11 @@ def overlay(tmp_path, specs) -> callable:
         return root / "overlays" / "production"
 
     return make
+
+
+@pytest.fixture
+def overlay(tmp_path, specs) -> callable:
+    return _overlay_maker(tmp_path, specs["credit-scoring-ai"])
 
 
 @pytest.fixture
@@ -182,18 +185,7 @@ def test_policy_validate_reports_the_hierarchy_and_refuses_conflicts(tmp_path, c
 
 @pytest.fixture
 def screening_overlay(tmp_path, specs) -> callable:
-    def make(version: str) -> Path:
-        spec = specs["employment-screening-ai"]
-        root = tmp_path / f"screening-{version}" / "apps" / spec.name
-        for name, text in _base_files(spec).items():
-            (root / "base").mkdir(parents=True, exist_ok=True)
-            (root / "base" / name).write_text(text)
-        for name, text in overlay_files(spec, version).items():
-            (root / "overlays" / "production").mkdir(parents=True, exist_ok=True)
-            (root / "overlays" / "production" / name).write_text(text)
-        return root / "overlays" / "production"
-
-    return make
+    return _overlay_maker(tmp_path, specs["employment-screening-ai"])
 
 
 @pytest.fixture(scope="module")
