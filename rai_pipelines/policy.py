@@ -29,26 +29,33 @@ _WITH_KEYWORD = re.compile(r"\bwith\s+(input|data)\b[^\n]*\bas\b")
 _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
 
 
-def _strip_comment(line: str) -> str:
-    # '#' inside a string is rare in policies; good enough for the head check.
-    in_string = False
+def _outside_strings(line: str):
+    """(index, character) of each character of `line` outside "..." (with escapes) and `...` literals."""
+    quote, escaped = None, False
     for i, ch in enumerate(line):
-        if ch == '"':
-            in_string = not in_string
-        elif ch == "#" and not in_string:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in '"`':
+            quote = ch
+        else:
+            yield i, ch
+
+
+def _strip_comment(line: str) -> str:
+    for i, ch in _outside_strings(line):
+        if ch == "#":
             return line[:i]
     return line
 
 
 def _first_brace(line: str) -> int:
     """Index of the first `{` outside a string literal, or -1."""
-    in_string = False
-    for i, ch in enumerate(line):
-        if ch == '"' and (i == 0 or line[i - 1] != "\\"):
-            in_string = not in_string
-        elif ch == "{" and not in_string:
-            return i
-    return -1
+    return next((i for i, ch in _outside_strings(line) if ch == "{"), -1)
 
 
 _RULE_HEAD = re.compile(r"^[A-Za-z_][\w.]*(\[[^\]]*\]|\([^)]*\))?(\s+contains\s+\S+)?(\s*:?=\s*.+)?$")

@@ -282,7 +282,13 @@ def test_a_syntax_error_names_file_and_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "call", ['http.send({"method": "get", "url": "http://x"})', 'net.lookup_ip_addr("x")', "opa.runtime()"]
+    "call",
+    [
+        'http.send({"method": "get", "url": "http://x"})',
+        'net.lookup_ip_addr("x")',
+        "opa.runtime()",
+        'object.get({"a": `#`}, "a", http.send({}))',  # a '#' inside a raw string is no comment
+    ],
 )
 def test_builtins_that_reach_outside_are_refused(tmp_path, call):
     with pytest.raises(PolicyError, match=r"leak\.rego:4: built-in .* not allowed"):
