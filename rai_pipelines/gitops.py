@@ -193,33 +193,112 @@ def _render_chunks(checkout: Path, overlays: list[str]) -> dict[str, list[dict]]
     return {overlay: docs for part in parts if part is not None for overlay, docs in part.items()}
 
 
-_RENDER_CACHE: dict[tuple[str, str], tuple[list, list]] = {}
+@dataclass
+class _Render:
+    revision: str
+    # overlay -> (the Git trees it is built from, its Deployments)
+    overlays: dict[str, tuple[tuple | None, list[RenderedDeployment]]]
+
+
+_RENDER_CACHE: dict[str, _Render] = {}  # overlay glob -> the latest commit's render
 
 
 def cached_render(revision: str, overlay_glob: str) -> tuple[list[RenderedDeployment], list[RenderFailure]] | None:
     """The render of `revision` made earlier in this process, if any (no clone needed then)."""
-    cached = _RENDER_CACHE.get((revision, overlay_glob))
-    return (copy.deepcopy(cached[0]), list(cached[1])) if cached else None
+    cached = _RENDER_CACHE.get(overlay_glob)
+    if cached is None or cached.revision != revision:
+        return None
+    return [d for _, docs in cached.overlays.values() for d in copy.deepcopy(docs)], []
+
+
+def _directory_trees(checkout: Path) -> dict[str, str]:
+    """Git tree id of every directory of HEAD (one `git ls-tree` call)."""
+    trees = {"": run_git(["rev-parse", "HEAD^{tree}"], cwd=checkout).strip()}
+    for line in run_git(["ls-tree", "-r", "-d", "HEAD"], cwd=checkout).splitlines():
+        meta, path = line.split("\t", 1)
+        trees[path] = meta.split()[2]
+    return trees
+
+
+def _kustomization_dirs(checkout: Path, directory: str, seen: set[str]) -> bool:
+    """Add to `seen` every repository directory the kustomization in `directory` is built from
+    (its own, and those of its resources, components and files outside it). False when that cannot
+    be known (a remote resource, an unreadable file): the overlay is then always rendered."""
+    if directory in seen:
+        return True
+    seen.add(directory)
+    path = checkout / directory
+    file = next((path / n for n in KUSTOMIZATION_FILES if (path / n).is_file()), None)
+    if file is None:
+        return False
+    try:
+        document = yaml.load(file.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    except yaml.YAMLError:
+        return False
+    references = []
+    for key in ("resources", "bases", "components", "crds", "configurations", "transformers", "generators"):
+        references += [r for r in document.get(key) or [] if isinstance(r, str)]
+    for key in ("patches", "patchesStrategicMerge", "patchesJson6902"):
+        for patch in document.get(key) or []:
+            references.append(patch.get("path") if isinstance(patch, dict) else patch)
+    for key in ("configMapGenerator", "secretGenerator"):
+        for generator in document.get(key) or []:
+            for entry in (generator.get("files") or []) + (generator.get("envs") or []) + [generator.get("env")]:
+                if isinstance(entry, str):
+                    references.append(entry.split("=", 1)[-1])
+    for reference in references:
+        if reference is None:
+            continue
+        if not isinstance(reference, str) or "://" in reference or reference.startswith("git@"):
+            return False
+        target = os.path.normpath(os.path.join(directory, reference))
+        if target.startswith(".."):
+            return False
+        if (checkout / target).is_dir():
+            if not _kustomization_dirs(checkout, target, seen):
+                return False
+        else:
+            seen.add(os.path.dirname(target))
+    return True
+
+
+def _overlay_key(checkout: Path, overlay: str, trees: dict[str, str]) -> tuple | None:
+    dirs: set[str] = set()
+    if not _kustomization_dirs(checkout, overlay, dirs):
+        return None
+    return tuple(sorted((d, trees.get("" if d == "." else d)) for d in dirs))
 
 
 def rendered_deployments(
     checkout: Path, overlay_glob: str, revision: str | None = None
 ) -> tuple[list[RenderedDeployment], list[RenderFailure]]:
     """Every Deployment the overlays render, and the overlays that failed to render: one broken
-    overlay must not stop the governance of the others. A render is a function of the commit, so
-    with `revision` (the checkout's commit) it is kept in memory and reused while the GitOps
-    repository does not change, as when only the facts have."""
-    if revision is not None and (revision, overlay_glob) in _RENDER_CACHE:
-        deployments, failures = _RENDER_CACHE[(revision, overlay_glob)]
-        return copy.deepcopy(deployments), list(failures)
+    overlay must not stop the governance of the others.
+
+    With `revision` (the checkout's commit) the render is kept in memory: a tick for the same
+    commit (only the facts changed) reuses it whole, and a tick for a new commit renders again only
+    the overlays whose Git trees (their own and those they are built from) changed."""
+    cached = _RENDER_CACHE.get(overlay_glob) if revision is not None else None
+    if cached is not None and cached.revision == revision:
+        return cached_render(revision, overlay_glob) or ([], [])
     overlays = [
         o.relative_to(checkout).as_posix()
         for o in sorted(checkout.glob(overlay_glob))
         if any((o / name).is_file() for name in KUSTOMIZATION_FILES)
     ]
-    found, failures = [], []
-    together = _render_chunks(checkout, overlays) if len(overlays) > 1 else {}
-    for overlay in overlays:
+    trees = _directory_trees(checkout) if revision is not None else {}
+    keys = {o: _overlay_key(checkout, o, trees) for o in overlays} if revision is not None else {}
+    reused: dict[str, list[RenderedDeployment]] = {}
+    if cached is not None:
+        for overlay in overlays:
+            key = keys.get(overlay)
+            if key is not None and overlay in cached.overlays and cached.overlays[overlay][0] == key:
+                reused[overlay] = cached.overlays[overlay][1]
+    to_render = [o for o in overlays if o not in reused]
+    together = _render_chunks(checkout, to_render) if len(to_render) > 1 else {}
+    rendered: dict[str, list[RenderedDeployment]] = {}
+    failures = []
+    for overlay in to_render:
         if overlay in together:
             docs = together[overlay]
         else:
@@ -228,10 +307,13 @@ def rendered_deployments(
             except GitOpsError as exc:
                 failures.append(RenderFailure(overlay, str(exc)))
                 continue
-        found.extend(RenderedDeployment(overlay, doc) for doc in docs if doc.get("kind") == "Deployment")
+        rendered[overlay] = [RenderedDeployment(overlay, d) for d in docs if d.get("kind") == "Deployment"]
     if revision is not None and not failures:  # a failed render may be transient: never cached
-        _RENDER_CACHE.clear()  # keep the latest commit's render only
-        _RENDER_CACHE[(revision, overlay_glob)] = (copy.deepcopy(found), list(failures))
+        _RENDER_CACHE[overlay_glob] = _Render(
+            revision,
+            {o: (keys.get(o), copy.deepcopy(reused.get(o) or rendered.get(o, []))) for o in overlays},
+        )
+    found = [d for o in overlays for d in copy.deepcopy(reused.get(o) or rendered.get(o, []))]
     return found, failures
 
 

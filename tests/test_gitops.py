@@ -217,3 +217,29 @@ def test_credentials_in_remote_urls_are_redacted():
     with pytest.raises(GitOpsError) as err:
         run_git(["ls-remote", "https://bot:ghp_secret@127.0.0.1:9/none.git"], timeout=10)
     assert "ghp_secret" not in str(err.value)
+
+
+def test_a_new_commit_renders_again_only_what_changed(remote, tmp_path):
+    from rai_pipelines.gitops import _RENDER_CACHE, rendered_deployments
+
+    glob = "apps/*/overlays/production"
+    _RENDER_CACHE.clear()
+    with GitOpsCheckout(str(remote), "main", str(tmp_path)) as co:
+        first, _ = rendered_deployments(co.path, glob, co.head)
+        pin_model_version(
+            co.path / OVERLAY,
+            "credit-scoring-ai",
+            "registry.example.com/credit-risk/credit-scoring-ai:1.4.2",
+            "1.4.2",
+            "test",
+            2,
+            "m5.large",
+        )
+        co.commit("pin", "test", {})
+        second, failures = rendered_deployments(co.path, glob, co.head)
+    versions = {d.app: d.model_version for d in second}
+    assert failures == [] and versions == {"credit-scoring-ai": "1.4.2", "employment-screening-ai": "3.2.0"}
+    untouched = [d for d in second if d.app == "employment-screening-ai"]
+    assert untouched[0].manifest == next(d for d in first if d.app == "employment-screening-ai").manifest
+    cached = _RENDER_CACHE[glob].overlays
+    assert cached[OVERLAY][0] is not None  # the overlay's Git trees are known, so it can be reused
