@@ -7,7 +7,6 @@ replaced, so Flux's image automation does not bump the tag straight back.
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import os
@@ -208,7 +207,7 @@ def cached_render(revision: str, overlay_glob: str) -> tuple[list[RenderedDeploy
     cached = _RENDER_CACHE.get(overlay_glob)
     if cached is None or cached.revision != revision:
         return None
-    return [d for _, docs in cached.overlays.values() for d in copy.deepcopy(docs)], []
+    return [d for _, docs in cached.overlays.values() for d in docs], []
 
 
 def _directory_trees(checkout: Path) -> dict[str, str]:
@@ -311,9 +310,11 @@ def rendered_deployments(
     if revision is not None and not failures:  # a failed render may be transient: never cached
         _RENDER_CACHE[overlay_glob] = _Render(
             revision,
-            {o: (keys.get(o), copy.deepcopy(reused.get(o) or rendered.get(o, []))) for o in overlays},
+            {o: (keys.get(o), reused.get(o) or rendered.get(o, [])) for o in overlays},
         )
-    found = [d for o in overlays for d in copy.deepcopy(reused.get(o) or rendered.get(o, []))]
+    # Shared with the cache, not copied: decisions read manifests and never change them (a rollback
+    # candidate is a deep copy made where it is changed).
+    found = [d for o in overlays for d in reused.get(o) or rendered.get(o, [])]
     return found, failures
 
 
