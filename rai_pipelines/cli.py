@@ -91,7 +91,10 @@ def _policy_suggest(args) -> int:
             print(f"no threshold change suggested from {len(rows)} facts rows")
             return 0
         if args.repo:
-            branch = args.branch or f"rai-pipelines/suggest/{date.today().isoformat()}"
+            from datetime import datetime, timezone
+
+            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M%S")
+            branch = args.branch or f"rai-pipelines/suggest/{stamp}"
             result = propose_branch(args.repo, branch, args.bundle_path, suggestions, args.workdir)
             if result:
                 diff, sha = result
@@ -239,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     suggest.add_argument("--days", type=int, default=30, help="look at the last N days of facts")
     suggest.add_argument("--repo", help="policy repository (Git remote) to push the proposal branch to")
     suggest.add_argument("--bundle-path", default="policies", help="the bundle's folder inside that repository")
-    suggest.add_argument("--branch", help="branch name (default rai-pipelines/suggest/<today>)")
+    suggest.add_argument("--branch", help="branch name (default rai-pipelines/suggest/<UTC time>)")
     suggest.add_argument("--workdir", default=settings.workdir)
     suggest.set_defaults(func=_policy_suggest)
 

@@ -449,14 +449,16 @@ class GitOpsCheckout:
         run_git(args, cwd=self.path)
         return self.head
 
-    def push(self, branch: str | None = None) -> None:
-        """Push HEAD to the tracked branch, or to `branch` (a review branch, created or replaced)."""
+    def push(self, branch: str | None = None, replace: bool = True) -> None:
+        """Push HEAD to the tracked branch, or to `branch` (a review branch, created, or replaced
+        when `replace`; otherwise an existing branch, maybe with a reviewer's commits, is refused)."""
         if branch is None:
             run_git(["push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}"], cwd=self.path, timeout=120)
             return
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,200}$", branch) or ".." in branch:
             raise GitOpsError(f"refusing unsafe branch name {branch!r}")
-        run_git(["push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}"], cwd=self.path, timeout=120)
+        force = ["--force"] if replace else []
+        run_git(["push", "--quiet", *force, "origin", f"HEAD:refs/heads/{branch}"], cwd=self.path, timeout=120)
 
     def rebase_onto_remote(self) -> None:
         run_git(["fetch", "--quiet", "origin", self.branch], cwd=self.path, timeout=120)

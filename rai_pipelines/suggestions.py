@@ -160,5 +160,5 @@ def propose_branch(
             body,
             {"Rai-Suggested-At": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
         )
-        co.push(branch)
+        co.push(branch, replace=False)  # never overwrite a proposal someone may be reviewing
     return diff, sha

@@ -84,3 +84,31 @@ def test_the_proposal_is_a_branch_with_the_rationale_and_main_is_untouched(git_d
     assert "# four-fifths rule on the favourable outcome" in data  # comments kept
     message = run_git(["--git-dir", str(remote), "log", "-1", "--format=%B", sha])
     assert "every one of the 2 models exceeds the budget" in message
+
+
+def test_an_existing_proposal_branch_is_never_overwritten(git_daemon, tmp_path):
+    import pytest
+
+    from rai_pipelines.errors import GitOpsError
+
+    seed = tmp_path / "seed"
+    shutil.copytree(PROJECT_ROOT / "policies", seed / "policies")
+    remote = git_daemon.base / "policy-repo-2.git"
+    for args in (
+        ["init", "-q", "-b", "main", str(seed)],
+        ["-C", str(seed), "add", "-A"],
+        ["-C", str(seed), "-c", "user.name=p", "-c", "user.email=p@p", "commit", "-qm", "policies"],
+        ["clone", "-q", "--bare", str(seed), str(remote)],
+    ):
+        subprocess.run(["git", *args], check=True)
+    url = git_daemon.url(remote)
+    history = rows("a", 5, drift_share=0.45) + rows("b", 5, drift_share=0.62)
+    _, sha = propose_branch(
+        url, "rai-pipelines/suggest/x", "policies", suggest_threshold_changes(history, ORG), str(tmp_path / "w1")
+    )
+    other = rows("a", 5, drift_share=0.75) + rows("b", 5, drift_share=0.85)
+    with pytest.raises(GitOpsError, match="rejected|failed"):
+        propose_branch(
+            url, "rai-pipelines/suggest/x", "policies", suggest_threshold_changes(other, ORG), str(tmp_path / "w2")
+        )
+    assert remote_head(url, "rai-pipelines/suggest/x") == sha
