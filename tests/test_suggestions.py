@@ -20,6 +20,21 @@ def rows(model: str, days: int, **fields) -> list[dict]:
     ]
 
 
+def _policy_repo(git_daemon, tmp_path, name: str):
+    """A bare policy repository holding the shipped bundle under policies/, served by git daemon."""
+    seed = tmp_path / f"seed-{name}"
+    shutil.copytree(PROJECT_ROOT / "policies", seed / "policies")
+    remote = git_daemon.base / f"{name}.git"
+    for args in (
+        ["init", "-q", "-b", "main", str(seed)],
+        ["-C", str(seed), "add", "-A"],
+        ["-C", str(seed), "-c", "user.name=p", "-c", "user.email=p@p", "commit", "-qm", "policies"],
+        ["clone", "-q", "--bare", str(seed), str(remote)],
+    ):
+        subprocess.run(["git", *args], check=True)
+    return remote
+
+
 def test_a_budget_every_model_exceeds_is_proposed_higher():
     history = rows("a", 10, estimated_cost_per_inference_usd=0.007) + rows(
         "b", 10, estimated_cost_per_inference_usd=0.012
@@ -56,16 +71,7 @@ def test_a_drift_warning_that_always_fires_is_proposed_higher_and_mixed_facts_su
 
 
 def test_the_proposal_is_a_branch_with_the_rationale_and_main_is_untouched(git_daemon, tmp_path):
-    seed = tmp_path / "seed"
-    shutil.copytree(PROJECT_ROOT / "policies", seed / "policies")
-    remote = git_daemon.base / "policy-repo.git"
-    for args in (
-        ["init", "-q", "-b", "main", str(seed)],
-        ["-C", str(seed), "add", "-A"],
-        ["-C", str(seed), "-c", "user.name=p", "-c", "user.email=p@p", "commit", "-qm", "policies"],
-        ["clone", "-q", "--bare", str(seed), str(remote)],
-    ):
-        subprocess.run(["git", *args], check=True)
+    remote = _policy_repo(git_daemon, tmp_path, "policy-repo")
     url = git_daemon.url(remote)
     main_before = remote_head(url, "main")
     history = rows("a", 10, estimated_cost_per_inference_usd=0.007) + rows(
@@ -91,16 +97,7 @@ def test_an_existing_proposal_branch_is_never_overwritten(git_daemon, tmp_path):
 
     from rai_pipelines.errors import GitOpsError
 
-    seed = tmp_path / "seed"
-    shutil.copytree(PROJECT_ROOT / "policies", seed / "policies")
-    remote = git_daemon.base / "policy-repo-2.git"
-    for args in (
-        ["init", "-q", "-b", "main", str(seed)],
-        ["-C", str(seed), "add", "-A"],
-        ["-C", str(seed), "-c", "user.name=p", "-c", "user.email=p@p", "commit", "-qm", "policies"],
-        ["clone", "-q", "--bare", str(seed), str(remote)],
-    ):
-        subprocess.run(["git", *args], check=True)
+    remote = _policy_repo(git_daemon, tmp_path, "policy-repo-2")
     url = git_daemon.url(remote)
     history = rows("a", 5, drift_share=0.45) + rows("b", 5, drift_share=0.62)
     _, sha = propose_branch(
