@@ -131,14 +131,19 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             }
         )
 
+    # Both reports are daily, per model, computed from that day's feature snapshot.
+    report = {
+        "key_prefix": prefix,
+        "deps": [feature_snapshots],
+        "partitions_def": daily_partitions,
+        "group_name": "monitoring",
+        "tags": tags,
+        "kinds": {"python"},
+    }
+
     @dg.asset(
         name="drift_report",
-        key_prefix=prefix,
-        deps=[feature_snapshots],
-        partitions_def=daily_partitions,
-        group_name="monitoring",
-        tags=tags,
-        kinds={"python"},
+        **report,
         description=f"{spec.name}: data drift of the day's features against the reference window "
         "(KS for numeric, chi-squared for categorical, corrected for multiple tests) and prediction drift.",
     )
@@ -185,12 +190,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         name="fairness_report",
-        key_prefix=prefix,
-        deps=[feature_snapshots],
-        partitions_def=daily_partitions,
-        group_name="monitoring",
-        tags=tags,
-        kinds={"python"},
+        **report,
         description=f"{spec.name}: favourable-outcome rate per protected group and the demographic-parity "
         "ratio (four-fifths rule); groups below the minimum size are shown but not scored.",
     )
