@@ -1,7 +1,20 @@
-"""Data drift behind a small interface, so that alibi-detect (BSL 1.1) can be swapped out.
+"""Data and prediction drift behind one interface, with an effect size beside every p-value.
 
-alibi-detect is imported inside the detector: its import costs about 3 s and 290 MB, which the
-Dagster definitions must not pay at load time.
+Two backends give the same tests (two-sided Kolmogorov-Smirnov for numeric features, chi-squared
+on the contingency table for categorical ones, Bonferroni or Benjamini-Hochberg correction):
+
+- ``columnar`` (default): NumPy and SciPy on columns. The reference is profiled once (sorted numeric
+  columns, category counts), so a day's report sorts only the day's data. Its p-values equal
+  scipy's ``ks_2samp(method="asymp")`` and ``chi2_contingency``, which is what alibi-detect calls.
+- ``alibi-detect``: alibi-detect's TabularDrift and KSDrift (BSL 1.1 licence). It is imported inside
+  the detector: its import costs about 3 s and 290 MB, which the Dagster definitions must not pay
+  (SciPy is imported where it is used for the same reason).
+
+A p-value alone raises alarms on trivial shifts in large samples, so a feature is reported as
+drifted only when its test is significant after correction *and* its effect size reaches
+``min_effect_size``: the Wasserstein distance divided by the reference's standard deviation for
+numeric features, the Jensen-Shannon distance (base 2, in [0, 1]) for categorical ones. The
+population stability index is reported beside both, for those used to reading it.
 """
 
 from __future__ import annotations
@@ -14,14 +27,23 @@ import pandas as pd
 
 from rai_pipelines.errors import BadInputError
 
+BACKENDS = ("columnar", "alibi-detect")
+CORRECTIONS = ("bonferroni", "fdr")
+PSI_BINS = 10
+_PSI_FLOOR = 1e-4  # share given to an empty bin, so that PSI stays finite
+
 
 @dataclass(frozen=True)
 class FeatureDrift:
     feature: str
     kind: str  # "numeric" (Kolmogorov-Smirnov) or "categorical" (chi-squared)
     p_value: float
-    statistic: float
-    drifted: bool
+    statistic: float  # KS D or chi-squared statistic
+    effect_size: float
+    effect_metric: str  # "wasserstein_normed" or "jensen_shannon"
+    psi: float
+    significant: bool  # p-value below the corrected threshold
+    drifted: bool  # significant and effect_size >= min_effect_size
     unseen_categories: list[str] = field(default_factory=list)
 
 
@@ -30,11 +52,14 @@ class DriftResult:
     features: list[FeatureDrift]
     threshold: float  # per-feature p-value threshold after correction
     correction: str
+    min_effect_size: float
     dataset_drift: bool
     prediction_p_value: float | None
+    prediction_effect_size: float | None
     prediction_drift: bool | None
     reference_rows: int
     current_rows: int
+    backend: str
 
     @property
     def drifted_features(self) -> list[str]:
@@ -44,34 +69,88 @@ class DriftResult:
     def drift_share(self) -> float:
         return len(self.drifted_features) / len(self.features) if self.features else 0.0
 
+    @property
+    def max_effect_size(self) -> float:
+        return max((f.effect_size for f in self.features), default=0.0)
+
 
 class DriftDetector(Protocol):
-    def detect(self, reference: pd.DataFrame, current: pd.DataFrame) -> DriftResult: ...
+    def detect(
+        self, reference: pd.DataFrame, current: pd.DataFrame, score_column: str | None = "score"
+    ) -> DriftResult: ...
 
 
-def _as_levels(series: pd.Series) -> pd.Series:
+# -- the statistics ---------------------------------------------------------------------------------
+def corrected_threshold(p_values: np.ndarray, p_value: float, correction: str) -> float:
+    """The per-feature threshold (a p-value below it is significant). FDR is Benjamini-Hochberg with
+    alibi-detect's strict inequality; when no p-value passes, nothing can, and the threshold is 0."""
+    n = len(p_values)
+    if n == 0:
+        return p_value
+    if correction == "bonferroni":
+        return p_value / n
+    steps = p_value * np.arange(1, n + 1) / n
+    passing = np.flatnonzero(np.sort(p_values) < steps)
+    return float(steps[passing.max()]) if len(passing) else 0.0
+
+
+def ks_wasserstein(reference_sorted: np.ndarray, current_sorted: np.ndarray) -> tuple[float, float, float]:
+    """Two-sided two-sample KS statistic, its asymptotic p-value (as scipy's ks_2samp with
+    method="asymp") and the first Wasserstein distance, from one merge of the sorted samples."""
+    n1, n2 = len(reference_sorted), len(current_sorted)
+    merged = np.concatenate([reference_sorted, current_sorted])
+    order = np.argsort(merged, kind="stable")  # two sorted runs: timsort merges them in linear time
+    merged = merged[order]
+    last_of_ties = np.empty(len(merged), dtype=bool)
+    np.not_equal(merged[1:], merged[:-1], out=last_of_ties[:-1])
+    last_of_ties[-1] = True
+    # Both empirical CDFs at the end of each run of equal values: the reference's from the count of
+    # its values seen so far, the current's from the rest.
+    ref_seen = np.cumsum(order < n1)[last_of_ties]
+    seen = np.flatnonzero(last_of_ties) + 1
+    gap = ref_seen / n1 - (seen - ref_seen) / n2
+    d = float(max(gap.max(), -gap.min(), 0.0))
+    values = merged[last_of_ties]
+    wasserstein = float(np.dot(np.abs(gap[:-1]), np.diff(values)))
+    from scipy import stats
+
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    p = float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0.0, 1.0))
+    return d, p, wasserstein
+
+
+def psi(reference_share: np.ndarray, current_share: np.ndarray) -> float:
+    ref = np.maximum(reference_share, _PSI_FLOOR)
+    cur = np.maximum(current_share, _PSI_FLOOR)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    from scipy.spatial import distance
+
+    return float(distance.jensenshannon(reference_counts, current_counts, base=2))
+
+
+# -- the reference profile ------------------------------------------------------------------------------
+def as_levels(series: pd.Series) -> pd.Series:
     """Category labels as text, the same whatever the storage type: a whole-number float column
     (an integer column that held a null on one day) gives "1", not "1.0"."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(series.cat.categories.dtype)
     if pd.api.types.is_float_dtype(series) and (series.dropna() % 1 == 0).all():
         series = series.astype("Int64")
     return series.astype("string")
 
 
-def _encode(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
-    """Integer codes from the reference's levels; a level never seen in the reference gets its own
-    code, so the chi-squared test sees it instead of dropping it."""
-    reference, current = _as_levels(reference), _as_levels(current)
-    levels = sorted(reference.dropna().unique())
-    index = {level: i for i, level in enumerate(levels)}
-    unseen = sorted(set(current.dropna().unique()) - set(levels))
-    for level in unseen:
-        index[level] = len(index)
-    ref = reference.map(index).to_numpy(dtype=np.float64)
-    cur = current.map(index).to_numpy(dtype=np.float64)
-    return ref, cur, len(index), unseen
+def _level_counts(series: pd.Series) -> pd.Series:
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        counts = series.value_counts(sort=False)
+        counts.index = as_levels(pd.Series(counts.index)).to_numpy()
+        return counts.groupby(level=0).sum()
+    return as_levels(series).value_counts(sort=False)
 
 
-def _check_complete(frame: pd.DataFrame, columns: list[str], which: str) -> None:
+def check_complete(frame: pd.DataFrame, columns: list[str], which: str) -> None:
     """Missing values would make KS return NaN (read as "no drift") or break chi-squared: refuse
     them, naming the feature, rather than report on them."""
     for column in columns:
@@ -85,71 +164,201 @@ def _check_complete(frame: pd.DataFrame, columns: list[str], which: str) -> None
             )
 
 
-class AlibiTabularDrift:
-    """alibi-detect TabularDrift (KS for numeric, chi-squared for categorical features, with
-    Bonferroni or FDR correction) plus KS on the model score for prediction drift."""
+@dataclass
+class _NumericProfile:
+    sorted_values: np.ndarray
+    scale: float  # standard deviation, the unit of the normed Wasserstein distance
+    bin_edges: np.ndarray  # inner decile edges, for PSI
+    bin_share: np.ndarray
+
+
+@dataclass
+class _CategoricalProfile:
+    counts: pd.Series  # level -> count
+
+
+def _numeric_bins(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    positions = np.searchsorted(sorted_values, edges, side="right")
+    return np.diff(np.concatenate([[0], positions, [len(sorted_values)]])) / len(sorted_values)
+
+
+class ReferenceProfile:
+    """What the tests need of the reference window, computed once per reference."""
+
+    def __init__(self, reference: pd.DataFrame, numeric: list[str], categorical: list[str], score_column: str | None):
+        check_complete(reference, numeric + categorical, "reference")
+        if len(reference) == 0:
+            raise BadInputError("drift: the reference window is empty")
+        self.rows = len(reference)
+        self.numeric: dict[str, _NumericProfile] = {}
+        for column in numeric + ([score_column] if score_column and score_column in reference else []):
+            values = np.sort(reference[column].to_numpy(dtype=np.float64))
+            edges = np.unique(np.quantile(values, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+            self.numeric[column] = _NumericProfile(values, float(np.std(values)), edges, _numeric_bins(values, edges))
+        self.categorical = {c: _CategoricalProfile(_level_counts(reference[c])) for c in categorical}
+
+
+def numeric_drift(profile: _NumericProfile, current: np.ndarray) -> tuple[float, float, float, float]:
+    """(KS D, p-value, normed Wasserstein, PSI) of one numeric column against its profile."""
+    current = np.sort(current)
+    d, p, wasserstein = ks_wasserstein(profile.sorted_values, current)
+    scale = profile.scale if profile.scale > 0 else 1.0
+    current_share = _numeric_bins(current, profile.bin_edges)
+    return d, p, wasserstein / scale, psi(profile.bin_share, current_share)
+
+
+def categorical_drift(profile: _CategoricalProfile, current: pd.Series) -> tuple[float, float, float, float, list]:
+    """(chi-squared, p-value, Jensen-Shannon distance, PSI, unseen levels); a level never seen in
+    the reference is a column of its own, so the test sees it instead of dropping it."""
+    counts = _level_counts(current)
+    levels = profile.counts.index.union(counts.index)
+    ref = profile.counts.reindex(levels, fill_value=0).to_numpy(dtype=np.float64)
+    cur = counts.reindex(levels, fill_value=0).to_numpy(dtype=np.float64)
+    unseen = sorted(str(v) for v in counts.index.difference(profile.counts.index))
+    if len(levels) < 2:
+        chi2, p = 0.0, 1.0  # one level in both windows: nothing can have moved
+    else:
+        from scipy import stats
+
+        chi2, p, _, _ = stats.chi2_contingency(np.vstack([ref, cur]))
+    return float(chi2), float(p), jensen_shannon(ref, cur), psi(ref / ref.sum(), cur / cur.sum()), unseen
+
+
+# -- the detectors ------------------------------------------------------------------------------------
+class _Detector:
+    backend = ""
 
     def __init__(
-        self, numeric: list[str], categorical: list[str], p_value: float = 0.05, correction: str = "bonferroni"
+        self,
+        numeric: list[str],
+        categorical: list[str],
+        p_value: float = 0.05,
+        correction: str = "bonferroni",
+        min_effect_size: float = 0.1,
     ):
-        if correction not in ("bonferroni", "fdr"):
+        if correction not in CORRECTIONS:
             raise ValueError(f"drift correction must be 'bonferroni' or 'fdr', not {correction!r}")
+        if not 0 < p_value < 1:
+            raise ValueError(f"drift p_value must be in (0, 1), not {p_value}")
+        if min_effect_size < 0:
+            raise ValueError(f"drift min_effect_size must be >= 0, not {min_effect_size}")
         self.numeric, self.categorical = list(numeric), list(categorical)
-        self.p_value, self.correction = p_value, correction
+        self.p_value, self.correction, self.min_effect_size = p_value, correction, min_effect_size
+        self._profile: tuple[int, ReferenceProfile] | None = None
+
+    def profile(self, reference: pd.DataFrame, score_column: str | None) -> ReferenceProfile:
+        """The reference profile, kept while the same reference frame is passed again (one report
+        runs the detector once per model version against one reference)."""
+        if self._profile is None or self._profile[0] != id(reference):
+            self._profile = (id(reference), ReferenceProfile(reference, self.numeric, self.categorical, score_column))
+        return self._profile[1]
+
+    def _p_values_and_statistics(
+        self, reference: pd.DataFrame, current: pd.DataFrame, profile: ReferenceProfile, raw: dict
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
 
     def detect(self, reference: pd.DataFrame, current: pd.DataFrame, score_column: str | None = "score") -> DriftResult:
-        from alibi_detect.cd import KSDrift, TabularDrift
-
         columns = self.numeric + self.categorical
-        _check_complete(reference, columns, "reference")
-        _check_complete(current, columns, "current")
+        profile = self.profile(reference, score_column)
+        check_complete(current, columns, "current")
         if len(current) == 0:
             raise BadInputError("drift: the current window is empty")
-        ref_cols, cur_cols, categories, unseen = [], [], {}, {}
-        for i, col in enumerate(columns):
-            if col in self.categorical:
-                r, c, n_levels, new = _encode(reference[col], current[col])
-                categories[i] = n_levels
-                unseen[col] = new
-            else:
-                r = reference[col].to_numpy(dtype=np.float64)
-                c = current[col].to_numpy(dtype=np.float64)
-            ref_cols.append(r)
-            cur_cols.append(c)
-        x_ref = np.column_stack(ref_cols).astype(np.float32)
-        x_cur = np.column_stack(cur_cols).astype(np.float32)
-        detector = TabularDrift(
-            x_ref, p_val=self.p_value, categories_per_feature=categories, correction=self.correction
-        )
-        out = detector.predict(x_cur, drift_type="batch", return_p_val=True, return_distance=True)["data"]
-        p_values, distances, threshold = out["p_val"], out["distance"], float(out["threshold"])
+        raw = {}
+        for column in self.numeric:
+            raw[column] = numeric_drift(profile.numeric[column], current[column].to_numpy(dtype=np.float64))
+        for column in self.categorical:
+            raw[column] = categorical_drift(profile.categorical[column], current[column])
+        p_values, statistics = self._p_values_and_statistics(reference, current, profile, raw)
         if not np.all(np.isfinite(p_values)):
             bad = [columns[i] for i in np.flatnonzero(~np.isfinite(p_values))]
             raise BadInputError(f"drift: no valid p-value for feature(s) {', '.join(bad)}")
-        features = [
-            FeatureDrift(
-                feature=col,
-                kind="categorical" if col in self.categorical else "numeric",
-                p_value=float(p_values[i]),
-                statistic=float(distances[i]),
-                drifted=bool(p_values[i] < threshold),
-                unseen_categories=unseen.get(col, []),
+        threshold = corrected_threshold(p_values, self.p_value, self.correction)
+        features = []
+        for i, column in enumerate(columns):
+            numeric = column in profile.numeric and column not in self.categorical
+            effect, psi_value = raw[column][2], raw[column][3]
+            significant = bool(p_values[i] < threshold)
+            features.append(
+                FeatureDrift(
+                    feature=column,
+                    kind="numeric" if numeric else "categorical",
+                    p_value=float(p_values[i]),
+                    statistic=float(statistics[i]),
+                    effect_size=float(effect),
+                    effect_metric="wasserstein_normed" if numeric else "jensen_shannon",
+                    psi=float(psi_value),
+                    significant=significant,
+                    drifted=significant and effect >= self.min_effect_size,
+                    unseen_categories=[] if numeric else raw[column][4],
+                )
             )
-            for i, col in enumerate(columns)
-        ]
-        prediction_p, prediction_drift = None, None
-        if score_column and score_column in reference and score_column in current:
-            ks = KSDrift(reference[score_column].to_numpy(dtype=np.float32), p_val=self.p_value)
-            pred = ks.predict(current[score_column].to_numpy(dtype=np.float32), return_p_val=True)["data"]
-            prediction_p = float(np.atleast_1d(pred["p_val"])[0])
-            prediction_drift = bool(pred["is_drift"])
+        prediction_p = prediction_effect = prediction_drift = None
+        if score_column and score_column in profile.numeric and score_column in current:
+            _, prediction_p, prediction_effect, _ = numeric_drift(
+                profile.numeric[score_column], current[score_column].to_numpy(dtype=np.float64)
+            )
+            prediction_drift = bool(prediction_p < self.p_value and prediction_effect >= self.min_effect_size)
         return DriftResult(
             features=features,
             threshold=threshold,
             correction=self.correction,
-            dataset_drift=bool(out["is_drift"]),
+            min_effect_size=self.min_effect_size,
+            dataset_drift=any(f.drifted for f in features),
             prediction_p_value=prediction_p,
+            prediction_effect_size=prediction_effect,
             prediction_drift=prediction_drift,
-            reference_rows=len(reference),
+            reference_rows=profile.rows,
             current_rows=len(current),
+            backend=self.backend,
         )
+
+
+class ColumnarDrift(_Detector):
+    backend = "columnar"
+
+    def _p_values_and_statistics(self, reference, current, profile, raw):
+        columns = self.numeric + self.categorical
+        return np.array([raw[c][1] for c in columns]), np.array([raw[c][0] for c in columns])
+
+
+class AlibiTabularDrift(_Detector):
+    """alibi-detect's TabularDrift for the per-feature tests; effect sizes as in the columnar backend."""
+
+    backend = "alibi-detect"
+
+    def _p_values_and_statistics(self, reference, current, profile, raw):
+        from alibi_detect.cd import TabularDrift
+
+        ref_cols, cur_cols, categories = [], [], {}
+        for i, column in enumerate(self.numeric + self.categorical):
+            if column in self.categorical:
+                levels = as_levels(reference[column])
+                index = {level: code for code, level in enumerate(sorted(levels.unique()))}
+                for level in raw[column][4]:  # unseen levels get codes of their own
+                    index[level] = len(index)
+                categories[i] = len(index)
+                ref_cols.append(levels.map(index).to_numpy(dtype=np.float64))
+                cur_cols.append(as_levels(current[column]).map(index).to_numpy(dtype=np.float64))
+            else:
+                ref_cols.append(reference[column].to_numpy(dtype=np.float64))
+                cur_cols.append(current[column].to_numpy(dtype=np.float64))
+        detector = TabularDrift(
+            np.column_stack(ref_cols), p_val=self.p_value, categories_per_feature=categories, correction=self.correction
+        )
+        out = detector.predict(np.column_stack(cur_cols), drift_type="batch", return_p_val=True, return_distance=True)
+        return out["data"]["p_val"].astype(np.float64), out["data"]["distance"].astype(np.float64)
+
+
+def make_detector(
+    backend: str,
+    numeric: list[str],
+    categorical: list[str],
+    p_value: float = 0.05,
+    correction: str = "bonferroni",
+    min_effect_size: float = 0.1,
+) -> _Detector:
+    detectors = {"columnar": ColumnarDrift, "alibi-detect": AlibiTabularDrift}
+    if backend not in detectors:
+        raise ValueError(f"drift backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    return detectors[backend](numeric, categorical, p_value, correction, min_effect_size)

@@ -1,66 +1,211 @@
-"""Demographic parity of the favourable outcome across protected groups (the four-fifths rule)."""
+"""Group fairness of a model's decisions: demographic parity of the favourable outcome (the
+four-fifths rule) and, where labels have arrived, equalized odds; per protected attribute and per
+declared intersection of attributes.
+
+The definitions are fairlearn's (``demographic_parity_ratio``/``_difference`` and
+``equalized_odds_ratio``/``_difference`` with ``method="between_groups"`` and the worst case over
+the true- and false-positive rates). Groups smaller than the minimum size are shown but not
+scored, and every ratio carries a stratified bootstrap confidence interval, so that a small group
+cannot trigger a violation on noise.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+
+BOOTSTRAP_REPLICATES = 2000
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
 class AttributeFairness:
-    attribute: str
+    attribute: str  # one attribute, or an intersection written "A&B"
     enforced: bool
-    groups: dict[str, dict]  # group -> {"count": n, "favourable_rate": r, "eligible": bool}
-    ratio: float | None  # lowest / highest favourable rate among eligible groups
+    groups: dict[str, dict]  # group -> count, favourable_rate, eligible, labelled, tpr, fpr
+    ratio: float | None  # demographic parity: lowest / highest favourable rate among eligible groups
     difference: float | None
+    ratio_ci: tuple[float, float] | None
     worst_group: str | None
     best_group: str | None
+    equalized_odds_ratio: float | None = None
+    equalized_odds_difference: float | None = None
+    equalized_odds_ci: tuple[float, float] | None = None
+    equalized_odds_worst_group: str | None = None
     note: str = ""
+    eo_note: str = ""
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
+
+
+def group_labels(frame: pd.DataFrame, attributes: list[str]) -> pd.Series:
+    """Group of each row: the attribute's value, or the values of an intersection joined by '&'.
+    A row with any attribute missing belongs to no group."""
+    parts = [frame[a].astype("string") for a in attributes]
+    labels = parts[0]
+    for part in parts[1:]:
+        labels = labels + "&" + part
+    return labels
+
+
+def _ratio(rates: np.ndarray) -> np.ndarray:
+    """min/max along the last axis; NaN where no group gets the outcome at all."""
+    top, low = rates.max(axis=-1), rates.min(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(top > 0, low / top, np.nan)
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float] | None:
+    samples = samples[np.isfinite(samples)]
+    if len(samples) == 0:
+        return None
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def group_fairness(
+    decisions: pd.Series,
+    groups: pd.Series,
+    favourable: int,
+    min_group_size: int,
+    attribute: str,
+    enforced: bool,
+    labels: pd.Series | None = None,
+    seed: int = 0,
+) -> AttributeFairness:
+    favoured = (decisions.astype("int64") == favourable).to_numpy()
+    valid = groups.notna().to_numpy()
+    names, codes = np.unique(groups[valid].astype(str).to_numpy(), return_inverse=True)
+    favoured = favoured[valid]
+    n_groups = len(names)
+    count = np.bincount(codes, minlength=n_groups)
+    positive_decisions = np.bincount(codes, weights=favoured, minlength=n_groups)
+    rate = positive_decisions / np.maximum(count, 1)
+    eligible = count >= min_group_size
+
+    labelled_count = np.zeros(n_groups, dtype=np.int64)
+    tpr = fpr = np.full(n_groups, np.nan)
+    label_pos = label_neg = np.zeros(n_groups)
+    if labels is not None:
+        label_values = labels.to_numpy(dtype="float64", na_value=np.nan)[valid]
+        has_label = ~np.isnan(label_values)
+        good = has_label & (label_values == favourable)
+        bad = has_label & (label_values != favourable)
+        labelled_count = np.bincount(codes, weights=has_label, minlength=n_groups).astype(np.int64)
+        label_pos = np.bincount(codes, weights=good, minlength=n_groups)
+        label_neg = np.bincount(codes, weights=bad, minlength=n_groups)
+        true_pos = np.bincount(codes, weights=good & favoured, minlength=n_groups)
+        false_pos = np.bincount(codes, weights=bad & favoured, minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tpr = np.where(label_pos > 0, true_pos / label_pos, np.nan)
+            fpr = np.where(label_neg > 0, false_pos / label_neg, np.nan)
+
+    table = {
+        str(names[g]): {
+            "count": int(count[g]),
+            "favourable_rate": float(rate[g]),
+            "eligible": bool(eligible[g]),
+            "labelled": int(labelled_count[g]),
+            "tpr": None if np.isnan(tpr[g]) else float(tpr[g]),
+            "fpr": None if np.isnan(fpr[g]) else float(fpr[g]),
+        }
+        for g in range(n_groups)
+    }
+    rng = np.random.default_rng(seed)
+    result: dict = {"attribute": attribute, "enforced": enforced, "groups": table}
+
+    scored = np.flatnonzero(eligible)
+    if len(scored) < 2:
+        result.update(
+            ratio=None,
+            difference=None,
+            ratio_ci=None,
+            worst_group=None,
+            best_group=None,
+            note=f"fewer than two groups with at least {min_group_size} rows; parity not computed",
+        )
+    else:
+        rates = rate[scored]
+        ratio = float(_ratio(rates))
+        # Stratified bootstrap: resampling a group's rows with replacement draws its favourable
+        # count from Binomial(n, rate), so the replicates are drawn from that directly.
+        draws = rng.binomial(count[scored], rates, size=(BOOTSTRAP_REPLICATES, len(scored))) / count[scored]
+        result.update(
+            ratio=None if np.isnan(ratio) else ratio,
+            difference=float(rates.max() - rates.min()),
+            ratio_ci=_interval(_ratio(draws)),
+            worst_group=str(names[scored[np.argmin(rates)]]),
+            best_group=str(names[scored[np.argmax(rates)]]),
+            note="" if not np.isnan(ratio) else "no group receives the favourable outcome",
+        )
+
+    if labels is not None:
+        result.update(
+            _equalized_odds(names, labelled_count, label_pos, label_neg, tpr, fpr, min_group_size, rng),
+        )
+    return AttributeFairness(**result)
+
+
+def _equalized_odds(names, labelled, positives, negatives, tpr, fpr, min_group_size, rng) -> dict:
+    scored = np.flatnonzero((labelled >= min_group_size) & (positives > 0) & (negatives > 0))
+    if len(scored) < 2:
+        return {
+            "eo_note": f"fewer than two groups with at least {min_group_size} labelled rows of both outcomes; "
+            "equalized odds not computed"
+        }
+    t, f = tpr[scored], fpr[scored]
+    tpr_ratio, fpr_ratio = _ratio(t), _ratio(f)
+    ratio = float(np.fmin(tpr_ratio, fpr_ratio)) if not (np.isnan(tpr_ratio) and np.isnan(fpr_ratio)) else None
+    size = (BOOTSTRAP_REPLICATES, len(scored))
+    t_draws = rng.binomial(positives[scored].astype(np.int64), t, size=size) / positives[scored]
+    f_draws = rng.binomial(negatives[scored].astype(np.int64), f, size=size) / negatives[scored]
+    # The worst-off group for equalized odds: the one furthest from the best true-positive rate.
+    return {
+        "equalized_odds_ratio": ratio,
+        "equalized_odds_difference": float(max(t.max() - t.min(), f.max() - f.min())),
+        "equalized_odds_ci": _interval(np.fmin(_ratio(t_draws), _ratio(f_draws))),
+        "equalized_odds_worst_group": str(names[scored[np.argmin(t)]]),
+    }
 
 
 def demographic_parity(
     decisions: pd.Series, groups: pd.Series, favourable: int, min_group_size: int, attribute: str, enforced: bool
 ) -> AttributeFairness:
-    favourable_mask = decisions.astype("int64") == favourable
-    frame = pd.DataFrame({"fav": favourable_mask, "group": groups.astype("string")}).dropna(subset=["group"])
-    stats = frame.groupby("group", observed=True)["fav"].agg(["size", "mean"])
-    table = {
-        str(g): {
-            "count": int(row["size"]),
-            "favourable_rate": float(row["mean"]),
-            "eligible": int(row["size"]) >= min_group_size,
-        }
-        for g, row in stats.iterrows()
-    }
-    eligible = stats[stats["size"] >= min_group_size]
-    if len(eligible) < 2:
-        return AttributeFairness(
-            attribute,
-            enforced,
-            table,
-            None,
-            None,
-            None,
-            None,
-            note=f"fewer than two groups with at least {min_group_size} rows; parity not computed",
-        )
-    best, worst = eligible["mean"].idxmax(), eligible["mean"].idxmin()
-    top, low = float(eligible["mean"].max()), float(eligible["mean"].min())
-    ratio = low / top if top > 0 else None
-    return AttributeFairness(
-        attribute,
-        enforced,
-        table,
-        ratio,
-        top - low,
-        str(worst),
-        str(best),
-        note="" if ratio is not None else "no group receives the favourable outcome",
+    return group_fairness(decisions, groups, favourable, min_group_size, attribute, enforced)
+
+
+@dataclass(frozen=True)
+class FairnessSummary:
+    """The numbers the policies see: the worst enforced attribute's, with its interval."""
+
+    score: float | None
+    score_ci: tuple[float, float] | None
+    equalized_odds: float | None
+    worst_attribute: str | None
+    worst_group: str | None
+    by_attribute: dict[str, float | None] = field(default_factory=dict)
+
+
+def summarise(results: list[AttributeFairness]) -> FairnessSummary:
+    enforced = [r for r in results if r.enforced and r.ratio is not None]
+    worst = min(enforced, key=lambda r: r.ratio, default=None)
+    intervals = [r.ratio_ci for r in enforced if r.ratio_ci is not None]
+    score_ci = (min(i[0] for i in intervals), min(i[1] for i in intervals)) if intervals else None
+    odds = [r.equalized_odds_ratio for r in results if r.enforced and r.equalized_odds_ratio is not None]
+    return FairnessSummary(
+        score=worst.ratio if worst else None,
+        score_ci=score_ci if worst else None,
+        equalized_odds=min(odds) if odds else None,
+        worst_attribute=worst.attribute if worst else None,
+        worst_group=worst.worst_group if worst else None,
+        by_attribute={r.attribute: r.ratio for r in results},
     )
 
 
 def fairness_score(results: list[AttributeFairness]) -> float | None:
     """The lowest parity ratio across the enforced attributes; None when none could be computed."""
-    ratios = [r.ratio for r in results if r.enforced and r.ratio is not None]
-    return min(ratios) if ratios else None
+    return summarise(results).score

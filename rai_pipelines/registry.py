@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -55,6 +56,29 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """At most max_rows rows a day, drawn within each stratum in proportion to its size, with a
+    fixed seed so that a re-materialised day draws the same rows."""
+
+    max_rows: int | None = None
+    stratify_by: tuple[str, ...] = ("model_version",)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ReferenceWindow:
+    """The reference the reports compare against: the training data the model was built on (the
+    lake's reference dataset), or a fixed period of the model's own snapshots, start to end inclusive."""
+
+    start: str | None = None
+    end: str | None = None
+
+    @property
+    def is_period(self) -> bool:
+        return self.start is not None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
@@ -72,6 +96,14 @@ class ModelSpec:
     drift_correction: str
     versions: dict[str, ModelVersion] = field(default_factory=dict)
     source: str = ""
+    drift_backend: str = "columnar"
+    drift_min_effect_size: float = 0.1
+    drift_window_days: int = 1  # 1: the day's traffic; 7: the week ending that day
+    intersections: tuple[tuple[str, ...], ...] = ()
+    pii_columns: tuple[str, ...] = ()
+    sampling: Sampling = field(default_factory=Sampling)
+    reference: ReferenceWindow = field(default_factory=ReferenceWindow)
+    label_max_delay_days: int = 30
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -129,12 +161,26 @@ def load_model_spec(path: Path) -> ModelSpec:
             raise BadInputError(f"{path}: protected_attributes.{attr} must be 'enforce' or 'report', not {mode!r}")
     drift = doc.get("drift") or {}
     fairness = doc.get("fairness") or {}
+    numeric = tuple(features.get("numeric") or ())
+    categorical = tuple(features.get("categorical") or ())
+    pii = tuple(doc.get("pii_columns") or ())
+    leaked = sorted(set(pii) & (set(numeric) | set(categorical) | set(protected)))
+    if leaked:
+        raise BadInputError(f"{path}: pii_columns {', '.join(leaked)} are also declared as features or protected")
+    intersections = []
+    for members in fairness.get("intersections") or []:
+        unknown = [m for m in members or [] if m not in protected]
+        if len(members or []) < 2 or unknown:
+            raise BadInputError(
+                f"{path}: fairness.intersections entry {members!r} must name two or more protected attributes"
+            )
+        intersections.append(tuple(members))
     return ModelSpec(
         name=name,
         description=str(doc.get("description", "")),
         team=str(doc.get("team", "")),
-        numeric_features=tuple(features.get("numeric") or ()),
-        categorical_features=tuple(features.get("categorical") or ()),
+        numeric_features=numeric,
+        categorical_features=categorical,
         score_column=str(_req(doc, "score_column", str(path))),
         decision_column=str(_req(doc, "decision_column", str(path))),
         favourable_outcome=int(doc.get("favourable_outcome", 1)),
@@ -146,7 +192,49 @@ def load_model_spec(path: Path) -> ModelSpec:
         drift_correction=str(drift.get("correction", "bonferroni")),
         versions=versions,
         source=str(path),
+        drift_backend=_choice(drift.get("backend", "columnar"), ("columnar", "alibi-detect"), f"{path}: drift.backend"),
+        drift_min_effect_size=float(drift.get("min_effect_size", 0.1)),
+        drift_window_days={"daily": 1, "weekly": 7}[
+            _choice(drift.get("window", "daily"), ("daily", "weekly"), f"{path}: drift.window")
+        ],
+        intersections=tuple(intersections),
+        pii_columns=pii,
+        sampling=_sampling(doc.get("sampling") or {}, f"{path}: sampling"),
+        reference=_reference(doc.get("reference") or {}, f"{path}: reference"),
+        label_max_delay_days=int((doc.get("labels") or {}).get("max_delay_days", 30)),
     )
+
+
+def _choice(value, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise BadInputError(f"{where} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _sampling(doc: dict, where: str) -> Sampling:
+    max_rows = doc.get("max_rows")
+    if max_rows is not None and (not isinstance(max_rows, int) or max_rows <= 0):
+        raise BadInputError(f"{where}.max_rows must be a positive whole number, not {max_rows!r}")
+    return Sampling(
+        max_rows=max_rows,
+        stratify_by=tuple(doc.get("stratify_by") or ("model_version",)),
+        seed=int(doc.get("seed", 0)),
+    )
+
+
+def _reference(doc: dict, where: str) -> ReferenceWindow:
+    source = doc.get("source", "training")
+    if source == "training":
+        return ReferenceWindow()
+    if source != "period":
+        raise BadInputError(f"{where}.source must be 'training' or 'period', not {source!r}")
+    try:
+        start, end = date.fromisoformat(str(doc["start"])), date.fromisoformat(str(doc["end"]))
+    except (KeyError, ValueError) as exc:
+        raise BadInputError(f"{where}: a period reference needs start and end dates (YYYY-MM-DD): {exc}") from exc
+    if end < start:
+        raise BadInputError(f"{where}: end {end} is before start {start}")
+    return ReferenceWindow(start.isoformat(), end.isoformat())
 
 
 def load_registry(directory: str | Path) -> dict[str, ModelSpec]:

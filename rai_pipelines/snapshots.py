@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,13 +22,40 @@ def pseudonymise(values: list[str], key: bytes) -> list[str]:
     return [hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()[:32] for v in values]
 
 
+def stratified_sample(table: pa.Table, max_rows: int | None, stratify_by: tuple[str, ...], seed: int) -> pa.Table:
+    """At most max_rows rows, each stratum keeping its share (largest remainders), drawn with a fixed
+    seed and kept in log order, so that a re-materialised day draws the same rows."""
+    if max_rows is None or table.num_rows <= max_rows:
+        return table
+    strata = table.select(list(stratify_by)).to_pandas().astype("string").fillna("<null>")
+    codes = strata.groupby(list(stratify_by), sort=True).ngroup().to_numpy()
+    sizes = np.bincount(codes)
+    exact = sizes * max_rows / table.num_rows
+    quota = np.floor(exact).astype(np.int64)
+    short = max_rows - int(quota.sum())
+    quota[np.argsort(-(exact - quota), kind="stable")[:short]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.choice(np.flatnonzero(codes == stratum), size=int(quota[stratum]), replace=False)
+        for stratum in range(len(sizes))
+    ]
+    return table.take(pa.array(np.sort(np.concatenate(chosen))))
+
+
 def build_snapshot(spec: ModelSpec, log: pa.Table, labels: pa.Table | None, key: bytes, source: str) -> pa.Table:
-    """Keep features, score, decision, protected attributes and any labels that have arrived."""
+    """Keep features, score, decision, protected attributes and any labels that have arrived; every
+    other column of the log, declared PII among them, is left behind before anything is written."""
     required = list(LOG_COLUMNS) + list(spec.features) + [spec.score_column, spec.decision_column]
     required += list(spec.protected_attributes)
     missing = [c for c in required if c not in log.column_names]
     if missing:
         raise BadInputError(f"{source}: inference log lacks column(s) {', '.join(missing)} declared for {spec.name}")
+    strata_missing = [c for c in spec.sampling.stratify_by if c not in log.column_names]
+    if strata_missing:
+        raise BadInputError(
+            f"{source}: sampling.stratify_by names column(s) {', '.join(strata_missing)} not in the log"
+        )
+    log = stratified_sample(log, spec.sampling.max_rows, spec.sampling.stratify_by, spec.sampling.seed)
     for version in pc.unique(log.column("model_version")).to_pylist():
         validate_model_version(version, f"{source}: column model_version")
     score = log.column(spec.score_column)

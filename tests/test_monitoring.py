@@ -7,9 +7,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from rai_pipelines.assets.monitoring import drift_summary, fairness_summary
 from rai_pipelines.errors import BadInputError
 from rai_pipelines.fairness import demographic_parity
+from rai_pipelines.reports import drift_summary, fairness_summary
 from rai_pipelines.settings import PROJECT_ROOT
 from rai_pipelines.snapshots import PROTECTED_PREFIX, build_snapshot
 
