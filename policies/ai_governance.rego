@@ -40,13 +40,33 @@ decide(manifest, facts) := {"warn": warnings(manifest, facts), "violations": vio
 
 violations(manifest, facts) := (({v | v := fairness_violation(manifest, facts)} | {v | v := cost_violation(manifest, facts)}) | (({v | v := fairness_missing(manifest, facts)} | {v | v := facts_missing(manifest, facts)}) | ({v | v := facts_incomplete(manifest, facts)} | {v | v := label_missing(manifest)})))
 
-warnings(manifest, facts) := {msg | msg := drift_warning(manifest, facts)}
+warnings(manifest, facts) := {msg | msg := drift_warning(manifest, facts)} | {msg | msg := fairness_uncertain_warning(manifest, facts)}
 
+# When the facts carry the upper end of the score's bootstrap interval, the violation needs that
+# end below the threshold too: a small group's noise alone does not roll a model back (it warns).
 fairness_violation(manifest, facts) := finding(manifest, "fairness", sprintf("AI model fairness score below acceptable threshold (%v).", [limit])) if {
 	governed(manifest)
 	limit := threshold(manifest, "fairness_score_min")
 	is_number(facts.fairness_score)
 	facts.fairness_score < limit
+	fairness_upper(facts) < limit
+}
+
+fairness_upper(facts) := facts.fairness_score_ci_upper if {
+	is_number(facts.fairness_score_ci_upper)
+} else := facts.fairness_score
+
+fairness_uncertain_warning(manifest, facts) := concat("", [
+	"Fairness score ", sprintf("%v", [round(facts.fairness_score * 1000) / 1000]), " is below ", sprintf("%v", [limit]),
+	" but its 95% interval reaches ", sprintf("%v", [round(facts.fairness_score_ci_upper * 1000) / 1000]),
+	": not enough evidence to act; watch it.",
+]) if {
+	governed(manifest)
+	limit := threshold(manifest, "fairness_score_min")
+	is_number(facts.fairness_score)
+	facts.fairness_score < limit
+	is_number(facts.fairness_score_ci_upper)
+	facts.fairness_score_ci_upper >= limit
 }
 
 cost_violation(manifest, facts) := finding(manifest, "cost", sprintf("Estimated inference cost exceeds budget (%v USD).", [limit])) if {

@@ -118,3 +118,15 @@ test_team_threshold_overrides_the_organisation if {
 test_model_version_is_read_from_the_pod_template_label if {
 	ai_governance.model_version(credit_v2) == "2.0.0"
 }
+
+test_a_score_below_the_threshold_with_an_interval_reaching_it_warns_and_does_not_deny if {
+	facts := {"fairness_score": 0.74, "fairness_score_ci_lower": 0.61, "fairness_score_ci_upper": 0.86, "estimated_cost_per_inference_usd": 0.001}
+	count(ai_governance.violations(credit_v2, facts)) == 0
+	count(ai_governance.warnings(credit_v2, facts)) == 1
+}
+
+test_a_score_confidently_below_the_threshold_denies if {
+	facts := {"fairness_score": 0.67, "fairness_score_ci_lower": 0.65, "fairness_score_ci_upper": 0.69, "estimated_cost_per_inference_usd": 0.001}
+	ai_governance.violations(credit_v2, facts) == {{"rule": "fairness", "msg": unfair, "severity": "rollback"}}
+	count(ai_governance.warnings(credit_v2, facts)) == 0
+}

@@ -11,7 +11,7 @@ import dagster as dg
 from rai_pipelines.assets.costs import cost_ledger
 from rai_pipelines.assets.governance import build_governance_facts, gitops_rollback
 from rai_pipelines.assets.monitoring import build_model_assets
-from rai_pipelines.jobs import daily_governance_job, gitops_rollback_job
+from rai_pipelines.jobs import daily_governance_job, gitops_rollback_job, late_labels_job
 from rai_pipelines.registry import load_registry
 from rai_pipelines.resources import (
     AwsCurExport,
@@ -22,7 +22,7 @@ from rai_pipelines.resources import (
     PolicyResource,
 )
 from rai_pipelines.schedules import daily_governance_schedule
-from rai_pipelines.sensors import build_policy_sensor, governance_decisions
+from rai_pipelines.sensors import build_late_labels_sensor, build_policy_sensor, governance_decisions
 from rai_pipelines.settings import Settings
 
 
@@ -51,9 +51,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     }
     return dg.Definitions(
         assets=[cost_ledger, *model_assets, build_governance_facts(specs), gitops_rollback, governance_decisions],
-        jobs=[daily_governance_job, gitops_rollback_job],
+        jobs=[daily_governance_job, gitops_rollback_job, late_labels_job],
         schedules=[daily_governance_schedule],
-        sensors=[build_policy_sensor(gitops_rollback_job)],
+        sensors=[build_policy_sensor(gitops_rollback_job), build_late_labels_sensor(specs, late_labels_job)],
         resources=resources,
     )
 

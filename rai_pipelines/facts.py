@@ -20,9 +20,18 @@ FACTS_SCHEMA = pa.schema(
         ("fairness_worst_attribute", pa.string()),
         ("fairness_worst_group", pa.string()),
         ("fairness_by_attribute", pa.string()),  # JSON {attribute: ratio}
+        ("fairness_score_ci_lower", pa.float64()),  # 95% bootstrap interval of fairness_score
+        ("fairness_score_ci_upper", pa.float64()),
+        ("equalized_odds_ratio", pa.float64()),  # worst enforced attribute, labelled rows only
         ("drift_share", pa.float64()),
         ("drifted_features", pa.list_(pa.string())),
+        ("drift_max_effect_size", pa.float64()),
         ("prediction_drift_p_value", pa.float64()),
+        ("prediction_drift_effect_size", pa.float64()),
+        ("labelled_rows", pa.int64()),
+        ("roc_auc", pa.float64()),
+        ("accuracy", pa.float64()),
+        ("expected_calibration_error", pa.float64()),
         ("daily_cost_usd", pa.float64()),
         ("cost_per_inference_usd", pa.float64()),
         ("serving_hours", pa.int64()),  # hours of the day the version served (first to last request)

@@ -12,3 +12,10 @@ gitops_rollback_job = dg.define_asset_job(
     description="Returns a model to its last compliant version by a commit to the GitOps repository.",
     tags={"rai-pipelines/remediation": "rollback"},
 )
+
+late_labels_job = dg.define_asset_job(
+    "late_labels_job",
+    selection=dg.AssetSelection.groups("monitoring") | dg.AssetSelection.assets("governance_facts"),
+    description="Re-materialises the days that late labels belong to: the model's feature snapshot and reports, "
+    "then the governance facts. Launched by late_labels_sensor with the affected model's assets only.",
+)

@@ -86,10 +86,24 @@ class Lake:
         self._atomic_write(path, lambda out: out.write(payload))
         return self.uri(dataset, partition, name)
 
+    def write_bytes(self, dataset: str, partition: Mapping[str, str], name: str, payload: bytes) -> str:
+        self._atomic_write(self.path(dataset, partition, name), lambda out: out.write(payload))
+        return self.uri(dataset, partition, name)
+
     # -- reading -------------------------------------------------------------------------------
     def exists(self, dataset: str, partition: Mapping[str, str], name: str = DATA_FILE) -> bool:
         info = self.fs.get_file_info(self.path(dataset, partition, name))
         return info.type == pafs.FileType.File
+
+    def modified_ns(self, dataset: str, partition: Mapping[str, str], name: str = DATA_FILE) -> int | None:
+        """Modification time of a partition's file, None when it does not exist."""
+        info = self.fs.get_file_info(self.path(dataset, partition, name))
+        return info.mtime_ns if info.type == pafs.FileType.File else None
+
+    def fingerprint(self, dataset: str, partition: Mapping[str, str], name: str = DATA_FILE) -> str | None:
+        """Changes whenever the file is rewritten (size and modification time)."""
+        info = self.fs.get_file_info(self.path(dataset, partition, name))
+        return f"{info.size}-{info.mtime_ns}" if info.type == pafs.FileType.File else None
 
     def read_table(self, dataset: str, partition: Mapping[str, str], columns: list[str] | None = None) -> pa.Table:
         path = self.path(dataset, partition)

@@ -1,14 +1,17 @@
-"""The policy sensor: evaluates every deployed model against the policies whenever the facts, the
-GitOps repository or the policies change, and requests a rollback for each violation."""
+"""The sensors: the policy sensor evaluates every deployed model against the policies whenever the
+facts, the GitOps repository or the policies change, and requests a rollback for each violation;
+the late-labels sensor re-materialises the days that newly arrived labels belong to."""
 
 import json
 
 import dagster as dg
 
-from rai_pipelines.assets.governance import read_all_facts
+from rai_pipelines.assets.governance import model_asset_keys, read_all_facts
+from rai_pipelines.errors import BadInputError
 from rai_pipelines.facts import ai_models_document
 from rai_pipelines.gitops import cached_render, rendered_deployments
 from rai_pipelines.governance import evaluate_deployments, rollback_run_key
+from rai_pipelines.labels import LabelArrival, label_partitions, match_labels
 from rai_pipelines.resources import GitOpsResource, LakeResource, PolicyResource
 
 FACTS_KEY = dg.AssetKey("governance_facts")
@@ -157,3 +160,59 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
         return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(state), asset_events=observations)
 
     return governance_policy_sensor
+
+
+def build_late_labels_sensor(specs, refresh_job, minimum_interval_seconds: int = 60) -> dg.SensorDefinition:
+    """Watches each model's labels files (new or rewritten ones, by size and modification time) and
+    re-materialises exactly the days whose snapshots are older than labels that belong to them."""
+
+    @dg.sensor(
+        job=refresh_job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Late labels: finds the traffic days that newly arrived labels belong to and re-materialises "
+        "those days' feature snapshots, reports and governance facts.",
+    )
+    def late_labels_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+        store = lake.lake()
+        seen = json.loads(context.cursor) if context.cursor else {}
+        stale: dict[tuple[str, str], list[LabelArrival]] = {}
+        by_name = {spec.name: spec for spec in specs}
+        for spec in specs:
+            for partition in label_partitions(store, spec):
+                key = f"{spec.name}/{partition['date']}"
+                fingerprint = store.fingerprint("labels", partition)
+                if seen.get(key) == fingerprint:
+                    continue
+                seen[key] = fingerprint
+                try:
+                    arrival = match_labels(store, spec, partition)
+                except BadInputError as exc:  # the file stays as it is; it is read again once rewritten
+                    context.log.error(f"late labels: {exc}")
+                    continue
+                if arrival.unmatched:
+                    context.log.warning(
+                        f"{store.uri('labels', partition)}: {arrival.unmatched} of {arrival.rows} labels match no "
+                        f"request of {spec.name} in the {spec.label_max_delay_days} days before {arrival.arrival}"
+                    )
+                for day in arrival.stale_days:
+                    stale.setdefault((spec.name, day), []).append(arrival)
+        requests = []
+        for (model, day), arrivals in sorted(stale.items()):
+            spec = by_name[model]
+            because = ",".join(f"{a.arrival}:{a.fingerprint}" for a in arrivals)
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"late-labels:{model}:{day}:{because}",
+                    partition_key=day,
+                    asset_selection=[*model_asset_keys(spec), FACTS_KEY],
+                    tags={"rai-pipelines/model": model, "rai-pipelines/labels-arrived": because},
+                )
+            )
+        return dg.SensorResult(
+            run_requests=requests,
+            cursor=json.dumps(seen, sort_keys=True),
+            skip_reason=None if requests else "no labels newer than the snapshots they belong to",
+        )
+
+    return late_labels_sensor

@@ -63,11 +63,13 @@ def test_definitions_hold_every_part_of_the_loop():
         "employment_screening_ai/feature_snapshots",
         "employment_screening_ai/drift_report",
         "employment_screening_ai/fairness_report",
+        "credit_scoring_ai/performance_report",
+        "employment_screening_ai/performance_report",
     }
     sensor = defs.resolve_sensor_def("governance_policy_sensor")
     schedule = defs.resolve_schedule_def("daily_governance_job_schedule")
     assert sensor.default_status.value == "RUNNING" and schedule.default_status.value == "RUNNING"
     assert schedule.cron_schedule == "0 3 * * *"
     check_keys = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
-    assert check_keys == {"reconciles_with_export"}
+    assert check_keys == {"reconciles_with_export", "snapshot_is_complete", "snapshot_matches_reference"}
     assert defs.resolve_job_def("gitops_rollback_job") is not None

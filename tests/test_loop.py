@@ -62,8 +62,11 @@ def _evaluate(loop, cursor=None):
 def test_daily_runs_succeed_and_the_ledger_reconciles(loop):
     assert all(run.success for run in loop["runs"])
     for run in loop["runs"]:
-        checks = run.get_asset_check_evaluations()
-        assert [(c.check_name, c.passed) for c in checks] == [("reconciles_with_export", True)]
+        checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in run.get_asset_check_evaluations()}
+        assert checks[("cost_ledger", "reconciles_with_export")] is True
+        for model in ("credit_scoring_ai", "employment_screening_ai"):
+            assert checks[(f"{model}/feature_snapshots", "snapshot_is_complete")] is True
+            assert (f"{model}/feature_snapshots", "snapshot_matches_reference") in checks
 
 
 def test_ledger_attributes_serving_cost_to_model_versions(loop, specs):
@@ -96,6 +99,9 @@ def test_governance_facts_are_computed_from_data(loop):
     assert v1["fairness_score"] is None  # the car-loan data has no protected attribute
     e1, e2 = facts[("employment-screening-ai", "3.1.0")], facts[("employment-screening-ai", "3.2.0")]
     assert e1["fairness_score"] > 0.8 > e2["fairness_score"]
+    assert e2["fairness_score_ci_lower"] <= e2["fairness_score"] <= e2["fairness_score_ci_upper"] < 0.8
+    assert e1["equalized_odds_ratio"] is None  # the labels of these days have not arrived yet
+    assert v2["drift_max_effect_size"] > 0 and v2["prediction_drift_effect_size"] is not None
     assert e2["fairness_worst_attribute"] == "SEX"
     assert set(json.loads(e2["fairness_by_attribute"])) == {"SEX", "RAC1P"}
     assert all(r["source_run_ids"] for r in facts.values())

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import dagster as dg
 
-from rai_pipelines.assets.monitoring import read_snapshot, report_json
+from rai_pipelines.assets.monitoring import REPORTS, read_snapshot, report_json
 from rai_pipelines.decision_log import digest
 from rai_pipelines.errors import BadInputError, RaiError
 from rai_pipelines.facts import cost_per_inference, facts_table
@@ -35,7 +35,7 @@ def serving_hours(timestamps) -> int:
 
 
 def model_asset_keys(spec: ModelSpec) -> list[dg.AssetKey]:
-    return [dg.AssetKey([spec.asset_prefix, name]) for name in ("feature_snapshots", "drift_report", "fairness_report")]
+    return [dg.AssetKey([spec.asset_prefix, name]) for name in ("feature_snapshots", *REPORTS)]
 
 
 def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
@@ -65,6 +65,7 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
             snapshot = read_snapshot(store, spec, day)
             drift = report_json(store, "drift_report", spec, day)["versions"]
             fairness = report_json(store, "fairness_report", spec, day)["versions"]
+            performance = report_json(store, "performance_report", spec, day)["versions"]
             for version, count in snapshot["model_version"].value_counts().sort_index().items():
                 validate_model_version(version, f"{spec.name} feature snapshot {day}")
                 serving = spec.version(version).serving
@@ -72,6 +73,8 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
                 declared = serving.usd_per_hour * serving.replicas * hours
                 actual = cost.get((spec.name, version))
                 fair = fairness.get(version, {})
+                perf = performance.get(version, {})
+                low, high = fair.get("fairness_score_ci") or (None, None)
                 rows.append(
                     {
                         "date": day,
@@ -85,9 +88,18 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
                         "fairness_by_attribute": json.dumps(
                             {a["attribute"]: a["ratio"] for a in fair.get("attributes", [])}
                         ),
+                        "fairness_score_ci_lower": low,
+                        "fairness_score_ci_upper": high,
+                        "equalized_odds_ratio": fair.get("equalized_odds_ratio"),
                         "drift_share": drift[version]["drift_share"],
                         "drifted_features": drift[version]["drifted_features"],
+                        "drift_max_effect_size": drift[version]["max_effect_size"],
                         "prediction_drift_p_value": drift[version]["prediction_drift_p_value"],
+                        "prediction_drift_effect_size": drift[version]["prediction_drift_effect_size"],
+                        "labelled_rows": perf.get("labelled_rows"),
+                        "roc_auc": perf.get("roc_auc"),
+                        "accuracy": perf.get("accuracy"),
+                        "expected_calibration_error": perf.get("expected_calibration_error"),
                         "daily_cost_usd": float(actual) if actual is not None else None,
                         "cost_per_inference_usd": cost_per_inference(actual, int(count)),
                         "serving_hours": hours,

@@ -1,17 +1,32 @@
-"""Per-model monitoring assets, built from the model registry: feature snapshots, drift and
-fairness reports, one partition per day. Adding a model file adds its assets."""
+"""Per-model monitoring assets, built from the model registry: feature snapshots (with Great
+Expectations checks), drift, fairness and performance reports, one partition per day. Adding a
+model file adds its assets; the computations live in plain modules (reports, drift, fairness)."""
+
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from rai_pipelines.data_quality import SuiteResult, validate_snapshot
 from rai_pipelines.errors import BadInputError
-from rai_pipelines.fairness import demographic_parity, fairness_score
 from rai_pipelines.markdown import table
 from rai_pipelines.partitions import daily_partitions
+from rai_pipelines.plots import distribution_plot, fairness_history_plot
 from rai_pipelines.registry import ModelSpec
+from rai_pipelines.reports import (
+    drift_markdown,
+    drift_summary,
+    fairness_markdown,
+    fairness_summary,
+    performance_markdown,
+    performance_summary,
+)
 from rai_pipelines.resources import LakeResource
-from rai_pipelines.snapshots import PROTECTED_PREFIX, build_snapshot
+from rai_pipelines.snapshots import build_snapshot
+
+FAIRNESS_HISTORY_DAYS = 30
+REPORTS = ("drift_report", "fairness_report", "performance_report")
 
 
 def _partition(spec: ModelSpec, day: str) -> dict[str, str]:
@@ -22,75 +37,63 @@ def read_snapshot(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
     return lake.read_table("feature_snapshots", _partition(spec, day)).to_pandas()
 
 
+def _days(start: str, end: str) -> list[str]:
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def read_window(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
+    """The traffic the drift report compares: the day's, or the week's ending that day."""
+    last = date.fromisoformat(day)
+    days = _days((last - timedelta(days=spec.drift_window_days - 1)).isoformat(), day)
+    frames = [
+        read_snapshot(lake, spec, d) for d in days if d == day or lake.exists("feature_snapshots", _partition(spec, d))
+    ]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
 def read_reference(lake, spec: ModelSpec) -> pd.DataFrame:
+    """The training data (the lake's reference dataset) or the declared period of snapshots."""
+    if spec.reference.is_period:
+        days = _days(spec.reference.start, spec.reference.end)
+        frames = [read_snapshot(lake, spec, d) for d in days if lake.exists("feature_snapshots", _partition(spec, d))]
+        if not frames:
+            raise BadInputError(
+                f"{spec.name}: no feature snapshot in the reference period {spec.reference.start}..{spec.reference.end}"
+            )
+        return pd.concat(frames, ignore_index=True)
     partition = {"model": spec.name}
     if not lake.exists("reference", partition):
         raise BadInputError(f"{spec.name}: no reference window at {lake.uri('reference', partition)}")
     return lake.read_table("reference", partition).to_pandas()
 
 
-def drift_summary(spec: ModelSpec, reference: pd.DataFrame, snapshot: pd.DataFrame) -> dict:
-    from rai_pipelines.drift import AlibiTabularDrift
+def report_json(lake, dataset: str, spec: ModelSpec, day: str) -> dict:
+    return lake.read_json(dataset, _partition(spec, day), "report.json")
 
-    detector = AlibiTabularDrift(
-        list(spec.numeric_features), list(spec.categorical_features), spec.drift_p_value, spec.drift_correction
+
+def _check_result(name: str, result: SuiteResult, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=result.passed,
+        severity=severity,
+        metadata={
+            "expectations": result.evaluated,
+            "failed": dg.MetadataValue.md(
+                table(
+                    ["column", "expectation", "finding"], [(f.column, f.expectation, f.detail) for f in result.findings]
+                )
+                if result.findings
+                else "none"
+            ),
+        },
     )
-    versions = {}
-    for version, current in snapshot.groupby("model_version", sort=True):
-        result = detector.detect(reference, current, score_column="score")
-        versions[version] = {
-            "rows": result.current_rows,
-            "reference_rows": result.reference_rows,
-            "threshold": result.threshold,
-            "correction": result.correction,
-            "dataset_drift": result.dataset_drift,
-            "drift_share": result.drift_share,
-            "drifted_features": result.drifted_features,
-            "prediction_drift_p_value": result.prediction_p_value,
-            "prediction_drift": result.prediction_drift,
-            "features": [vars(f) for f in result.features],
-        }
-    return {"model": spec.name, "detector": "alibi-detect TabularDrift + KSDrift(score)", "versions": versions}
-
-
-def fairness_summary(spec: ModelSpec, snapshot: pd.DataFrame) -> dict:
-    versions = {}
-    for version, current in snapshot.groupby("model_version", sort=True):
-        results = [
-            demographic_parity(
-                current["decision"],
-                current[PROTECTED_PREFIX + attr],
-                spec.favourable_outcome,
-                spec.min_group_size,
-                attr,
-                attr in spec.enforced_protected_attributes,
-            )
-            for attr in spec.protected_attributes
-        ]
-        worst = min((r for r in results if r.enforced and r.ratio is not None), key=lambda r: r.ratio, default=None)
-        versions[version] = {
-            "rows": len(current),
-            "favourable_rate": float((current["decision"] == spec.favourable_outcome).mean()),
-            "fairness_score": fairness_score(results),
-            "worst_attribute": worst.attribute if worst else None,
-            "worst_group": worst.worst_group if worst else None,
-            "attributes": [vars(r) for r in results],
-        }
-    return {
-        "model": spec.name,
-        "metric": "demographic parity ratio of the favourable outcome (four-fifths rule)",
-        "min_group_size": spec.min_group_size,
-        "versions": versions,
-    }
-
-
-def _ratio_text(ratio: float | None) -> str:
-    return f"{ratio:.3f}" if ratio is not None else "–"
 
 
 def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     prefix = [spec.asset_prefix]
     tags = {"model": spec.name}
+    snapshot_key = dg.AssetKey([*prefix, "feature_snapshots"])
 
     @dg.asset(
         name="feature_snapshots",
@@ -100,10 +103,26 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         kinds={"parquet"},
         tags=tags,
         owners=[f"team:{spec.team}"] if spec.team else None,
-        description=f"{spec.name}: the day's inference log with features, score, decision, protected "
-        "attributes (restricted columns) and late labels; request ids pseudonymised.",
+        description=f"{spec.name}: the day's inference log (sampled as declared) with features, score, decision, "
+        "protected attributes (restricted columns) and the labels that have arrived; request ids pseudonymised, "
+        "undeclared columns (PII among them) left behind.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "snapshot_is_complete",
+                asset=snapshot_key,
+                blocking=True,
+                description="Great Expectations: rows present, every declared column there, no missing feature, "
+                "score or decision, scores in [0, 1]. A failure stops the reports of this run.",
+            ),
+            dg.AssetCheckSpec(
+                "snapshot_matches_reference",
+                asset=snapshot_key,
+                description="Great Expectations: numeric features within the reference's range (99% of rows), "
+                "categorical features within its levels, more than one group per protected attribute.",
+            ),
+        ],
     )
-    def feature_snapshots(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def feature_snapshots(context: dg.AssetExecutionContext, lake: LakeResource):
         day = context.partition_key
         store = lake.lake()
         log_partition = _partition(spec, day)
@@ -117,21 +136,29 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             spec, log, labels, lake.pseudonymisation_key(), store.uri("inference_logs", log_partition)
         )
         uri = store.write_table("feature_snapshots", log_partition, snapshot)
-        versions = pd.Series(snapshot.column("model_version").to_pylist()).value_counts().sort_index()
-        labelled = snapshot.num_rows - snapshot.column("label").null_count
-        return dg.MaterializeResult(
+        frame = snapshot.to_pandas()
+        complete = validate_snapshot(frame, spec, None, "complete")
+        reference = read_reference(store, spec) if not spec.reference.is_period else None
+        like_reference = validate_snapshot(frame, spec, reference, "like_reference")
+        versions = frame["model_version"].value_counts().sort_index()
+        left_behind = sorted(set(log.column_names) & set(spec.pii_columns))
+        yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": snapshot.num_rows,
                 "dagster/uri": uri,
-                "labelled_rows": labelled,
+                "log_rows": log.num_rows,
+                "labelled_rows": int(frame["label"].notna().sum()),
+                "pii_columns_dropped": ", ".join(left_behind) or "none in the log",
                 "rows_by_version": dg.MetadataValue.md(table(["model version", "rows"], versions.items())),
                 "dagster/column_schema": dg.TableSchema(
                     columns=[dg.TableColumn(f.name, str(f.type)) for f in snapshot.schema]
                 ),
             }
         )
+        yield _check_result("snapshot_is_complete", complete, dg.AssetCheckSeverity.ERROR)
+        yield _check_result("snapshot_matches_reference", like_reference, dg.AssetCheckSeverity.WARN)
 
-    # Both reports are daily, per model, computed from that day's feature snapshot.
+    # The reports are daily, per model, computed from the feature snapshot.
     report = {
         "key_prefix": prefix,
         "deps": [feature_snapshots],
@@ -144,55 +171,54 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="drift_report",
         **report,
-        description=f"{spec.name}: data drift of the day's features against the reference window "
-        "(KS for numeric, chi-squared for categorical, corrected for multiple tests) and prediction drift.",
+        description=f"{spec.name}: drift of the features against the reference (KS for numeric, chi-squared for "
+        "categorical, corrected for multiple tests, with an effect size beside every p-value) and of the model "
+        "score; PNG plots of the drifted features.",
     )
     def drift_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         day = context.partition_key
         store = lake.lake()
-        summary = drift_summary(spec, read_reference(store, spec), read_snapshot(store, spec, day))
+        reference, current = read_reference(store, spec), read_window(store, spec, day)
+        summary = drift_summary(spec, reference, current)
         rows = [
-            {"model_version": v, **{k: f[k] for k in ("feature", "kind", "p_value", "statistic", "drifted")}}
+            {
+                "model_version": v,
+                **{k: f[k] for k in ("feature", "kind", "p_value", "statistic", "effect_size", "psi", "drifted")},
+            }
             for v, doc in summary["versions"].items()
             for f in doc["features"]
         ]
         store.write_table("drift_report", _partition(spec, day), pa.Table.from_pylist(rows))
-        uri = store.write_json("drift_report", _partition(spec, day), "report.json", summary)
-        md = []
+        plots = {}
         for version, doc in summary["versions"].items():
-            md.append(
-                f"**{spec.name} {version}**: {len(doc['drifted_features'])} of {len(doc['features'])} features "
-                f"drifted (threshold p < {doc['threshold']:.4g}, {doc['correction']}); prediction drift "
-                f"p = {doc['prediction_drift_p_value']:.3g}\n"
-            )
-            md.append(
-                table(
-                    ["feature", "test", "p-value", "statistic", "drifted"],
-                    [
-                        (
-                            f["feature"],
-                            "KS" if f["kind"] == "numeric" else "chi²",
-                            f["p_value"],
-                            f["statistic"],
-                            "yes" if f["drifted"] else "",
-                        )
-                        for f in doc["features"]
-                    ],
-                )
-            )
+            for feature in doc["features"]:
+                if feature["drifted"]:
+                    name = f"{version}__{feature['feature']}.png"
+                    png = distribution_plot(
+                        feature["feature"],
+                        feature["kind"],
+                        reference[feature["feature"]],
+                        current.loc[current["model_version"] == version, feature["feature"]],
+                        f"{spec.name} {version} {day}: {feature['feature']} "
+                        f"(effect {feature['effect_size']:.2f}, p={feature['p_value']:.2g})",
+                    )
+                    plots[name] = store.write_bytes("drift_report", _partition(spec, day), name, png)
+        uri = store.write_json("drift_report", _partition(spec, day), "report.json", {**summary, "plots": plots})
         return dg.MaterializeResult(
             metadata={
-                "report": dg.MetadataValue.md("\n\n".join(md)),
+                "report": dg.MetadataValue.md(drift_markdown(spec, summary)),
                 "dagster/uri": uri,
                 "drift_share": {v: d["drift_share"] for v, d in summary["versions"].items()},
+                **{f"plot {name}": dg.MetadataValue.path(path) for name, path in plots.items()},
             }
         )
 
     @dg.asset(
         name="fairness_report",
         **report,
-        description=f"{spec.name}: favourable-outcome rate per protected group and the demographic-parity "
-        "ratio (four-fifths rule); groups below the minimum size are shown but not scored.",
+        description=f"{spec.name}: favourable-outcome rate and, where labels exist, true- and false-positive rates "
+        "per protected group and declared intersection; demographic-parity and equalized-odds ratios with "
+        "bootstrap intervals; groups below the minimum size are shown but not scored; fairness over time as PNG.",
     )
     def fairness_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         day = context.partition_key
@@ -206,6 +232,8 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "group": g,
                 "count": s["count"],
                 "favourable_rate": s["favourable_rate"],
+                "tpr": s["tpr"],
+                "fpr": s["fpr"],
                 "eligible": s["eligible"],
                 "attribute_ratio": a["ratio"],
             }
@@ -215,45 +243,74 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         ]
         if rows:
             store.write_table("fairness_report", _partition(spec, day), pa.Table.from_pylist(rows))
-        uri = store.write_json("fairness_report", _partition(spec, day), "report.json", summary)
-        md = []
-        for version, doc in summary["versions"].items():
-            score = doc["fairness_score"]
-            md.append(
-                f"**{spec.name} {version}**: fairness score {f'{score:.3f}' if score is not None else 'not computed'}"
-                f" (worst: {doc['worst_attribute']}={doc['worst_group']})\n"
+        metadata = {}
+        if spec.protected_attributes:
+            history = _fairness_history(store, spec, day, summary)
+            png = fairness_history_plot(history, None, f"{spec.name}: demographic parity up to {day}")
+            metadata["plot fairness_over_time.png"] = dg.MetadataValue.path(
+                store.write_bytes("fairness_report", _partition(spec, day), "fairness_over_time.png", png)
             )
-            for a in doc["attributes"]:
-                md.append(
-                    f"{a['attribute']} ({'enforced' if a['enforced'] else 'reported'}): ratio "
-                    f"{_ratio_text(a['ratio'])} {a['note']}\n"
-                )
-                md.append(
-                    table(
-                        ["group", "rows", "favourable rate", "scored"],
-                        [
-                            (g, s["count"], s["favourable_rate"], "yes" if s["eligible"] else "no (small)")
-                            for g, s in sorted(a["groups"].items())
-                        ],
-                    )
-                )
-        if not spec.protected_attributes:
-            md.append(f"{spec.name} declares no protected attribute: fairness is not computed.")
+        uri = store.write_json("fairness_report", _partition(spec, day), "report.json", summary)
         return dg.MaterializeResult(
             metadata={
-                "report": dg.MetadataValue.md("\n\n".join(md)),
+                "report": dg.MetadataValue.md(fairness_markdown(spec, summary)),
                 "dagster/uri": uri,
                 "fairness_score": dg.MetadataValue.json(
                     {v: d["fairness_score"] for v, d in summary["versions"].items()}
                 ),
+                **metadata,
             }
         )
 
-    return [feature_snapshots, drift_report, fairness_report]
+    @dg.asset(
+        name="performance_report",
+        **report,
+        description=f"{spec.name}: ROC AUC, accuracy and calibration (Brier score, expected calibration error) "
+        "on the labelled rows of the day; re-materialised when late labels arrive.",
+    )
+    def performance_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        day = context.partition_key
+        store = lake.lake()
+        summary = performance_summary(spec, read_snapshot(store, spec, day))
+        uri = store.write_json("performance_report", _partition(spec, day), "report.json", summary)
+        return dg.MaterializeResult(
+            metadata={
+                "report": dg.MetadataValue.md(performance_markdown(spec, summary)),
+                "dagster/uri": uri,
+                "labelled_rows": sum(d["labelled_rows"] for d in summary["versions"].values()),
+                "roc_auc": dg.MetadataValue.json({v: d["roc_auc"] for v, d in summary["versions"].items()}),
+            }
+        )
+
+    return [feature_snapshots, drift_report, fairness_report, performance_report]
 
 
-def report_json(lake, dataset: str, spec: ModelSpec, day: str) -> dict:
-    return lake.read_json(dataset, _partition(spec, day), "report.json")
+def _fairness_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame:
+    """Each enforced attribute's parity per version over the last days whose reports exist."""
+    last = date.fromisoformat(day)
+    rows = []
+    for offset in range(FAIRNESS_HISTORY_DAYS - 1, -1, -1):
+        current = (last - timedelta(days=offset)).isoformat()
+        if current == day:
+            summary = today
+        elif store.exists("fairness_report", _partition(spec, current), "report.json"):
+            summary = report_json(store, "fairness_report", spec, current)
+        else:
+            continue
+        for version, doc in summary["versions"].items():
+            for a in doc["attributes"]:
+                if a["ratio"] is not None and "&" not in a["attribute"]:
+                    low, high = a["ratio_ci"] or (None, None)
+                    rows.append(
+                        {
+                            "date": current,
+                            "series": f"{version} {a['attribute']}",
+                            "ratio": a["ratio"],
+                            "low": low,
+                            "high": high,
+                        }
+                    )
+    return pd.DataFrame(rows, columns=["date", "series", "ratio", "low", "high"])
 
 
-__all__ = ["build_model_assets", "report_json", "read_snapshot"]
+__all__ = ["build_model_assets", "report_json", "read_snapshot", "REPORTS"]

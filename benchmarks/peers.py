@@ -1,0 +1,113 @@
+"""Peer tools for the benchmarks, each in a virtual environment of its own.
+
+A peer library (Evidently, ...) must not share the project's environment: its pins clash with ours
+(Evidently 0.7 breaks on pandas 3 and wants plotly<6; we pin numpy<2 for alibi-detect). So each peer
+gets `benchmarks/.peer-venvs/<name>/`, built once with `python3 -m venv` and that venv's pip, and a
+script under `benchmarks/peers/` runs there and prints its figures as one JSON object on its last
+stdout line:
+
+    python = peer_python("evidently", EVIDENTLY_REQUIREMENTS)
+    figures = run_peer(python, PEERS_DIR / "evidently_drift.py", "--reference", ref, ..., timeout=1800)
+
+The venv holds a stamp with its requirement list; a changed list rebuilds the venv from scratch. The
+first build downloads from the package index (about a minute for Evidently); later calls cost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+PEERS_DIR = BENCHMARKS_DIR / "peers"
+PEER_VENVS_DIR = BENCHMARKS_DIR / ".peer-venvs"
+STAMP_NAME = ".peer-requirements.json"
+
+# Verified with Python 3.11: evidently 0.7.23 does not cap pandas, and its import fails on pandas 3
+# (pandas.core.dtypes.common.infer_dtype_from_object is gone), so pandas stays on 2.3.
+EVIDENTLY_REQUIREMENTS = [
+    "evidently==0.7.23",
+    "pandas==2.3.3",
+    "numpy==2.4.6",
+    "pyarrow==26.0.1",
+    "scipy==1.17.1",
+]
+
+# The parent's venv must not leak into the peer's interpreter.
+_SCRUBBED_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
+
+
+def _tail(text: str | bytes | None, lines: int = 30) -> str:
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _peer_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
+    env["DO_NOT_TRACK"] = "1"  # Evidently's telemetry switch; the machine has no route out anyway.
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def _run_step(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, env=_peer_env())
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{what} failed (exit {done.returncode}): {' '.join(command)}\n"
+            f"--- stderr (tail) ---\n{_tail(done.stderr)}\n--- stdout (tail) ---\n{_tail(done.stdout)}"
+        )
+
+
+def peer_python(name: str, requirements: list[str]) -> Path:
+    """The python of the peer venv `name` with exactly `requirements` installed (built once, cached)."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"bad peer venv name: {name!r}")
+    venv = PEER_VENVS_DIR / name
+    python = venv / "bin" / "python"
+    stamp = venv / STAMP_NAME
+    wanted = json.dumps(list(requirements), indent=1) + "\n"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    PEER_VENVS_DIR.mkdir(parents=True, exist_ok=True)
+    # --clear: a changed requirement list starts from an empty venv, so nothing stale stays behind.
+    _run_step(["python3", "-m", "venv", "--clear", str(venv)], f"creating peer venv {name!r}")
+    if requirements:
+        _run_step(
+            [str(python), "-m", "pip", "install", "--quiet", *requirements],
+            f"installing {requirements} into peer venv {name!r}",
+        )
+    stamp.write_text(wanted)  # written last: an interrupted install is redone on the next call
+    return python
+
+
+def run_peer(python: Path, script: Path, *args: str, timeout: float) -> dict:
+    """Run `script` with the peer's `python` and return the JSON object on its last stdout line."""
+    command = [str(python), str(script), *map(str, args)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_peer_env())
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"peer script {script.name} timed out after {timeout:g} s: {' '.join(command)}\n"
+            f"--- stderr (tail) ---\n{_tail(exc.stderr)}"
+        ) from None
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"peer script {script.name} failed (exit {done.returncode}): {' '.join(command)}\n"
+            f"--- stderr (tail) ---\n{_tail(done.stderr)}"
+        )
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        result = None
+    if not isinstance(result, dict):
+        raise RuntimeError(
+            f"peer script {script.name} did not end its stdout with a JSON object: {' '.join(command)}\n"
+            f"--- stdout (tail) ---\n{_tail(done.stdout, 5)}\n--- stderr (tail) ---\n{_tail(done.stderr)}"
+        )
+    return result
