@@ -103,7 +103,7 @@ def test_governance_facts_are_computed_from_data(loop):
     assert e1["equalized_odds_ratio"] is None  # the labels of these days have not arrived yet
     assert v2["drift_max_effect_size"] > 0 and v2["prediction_drift_effect_size"] is not None
     assert e2["fairness_worst_attribute"] == "SEX"
-    assert set(json.loads(e2["fairness_by_attribute"])) == {"SEX", "RAC1P"}
+    assert set(json.loads(e2["fairness_by_attribute"])) == {"SEX", "RAC1P", "SEX&RAC1P"}
     assert all(r["source_run_ids"] for r in facts.values())
     assert {r["serving_hours"] for r in facts.values()} == {24}  # the demo switches versions at midnight
     assert v1["declared_daily_cost_usd"] == pytest.approx(0.096 * 2 * 24)

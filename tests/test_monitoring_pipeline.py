@@ -1,0 +1,268 @@
+"""The monitoring assets in Dagster on the demo world: blocking data-quality checks that stop the
+reports on bad snapshots, plots, late labels re-materialising the days they belong to, sampling and
+PII handling declared in the registry."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from rai_pipelines.data_quality import validate_snapshot
+from rai_pipelines.definitions import build_definitions
+from rai_pipelines.errors import BadInputError
+from rai_pipelines.fairness import group_fairness
+from rai_pipelines.labels import match_labels
+from rai_pipelines.lake import Lake
+from rai_pipelines.registry import Sampling, load_model_spec
+from rai_pipelines.reports import drift_summary, fairness_summary
+from rai_pipelines.snapshots import build_snapshot, stratified_sample
+from tests.conftest import make_world, settings_for
+
+DAYS = [date(2023, 11, 5) + timedelta(days=i) for i in range(4)]  # credit labels lag 3 days
+DAY = DAYS[0].isoformat()
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+CREDIT = "credit_scoring_ai"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, specs):
+    return make_world(tmp_path_factory.mktemp("monitoring") / "world", specs, days=DAYS)
+
+
+def _run(defs, instance, assets: list[str], day: str):
+    job = defs.resolve_job_def("late_labels_job")
+    keys = [dg.AssetKey.from_user_string(a) for a in assets]
+    return job.execute_in_process(
+        partition_key=day, instance=instance, run_config=QUIET, asset_selection=keys, raise_on_error=False
+    )
+
+
+def _context(instance, defs, cursor=None):
+    return dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources, cursor=cursor)
+
+
+def _model_assets(model: str) -> list[str]:
+    return [f"{model}/{a}" for a in ("feature_snapshots", "drift_report", "fairness_report", "performance_report")]
+
+
+def test_late_labels_rematerialise_exactly_the_days_they_belong_to(world, tmp_path):
+    lake = Lake(str(world.lake_root))
+    labels = {"model": "credit-scoring-ai", "date": DAYS[3].isoformat()}  # the labels of DAYS[0]
+    held_back = tmp_path / "labels.parquet"
+    shutil.move(lake.path("labels", labels), held_back)  # not arrived yet
+    defs = build_definitions(settings_for(world))
+    sensor = defs.resolve_sensor_def("late_labels_sensor")
+    with dg.instance_for_test() as instance:
+        run = _run(defs, instance, _model_assets(CREDIT), DAY)
+        assert run.success
+        perf = lake.read_json("performance_report", {"model": "credit-scoring-ai", "date": DAY}, "report.json")
+        assert perf["versions"]["1.4.2"]["labelled_rows"] == 0 and perf["versions"]["1.4.2"]["roc_auc"] is None
+
+        empty = sensor.evaluate_tick(_context(instance, defs))
+        assert empty.run_requests == []
+
+        lake.write_table("labels", labels, pa.parquet.read_table(held_back))  # the labels arrive
+        tick = sensor.evaluate_tick(_context(instance, defs, empty.cursor))
+        assert [r.partition_key for r in tick.run_requests] == [DAY]
+        request = tick.run_requests[0]
+        assert {k.to_user_string() for k in request.asset_selection} == {*_model_assets(CREDIT), "governance_facts"}
+        arrival = match_labels(lake, defs.resources["registry"].model("credit-scoring-ai"), labels)
+        assert arrival.days == {DAY: arrival.rows} and arrival.unmatched == 0
+
+        rerun = _run(defs, instance, _model_assets(CREDIT), DAY)
+        assert rerun.success
+        perf = lake.read_json("performance_report", {"model": "credit-scoring-ai", "date": DAY}, "report.json")
+        assert perf["versions"]["1.4.2"]["labelled_rows"] == arrival.rows > 3000
+        assert 0.9 < perf["versions"]["1.4.2"]["roc_auc"] < 1
+
+        again = sensor.evaluate_tick(_context(instance, defs, tick.cursor))
+        assert again.run_requests == []  # the snapshot is now newer than the labels
+
+
+def test_labels_for_unknown_ids_are_counted_not_joined(world, specs, tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    spec = specs["credit-scoring-ai"]
+    source = Lake(str(world.lake_root))
+    partition = {"model": spec.name, "date": DAY}
+    lake.write_table("inference_logs", partition, source.read_table("inference_logs", partition))
+    known = source.read_table("inference_logs", partition).column("request_id").to_pylist()[:10]
+    arrived = {"model": spec.name, "date": DAYS[2].isoformat()}
+    lake.write_table(
+        "labels", arrived, pa.table({"request_id": known + ["cl-nobody-1", "cl-nobody-2"], "label": [1] * 12})
+    )
+    result = match_labels(lake, spec, arrived)
+    assert result.days == {DAY: 10} and result.unmatched == 2 and result.rows == 12
+    lake.write_table("labels", arrived, pa.table({"id": ["x"], "outcome": [1]}))
+    with pytest.raises(BadInputError, match=r"labels/model=credit-scoring-ai/date=2023-11-07.*request_id and label"):
+        match_labels(lake, spec, arrived)
+
+
+@pytest.mark.parametrize(
+    "damage, finding",
+    [
+        ("drop_feature", "car_value: column is missing"),
+        ("null_feature", "driver_tenure: 3"),
+        ("empty_day", "the day has no traffic"),
+    ],
+)
+def test_a_failing_blocking_check_stops_the_reports_and_names_the_column(world, tmp_path, damage, finding):
+    from tests.conftest import copy_world
+
+    broken = copy_world(world, tmp_path / "world")
+    lake = Lake(str(broken.lake_root))
+    for built in ("feature_snapshots", "drift_report", "fairness_report", "performance_report"):
+        shutil.rmtree(broken.lake_root / built, ignore_errors=True)  # left by other tests of the shared world
+    partition = {"model": "credit-scoring-ai", "date": DAY}
+    log = lake.read_table("inference_logs", partition)
+    if damage == "drop_feature":
+        log = log.drop_columns(["car_value"])
+    elif damage == "null_feature":
+        log = log.set_column(
+            log.column_names.index("driver_tenure"), "driver_tenure", pa.nulls(log.num_rows, pa.float64())
+        )
+    else:
+        log = log.slice(0, 0)
+    lake.write_table("inference_logs", partition, log)
+    defs = build_definitions(settings_for(broken))
+    with dg.instance_for_test() as instance:
+        if damage == "drop_feature":  # the snapshot itself refuses: nothing is written
+            result = _run(defs, instance, _model_assets(CREDIT), DAY)
+            assert not result.success
+            assert not lake.exists("feature_snapshots", partition)
+            failure = [e for e in result.all_events if e.is_step_failure][0]
+            assert "lacks column(s) car_value" in failure.step_failure_data.error.to_string()
+            return
+        result = _run(defs, instance, _model_assets(CREDIT), DAY)
+        checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+        assert checks["snapshot_is_complete"].passed is False
+        text = checks["snapshot_is_complete"].metadata["failed"].value
+        assert all(part in text for part in finding.split(": ")), text
+        materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+        assert materialised == {f"{CREDIT}/feature_snapshots"}  # no report on bad data
+        for report in ("drift_report", "fairness_report", "performance_report"):
+            assert not lake.exists(report, partition, "report.json")
+
+
+def test_drift_report_writes_plots_of_the_drifted_features(world, tmp_path):
+    from tests.conftest import copy_world
+
+    copy = copy_world(world, tmp_path / "world")
+    lake = Lake(str(copy.lake_root))
+    defs = build_definitions(settings_for(copy))
+    day = DAYS[3].isoformat()
+    with dg.instance_for_test() as instance:
+        assert _run(defs, instance, _model_assets("employment_screening_ai"), day).success
+        assert _run(defs, instance, _model_assets(CREDIT), day).success
+    report = lake.read_json("drift_report", {"model": "credit-scoring-ai", "date": day}, "report.json")
+    drifted = {f"{v}__{f}.png" for v, doc in report["versions"].items() for f in doc["drifted_features"]}
+    assert drifted and set(report["plots"]) == drifted
+    for path in report["plots"].values():
+        with open(path, "rb") as png:
+            assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+    fairness = {"model": "employment-screening-ai", "date": day}
+    with open(lake.path("fairness_report", fairness, "fairness_over_time.png"), "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_new_category_and_a_single_group_get_specific_outcomes(specs, world):
+    spec = specs["employment-screening-ai"]
+    lake = Lake(str(world.lake_root))
+    reference = lake.read_table("reference", {"model": spec.name}).to_pandas()
+    current = reference.sample(2_000, random_state=1).copy()
+    current["SCHL"] = current["SCHL"].astype(str)
+    current.loc[current.index[:40], "SCHL"] = "25"  # a level the reference never had
+    current["protected__SEX"] = "1"  # one group only
+    result = validate_snapshot(current, spec, reference, "like_reference")
+    found = {(f.column, f.detail) for f in result.findings}
+    assert ("SCHL", "40 value(s) outside the reference's levels: 25") in found
+    assert ("protected__SEX", "1 group(s): fairness cannot compare groups") in found
+    drift = drift_summary(spec, reference, current)["versions"]["3.1.0"]
+    assert next(f for f in drift["features"] if f["feature"] == "SCHL")["unseen_categories"] == ["25"]
+    fairness = fairness_summary(spec, current)["versions"]["3.1.0"]
+    sex = next(a for a in fairness["attributes"] if a["attribute"] == "SEX")
+    assert sex["ratio"] is None and "fewer than two groups" in sex["note"]
+    assert fairness["fairness_score"] is None  # no score, so the policy's fail-closed rule applies
+
+
+def test_intersections_are_reported_with_their_worst_group(specs, world):
+    spec = specs["employment-screening-ai"]
+    spec = replace(spec, intersections=(("SEX", "RAC1P"),))
+    snapshot = Lake(str(world.lake_root)).read_table("reference", {"model": spec.name}).to_pandas()
+    doc = fairness_summary(spec, snapshot)["versions"]["3.1.0"]
+    both = next(a for a in doc["attributes"] if a["attribute"] == "SEX&RAC1P")
+    assert both["enforced"] is False and "&" in both["worst_group"]
+    assert both["equalized_odds_ratio"] is not None  # the reference carries its labels
+    assert doc["equalized_odds_ratio"] is not None
+
+
+def test_sampling_keeps_each_strata_share_with_a_fixed_seed(specs, world):
+    log = Lake(str(world.lake_root)).read_table("inference_logs", {"model": "employment-screening-ai", "date": DAY})
+    sample = stratified_sample(log, 1_000, ("SEX",), seed=3)
+    assert sample.num_rows == 1_000
+    share = pd.Series(log.column("SEX").to_pylist()).value_counts(normalize=True)
+    drawn = pd.Series(sample.column("SEX").to_pylist()).value_counts(normalize=True)
+    assert (drawn - share).abs().max() < 0.002
+    assert stratified_sample(log, 1_000, ("SEX",), seed=3).equals(sample)
+    assert stratified_sample(log, 10**9, ("SEX",), seed=3) is log
+
+
+def test_declared_pii_never_reaches_the_snapshot_and_may_not_be_a_feature(specs, world, tmp_path):
+    spec = replace(specs["credit-scoring-ai"], pii_columns=("applicant_email",), sampling=Sampling(max_rows=500))
+    log = Lake(str(world.lake_root)).read_table("inference_logs", {"model": spec.name, "date": DAY})
+    log = log.append_column("applicant_email", pa.array([f"a{i}@example.com" for i in range(log.num_rows)]))
+    snapshot = build_snapshot(spec, log, None, b"k" * 32, "log")
+    assert snapshot.num_rows == 500 and "applicant_email" not in snapshot.column_names
+    bad = _declaration(tmp_path, specs["credit-scoring-ai"], pii_columns=["car_value"])
+    with pytest.raises(BadInputError, match="pii_columns car_value are also declared as features"):
+        load_model_spec(bad)
+
+
+def _declaration(tmp_path, spec, **changes):
+    """The model's registry file with some fields changed, written to tmp_path."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe")
+    doc = yaml.load(open(spec.source).read())
+    doc.update(changes)
+    path = tmp_path / f"{spec.name}.yaml"
+    with open(path, "w") as out:
+        yaml.dump(doc, out)
+    return path
+
+
+def test_weekly_window_and_a_period_reference_are_read_from_the_snapshots(specs, world, tmp_path):
+    from rai_pipelines.assets.monitoring import read_reference, read_window
+
+    source_lake, lake = Lake(str(world.lake_root)), Lake(str(tmp_path / "lake"))
+    spec = replace(specs["credit-scoring-ai"], drift_window_days=7)
+    for day in DAYS[:2]:
+        partition = {"model": spec.name, "date": day.isoformat()}
+        log = source_lake.read_table("inference_logs", partition)
+        lake.write_table("inference_logs", partition, log)
+        lake.write_table("feature_snapshots", partition, build_snapshot(spec, log, None, b"k" * 32, "log"))
+    week = read_window(lake, spec, DAYS[1].isoformat())
+    assert len(week) == sum(
+        len(lake.read_table("inference_logs", {"model": spec.name, "date": d.isoformat()})) for d in DAYS[:2]
+    )
+    period = load_model_spec(
+        _declaration(tmp_path, spec, reference={"source": "period", "start": "2023-11-05", "end": "2023-11-05"})
+    )
+    assert len(read_reference(lake, period)) == len(
+        lake.read_table("feature_snapshots", {"model": spec.name, "date": DAY})
+    )
+    backwards = {"source": "period", "start": "2023-11-05", "end": "2023-11-01"}
+    with pytest.raises(BadInputError, match="end 2023-11-01 is before start 2023-11-05"):
+        load_model_spec(_declaration(tmp_path, spec, reference=backwards))
+
+
+def test_group_fairness_ignores_rows_without_a_group():
+    decisions = pd.Series([1, 0, 1, 1, 0, 1])
+    groups = pd.Series(["a", "a", None, "b", "b", None], dtype="string")
+    result = group_fairness(decisions, groups, 1, 1, "X", True)
+    assert {g: s["count"] for g, s in result.groups.items()} == {"a": 2, "b": 2}
