@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from rai_pipelines.errors import BadInputError
 from rai_pipelines.registry import ModelSpec
+from rai_pipelines.snapshots import read_inference_log
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,10 @@ def match_labels(lake, spec: ModelSpec, partition: dict[str, str]) -> LabelArriv
     for back in range(spec.label_max_delay_days + 1):
         day = (arrival - timedelta(days=back)).isoformat()
         log_partition = {"model": spec.name, "date": day}
-        if not lake.exists("inference_logs", log_partition):
+        log = read_inference_log(lake, log_partition, columns=["request_id"])
+        if log is None:
             continue
-        served = lake.read_table("inference_logs", log_partition, columns=["request_id"]).column("request_id")
+        served = log[0].column("request_id")
         hit = pc.is_in(ids, value_set=served.cast(pa.string()).combine_chunks())
         matched = pc.sum(pc.and_(hit, pc.invert(found))).as_py() or 0
         if matched:

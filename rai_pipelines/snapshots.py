@@ -15,11 +15,39 @@ from rai_pipelines.registry import ModelSpec, validate_model_version
 
 PROTECTED_PREFIX = "protected__"
 LOG_COLUMNS = ("request_id", "timestamp", "model_version")
+JSONL_FILE = "data.jsonl"
 
 
 def pseudonymise(values: list[str], key: bytes) -> list[str]:
     """Keyed hash (HMAC-SHA256): stable for joins across days, not reversible without the key."""
     return [hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()[:32] for v in values]
+
+
+def read_inference_log(
+    lake, partition: dict[str, str], columns: list[str] | None = None
+) -> tuple[pa.Table, str] | None:
+    """A day's inference log as the serving side wrote it: Parquet (data.parquet) or JSON lines
+    (data.jsonl, one request per line, ISO timestamps with a zone offset). Returns (table, uri), or
+    None when the day has neither."""
+    if lake.exists("inference_logs", partition):
+        return lake.read_table("inference_logs", partition, columns=columns), lake.uri("inference_logs", partition)
+    if not lake.exists("inference_logs", partition, JSONL_FILE):
+        return None
+    import pyarrow.json as pj
+
+    uri = lake.uri("inference_logs", partition, JSONL_FILE)
+    try:
+        with lake.fs.open_input_stream(lake.path("inference_logs", partition, JSONL_FILE)) as stream:
+            table = pj.read_json(stream)
+    except pa.ArrowInvalid as exc:
+        raise BadInputError(f"{uri}: not valid JSON lines: {exc}") from exc
+    if "timestamp" in table.column_names and pa.types.is_string(table.column("timestamp").type):
+        try:
+            parsed = table.column("timestamp").cast(pa.timestamp("us", "UTC"))  # ISO 8601 with a zone offset
+        except pa.ArrowInvalid as exc:
+            raise BadInputError(f"{uri}: column timestamp: {exc}") from exc
+        table = table.set_column(table.column_names.index("timestamp"), "timestamp", parsed)
+    return (table.select(columns) if columns else table), uri
 
 
 def stratified_sample(table: pa.Table, max_rows: int | None, stratify_by: tuple[str, ...], seed: int) -> pa.Table:

@@ -266,3 +266,23 @@ def test_group_fairness_ignores_rows_without_a_group():
     groups = pd.Series(["a", "a", None, "b", "b", None], dtype="string")
     result = group_fairness(decisions, groups, 1, 1, "X", True)
     assert {g: s["count"] for g, s in result.groups.items()} == {"a": 2, "b": 2}
+
+
+def test_a_json_lines_log_gives_the_same_snapshot_as_parquet(specs, world, tmp_path):
+    from rai_pipelines.snapshots import read_inference_log
+
+    spec = specs["credit-scoring-ai"]
+    partition = {"model": spec.name, "date": DAY}
+    parquet = Lake(str(world.lake_root)).read_table("inference_logs", partition).slice(0, 300)
+    lake = Lake(str(tmp_path / "lake"))
+    frame = parquet.to_pandas()
+    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    lake.write_bytes("inference_logs", partition, "data.jsonl", frame.to_json(orient="records", lines=True).encode())
+    log, uri = read_inference_log(lake, partition)
+    assert uri.endswith("data.jsonl") and log.num_rows == 300
+    from_json = build_snapshot(spec, log, None, b"k" * 32, uri).to_pandas()
+    from_parquet = build_snapshot(spec, parquet, None, b"k" * 32, "p").to_pandas()
+    pd.testing.assert_frame_equal(from_json, from_parquet, check_dtype=False)
+    lake.write_bytes("inference_logs", partition, "data.jsonl", b'{"request_id": "a", "timestamp": "yesterday"}\n')
+    with pytest.raises(BadInputError, match=r"data\.jsonl: column timestamp"):
+        read_inference_log(lake, partition)

@@ -23,7 +23,7 @@ from rai_pipelines.reports import (
     performance_summary,
 )
 from rai_pipelines.resources import LakeResource
-from rai_pipelines.snapshots import build_snapshot
+from rai_pipelines.snapshots import build_snapshot, read_inference_log
 
 FAIRNESS_HISTORY_DAYS = 30
 REPORTS = ("drift_report", "fairness_report", "performance_report")
@@ -126,15 +126,15 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         day = context.partition_key
         store = lake.lake()
         log_partition = _partition(spec, day)
-        if not store.exists("inference_logs", log_partition):
+        found = read_inference_log(store, log_partition)
+        if found is None:
             raise BadInputError(
-                f"{spec.name}: no inference log for {day} at {store.uri('inference_logs', log_partition)}"
+                f"{spec.name}: no inference log for {day} at {store.uri('inference_logs', log_partition)} "
+                "(data.parquet or data.jsonl)"
             )
-        log = store.read_table("inference_logs", log_partition)
+        log, source = found
         labels = store.read_dataset("labels", {"model": spec.name})
-        snapshot = build_snapshot(
-            spec, log, labels, lake.pseudonymisation_key(), store.uri("inference_logs", log_partition)
-        )
+        snapshot = build_snapshot(spec, log, labels, lake.pseudonymisation_key(), source)
         uri = store.write_table("feature_snapshots", log_partition, snapshot)
         frame = snapshot.to_pandas()
         complete = validate_snapshot(frame, spec, None, "complete")
