@@ -99,6 +99,7 @@ class ModelSpec:
     drift_backend: str = "columnar"
     drift_min_effect_size: float = 0.1
     drift_window_days: int = 1  # 1: the day's traffic; 7: the week ending that day
+    drift_multivariate: str = "none"  # or "classifier": a domain classifier over all features
     intersections: tuple[tuple[str, ...], ...] = ()
     pii_columns: tuple[str, ...] = ()
     sampling: Sampling = field(default_factory=Sampling)
@@ -197,6 +198,9 @@ def load_model_spec(path: Path) -> ModelSpec:
         drift_window_days={"daily": 1, "weekly": 7}[
             _choice(drift.get("window", "daily"), ("daily", "weekly"), f"{path}: drift.window")
         ],
+        drift_multivariate=_choice(
+            drift.get("multivariate", "none"), ("none", "classifier"), f"{path}: drift.multivariate"
+        ),
         intersections=tuple(intersections),
         pii_columns=pii,
         sampling=_sampling(doc.get("sampling") or {}, f"{path}: sampling"),

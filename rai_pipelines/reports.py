@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rai_pipelines.drift import make_detector
+from rai_pipelines.drift import classifier_drift, make_detector
 from rai_pipelines.errors import BadInputError
 from rai_pipelines.fairness import group_fairness, group_labels, summarise
 from rai_pipelines.markdown import table
@@ -34,7 +34,14 @@ def drift_summary(spec: ModelSpec, reference: pd.DataFrame, snapshot: pd.DataFra
     versions = {}
     for version, current in _versions(snapshot):
         result = detector.detect(reference, current, score_column="score")
+        multivariate = None
+        if spec.drift_multivariate == "classifier":
+            found = classifier_drift(
+                reference, current, list(spec.numeric_features), list(spec.categorical_features), spec.drift_p_value
+            )
+            multivariate = {"method": "domain classifier (scikit-learn gradient boosting, 5-fold)", **vars(found)}
         versions[version] = {
+            "multivariate": multivariate,
             "rows": result.current_rows,
             "reference_rows": result.reference_rows,
             "threshold": result.threshold,
@@ -69,6 +76,12 @@ def drift_markdown(spec: ModelSpec, summary: dict) -> str:
             f"and effect size ≥ {doc['min_effect_size']:g}); prediction drift "
             + (f"p = {p:.3g}, effect {doc['prediction_drift_effect_size']:.3f}" if p is not None else "not computed")
         )
+        if doc["multivariate"]:
+            m = doc["multivariate"]
+            md.append(
+                f"Multivariate: a domain classifier separates the windows with ROC AUC {m['auc']:.3f} "
+                f"(p = {m['p_value']:.3g}; drift at AUC ≥ {m['min_auc']}): {'drift' if m['drifted'] else 'no drift'}"
+            )
         rows = sorted(doc["features"], key=lambda f: -f["effect_size"])
         md.append(
             table(

@@ -166,3 +166,15 @@ def test_bootstrap_intervals_cover_the_estimate_and_are_wide_for_small_groups():
     assert summarise([small]).score_ci == small.ratio_ci
     again = group_fairness(*groups(120), 1, 100, "X", True)
     assert again.ratio_ci == small.ratio_ci  # a fixed seed: re-materialising gives the same report
+
+
+def test_a_domain_classifier_finds_the_change_and_not_the_noise(car_loan, specs):
+    from rai_pipelines.drift import classifier_drift
+
+    spec = specs["credit-scoring-ai"]
+    reference, analysis = car_loan
+    numeric, categorical = list(spec.numeric_features), list(spec.categorical_features)
+    after = classifier_drift(reference.iloc[:25_000], analysis.iloc[30_000:35_000], numeric, categorical)
+    before = classifier_drift(reference.iloc[:25_000], reference.iloc[25_000:30_000], numeric, categorical)
+    assert after.drifted and after.auc > 0.7
+    assert not before.drifted and before.auc < 0.55
