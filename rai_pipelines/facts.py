@@ -26,6 +26,7 @@ FACTS_SCHEMA = pa.schema(
         ("drift_share", pa.float64()),
         ("drifted_features", pa.list_(pa.string())),
         ("drift_max_effect_size", pa.float64()),
+        ("drift_classifier_auc", pa.float64()),  # multivariate drift, when the model asks for it
         ("prediction_drift_p_value", pa.float64()),
         ("prediction_drift_effect_size", pa.float64()),
         ("labelled_rows", pa.int64()),

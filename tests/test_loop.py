@@ -102,6 +102,7 @@ def test_governance_facts_are_computed_from_data(loop):
     assert e2["fairness_score_ci_lower"] <= e2["fairness_score"] <= e2["fairness_score_ci_upper"] < 0.8
     assert e1["equalized_odds_ratio"] is None  # the labels of these days have not arrived yet
     assert v2["drift_max_effect_size"] > 0 and v2["prediction_drift_effect_size"] is not None
+    assert 0.4 < v2["drift_classifier_auc"] < 1 and e2["drift_classifier_auc"] is None  # declared for credit only
     assert e2["fairness_worst_attribute"] == "SEX"
     assert set(json.loads(e2["fairness_by_attribute"])) == {"SEX", "RAC1P", "SEX&RAC1P"}
     assert all(r["source_run_ids"] for r in facts.values())

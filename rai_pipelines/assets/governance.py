@@ -94,6 +94,7 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
                         "drift_share": drift[version]["drift_share"],
                         "drifted_features": drift[version]["drifted_features"],
                         "drift_max_effect_size": drift[version]["max_effect_size"],
+                        "drift_classifier_auc": (drift[version].get("multivariate") or {}).get("auc"),
                         "prediction_drift_p_value": drift[version]["prediction_drift_p_value"],
                         "prediction_drift_effect_size": drift[version]["prediction_drift_effect_size"],
                         "labelled_rows": perf.get("labelled_rows"),
