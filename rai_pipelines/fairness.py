@@ -58,13 +58,17 @@ def _ratio(rates: np.ndarray) -> np.ndarray:
         return np.where(top > 0, low / top, np.nan)
 
 
-def _interval(samples: np.ndarray) -> tuple[float, float] | None:
+def _interval(estimate: float, samples: np.ndarray) -> tuple[float, float] | None:
+    """The basic (reverse-percentile) bootstrap interval, clipped to [0, 1]. A ratio of the lowest
+    to the highest group rate is biased low under resampling (noise lowers the minimum and raises
+    the maximum), so plain percentiles would sit below the estimate and make a noisy group look
+    confidently unfair; reflecting them around the estimate corrects that bias."""
     samples = samples[np.isfinite(samples)]
-    if len(samples) == 0:
+    if len(samples) == 0 or not np.isfinite(estimate):
         return None
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
-    return float(low), float(high)
+    return float(np.clip(2 * estimate - high, 0, 1)), float(np.clip(2 * estimate - low, 0, 1))
 
 
 def group_fairness(
@@ -137,7 +141,7 @@ def group_fairness(
         result.update(
             ratio=None if np.isnan(ratio) else ratio,
             difference=float(rates.max() - rates.min()),
-            ratio_ci=_interval(_ratio(draws)),
+            ratio_ci=_interval(ratio, _ratio(draws)),
             worst_group=str(names[scored[np.argmin(rates)]]),
             best_group=str(names[scored[np.argmax(rates)]]),
             note="" if not np.isnan(ratio) else "no group receives the favourable outcome",
@@ -167,7 +171,9 @@ def _equalized_odds(names, labelled, positives, negatives, tpr, fpr, min_group_s
     return {
         "equalized_odds_ratio": ratio,
         "equalized_odds_difference": float(max(t.max() - t.min(), f.max() - f.min())),
-        "equalized_odds_ci": _interval(np.fmin(_ratio(t_draws), _ratio(f_draws))),
+        "equalized_odds_ci": _interval(
+            ratio if ratio is not None else np.nan, np.fmin(_ratio(t_draws), _ratio(f_draws))
+        ),
         "equalized_odds_worst_group": str(names[scored[np.argmin(t)]]),
     }
 

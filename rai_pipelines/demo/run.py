@@ -113,14 +113,17 @@ def _print_day_summaries(world, specs, say) -> None:
             f"  {day}: {len(ledger):5d} rows, billed {total:10.4f} USD, model-attributed {tagged:9.4f} USD "
             f"from {', '.join(providers)}"
         )
-    say("\nGovernance facts (drift share, fairness score, cost per inference), per day:")
+    say("\nGovernance facts (drift share, fairness score [95% interval], ROC AUC of labelled rows, cost), per day:")
     facts = lake.read_dataset("governance_facts").sort_by([("date", "ascending"), ("model_name", "ascending")])
     for row in facts.to_pylist():
         fairness = f"{row['fairness_score']:.3f}" if row["fairness_score"] is not None else "  n/a"
+        if row["fairness_score_ci_upper"] is not None:
+            fairness += f" [{row['fairness_score_ci_lower']:.3f}, {row['fairness_score_ci_upper']:.3f}]"
+        auc = f"{row['roc_auc']:.3f}" if row["roc_auc"] is not None else "n/a"
         drifted = ",".join(row["drifted_features"]) or "-"
         say(
             f"  {row['date']} {row['model_name']:<24} {row['model_version']:<6} n={row['inference_count']:<6} "
-            f"fairness={fairness} drift_share={row['drift_share']:.2f} ({drifted}) "
+            f"fairness={fairness} drift_share={row['drift_share']:.2f} ({drifted}) auc={auc} "
             f"cost/inference={row['cost_per_inference_usd']:.5f} USD"
         )
 

@@ -87,7 +87,14 @@ def _traffic_source(name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
         reference = pd.read_parquet(folder / "reference.parquet").rename(columns={"repaid": "label"})
     elif name == "employment-screening-ai":
         folder, prefix, delay = DATA_DIR / "acs_employment_ma", "acs", 7
-        analysis = pd.read_parquet(folder / "analysis.parquet").sort_values("id", kind="stable")
+        # The file is ordered by id, which groups people by household and puts group quarters
+        # (RELP 16, 17) at the end of each year: contiguous slices would show that ordering as drift.
+        # A day's traffic is a random draw of its year's people instead (fixed seed).
+        analysis = (
+            pd.read_parquet(folder / "analysis.parquet")
+            .sample(frac=1.0, random_state=0)
+            .sort_values("year", kind="stable")
+        )
         target = pd.read_parquet(folder / "analysis_target.parquet").rename(columns={"employed": "label"})
         reference = pd.read_parquet(folder / "reference.parquet").rename(columns={"employed": "label"})
     else:
