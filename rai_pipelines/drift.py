@@ -177,6 +177,14 @@ class _CategoricalProfile:
     counts: pd.Series  # level -> count
 
 
+def _sorted_quantiles(sorted_values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """np.quantile's default (linear) on values already sorted, without copying them again."""
+    position = q * (len(sorted_values) - 1)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, len(sorted_values) - 1)
+    return sorted_values[below] + (position - below) * (sorted_values[above] - sorted_values[below])
+
+
 def _numeric_bins(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     positions = np.searchsorted(sorted_values, edges, side="right")
     return np.diff(np.concatenate([[0], positions, [len(sorted_values)]])) / len(sorted_values)
@@ -193,7 +201,7 @@ class ReferenceProfile:
         self.numeric: dict[str, _NumericProfile] = {}
         for column in numeric + ([score_column] if score_column and score_column in reference else []):
             values = np.sort(reference[column].to_numpy(dtype=np.float64))
-            edges = np.unique(np.quantile(values, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+            edges = np.unique(_sorted_quantiles(values, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
             self.numeric[column] = _NumericProfile(values, float(np.std(values)), edges, _numeric_bins(values, edges))
         self.categorical = {c: _CategoricalProfile(_level_counts(reference[c])) for c in categorical}
 
@@ -214,6 +222,8 @@ def categorical_drift(profile: _CategoricalProfile, current: pd.Series) -> tuple
     levels = profile.counts.index.union(counts.index)
     ref = profile.counts.reindex(levels, fill_value=0).to_numpy(dtype=np.float64)
     cur = counts.reindex(levels, fill_value=0).to_numpy(dtype=np.float64)
+    seen = (ref + cur) > 0  # a categorical dtype keeps levels no row has; they carry no evidence
+    levels, ref, cur = levels[seen], ref[seen], cur[seen]
     unseen = sorted(str(v) for v in counts.index.difference(profile.counts.index))
     if len(levels) < 2:
         chi2, p = 0.0, 1.0  # one level in both windows: nothing can have moved

@@ -82,8 +82,9 @@ def group_fairness(
     seed: int = 0,
 ) -> AttributeFairness:
     favoured = (decisions.astype("int64") == favourable).to_numpy()
-    valid = groups.notna().to_numpy()
-    names, codes = np.unique(groups[valid].astype(str).to_numpy(), return_inverse=True)
+    all_codes, names = pd.factorize(groups.astype("string"), sort=True)  # a missing group is -1
+    valid = all_codes >= 0
+    codes, names = all_codes[valid], np.asarray(names, dtype=object)
     favoured = favoured[valid]
     n_groups = len(names)
     count = np.bincount(codes, minlength=n_groups)

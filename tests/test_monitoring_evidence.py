@@ -178,3 +178,15 @@ def test_a_domain_classifier_finds_the_change_and_not_the_noise(car_loan, specs)
     before = classifier_drift(reference.iloc[:25_000], reference.iloc[25_000:30_000], numeric, categorical)
     assert after.drifted and after.auc > 0.7
     assert not before.drifted and before.auc < 0.55
+
+
+def test_categorical_levels_no_row_has_are_ignored(car_loan):
+    reference, analysis = car_loan
+    current = analysis.iloc[:2_000].copy()
+    ref = reference.copy()
+    ref["salary_range"] = pd.Categorical(
+        ref["salary_range"].astype(str), categories=[*sorted(ref["salary_range"].astype(str).unique()), "unused level"]
+    )
+    result = make_detector("columnar", ["car_value"], ["salary_range"]).detect(ref, current, score_column=None)
+    salary = next(f for f in result.features if f.feature == "salary_range")
+    assert np.isfinite(salary.p_value) and salary.unseen_categories == []

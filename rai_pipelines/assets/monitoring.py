@@ -34,7 +34,7 @@ def _partition(spec: ModelSpec, day: str) -> dict[str, str]:
 
 
 def read_snapshot(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
-    return lake.read_table("feature_snapshots", _partition(spec, day)).to_pandas()
+    return lake.read_table("feature_snapshots", _partition(spec, day)).to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _days(start: str, end: str) -> list[str]:
@@ -65,7 +65,7 @@ def read_reference(lake, spec: ModelSpec) -> pd.DataFrame:
     partition = {"model": spec.name}
     if not lake.exists("reference", partition):
         raise BadInputError(f"{spec.name}: no reference window at {lake.uri('reference', partition)}")
-    return lake.read_table("reference", partition).to_pandas()
+    return lake.read_table("reference", partition).to_pandas(split_blocks=True, self_destruct=True)
 
 
 def report_json(lake, dataset: str, spec: ModelSpec, day: str) -> dict:
