@@ -1,5 +1,5 @@
-"""Shared fixtures: real servers on loopback (a git daemon), the demo world built from real data,
-and a Dagster instance that has run the daily job over it."""
+"""Shared fixtures: real servers on loopback (a git daemon, an S3-compatible server), the demo
+world built from real data, and a Dagster instance that has run the daily job over it."""
 
 from __future__ import annotations
 
@@ -124,3 +124,44 @@ def copy_world(world, target: Path):
         cur2_export_root=target / "exports" / "aws-cur2",
         gitops_remote=target / "gitops.git",
     )
+
+
+class S3Server:
+    """moto's S3-compatible server, in this process, on a free loopback port."""
+
+    def __init__(self):
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+        self.server.start()
+        self.host, self.port = self.server.get_host_and_port()
+        self.endpoint = f"http://{self.host}:{self.port}"
+
+    def bucket(self, name: str) -> str:
+        import boto3
+
+        boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+        return name
+
+    def lake_uri(self, bucket: str, prefix: str) -> str:
+        """A lake root pyarrow's S3 file system reads: the endpoint travels in the URI."""
+        return f"s3://{bucket}/{prefix}?endpoint_override={self.host}:{self.port}&scheme=http&region=us-east-1"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    old = {k: os.environ.get(k) for k in credentials}
+    os.environ.update(credentials)
+    server = S3Server()
+    yield server
+    server.server.stop()
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

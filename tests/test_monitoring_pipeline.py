@@ -286,3 +286,33 @@ def test_a_json_lines_log_gives_the_same_snapshot_as_parquet(specs, world, tmp_p
     lake.write_bytes("inference_logs", partition, "data.jsonl", b'{"request_id": "a", "timestamp": "yesterday"}\n')
     with pytest.raises(BadInputError, match=r"data\.jsonl: column timestamp"):
         read_inference_log(lake, partition)
+
+
+def test_the_monitoring_assets_run_on_an_s3_lake(specs, world, s3_server, tmp_path):
+    """Inference logs as JSON lines in an S3 bucket (moto's server on loopback), reference and
+    labels beside them: the snapshot, checks and reports are written to and read from the bucket."""
+    from rai_pipelines.assets.monitoring import build_model_assets
+    from rai_pipelines.resources import LakeResource
+
+    spec = specs["credit-scoring-ai"]
+    local = Lake(str(world.lake_root))
+    lake = Lake(s3_server.lake_uri(s3_server.bucket("rai-lake"), "prod"))
+    partition = {"model": spec.name, "date": DAY}
+    frame = local.read_table("inference_logs", partition).to_pandas()
+    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    lake.write_bytes("inference_logs", partition, "data.jsonl", frame.to_json(orient="records", lines=True).encode())
+    lake.write_table("reference", {"model": spec.name}, local.read_table("reference", {"model": spec.name}))
+    arrived = {"model": spec.name, "date": DAYS[3].isoformat()}
+    lake.write_table("labels", arrived, local.read_table("labels", arrived))
+
+    key = tmp_path / "key"
+    key.write_bytes(b"0" * 64)
+    resource = LakeResource(root=lake.root, decision_log_dir=str(tmp_path / "log"), pseudonymisation_key_file=str(key))
+    result = dg.materialize(build_model_assets(spec), partition_key=DAY, resources={"lake": resource})
+    assert result.success
+    snapshot = lake.read_table("feature_snapshots", partition)
+    assert snapshot.num_rows == len(frame) and snapshot.column("label").null_count == 0
+    performance = lake.read_json("performance_report", partition, "report.json")["versions"]["1.4.2"]
+    assert performance["labelled_rows"] == len(frame) and performance["roc_auc"] > 0.9
+    assert lake.uri("drift_report", partition, "report.json").startswith("s3://rai-lake/prod/drift_report/")
+    assert match_labels(lake, spec, arrived).days == {DAY: len(frame)}
