@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from rai_pipelines.drift import as_levels
+from rai_pipelines.drift import ReferenceProfile, as_levels
 from rai_pipelines.registry import ModelSpec
 from rai_pipelines.snapshots import PROTECTED_PREFIX
 
@@ -43,7 +43,7 @@ class SuiteResult:
         return not self.findings
 
 
-def _expectations(spec: ModelSpec, reference: pd.DataFrame | None, suite: str) -> list:
+def _expectations(spec: ModelSpec, reference: ReferenceProfile | None, suite: str) -> list:
     import great_expectations as gx
 
     e = gx.expectations
@@ -62,14 +62,14 @@ def _expectations(spec: ModelSpec, reference: pd.DataFrame | None, suite: str) -
     out = []
     if reference is not None:
         for column in spec.numeric_features:
-            values = reference[column]
+            values = reference.numeric[column].sorted_values
             out.append(
                 e.ExpectColumnValuesToBeBetween(
-                    column=column, min_value=float(values.min()), max_value=float(values.max()), mostly=RANGE_MOSTLY
+                    column=column, min_value=float(values[0]), max_value=float(values[-1]), mostly=RANGE_MOSTLY
                 )
             )
         for column in spec.categorical_features:
-            levels = sorted(as_levels(reference[column]).dropna().unique())
+            levels = sorted(str(level) for level in reference.categorical[column].counts.index)
             out.append(e.ExpectColumnValuesToBeInSet(column=column, value_set=levels))
     out += [
         e.ExpectColumnUniqueValueCountToBeBetween(column=PROTECTED_PREFIX + a, min_value=2)
@@ -118,7 +118,7 @@ def _describe(result) -> Finding:
 
 
 def validate_snapshot(
-    snapshot: pd.DataFrame, spec: ModelSpec, reference: pd.DataFrame | None, suite: str
+    snapshot: pd.DataFrame, spec: ModelSpec, reference: ReferenceProfile | None, suite: str
 ) -> SuiteResult:
     import great_expectations as gx
 

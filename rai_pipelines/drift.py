@@ -19,6 +19,7 @@ population stability index is reported beside both, for those used to reading it
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -76,7 +77,11 @@ class DriftResult:
 
 class DriftDetector(Protocol):
     def detect(
-        self, reference: pd.DataFrame, current: pd.DataFrame, score_column: str | None = "score"
+        self,
+        reference: pd.DataFrame | None,
+        current: pd.DataFrame,
+        score_column: str | None = "score",
+        profile: ReferenceProfile | None = None,
     ) -> DriftResult: ...
 
 
@@ -191,19 +196,60 @@ def _numeric_bins(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 class ReferenceProfile:
-    """What the tests need of the reference window, computed once per reference."""
+    """What the tests need of the reference window (sorted numeric columns, level counts),
+    computed once per reference and storable, so a day's report does not sort the reference again."""
 
-    def __init__(self, reference: pd.DataFrame, numeric: list[str], categorical: list[str], score_column: str | None):
+    FORMAT = 1
+
+    def __init__(self, rows: int, numeric: dict[str, _NumericProfile], categorical: dict[str, _CategoricalProfile]):
+        self.rows, self.numeric, self.categorical = rows, numeric, categorical
+
+    @classmethod
+    def from_frame(
+        cls, reference: pd.DataFrame, numeric: list[str], categorical: list[str], score_column: str | None
+    ) -> ReferenceProfile:
         check_complete(reference, numeric + categorical, "reference")
         if len(reference) == 0:
             raise BadInputError("drift: the reference window is empty")
-        self.rows = len(reference)
-        self.numeric: dict[str, _NumericProfile] = {}
+        profiles = {}
         for column in numeric + ([score_column] if score_column and score_column in reference else []):
             values = np.sort(reference[column].to_numpy(dtype=np.float64))
             edges = np.unique(_sorted_quantiles(values, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
-            self.numeric[column] = _NumericProfile(values, float(np.std(values)), edges, _numeric_bins(values, edges))
-        self.categorical = {c: _CategoricalProfile(_level_counts(reference[c])) for c in categorical}
+            profiles[column] = _NumericProfile(values, float(np.std(values)), edges, _numeric_bins(values, edges))
+        levels = {c: _CategoricalProfile(_level_counts(reference[c])) for c in categorical}
+        return cls(len(reference), profiles, levels)
+
+    def to_bytes(self) -> bytes:
+        arrays = {"format": np.array([self.FORMAT]), "rows": np.array([self.rows])}
+        for i, (column, p) in enumerate(self.numeric.items()):
+            arrays[f"n{i}_name"] = np.array([column])
+            arrays[f"n{i}_values"], arrays[f"n{i}_edges"] = p.sorted_values, p.bin_edges
+            arrays[f"n{i}_share"], arrays[f"n{i}_scale"] = p.bin_share, np.array([p.scale])
+        for i, (column, p) in enumerate(self.categorical.items()):
+            arrays[f"c{i}_name"] = np.array([column])
+            arrays[f"c{i}_levels"] = p.counts.index.to_numpy(dtype=str)
+            arrays[f"c{i}_counts"] = p.counts.to_numpy(dtype=np.int64)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> ReferenceProfile:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+            if int(data["format"][0]) != cls.FORMAT:
+                raise BadInputError(f"drift: reference profile format {int(data['format'][0])} is not {cls.FORMAT}")
+            numeric, categorical, i = {}, {}, 0
+            while f"n{i}_name" in data:
+                numeric[str(data[f"n{i}_name"][0])] = _NumericProfile(
+                    data[f"n{i}_values"], float(data[f"n{i}_scale"][0]), data[f"n{i}_edges"], data[f"n{i}_share"]
+                )
+                i += 1
+            i = 0
+            while f"c{i}_name" in data:
+                counts = pd.Series(data[f"c{i}_counts"], index=data[f"c{i}_levels"].astype(object))
+                categorical[str(data[f"c{i}_name"][0])] = _CategoricalProfile(counts)
+                i += 1
+            return cls(int(data["rows"][0]), numeric, categorical)
 
 
 def numeric_drift(profile: _NumericProfile, current: np.ndarray) -> tuple[float, float, float, float]:
@@ -260,7 +306,10 @@ class _Detector:
         """The reference profile, kept while the same reference frame is passed again (one report
         runs the detector once per model version against one reference)."""
         if self._profile is None or self._profile[0] != id(reference):
-            self._profile = (id(reference), ReferenceProfile(reference, self.numeric, self.categorical, score_column))
+            self._profile = (
+                id(reference),
+                ReferenceProfile.from_frame(reference, self.numeric, self.categorical, score_column),
+            )
         return self._profile[1]
 
     def _p_values_and_statistics(
@@ -268,9 +317,23 @@ class _Detector:
     ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def detect(self, reference: pd.DataFrame, current: pd.DataFrame, score_column: str | None = "score") -> DriftResult:
+    def detect(
+        self,
+        reference: pd.DataFrame | None,
+        current: pd.DataFrame,
+        score_column: str | None = "score",
+        profile: ReferenceProfile | None = None,
+    ) -> DriftResult:
+        """Compare `current` with the reference, given as a frame, or as its stored profile (the
+        columnar backend needs no more; alibi-detect needs the frame)."""
         columns = self.numeric + self.categorical
-        profile = self.profile(reference, score_column)
+        if profile is None:
+            if reference is None:
+                raise ValueError("drift: give the reference frame or its profile")
+            profile = self.profile(reference, score_column)
+        missing = [c for c in columns if c not in profile.numeric and c not in profile.categorical]
+        if missing:
+            raise BadInputError(f"drift: the reference profile has no column(s) {', '.join(missing)}")
         check_complete(current, columns, "current")
         if len(current) == 0:
             raise BadInputError("drift: the current window is empty")
@@ -339,6 +402,9 @@ class AlibiTabularDrift(_Detector):
 
     def _p_values_and_statistics(self, reference, current, profile, raw):
         from alibi_detect.cd import TabularDrift
+
+        if reference is None:
+            raise ValueError("drift: the alibi-detect backend needs the reference frame, not only its profile")
 
         ref_cols, cur_cols, categories = [], [], {}
         for i, column in enumerate(self.numeric + self.categorical):

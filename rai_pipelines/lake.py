@@ -95,6 +95,10 @@ class Lake:
         info = self.fs.get_file_info(self.path(dataset, partition, name))
         return info.type == pafs.FileType.File
 
+    def read_bytes(self, dataset: str, partition: Mapping[str, str], name: str) -> bytes:
+        with self.fs.open_input_stream(self.path(dataset, partition, name)) as f:
+            return f.read()
+
     def modified_ns(self, dataset: str, partition: Mapping[str, str], name: str = DATA_FILE) -> int | None:
         """Modification time of a partition's file, None when it does not exist."""
         info = self.fs.get_file_info(self.path(dataset, partition, name))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rai_pipelines.drift import classifier_drift, make_detector
+from rai_pipelines.drift import ReferenceProfile, classifier_drift, make_detector
 from rai_pipelines.errors import BadInputError
 from rai_pipelines.fairness import group_fairness, group_labels, summarise
 from rai_pipelines.markdown import table
@@ -22,8 +22,8 @@ def _versions(snapshot: pd.DataFrame):
 
 
 # -- drift ---------------------------------------------------------------------------------------------
-def drift_summary(spec: ModelSpec, reference: pd.DataFrame, snapshot: pd.DataFrame) -> dict:
-    detector = make_detector(
+def drift_detector(spec: ModelSpec):
+    return make_detector(
         spec.drift_backend,
         list(spec.numeric_features),
         list(spec.categorical_features),
@@ -31,9 +31,17 @@ def drift_summary(spec: ModelSpec, reference: pd.DataFrame, snapshot: pd.DataFra
         spec.drift_correction,
         spec.drift_min_effect_size,
     )
+
+
+def drift_summary(
+    spec: ModelSpec, reference: pd.DataFrame | None, snapshot: pd.DataFrame, profile: ReferenceProfile | None = None
+) -> dict:
+    """The drift report, against the reference frame or its stored profile; the multivariate
+    classifier and the alibi-detect backend need the frame itself."""
+    detector = drift_detector(spec)
     versions = {}
     for version, current in _versions(snapshot):
-        result = detector.detect(reference, current, score_column="score")
+        result = detector.detect(reference, current, score_column="score", profile=profile)
         multivariate = None
         if spec.drift_multivariate == "classifier":
             found = classifier_drift(

@@ -190,3 +190,18 @@ def test_categorical_levels_no_row_has_are_ignored(car_loan):
     result = make_detector("columnar", ["car_value"], ["salary_range"]).detect(ref, current, score_column=None)
     salary = next(f for f in result.features if f.feature == "salary_range")
     assert np.isfinite(salary.p_value) and salary.unseen_categories == []
+
+
+def test_a_stored_reference_profile_gives_the_same_report(car_loan, detector, specs):
+    from rai_pipelines.drift import ReferenceProfile
+
+    spec = specs["credit-scoring-ai"]
+    reference, analysis = car_loan
+    profile = ReferenceProfile.from_frame(
+        reference, list(spec.numeric_features), list(spec.categorical_features), "y_pred_proba"
+    )
+    restored = ReferenceProfile.from_bytes(profile.to_bytes())
+    current = analysis.iloc[27_000:30_000]
+    direct = detector.detect(reference, current, score_column="y_pred_proba")
+    stored = detector.detect(None, current, score_column="y_pred_proba", profile=restored)
+    assert stored == direct

@@ -9,12 +9,15 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pytest
 
 from rai_pipelines.data_quality import validate_snapshot
 from rai_pipelines.definitions import build_definitions
+from rai_pipelines.drift import ReferenceProfile
 from rai_pipelines.errors import BadInputError
 from rai_pipelines.fairness import group_fairness
 from rai_pipelines.labels import match_labels
@@ -178,7 +181,8 @@ def test_a_new_category_and_a_single_group_get_specific_outcomes(specs, world):
     current["SCHL"] = current["SCHL"].astype(str)
     current.loc[current.index[:40], "SCHL"] = "25"  # a level the reference never had
     current["protected__SEX"] = "1"  # one group only
-    result = validate_snapshot(current, spec, reference, "like_reference")
+    profile = ReferenceProfile.from_frame(reference, list(spec.numeric_features), list(spec.categorical_features), None)
+    result = validate_snapshot(current, spec, profile, "like_reference")
     found = {(f.column, f.detail) for f in result.findings}
     assert ("SCHL", "40 value(s) outside the reference's levels: 25") in found
     assert ("protected__SEX", "1 group(s): fairness cannot compare groups") in found
@@ -316,3 +320,20 @@ def test_the_monitoring_assets_run_on_an_s3_lake(specs, world, s3_server, tmp_pa
     assert performance["labelled_rows"] == len(frame) and performance["roc_auc"] > 0.9
     assert lake.uri("drift_report", partition, "report.json").startswith("s3://rai-lake/prod/drift_report/")
     assert match_labels(lake, spec, arrived).days == {DAY: len(frame)}
+
+
+def test_the_reference_profile_is_built_once_and_rebuilt_when_the_reference_changes(specs, world, tmp_path):
+    from rai_pipelines.assets.monitoring import reference_profile
+
+    spec = specs["credit-scoring-ai"]
+    lake = Lake(str(tmp_path / "lake"))
+    reference = Lake(str(world.lake_root)).read_table("reference", {"model": spec.name})
+    lake.write_table("reference", {"model": spec.name}, reference)
+    first = reference_profile(lake, spec)
+    folder = pafs.FileSelector(lake.path("reference_profile", {"model": spec.name}, "x").rsplit("/", 1)[0])
+    assert len(lake.fs.get_file_info(folder)) == 1 and first.rows == reference.num_rows
+    again = reference_profile(lake, spec)
+    assert np.array_equal(again.numeric["car_value"].sorted_values, first.numeric["car_value"].sorted_values)
+    assert len(lake.fs.get_file_info(folder)) == 1  # read back, not built again
+    lake.write_table("reference", {"model": spec.name}, reference.slice(0, 1000))  # a new training set
+    assert reference_profile(lake, spec).rows == 1000

@@ -2,6 +2,8 @@
 Expectations checks), drift, fairness and performance reports, one partition per day. Adding a
 model file adds its assets; the computations live in plain modules (reports, drift, fairness)."""
 
+import hashlib
+import json
 from datetime import date, timedelta
 
 import dagster as dg
@@ -9,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from rai_pipelines.data_quality import SuiteResult, validate_snapshot
+from rai_pipelines.drift import PSI_BINS, ReferenceProfile
 from rai_pipelines.errors import BadInputError
 from rai_pipelines.markdown import table
 from rai_pipelines.partitions import daily_partitions
@@ -52,20 +55,52 @@ def read_window(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def read_reference(lake, spec: ModelSpec) -> pd.DataFrame:
-    """The training data (the lake's reference dataset) or the declared period of snapshots."""
+def _reference_parts(lake, spec: ModelSpec) -> list[tuple[str, dict[str, str]]]:
+    """The files the reference is made of: the training data, or the period's snapshots."""
     if spec.reference.is_period:
         days = _days(spec.reference.start, spec.reference.end)
-        frames = [read_snapshot(lake, spec, d) for d in days if lake.exists("feature_snapshots", _partition(spec, d))]
-        if not frames:
+        parts = [("feature_snapshots", _partition(spec, d)) for d in days]
+        parts = [(dataset, p) for dataset, p in parts if lake.exists(dataset, p)]
+        if not parts:
             raise BadInputError(
                 f"{spec.name}: no feature snapshot in the reference period {spec.reference.start}..{spec.reference.end}"
             )
-        return pd.concat(frames, ignore_index=True)
+        return parts
     partition = {"model": spec.name}
     if not lake.exists("reference", partition):
         raise BadInputError(f"{spec.name}: no reference window at {lake.uri('reference', partition)}")
-    return lake.read_table("reference", partition).to_pandas(split_blocks=True, self_destruct=True)
+    return [("reference", partition)]
+
+
+def read_reference(lake, spec: ModelSpec, columns: list[str] | None = None) -> pd.DataFrame:
+    """The training data (the lake's reference dataset) or the declared period of snapshots."""
+    frames = [
+        lake.read_table(dataset, partition, columns=columns).to_pandas(split_blocks=True, self_destruct=True)
+        for dataset, partition in _reference_parts(lake, spec)
+    ]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def reference_profile(lake, spec: ModelSpec) -> ReferenceProfile:
+    """The reference's drift profile, stored in the lake under a key of the reference files'
+    fingerprints and the declared features: built (sorting the reference) once, not every day."""
+    parts = _reference_parts(lake, spec)
+    identity = {
+        "files": [[lake.uri(d, p), lake.fingerprint(d, p)] for d, p in parts],
+        "numeric": list(spec.numeric_features),
+        "categorical": list(spec.categorical_features),
+        "format": ReferenceProfile.FORMAT,
+        "psi_bins": PSI_BINS,
+    }
+    name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24] + ".npz"
+    partition = {"model": spec.name}
+    if lake.exists("reference_profile", partition, name):
+        return ReferenceProfile.from_bytes(lake.read_bytes("reference_profile", partition, name))
+    profile = ReferenceProfile.from_frame(
+        read_reference(lake, spec), list(spec.numeric_features), list(spec.categorical_features), "score"
+    )
+    lake.write_bytes("reference_profile", partition, name, profile.to_bytes())
+    return profile
 
 
 def report_json(lake, dataset: str, spec: ModelSpec, day: str) -> dict:
@@ -138,8 +173,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         uri = store.write_table("feature_snapshots", log_partition, snapshot)
         frame = snapshot.to_pandas()
         complete = validate_snapshot(frame, spec, None, "complete")
-        reference = read_reference(store, spec) if not spec.reference.is_period else None
-        like_reference = validate_snapshot(frame, spec, reference, "like_reference")
+        like_reference = validate_snapshot(frame, spec, reference_profile(store, spec), "like_reference")
         versions = frame["model_version"].value_counts().sort_index()
         left_behind = sorted(set(log.column_names) & set(spec.pii_columns))
         yield dg.MaterializeResult(
@@ -178,8 +212,13 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     def drift_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         day = context.partition_key
         store = lake.lake()
-        reference, current = read_reference(store, spec), read_window(store, spec, day)
-        summary = drift_summary(spec, reference, current)
+        current = read_window(store, spec, day)
+        needs_rows = spec.drift_backend == "alibi-detect" or spec.drift_multivariate != "none"
+        reference = read_reference(store, spec) if needs_rows else None
+        summary = drift_summary(spec, reference, current, reference_profile(store, spec))
+        drifted = sorted({f["feature"] for d in summary["versions"].values() for f in d["features"] if f["drifted"]})
+        if reference is None and drifted:
+            reference = read_reference(store, spec, columns=drifted)  # for the plots only
         rows = [
             {
                 "model_version": v,
