@@ -22,7 +22,12 @@ from rai_pipelines.resources import (
     PolicyResource,
 )
 from rai_pipelines.schedules import daily_governance_schedule
-from rai_pipelines.sensors import build_late_labels_sensor, build_policy_sensor, governance_decisions
+from rai_pipelines.sensors import (
+    build_late_labels_sensor,
+    build_policy_sensor,
+    build_restatement_sensor,
+    governance_decisions,
+)
 from rai_pipelines.settings import Settings
 
 
@@ -53,7 +58,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[cost_ledger, *model_assets, build_governance_facts(specs), gitops_rollback, governance_decisions],
         jobs=[daily_governance_job, gitops_rollback_job, late_labels_job],
         schedules=[daily_governance_schedule],
-        sensors=[build_policy_sensor(gitops_rollback_job), build_late_labels_sensor(specs, late_labels_job)],
+        sensors=[
+            build_policy_sensor(gitops_rollback_job),
+            build_late_labels_sensor(specs, late_labels_job),
+            build_restatement_sensor(daily_governance_job),
+        ],
         resources=resources,
     )
 

@@ -1,20 +1,24 @@
 """The sensors: the policy sensor evaluates every deployed model against the policies whenever the
 facts, the GitOps repository or the policies change, and requests a rollback for each violation;
-the late-labels sensor re-materialises the days that newly arrived labels belong to."""
+the late-labels sensor re-materialises the days that newly arrived labels belong to; the
+restatement sensor rebuilds the ledger days whose billing files a provider rewrote."""
 
 import json
+from datetime import date, timedelta
 
 import dagster as dg
 
+from rai_pipelines.assets.costs import EXPORT_FINGERPRINT
 from rai_pipelines.assets.governance import model_asset_keys, read_all_facts
 from rai_pipelines.errors import BadInputError
 from rai_pipelines.facts import ai_models_document
 from rai_pipelines.gitops import cached_render, rendered_deployments
 from rai_pipelines.governance import evaluate_deployments, rollback_run_key
 from rai_pipelines.labels import LabelArrival, label_partitions, match_labels
-from rai_pipelines.resources import GitOpsResource, LakeResource, PolicyResource
+from rai_pipelines.resources import BillingExportsResource, GitOpsResource, LakeResource, PolicyResource
 
 FACTS_KEY = dg.AssetKey("governance_facts")
+LEDGER_KEY = dg.AssetKey("cost_ledger")
 DECISIONS_KEY = dg.AssetKey("governance_decisions")
 
 # The decision log as an asset of its own: each evaluation is an observation of it, so the Dagster
@@ -216,3 +220,55 @@ def build_late_labels_sensor(specs, refresh_job, minimum_interval_seconds: int =
         )
 
     return late_labels_sensor
+
+
+def build_restatement_sensor(job, lookback_days: int = 62, minimum_interval_seconds: int = 300) -> dg.SensorDefinition:
+    """Providers rewrite the current (and, until it closes, the previous) month's billing files
+    several times a day. Each ledger partition records the digest of the export files it was built
+    from; a day whose billing-period files now have another digest is re-materialised. Rebuilding a
+    day replaces its partition, so a restatement never double-counts."""
+
+    @dg.sensor(
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Billing restatements: re-materialises the cost ledger (and the day's governance facts) of "
+        "every recent day whose billing export files changed since the day was built.",
+    )
+    def billing_restatement_sensor(context: dg.SensorEvaluationContext, billing: BillingExportsResource):
+        built = sorted(context.instance.get_materialized_partitions(LEDGER_KEY))
+        if not built:
+            return dg.SkipReason("no cost ledger partition has been materialised yet")
+        horizon = (date.fromisoformat(built[-1]) - timedelta(days=lookback_days)).isoformat()
+        recent = [d for d in built if d >= horizon]
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=LEDGER_KEY, asset_partitions=recent), limit=len(recent) * 4
+        ).records
+        recorded: dict[str, str | None] = {}
+        for record in records:  # newest first: keep each day's latest materialisation
+            materialisation = record.asset_materialization
+            if materialisation.partition in recorded:
+                continue
+            value = materialisation.metadata.get(EXPORT_FINGERPRINT)
+            recorded[materialisation.partition] = value.value if value is not None else None
+        now: dict[str, str] = {}  # one digest per billing period
+        requests = []
+        for day in recent:
+            period = day[:7]
+            if period not in now:
+                now[period] = billing.export_fingerprint(date.fromisoformat(day))
+            if recorded.get(day) != now[period]:
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"restated:{day}:{now[period]}",
+                        partition_key=day,
+                        asset_selection=[LEDGER_KEY, FACTS_KEY],
+                        tags={"rai-pipelines/restated-billing-period": period},
+                    )
+                )
+        if not requests:
+            return dg.SkipReason(f"the export files of the last {len(recent)} built day(s) are unchanged")
+        context.log.info(f"billing restated: rebuilding {', '.join(r.partition_key for r in requests)}")
+        return requests
+
+    return billing_restatement_sensor

@@ -257,3 +257,50 @@ def test_an_overlay_that_does_not_render_is_alerted_and_the_others_still_evaluat
     assert errors and errors[-1]["gitops"]["overlay"] == "apps/employment-screening-ai/overlays/production"
     assert errors[-1]["action"]["type"] == "alert"
     assert credit_decisions() == before + 1  # the other model was still evaluated
+
+
+def test_a_billing_restatement_rebuilds_exactly_the_days_built_from_older_files(loop, tmp_path):
+    """AWS rewrites the month's CUR file with a corrected cost: the restatement sensor requests
+    the ledger days of that billing period built from the old file, and only until they are rebuilt."""
+    from tests.conftest import copy_world
+
+    world = copy_world(loop["world"], tmp_path / "world")
+    defs = build_definitions(settings_for(world))
+    lake = Lake(str(world.lake_root))
+    sensor = defs.resolve_sensor_def("billing_restatement_sensor")
+    job = defs.resolve_job_def("daily_governance_job")
+    ledger_only = [dg.AssetKey("cost_ledger")]
+
+    def tick(instance):
+        context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+        return sensor.evaluate_tick(context).run_requests
+
+    def billed(day):
+        return sum(r["BilledCost"] for r in lake.read_table("cost_ledger", {"date": day}).to_pylist())
+
+    with dg.instance_for_test() as instance:
+        for day in (DAY1, DAY2):
+            job.execute_in_process(partition_key=day, instance=instance, run_config=QUIET, asset_selection=ledger_only)
+        assert tick(instance) == []
+        before = billed(DAY1)
+
+        (cur,) = world.legacy_export_root.rglob("*.csv.gz")
+        rows = list(csv.reader(io.StringIO(gzip.decompress(cur.read_bytes()).decode())))
+        header = rows[0]
+        start, cost = header.index("lineItem/UsageStartDate"), header.index("lineItem/UnblendedCost")
+        corrected = next(r for r in rows[1:] if r[start].startswith(DAY1) and r[cost])
+        corrected[cost] = str(Decimal(corrected[cost]) + Decimal("1.25"))
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(rows)
+        cur.write_bytes(gzip.compress(text.getvalue().encode()))
+
+        requests = tick(instance)
+        assert sorted(r.partition_key for r in requests) == [DAY1, DAY2]  # the whole billing period
+        assert all(
+            {k.to_user_string() for k in r.asset_selection} == {"cost_ledger", "governance_facts"} for r in requests
+        )
+        assert len({r.run_key for r in requests}) == 2
+
+        job.execute_in_process(partition_key=DAY1, instance=instance, run_config=QUIET, asset_selection=ledger_only)
+        assert billed(DAY1) == before + Decimal("1.25")  # replaced, not added to
+        assert [r.partition_key for r in tick(instance)] == [DAY2]

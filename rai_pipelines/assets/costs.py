@@ -25,6 +25,10 @@ def _sum(values: pa.ChunkedArray) -> Decimal:
     return Decimal(0) if total is None else Decimal(total)
 
 
+# The export files' digest a partition was built from; the restatement sensor compares it with now.
+EXPORT_FINGERPRINT = "export_fingerprint"
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="finops",
@@ -43,6 +47,8 @@ def _sum(values: pa.ChunkedArray) -> Decimal:
 )
 def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: BillingExportsResource):
     day = _day(context)
+    # Taken before reading: a restatement during the read changes it, and the sensor notices.
+    fingerprint = billing.export_fingerprint(day)
     sources = billing.read_day(day)
     parts = [focus.cur_to_focus(source, day) for source in sources]
     ledger = pa.concat_tables(parts) if parts else focus.empty_ledger()
@@ -79,6 +85,7 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
             "dagster/row_count": ledger.num_rows,
             "dagster/uri": uri,
             "source_files": dg.MetadataValue.json([s.uri for s in sources]),
+            EXPORT_FINGERPRINT: fingerprint,
             "billed_cost_usd": float(billed),
             "effective_cost_usd": float(effective),
             "untagged_effective_cost_usd": float(untagged),

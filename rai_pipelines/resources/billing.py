@@ -1,3 +1,5 @@
+import hashlib
+import json
 from datetime import date
 
 import dagster as dg
@@ -22,6 +24,12 @@ class BillingExportsResource(dg.ConfigurableResource):
 
     def readers(self) -> list[CurExportReader]:
         return [CurExportReader(e.root, e.layout, e.prefix, e.name) for e in self.aws]
+
+    def export_fingerprint(self, day: date) -> str:
+        """A digest of the export files (path, size, modification time) of the day's billing period,
+        over every export: it changes when a provider restates the period."""
+        files = sorted(f for reader in self.readers() for f in reader.fingerprint(day))
+        return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24]
 
     def read_day(self, day: date) -> list[SourceFile]:
         files: list[SourceFile] = []
