@@ -113,9 +113,22 @@ class CurExportReader:
             if not isinstance(keys, list):
                 raise BadInputError(f"{_scheme_uri(self.root, manifest_path)}: manifest has no reportKeys list")
             return [f"{self._base}/{key}" for key in keys]
-        folder = f"{self._export_dir()}/data/BILLING_PERIOD={day:%Y-%m}"
-        infos = self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+        # Data Exports write the manifest after every data file of an execution has landed; it names
+        # the files of the current version (an overwrite can leave stale parts beside them).
+        manifest_path = f"{self._export_dir()}/metadata/BILLING_PERIOD={day:%Y-%m}/{self.name}-Manifest.json"
+        if self.fs.get_file_info(manifest_path).type != pafs.FileType.File:
+            return []
+        uri = _scheme_uri(self.root, manifest_path)
+        with self.fs.open_input_stream(manifest_path) as f:
+            try:
+                manifest = json.loads(f.read())
+            except json.JSONDecodeError as exc:
+                raise BadInputError(f"{uri}: manifest is not JSON: {exc}") from exc
+        files = manifest.get("dataFiles")
+        if not isinstance(files, list) or not all(isinstance(f, str) and f.startswith("s3://") for f in files):
+            raise BadInputError(f"{uri}: manifest has no dataFiles list of s3:// URIs")
+        # s3://<bucket>/<key>: the key is relative to the bucket, which is this export's root.
+        return [f"{self._base}/{f.split('/', 3)[3]}" for f in files]
 
     def fingerprint(self, day: date) -> list[tuple[str, int, float]]:
         """(path, size, mtime) of the files of the day's billing period: changes when AWS restates."""

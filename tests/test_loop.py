@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import json
+import shutil
 from decimal import Decimal
 
 import dagster as dg
@@ -304,3 +305,26 @@ def test_a_billing_restatement_rebuilds_exactly_the_days_built_from_older_files(
         job.execute_in_process(partition_key=DAY1, instance=instance, run_config=QUIET, asset_selection=ledger_only)
         assert billed(DAY1) == before + Decimal("1.25")  # replaced, not added to
         assert [r.partition_key for r in tick(instance)] == [DAY2]
+
+
+def test_cur2_files_come_from_the_export_manifest_not_the_folder(loop, tmp_path):
+    """A stale part left beside the current files (an overwrite that wrote fewer parts) is not read;
+    a period whose manifest has not landed yet has no files; a broken manifest names itself."""
+    from datetime import date
+
+    from rai_pipelines.billing_exports import CurExportReader
+    from rai_pipelines.errors import BadInputError
+    from tests.conftest import copy_world
+
+    world = copy_world(loop["world"], tmp_path / "world")
+    reader = CurExportReader(str(world.cur2_export_root), "cur2")
+    day = date.fromisoformat(DAY1)
+    (current,) = reader.file_paths(day)
+    stale = current.replace("-00001.", "-00002.")
+    shutil.copyfile(current, stale)
+    assert reader.file_paths(day) == [current]
+    assert reader.file_paths(date(2023, 12, 1)) == []
+    (manifest,) = world.cur2_export_root.rglob("*-Manifest.json")
+    manifest.write_text('{"dataFiles": "s3://x"}')
+    with pytest.raises(BadInputError, match=r"Manifest\.json: manifest has no dataFiles list"):
+        reader.file_paths(day)

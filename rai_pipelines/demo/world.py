@@ -332,6 +332,21 @@ def write_cur2(root: Path, specs: list[ModelSpec], days: list[date]) -> Path:
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, target, compression="snappy")
+    manifest = (
+        root / "cur" / REPORT_NAME / "metadata" / f"BILLING_PERIOD={START:%Y-%m}" / f"{REPORT_NAME}-Manifest.json"
+    )
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(
+        json.dumps(
+            {
+                "executionId": "demo-0001",
+                "exportArn": f"arn:aws:bcm-data-exports:us-east-1:123456789012:export/{REPORT_NAME}",
+                "dataFiles": [f"s3://demo-billing/{target.relative_to(root).as_posix()}"],
+                "billingPeriod": {"start": period_start.isoformat(), "end": period_end.isoformat()},
+            },
+            indent=2,
+        )
+    )
     return target
 
 
