@@ -70,7 +70,11 @@ def _expectations(spec: ModelSpec, reference: ReferenceProfile | None, suite: st
             )
         for column in spec.categorical_features:
             levels = sorted(str(level) for level in reference.categorical[column].counts.index)
-            out.append(e.ExpectColumnValuesToBeInSet(column=column, value_set=levels))
+            out.append(
+                e.ExpectColumnValuesToBeInSet(
+                    column=column, value_set=levels, meta={"allowed": "the reference's levels"}
+                )
+            )
     out += [
         e.ExpectColumnUniqueValueCountToBeBetween(column=PROTECTED_PREFIX + a, min_value=2)
         for a in spec.protected_attributes
@@ -101,15 +105,24 @@ def _describe(result) -> Finding:
         count, total = details.get("unexpected_count", 0), details.get("element_count", 0)
         detail = f"{count} of {total} values missing" + (" (the whole column)" if count and count == total else "")
     elif config.type == "expect_column_values_to_be_in_set":
-        unexpected = sorted({str(v) for v in details.get("partial_unexpected_list", [])})
-        detail = (
-            f"{details.get('unexpected_count', 0)} value(s) outside the reference's levels: {', '.join(unexpected)}"
-        )
+        unexpected = ", ".join(sorted({str(v) for v in details.get("partial_unexpected_list", [])}))
+        allowed = (config.meta or {}).get("allowed", "the allowed values")
+        detail = f"{details.get('unexpected_count', 0)} value(s) outside {allowed}: {unexpected}"
     elif config.type == "expect_column_values_to_be_between":
         detail = (
             f"{details.get('unexpected_percent', 0):.2f}% of values outside "
             f"[{config.kwargs.get('min_value')}, {config.kwargs.get('max_value')}]"
         )
+    elif config.type == "expect_column_values_to_match_regex":
+        unexpected = ", ".join(sorted({str(v) for v in details.get("partial_unexpected_list", [])}))
+        detail = (
+            f"{details.get('unexpected_count', 0)} value(s) not matching {config.kwargs.get('regex')}: {unexpected}"
+        )
+    elif config.type == "expect_column_pair_values_a_to_be_greater_than_b":
+        detail = f"{details.get('unexpected_count', 0)} row(s) where {config.kwargs.get('column_A')} is before " + str(
+            config.kwargs.get("column_B")
+        )
+        column = config.kwargs.get("column_A")
     elif config.type == "expect_column_unique_value_count_to_be_between":
         detail = f"{details.get('observed_value')} group(s): fairness cannot compare groups"
     else:
@@ -117,29 +130,33 @@ def _describe(result) -> Finding:
     return Finding(config.type, column, detail)
 
 
-def validate_snapshot(
-    snapshot: pd.DataFrame, spec: ModelSpec, reference: ReferenceProfile | None, suite: str
-) -> SuiteResult:
+def run_suite(frame: pd.DataFrame, name: str, expectations: list) -> SuiteResult:
+    """Validate a data frame against Great Expectations expectations in an ephemeral context."""
     import great_expectations as gx
-
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_pandas(f"{spec.asset_prefix}_snapshots")
     batch = (
-        source.add_dataframe_asset("feature_snapshot")
-        .add_batch_definition_whole_dataframe("day")
-        .get_batch(batch_parameters={"dataframe": _comparable(snapshot, spec)})
+        context.data_sources.add_pandas("rai_pipelines")
+        .add_dataframe_asset(name)
+        .add_batch_definition_whole_dataframe("partition")
+        .get_batch(batch_parameters={"dataframe": frame})
     )
-    expectations = _expectations(spec, reference, suite)
-    checked = context.suites.add(gx.ExpectationSuite(name=f"{spec.name}.{suite}", expectations=expectations))
+    checked = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
     results = batch.validate(checked).results
     findings = [_describe(r) for r in results if not r.success]
     # A missing column is one finding, not one per expectation on it.
     missing = {f.column for f in findings if f.expectation == "expect_column_to_exist"}
-    absent = {c for c in (r.expectation_config.kwargs.get("column") for r in results) if c and c not in snapshot}
+    absent = {c for c in (r.expectation_config.kwargs.get("column") for r in results) if c and c not in frame}
     findings = [f for f in findings if f.expectation == "expect_column_to_exist" or f.column not in missing | absent]
     findings += [Finding("expect_column_to_exist", c, "column is missing") for c in sorted(absent - missing)]
-    return SuiteResult(suite, len(results), findings)
+    return SuiteResult(name, len(results), findings)
+
+
+def validate_snapshot(
+    snapshot: pd.DataFrame, spec: ModelSpec, reference: ReferenceProfile | None, suite: str
+) -> SuiteResult:
+    result = run_suite(_comparable(snapshot, spec), f"{spec.name}.{suite}", _expectations(spec, reference, suite))
+    return SuiteResult(suite, result.evaluated, result.findings)

@@ -50,6 +50,36 @@ def _finite(value):
     return value if math.isfinite(value) else None
 
 
+POLICY_CURRENCY = "USD"  # the currency of the policies' budgets (estimated_cost_per_inference_usd_max)
+MODEL_COST_COLUMNS = (
+    "x_ModelName",
+    "x_ModelVersion",
+    "EffectiveCost",
+    "BillingCurrency",
+    "x_SourceUri",
+    "x_SourceRowNumber",
+)
+
+
+def model_costs(ledger: pa.Table, where: str) -> dict[tuple[str, str], Decimal]:
+    """Effective cost per (model, version) from the day's ledger rows that carry a model tag."""
+    cost: dict[tuple[str, str], Decimal] = {}
+    for model, version, amount, currency, uri, row in zip(
+        *(ledger.column(c).to_pylist() for c in MODEL_COST_COLUMNS), strict=True
+    ):
+        if not model:
+            continue
+        if currency != POLICY_CURRENCY:
+            # The policies' budgets are in USD: adding another currency's amounts to them would be
+            # wrong by the exchange rate, and silently.
+            raise BadInputError(
+                f"{where}: {uri} row {row} charges {model} {version} in {currency}, not {POLICY_CURRENCY}; "
+                f"cost per inference is only computed for {POLICY_CURRENCY} bills"
+            )
+        cost[(model, version)] = cost.get((model, version), Decimal(0)) + amount
+    return cost
+
+
 def cost_per_inference(cost: Decimal | float | None, inferences: int) -> float | None:
     if cost is None or inferences <= 0:
         return None

@@ -71,5 +71,10 @@ def test_definitions_hold_every_part_of_the_loop():
     assert sensor.default_status.value == "RUNNING" and schedule.default_status.value == "RUNNING"
     assert schedule.cron_schedule == "0 3 * * *"
     check_keys = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
-    assert check_keys == {"reconciles_with_export", "snapshot_is_complete", "snapshot_matches_reference"}
+    assert check_keys == {
+        "reconciles_with_export",
+        "focus_conformance",
+        "snapshot_is_complete",
+        "snapshot_matches_reference",
+    }
     assert defs.resolve_job_def("gitops_rollback_job") is not None

@@ -300,3 +300,39 @@ def test_a_charge_for_an_earlier_period_lands_on_the_first_day_of_the_file():
     first = cur_to_focus(source, date(2023, 11, 1)).to_pylist()
     assert [r["BilledCost"] for r in first] == [Decimal("-7.5")]
     assert source_daily_totals(source) == {"2023-11-01": Decimal("-7.5"), "2023-11-02": Decimal("1.0")}
+
+
+def test_model_cost_in_another_currency_is_refused_naming_the_row():
+    from rai_pipelines.facts import model_costs
+
+    tags = {"resource_tags": [("user_model_name", "credit-scoring-ai"), ("user_model_version", "2.0.0")]}
+    rows = [_cur2_row("Usage", 1.5, **tags), _cur2_row("Usage", 2.0, line_item_currency_code="EUR", **tags)]
+    table = _table(rows)
+    table = table.set_column(
+        table.column_names.index("resource_tags"),
+        "resource_tags",
+        pa.array([r["resource_tags"] for r in rows], pa.map_(pa.string(), pa.string())),
+    )
+    ledger = cur_to_focus(SourceFile("x.parquet", table, 1), date(2023, 11, 2))
+    assert ledger.column("BillingCurrency").to_pylist() == ["USD", "EUR"]
+    with pytest.raises(BadInputError, match=r"x\.parquet row 2 charges credit-scoring-ai 2\.0\.0 in EUR, not USD"):
+        model_costs(ledger, "cost_ledger 2023-11-02")
+    usd_only = ledger.slice(0, 1)
+    assert model_costs(usd_only, "ledger") == {("credit-scoring-ai", "2.0.0"): Decimal("1.5")}
+
+
+def test_ledgers_conform_to_focus_and_violations_name_the_column(raw_csv):
+    from rai_pipelines.ledger_quality import validate_ledger
+
+    ledger = cur_to_focus(SourceFile("cur.csv", read_cur_csv(raw_csv, "cur.csv")), date(2023, 11, 1))
+    assert ledger.num_rows > 0 and validate_ledger(ledger).passed
+    n = ledger.num_rows
+    bad = ledger.set_column(
+        ledger.column_names.index("ChargeCategory"), "ChargeCategory", pa.array(["Usage"] * (n - 1) + ["Refund"])
+    )
+    bad = bad.set_column(bad.column_names.index("BillingCurrency"), "BillingCurrency", pa.array(["usd"] * n))
+    bad = bad.append_column("CostCenter", pa.array(["cc"] * n))
+    found = {(f.column, f.detail.split(":")[0]) for f in validate_ledger(bad).findings}
+    assert ("ChargeCategory", "1 value(s) outside FOCUS 1.2's allowed values for ChargeCategory") in found
+    assert ("BillingCurrency", f"{n} value(s) not matching ^[A-Z]{{3}}$") in found
+    assert ("CostCenter", "not a FOCUS column and not prefixed x_") in found

@@ -65,6 +65,7 @@ def test_daily_runs_succeed_and_the_ledger_reconciles(loop):
     for run in loop["runs"]:
         checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in run.get_asset_check_evaluations()}
         assert checks[("cost_ledger", "reconciles_with_export")] is True
+        assert checks[("cost_ledger", "focus_conformance")] is True
         for model in ("credit_scoring_ai", "employment_screening_ai"):
             assert checks[(f"{model}/feature_snapshots", "snapshot_is_complete")] is True
             assert (f"{model}/feature_snapshots", "snapshot_matches_reference") in checks

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rai_pipelines import focus
+from rai_pipelines.ledger_quality import validate_ledger
 from rai_pipelines.markdown import table
 from rai_pipelines.partitions import daily_partitions
 from rai_pipelines.resources import BillingExportsResource, LakeResource
@@ -42,7 +43,15 @@ EXPORT_FINGERPRINT = "export_fingerprint"
             blocking=True,
             description="For each export file, the ledger's billed total for the day equals the export's own "
             "total to the cent, computed apart from the normalisation, straight from the raw values.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "focus_conformance",
+            asset="cost_ledger",
+            blocking=True,
+            description="Great Expectations: FOCUS 1.2 mandatory columns present and filled, allowed values "
+            "(ChargeCategory, ChargeClass, ChargeFrequency, PricingCategory, ServiceCategory), ISO 4217 currencies, "
+            "charge periods that end after they start, UTC timestamps, custom columns prefixed x_.",
+        ),
     ],
 )
 def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: BillingExportsResource):
@@ -59,16 +68,31 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
             description=f"cost ledger for {day} does not reconcile with its exports; nothing was written",
             metadata=before.metadata,
         )
+    # FOCUS conformance, also before publishing: a ledger that breaks the contract is never written.
+    conformance = validate_ledger(ledger)
+    if not conformance.passed:
+        raise dg.Failure(
+            description=f"cost ledger for {day} does not conform to FOCUS 1.2; nothing was written",
+            metadata={"findings": dg.MetadataValue.md(_findings_table(conformance))},
+        )
     store = lake.lake()
     uri = store.write_table("cost_ledger", {"date": day.isoformat()}, ledger)
     written = store.read_table("cost_ledger", {"date": day.isoformat()}, columns=["x_SourceUri", "BilledCost"])
 
-    by_service: dict[str, Decimal] = defaultdict(Decimal)
-    for service, cost in zip(
-        ledger.column("ServiceName").to_pylist(), ledger.column("BilledCost").to_pylist(), strict=False
+    by_service: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for service, currency, cost in zip(
+        ledger.column("ServiceName").to_pylist(),
+        ledger.column("BillingCurrency").to_pylist(),
+        ledger.column("BilledCost").to_pylist(),
+        strict=True,
     ):
-        by_service[service or "(none)"] += cost
-    billed, effective = _sum(ledger.column("BilledCost")), _sum(ledger.column("EffectiveCost"))
+        by_service[(service or "(none)", currency)] += cost
+    effective = _sum(ledger.column("EffectiveCost"))
+    billed_by_currency: dict[str, Decimal] = defaultdict(Decimal)
+    for currency, cost in zip(
+        ledger.column("BillingCurrency").to_pylist(), ledger.column("BilledCost").to_pylist(), strict=True
+    ):
+        billed_by_currency[currency] += cost
     untagged_mask = pc.is_null(ledger.column("x_ModelName"))
     untagged = _sum(pc.filter(ledger.column("EffectiveCost"), untagged_mask)) if ledger.num_rows else Decimal(0)
     by_model: dict[tuple, Decimal] = defaultdict(Decimal)
@@ -86,19 +110,20 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
             "dagster/uri": uri,
             "source_files": dg.MetadataValue.json([s.uri for s in sources]),
             EXPORT_FINGERPRINT: fingerprint,
-            "billed_cost_usd": float(billed),
-            "effective_cost_usd": float(effective),
-            "untagged_effective_cost_usd": float(untagged),
+            "billed_cost": dg.MetadataValue.json({c: float(v) for c, v in sorted(billed_by_currency.items())}),
+            "billed_cost_usd": float(billed_by_currency.get("USD", Decimal(0))),
+            "effective_cost": float(effective),
+            "untagged_effective_cost": float(untagged),
             "untagged_share": float(untagged / effective) if effective else 0.0,
             "cost_by_service": dg.MetadataValue.md(
                 table(
-                    ["service", "billed USD"],
-                    sorted(((k, f"{v:.6f}") for k, v in by_service.items()), key=lambda r: -Decimal(r[1])),
+                    ["service", "currency", "billed"],
+                    [(s, c, f"{v:.6f}") for (s, c), v in sorted(by_service.items(), key=lambda item: -item[1])],
                 )
             ),
             "cost_by_model_version": dg.MetadataValue.md(
                 table(
-                    ["model", "version", "effective USD"],
+                    ["model", "version", "effective (billing currency)"],
                     [(m, v, f"{c:.4f}") for (m, v), c in sorted(by_model.items())],
                 )
             ),
@@ -108,6 +133,18 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
         }
     )
     yield reconcile(day, written, sources)  # the partition as read back from the lake
+    yield dg.AssetCheckResult(
+        check_name="focus_conformance",
+        passed=conformance.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"expectations": conformance.evaluated, "findings": dg.MetadataValue.md(_findings_table(conformance))},
+    )
+
+
+def _findings_table(result) -> str:
+    if not result.findings:
+        return "none"
+    return table(["column", "expectation", "finding"], [(f.column, f.expectation, f.detail) for f in result.findings])
 
 
 def reconcile(day: date, ledger: pa.Table, sources: list[focus.SourceFile]) -> dg.AssetCheckResult:

@@ -2,15 +2,13 @@
 
 import json
 import math
-from collections import defaultdict
-from decimal import Decimal
 
 import dagster as dg
 
 from rai_pipelines.assets.monitoring import REPORTS, read_snapshot, report_json
 from rai_pipelines.decision_log import digest
 from rai_pipelines.errors import BadInputError, RaiError
-from rai_pipelines.facts import cost_per_inference, facts_table
+from rai_pipelines.facts import MODEL_COST_COLUMNS, cost_per_inference, facts_table, model_costs
 from rai_pipelines.gitops import redact
 from rai_pipelines.governance import NoCompliantVersion
 from rai_pipelines.markdown import table
@@ -52,13 +50,8 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
     def governance_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         day = context.partition_key
         store = lake.lake()
-        ledger = store.read_table(
-            "cost_ledger", {"date": day}, columns=["x_ModelName", "x_ModelVersion", "EffectiveCost"]
-        )
-        cost: dict[tuple, Decimal] = defaultdict(Decimal)
-        for model, version, amount in zip(*(ledger.column(c).to_pylist() for c in ledger.column_names), strict=False):
-            if model:
-                cost[(model, version)] += amount
+        ledger = store.read_table("cost_ledger", {"date": day}, columns=list(MODEL_COST_COLUMNS))
+        cost = model_costs(ledger, f"cost_ledger {day}")
         run_ids = [context.run.run_id] + [r for k in upstream if (r := _latest_run_id(context.instance, k, day))]
         rows = []
         for spec in specs:
