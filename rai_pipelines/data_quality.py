@@ -22,7 +22,8 @@ from rai_pipelines.drift import ReferenceProfile, as_levels
 from rai_pipelines.registry import ModelSpec
 from rai_pipelines.snapshots import PROTECTED_PREFIX
 
-RANGE_MOSTLY = 0.99  # share of a day's values that must fall in the reference's range
+RANGE_MOSTLY = 0.99
+FINITE = 1.7e308  # share of a day's values that must fall in the reference's range
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ def _expectations(spec: ModelSpec, reference: ReferenceProfile | None, suite: st
             e.ExpectColumnValuesToNotBeNull(column=c) for c in [*spec.features, "score", "decision", "model_version"]
         ]
         out.append(e.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=1))
+        # Infinite values are not missing, but they break every distance and effect size.
+        out += [
+            e.ExpectColumnValuesToBeBetween(column=c, min_value=-FINITE, max_value=FINITE, meta={"finite": True})
+            for c in spec.numeric_features
+        ]
         return out
     out = []
     if reference is not None:
@@ -108,6 +114,8 @@ def _describe(result) -> Finding:
         unexpected = ", ".join(sorted({str(v) for v in details.get("partial_unexpected_list", [])}))
         allowed = (config.meta or {}).get("allowed", "the allowed values")
         detail = f"{details.get('unexpected_count', 0)} value(s) outside {allowed}: {unexpected}"
+    elif config.type == "expect_column_values_to_be_between" and (config.meta or {}).get("finite"):
+        detail = f"{details.get('unexpected_count', 0)} infinite value(s)"
     elif config.type == "expect_column_values_to_be_between":
         detail = (
             f"{details.get('unexpected_percent', 0):.2f}% of values outside "

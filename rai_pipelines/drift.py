@@ -142,8 +142,12 @@ def as_levels(series: pd.Series) -> pd.Series:
     (an integer column that held a null on one day) gives "1", not "1.0"."""
     if isinstance(series.dtype, pd.CategoricalDtype):
         series = series.astype(series.cat.categories.dtype)
-    if pd.api.types.is_float_dtype(series) and (series.dropna() % 1 == 0).all():
-        series = series.astype("Int64")
+    if pd.api.types.is_float_dtype(series):
+        # Value by value, so that 1.0 is "1" whichever other values the window holds.
+        text = series.astype("string")
+        whole = series.notna() & (series % 1 == 0)
+        text[whole] = series[whole].astype("int64").astype("string")
+        return text
     return series.astype("string")
 
 
@@ -167,6 +171,10 @@ def check_complete(frame: pd.DataFrame, columns: list[str], which: str) -> None:
                 f"drift: feature {column} has {missing} missing value(s) of {len(frame)} in the {which} window; "
                 "drift is not computed on incomplete data"
             )
+        if pd.api.types.is_float_dtype(frame[column]):
+            infinite = int(np.isinf(frame[column].to_numpy()).sum())
+            if infinite:
+                raise BadInputError(f"drift: feature {column} has {infinite} infinite value(s) in the {which} window")
 
 
 @dataclass

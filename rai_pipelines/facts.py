@@ -50,6 +50,7 @@ def _finite(value):
     return value if math.isfinite(value) else None
 
 
+PERFORMANCE_FIELDS = ("labelled_rows", "roc_auc", "accuracy", "expected_calibration_error")
 POLICY_CURRENCY = "USD"  # the currency of the policies' budgets (estimated_cost_per_inference_usd_max)
 MODEL_COST_COLUMNS = (
     "x_ModelName",
@@ -119,10 +120,24 @@ def ai_models_document(facts: list[dict], conflicts: list[str] | None = None) ->
             conflicts.append(message)
             continue
         latest[version] = row
+    # Labels arrive days after the traffic, so the newest row of a version has no performance yet:
+    # carry the latest labelled day's numbers forward, with the date they are from.
+    labelled: dict[str, dict] = {}
+    for row in sorted(facts, key=lambda r: r["date"]):
+        if row.get("roc_auc") is not None or row.get("accuracy") is not None:
+            labelled[row["model_version"]] = row
     document = {}
     clashing = {m.split("'")[1] for m in conflicts or []}
     for version, row in latest.items():
         if version in clashing:
             continue  # no facts for an ambiguous version: its deployments are alerted, never allowed
-        document[version] = {k: v for k, v in row.items() if v is not None and k != "model_version"}
+        entry = {k: v for k, v in row.items() if v is not None and k != "model_version"}
+        if version in labelled and labelled[version] is not row:
+            for field in PERFORMANCE_FIELDS:
+                if labelled[version].get(field) is not None:
+                    entry[field] = labelled[version][field]
+            entry["performance_date"] = labelled[version]["date"]
+        elif version in labelled:
+            entry["performance_date"] = row["date"]
+        document[version] = entry
     return document

@@ -58,17 +58,16 @@ def _ratio(rates: np.ndarray) -> np.ndarray:
         return np.where(top > 0, low / top, np.nan)
 
 
-def _interval(estimate: float, samples: np.ndarray) -> tuple[float, float] | None:
-    """The basic (reverse-percentile) bootstrap interval, clipped to [0, 1]. A ratio of the lowest
-    to the highest group rate is biased low under resampling (noise lowers the minimum and raises
-    the maximum), so plain percentiles would sit below the estimate and make a noisy group look
-    confidently unfair; reflecting them around the estimate corrects that bias."""
+def _interval(samples: np.ndarray) -> tuple[float, float] | None:
+    """The percentile bootstrap interval. (The reverse-percentile interval looks as if it corrected
+    the low bias of a min/max ratio, but at small groups it covers less: simulated at a true ratio
+    of 0.8 with 100 rows per group, it put the upper end below 0.8 6.4% of the time against 2.4%.)"""
     samples = samples[np.isfinite(samples)]
-    if len(samples) == 0 or not np.isfinite(estimate):
+    if len(samples) == 0:
         return None
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
-    return float(np.clip(2 * estimate - high, 0, 1)), float(np.clip(2 * estimate - low, 0, 1))
+    return float(low), float(high)
 
 
 def group_fairness(
@@ -109,14 +108,16 @@ def group_fairness(
             tpr = np.where(label_pos > 0, true_pos / label_pos, np.nan)
             fpr = np.where(label_neg > 0, false_pos / label_neg, np.nan)
 
+    # A group below the minimum size is counted, not described: the outcome rates of a handful of
+    # people would disclose their outcomes.
     table = {
         str(names[g]): {
             "count": int(count[g]),
-            "favourable_rate": float(rate[g]),
+            "favourable_rate": float(rate[g]) if eligible[g] else None,
             "eligible": bool(eligible[g]),
-            "labelled": int(labelled_count[g]),
-            "tpr": None if np.isnan(tpr[g]) else float(tpr[g]),
-            "fpr": None if np.isnan(fpr[g]) else float(fpr[g]),
+            "labelled": int(labelled_count[g]) if eligible[g] else None,
+            "tpr": None if np.isnan(tpr[g]) or not eligible[g] else float(tpr[g]),
+            "fpr": None if np.isnan(fpr[g]) or not eligible[g] else float(fpr[g]),
         }
         for g in range(n_groups)
     }
@@ -142,7 +143,7 @@ def group_fairness(
         result.update(
             ratio=None if np.isnan(ratio) else ratio,
             difference=float(rates.max() - rates.min()),
-            ratio_ci=_interval(ratio, _ratio(draws)),
+            ratio_ci=_interval(_ratio(draws)),
             worst_group=str(names[scored[np.argmin(rates)]]),
             best_group=str(names[scored[np.argmax(rates)]]),
             note="" if not np.isnan(ratio) else "no group receives the favourable outcome",
@@ -168,14 +169,15 @@ def _equalized_odds(names, labelled, positives, negatives, tpr, fpr, min_group_s
     size = (BOOTSTRAP_REPLICATES, len(scored))
     t_draws = rng.binomial(positives[scored].astype(np.int64), t, size=size) / positives[scored]
     f_draws = rng.binomial(negatives[scored].astype(np.int64), f, size=size) / negatives[scored]
-    # The worst-off group for equalized odds: the one furthest from the best true-positive rate.
+    # The worst-off group: the lowest true-positive rate, or the highest false-positive rate when
+    # the false-positive ratio is the one that binds.
+    binding_fpr = not np.isnan(fpr_ratio) and (np.isnan(tpr_ratio) or fpr_ratio < tpr_ratio)
+    worst = scored[np.argmax(f)] if binding_fpr else scored[np.argmin(t)]
     return {
         "equalized_odds_ratio": ratio,
         "equalized_odds_difference": float(max(t.max() - t.min(), f.max() - f.min())),
-        "equalized_odds_ci": _interval(
-            ratio if ratio is not None else np.nan, np.fmin(_ratio(t_draws), _ratio(f_draws))
-        ),
-        "equalized_odds_worst_group": str(names[scored[np.argmin(t)]]),
+        "equalized_odds_ci": _interval(np.fmin(_ratio(t_draws), _ratio(f_draws))),
+        "equalized_odds_worst_group": str(names[worst]),
     }
 
 
@@ -198,6 +200,11 @@ class FairnessSummary:
 
 
 def summarise(results: list[AttributeFairness]) -> FairnessSummary:
+    """The score is the lowest parity ratio over the enforced attributes, and there is none when any
+    enforced attribute could not be scored: dropping it would report the others' score as if it
+    covered it (the policies then fail closed on the missing score)."""
+    if any(r.enforced and r.ratio is None for r in results):
+        return FairnessSummary(None, None, None, None, None, {r.attribute: r.ratio for r in results})
     enforced = [r for r in results if r.enforced and r.ratio is not None]
     worst = min(enforced, key=lambda r: r.ratio, default=None)
     intervals = [r.ratio_ci for r in enforced if r.ratio_ci is not None]

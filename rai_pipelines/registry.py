@@ -165,6 +165,12 @@ def load_model_spec(path: Path) -> ModelSpec:
     numeric = tuple(features.get("numeric") or ())
     categorical = tuple(features.get("categorical") or ())
     pii = tuple(doc.get("pii_columns") or ())
+    overlap = sorted(set(protected) & (set(numeric) | set(categorical)))
+    if overlap:
+        raise BadInputError(
+            f"{path}: protected attribute(s) {', '.join(overlap)} are also declared as features; their values "
+            "would reach drift plots and reports outside the restricted columns"
+        )
     leaked = sorted(set(pii) & (set(numeric) | set(categorical) | set(protected)))
     if leaked:
         raise BadInputError(f"{path}: pii_columns {', '.join(leaked)} are also declared as features or protected")

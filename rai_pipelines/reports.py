@@ -14,6 +14,8 @@ from rai_pipelines.performance import performance
 from rai_pipelines.registry import ModelSpec
 from rai_pipelines.snapshots import PROTECTED_PREFIX
 
+CLASSIFIER_MIN_ROWS = 50
+
 
 def _versions(snapshot: pd.DataFrame):
     if snapshot.empty:
@@ -44,10 +46,14 @@ def drift_summary(
         result = detector.detect(reference, current, score_column="score", profile=profile)
         multivariate = None
         if spec.drift_multivariate == "classifier":
-            found = classifier_drift(
-                reference, current, list(spec.numeric_features), list(spec.categorical_features), spec.drift_p_value
-            )
-            multivariate = {"method": "domain classifier (scikit-learn gradient boosting, 5-fold)", **vars(found)}
+            if min(len(current), len(reference)) < CLASSIFIER_MIN_ROWS:
+                # A rollout day can leave a version a handful of rows: too few to train on.
+                multivariate = {"skipped": f"fewer than {CLASSIFIER_MIN_ROWS} rows in a window"}
+            else:
+                found = classifier_drift(
+                    reference, current, list(spec.numeric_features), list(spec.categorical_features), spec.drift_p_value
+                )
+                multivariate = {"method": "domain classifier (scikit-learn gradient boosting, 5-fold)", **vars(found)}
         versions[version] = {
             "multivariate": multivariate,
             "rows": result.current_rows,
@@ -84,7 +90,9 @@ def drift_markdown(spec: ModelSpec, summary: dict) -> str:
             f"and effect size ≥ {doc['min_effect_size']:g}); prediction drift "
             + (f"p = {p:.3g}, effect {doc['prediction_drift_effect_size']:.3f}" if p is not None else "not computed")
         )
-        if doc["multivariate"]:
+        if doc["multivariate"] and "skipped" in doc["multivariate"]:
+            md.append(f"Multivariate: not computed ({doc['multivariate']['skipped']})")
+        elif doc["multivariate"]:
             m = doc["multivariate"]
             md.append(
                 f"Multivariate: a domain classifier separates the windows with ROC AUC {m['auc']:.3f} "
