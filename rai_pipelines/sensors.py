@@ -14,7 +14,7 @@ from rai_pipelines.errors import BadInputError
 from rai_pipelines.facts import ai_models_document
 from rai_pipelines.gitops import cached_render, rendered_deployments
 from rai_pipelines.governance import evaluate_deployments, rollback_run_key
-from rai_pipelines.labels import LabelArrival, label_partitions, match_labels
+from rai_pipelines.labels import label_partitions, labels_read, match_labels
 from rai_pipelines.resources import BillingExportsResource, GitOpsResource, LakeResource, PolicyResource
 
 FACTS_KEY = dg.AssetKey("governance_facts")
@@ -166,9 +166,13 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
     return governance_policy_sensor
 
 
-def build_late_labels_sensor(specs, refresh_job, minimum_interval_seconds: int = 60) -> dg.SensorDefinition:
-    """Watches each model's labels files (new or rewritten ones, by size and modification time) and
-    re-materialises exactly the days whose snapshots are older than labels that belong to them."""
+def build_late_labels_sensor(
+    specs, refresh_job, lookback_days: int = 62, minimum_interval_seconds: int = 60
+) -> dg.SensorDefinition:
+    """Watches each model's labels files and re-materialises exactly the days that hold requests of
+    a labels file whose current version their snapshot did not read. The cursor caches, per file
+    version, the days it belongs to (found once, by request id); staleness is checked every tick
+    against what each snapshot recorded, so a failed rebuild is requested again."""
 
     @dg.sensor(
         job=refresh_job,
@@ -179,44 +183,53 @@ def build_late_labels_sensor(specs, refresh_job, minimum_interval_seconds: int =
     )
     def late_labels_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
         store = lake.lake()
-        seen = json.loads(context.cursor) if context.cursor else {}
-        stale: dict[tuple[str, str], list[LabelArrival]] = {}
-        by_name = {spec.name: spec for spec in specs}
+        cached = json.loads(context.cursor) if context.cursor else {}
+        cursor: dict[str, dict] = {}
+        stale: dict[tuple[str, str], list[str]] = {}
         for spec in specs:
-            for partition in label_partitions(store, spec):
-                key = f"{spec.name}/{partition['date']}"
-                fingerprint = store.fingerprint("labels", partition)
-                if seen.get(key) == fingerprint:
-                    continue
-                seen[key] = fingerprint
-                try:
-                    arrival = match_labels(store, spec, partition)
-                except BadInputError as exc:  # the file stays as it is; it is read again once rewritten
-                    context.log.error(f"late labels: {exc}")
-                    continue
-                if arrival.unmatched:
-                    context.log.warning(
-                        f"{store.uri('labels', partition)}: {arrival.unmatched} of {arrival.rows} labels match no "
-                        f"request of {spec.name} in the {spec.label_max_delay_days} days before {arrival.arrival}"
-                    )
-                for day in arrival.stale_days:
-                    stale.setdefault((spec.name, day), []).append(arrival)
-        requests = []
-        for (model, day), arrivals in sorted(stale.items()):
-            spec = by_name[model]
-            because = ",".join(f"{a.arrival}:{a.fingerprint}" for a in arrivals)
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"late-labels:{model}:{day}:{because}",
-                    partition_key=day,
-                    asset_selection=[*model_asset_keys(spec), FACTS_KEY],
-                    tags={"rai-pipelines/model": model, "rai-pipelines/labels-arrived": because},
-                )
+            partitions = label_partitions(store, spec)
+            if not partitions:
+                continue
+            horizon = (date.fromisoformat(partitions[-1]["date"]) - timedelta(days=lookback_days)).isoformat()
+            recorded: dict[str, dict | None] = {}
+            for partition in (p for p in partitions if p["date"] >= horizon):
+                key, fingerprint = f"{spec.name}/{partition['date']}", store.fingerprint("labels", partition)
+                entry = cached.get(key)
+                if entry is None or entry.get("fingerprint") != fingerprint:
+                    try:
+                        arrival = match_labels(store, spec, partition)
+                    except BadInputError as exc:  # the file stays as it is; it is read again once rewritten
+                        context.log.error(f"late labels: {exc}")
+                        cursor[key] = {"fingerprint": fingerprint, "days": [], "error": str(exc)}
+                        continue
+                    if arrival.unmatched:
+                        window = f"the {spec.label_max_delay_days} days before {arrival.arrival}"
+                        context.log.warning(
+                            f"{store.uri('labels', partition)}: {arrival.unmatched} of {arrival.rows} labels match "
+                            f"no request of {spec.name} in {window}"
+                        )
+                    entry = {"fingerprint": arrival.fingerprint, "days": list(arrival.days)}
+                cursor[key] = entry
+                for day in entry["days"]:
+                    if day not in recorded:
+                        recorded[day] = labels_read(store, spec, day)
+                    read = recorded[day]
+                    if read is not None and read.get(partition["date"]) != entry["fingerprint"]:
+                        stale.setdefault((spec.name, day), []).append(f"{partition['date']}:{entry['fingerprint']}")
+        by_name = {spec.name: spec for spec in specs}
+        requests = [
+            dg.RunRequest(
+                run_key=f"late-labels:{model}:{day}:{','.join(versions)}",
+                partition_key=day,
+                asset_selection=[*model_asset_keys(by_name[model]), FACTS_KEY],
+                tags={"rai-pipelines/model": model, "rai-pipelines/labels-arrived": ",".join(versions)},
             )
+            for (model, day), versions in sorted(stale.items())
+        ]
         return dg.SensorResult(
             run_requests=requests,
-            cursor=json.dumps(seen, sort_keys=True),
-            skip_reason=None if requests else "no labels newer than the snapshots they belong to",
+            cursor=json.dumps(cursor, sort_keys=True),
+            skip_reason=None if requests else "every snapshot has read the current version of its labels",
         )
 
     return late_labels_sensor

@@ -148,6 +148,8 @@ def test_a_failing_blocking_check_stops_the_reports_and_names_the_column(world, 
         assert all(part in text for part in finding.split(": ")), text
         materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
         assert materialised == {f"{CREDIT}/feature_snapshots"}  # no report on bad data
+        assert not lake.exists("feature_snapshots", partition)  # where reports and windows read
+        assert lake.exists("feature_snapshots_rejected", partition)  # kept for inspection
         for report in ("drift_report", "fairness_report", "performance_report"):
             assert not lake.exists(report, partition, "report.json")
 
@@ -337,3 +339,51 @@ def test_the_reference_profile_is_built_once_and_rebuilt_when_the_reference_chan
     assert len(lake.fs.get_file_info(folder)) == 1  # read back, not built again
     lake.write_table("reference", {"model": spec.name}, reference.slice(0, 1000))  # a new training set
     assert reference_profile(lake, spec).rows == 1000
+
+
+def test_a_labels_file_rewritten_after_the_snapshot_read_it_is_stale_whatever_its_mtime(world, tmp_path):
+    """The snapshot records which version of each labels file it read; an older modification time
+    (a copy that kept its times, a write racing the snapshot) does not hide a new version."""
+    import os
+
+    from tests.conftest import copy_world
+
+    copy = copy_world(world, tmp_path / "world")
+    lake = Lake(str(copy.lake_root))
+    defs = build_definitions(settings_for(copy))
+    sensor = defs.resolve_sensor_def("late_labels_sensor")
+    labels = {"model": "credit-scoring-ai", "date": DAYS[3].isoformat()}
+    with dg.instance_for_test() as instance:
+        assert _run(defs, instance, _model_assets(CREDIT), DAY).success
+        first = sensor.evaluate_tick(_context(instance, defs))
+        assert first.run_requests == []  # the snapshot read the current labels
+        table = lake.read_table("labels", labels)
+        before = os.stat(lake.path("labels", labels))
+        lake.write_table("labels", labels, table.slice(0, table.num_rows - 10))  # a corrected delivery
+        os.utime(lake.path("labels", labels), ns=(before.st_atime_ns, before.st_mtime_ns - 10**9))
+        again = sensor.evaluate_tick(_context(instance, defs, first.cursor))
+        assert [r.partition_key for r in again.run_requests] == [DAY]
+
+
+def test_labels_are_cast_to_outcome_codes_and_a_bad_file_names_itself(specs, world, tmp_path):
+    from rai_pipelines.labels import labels_for_day, read_label_file
+
+    spec = specs["credit-scoring-ai"]
+    lake = Lake(str(tmp_path / "lake"))
+    first, second = ({"model": spec.name, "date": d.isoformat()} for d in DAYS[1:3])
+    lake.write_table("labels", first, pa.table({"request_id": [1, 2], "label": [1.0, 0.0]}))  # ids as ints
+    lake.write_table("labels", second, pa.table({"request_id": ["3"], "label": [True]}))
+    table, read = labels_for_day(lake, spec, DAY)
+    assert table.to_pylist() == [
+        {"request_id": "1", "label": 1},
+        {"request_id": "2", "label": 0},
+        {"request_id": "3", "label": 1},
+    ]
+    assert set(read) == {DAYS[1].isoformat(), DAYS[2].isoformat()}
+    assert labels_for_day(lake, spec, DAYS[3].isoformat())[0] is None  # arrived before that day
+    lake.write_table("labels", second, pa.table({"request_id": ["3"], "label": [0.5]}))
+    with pytest.raises(BadInputError, match=r"date=2023-11-07/data\.parquet: column label must hold whole numbers"):
+        read_label_file(lake, second)
+    lake.write_bytes("labels", second, "data.parquet", b"not parquet")
+    with pytest.raises(BadInputError, match=r"date=2023-11-07/data\.parquet: not a readable Parquet file"):
+        read_label_file(lake, second)

@@ -13,6 +13,7 @@ import pyarrow as pa
 from rai_pipelines.data_quality import SuiteResult, validate_snapshot
 from rai_pipelines.drift import PSI_BINS, ReferenceProfile
 from rai_pipelines.errors import BadInputError
+from rai_pipelines.labels import LABELS_READ, labels_for_day
 from rai_pipelines.markdown import table
 from rai_pipelines.partitions import daily_partitions
 from rai_pipelines.plots import distribution_plot, fairness_history_plot
@@ -168,11 +169,17 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "(data.parquet or data.jsonl)"
             )
         log, source = found
-        labels = store.read_dataset("labels", {"model": spec.name})
+        labels, read = labels_for_day(store, spec, day)
         snapshot = build_snapshot(spec, log, labels, lake.pseudonymisation_key(), source)
-        uri = store.write_table("feature_snapshots", log_partition, snapshot)
         frame = snapshot.to_pandas()
         complete = validate_snapshot(frame, spec, None, "complete")
+        if complete.passed:
+            uri = store.write_table("feature_snapshots", log_partition, snapshot)
+            store.write_json("feature_snapshots", log_partition, LABELS_READ, read)
+        else:
+            # Kept for inspection, never where the reports, the weekly window or a period reference
+            # read: the day's previous snapshot, if any, stays as it was.
+            uri = store.write_table("feature_snapshots_rejected", log_partition, snapshot)
         like_reference = validate_snapshot(frame, spec, reference_profile(store, spec), "like_reference")
         versions = frame["model_version"].value_counts().sort_index()
         left_behind = sorted(set(log.column_names) & set(spec.pii_columns))
