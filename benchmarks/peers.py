@@ -35,6 +35,25 @@ EVIDENTLY_REQUIREMENTS = [
     "scipy==1.17.1",
 ]
 
+# The FinOps Foundation's FOCUS validator (benchmarks/peers/focus_validate.py). 1.0.0 is the newest release
+# for Python 3.11 (2.x requires >=3.12); its rule sets are 0.5, 1.0-preview and 1.0. Verified with Python
+# 3.11: it caps numpy<2, so pyarrow stays on 25 (26 needs numpy 2), and pandera<0.18, whose 0.17 imports
+# multimethod.overload, missing from the multimethod 2.1 that pip picks, so multimethod stays on 1.10.
+# pandasql (the validator's SQL checks) works on SQLAlchemy 2.1.
+FOCUS_VALIDATOR_REQUIREMENTS = [
+    "focus-validator==1.0.0",
+    "pandera==0.17.2",
+    "multimethod==1.10",
+    "pandas==2.3.3",
+    "numpy==1.26.4",
+    "pyarrow==25.0.1",
+    "pandasql==0.7.3",
+    "SQLAlchemy==2.1.9",
+    "sqlglot==18.17.0",
+    "pydantic==2.14.4",
+    "pytz==2023.4",
+]
+
 # The parent's venv must not leak into the peer's interpreter.
 _SCRUBBED_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
 

@@ -37,6 +37,8 @@ REQUIRED_CUR_COLUMNS = (
 )
 OPTIONAL_CUR_COLUMNS = (
     "identity_line_item_id",
+    "bill_payer_account_name",  # CUR 2.0 only
+    "line_item_usage_account_name",  # CUR 2.0 only
     "bill_billing_entity",
     "bill_invoicing_entity",
     "bill_invoice_id",
@@ -159,7 +161,9 @@ ATTRIBUTION_TAGS = {
 LEDGER_SCHEMA = pa.schema(
     [
         ("BillingAccountId", pa.string()),
+        ("BillingAccountName", pa.string()),
         ("SubAccountId", pa.string()),
+        ("SubAccountName", pa.string()),
         ("BillingCurrency", pa.string()),
         ("BillingPeriodStart", pa.timestamp("us", tz="UTC")),
         ("BillingPeriodEnd", pa.timestamp("us", tz="UTC")),
@@ -190,9 +194,15 @@ LEDGER_SCHEMA = pa.schema(
         ("RegionName", pa.string()),
         ("AvailabilityZone", pa.string()),
         ("ResourceId", pa.string()),
+        ("ResourceName", pa.string()),
+        ("ResourceType", pa.string()),
         ("SkuId", pa.string()),
         ("SkuPriceId", pa.string()),
         ("CommitmentDiscountId", pa.string()),
+        ("CommitmentDiscountCategory", pa.string()),
+        ("CommitmentDiscountName", pa.string()),
+        ("CommitmentDiscountStatus", pa.string()),
+        ("CommitmentDiscountType", pa.string()),
         ("Tags", pa.string()),
         ("x_SourceProvider", pa.string()),
         ("x_SourceUri", pa.string()),
@@ -388,7 +398,9 @@ def _ts(column: str) -> str:
 LEDGER_SQL = f"""
 SELECT
     {_text("bill_payer_account_id")} AS BillingAccountId,
+    {_text("bill_payer_account_name")} AS BillingAccountName,
     {_text("line_item_usage_account_id")} AS SubAccountId,
+    {_text("line_item_usage_account_name")} AS SubAccountName,
     {_text("line_item_currency_code")} AS BillingCurrency,
     {_ts("bill_billing_period_start_date")} AS BillingPeriodStart,
     {_ts("bill_billing_period_end_date")} AS BillingPeriodEnd,
@@ -413,10 +425,11 @@ SELECT
         ELSE {_money("line_item_unblended_cost")} END, 0) AS EffectiveCost,
     COALESCE({_money("pricing_public_on_demand_cost")}, {_money("line_item_unblended_cost")}, 0) AS ListCost,
     COALESCE({_money("line_item_net_unblended_cost")}, {_money("line_item_unblended_cost")}, 0) AS ContractedCost,
-    {_money("pricing_public_on_demand_rate")} AS ListUnitPrice,
-    {_money("line_item_unblended_rate")} AS ContractedUnitPrice,
-    {_money("line_item_usage_amount")} AS PricingQuantity,
-    {_text("pricing_unit")} AS PricingUnit,
+    -- FOCUS: no pricing quantity, unit or unit prices on tax rows.
+    CASE WHEN line_item_line_item_type <> 'Tax' THEN {_money("pricing_public_on_demand_rate")} END AS ListUnitPrice,
+    CASE WHEN line_item_line_item_type <> 'Tax' THEN {_money("line_item_unblended_rate")} END AS ContractedUnitPrice,
+    CASE WHEN line_item_line_item_type <> 'Tax' THEN {_money("line_item_usage_amount")} END AS PricingQuantity,
+    CASE WHEN line_item_line_item_type <> 'Tax' THEN {_text("pricing_unit")} END AS PricingUnit,
     CASE WHEN line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed'
          WHEN line_item_line_item_type IN ('Usage') THEN {_case("pricing_term", PRICING_CATEGORY, "'Standard'")}
          ELSE NULL END AS PricingCategory,
@@ -435,10 +448,21 @@ SELECT
     {_text("product_location")} AS RegionName,
     {_text("line_item_availability_zone")} AS AvailabilityZone,
     {_text("line_item_resource_id")} AS ResourceId,
+    CAST(NULL AS VARCHAR) AS ResourceName,  -- CUR carries no resource display names
+    CAST(NULL AS VARCHAR) AS ResourceType,
     {_text("product_sku")} AS SkuId,
     {_text("pricing_rate_id")} AS SkuPriceId,
     COALESCE({_text("savings_plan_savings_plan_a_r_n")},
              {_text("reservation_reservation_a_r_n")}) AS CommitmentDiscountId,
+    CASE WHEN {_text("savings_plan_savings_plan_a_r_n")} IS NOT NULL THEN 'Spend'
+         WHEN {_text("reservation_reservation_a_r_n")} IS NOT NULL THEN 'Usage' END AS CommitmentDiscountCategory,
+    CAST(NULL AS VARCHAR) AS CommitmentDiscountName,
+    CASE WHEN COALESCE({_text("savings_plan_savings_plan_a_r_n")}, {_text("reservation_reservation_a_r_n")})
+              IS NOT NULL AND {_case("line_item_line_item_type", CHARGE_CATEGORY)} = 'Usage'
+         THEN 'Used' END AS CommitmentDiscountStatus,
+    CASE WHEN {_text("savings_plan_savings_plan_a_r_n")} IS NOT NULL THEN 'Savings Plan'
+         WHEN {_text("reservation_reservation_a_r_n")} IS NOT NULL THEN 'Reserved Instance' END
+         AS CommitmentDiscountType,
     tags_json AS Tags,
     'aws' AS x_SourceProvider,
     $uri AS x_SourceUri,

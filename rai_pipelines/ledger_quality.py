@@ -11,13 +11,14 @@ from rai_pipelines.data_quality import Finding, SuiteResult, run_suite
 
 # FOCUS 1.2 column names this ledger emits; anything else must be prefixed x_.
 FOCUS_COLUMNS = {
-    "BillingAccountId", "SubAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd",
-    "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeClass", "ChargeFrequency",
-    "ChargeDescription", "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ListUnitPrice",
-    "ContractedUnitPrice", "PricingQuantity", "PricingUnit", "PricingCategory", "ConsumedQuantity",
-    "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId", "ServiceName",
-    "ServiceCategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId", "SkuId", "SkuPriceId",
-    "CommitmentDiscountId", "Tags",
+    "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
+    "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+    "ChargeClass", "ChargeFrequency", "ChargeDescription", "BilledCost", "EffectiveCost", "ListCost",
+    "ContractedCost", "ListUnitPrice", "ContractedUnitPrice", "PricingQuantity", "PricingUnit", "PricingCategory",
+    "ConsumedQuantity", "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId",
+    "ServiceName", "ServiceCategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId", "ResourceName",
+    "ResourceType", "SkuId", "SkuPriceId", "CommitmentDiscountId", "CommitmentDiscountCategory",
+    "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType", "Tags",
 }  # fmt: skip
 NOT_NULL = [
     "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
@@ -29,6 +30,8 @@ ALLOWED = {
     "ChargeClass": ["Correction"],
     "ChargeFrequency": ["One-Time", "Recurring", "Usage-Based"],
     "PricingCategory": ["Standard", "Dynamic", "Committed", "Other"],
+    "CommitmentDiscountCategory": ["Spend", "Usage"],
+    "CommitmentDiscountStatus": ["Used", "Unused"],
     "ServiceCategory": [
         "AI and Machine Learning", "Analytics", "Business Applications", "Compute", "Databases", "Developer Tools",
         "Multicloud", "Identity", "Integration", "Internet of Things", "Management and Governance", "Media",

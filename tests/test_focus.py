@@ -336,3 +336,27 @@ def test_ledgers_conform_to_focus_and_violations_name_the_column(raw_csv):
     assert ("ChargeCategory", "1 value(s) outside FOCUS 1.2's allowed values for ChargeCategory") in found
     assert ("BillingCurrency", f"{n} value(s) not matching ^[A-Z]{{3}}$") in found
     assert ("CostCenter", "not a FOCUS column and not prefixed x_") in found
+
+
+def test_tax_rows_have_no_pricing_quantity_and_commitments_say_what_they_are():
+    arn_sp, arn_ri = "arn:aws:savingsplans::1:savingsplan/x", "arn:aws:ec2:eu-west-1:1:reserved-instances/y"
+    rows = [
+        _cur2_row("Tax", 2.0, line_item_usage_amount="1", pricing_unit="Tax"),
+        _cur2_row("SavingsPlanCoveredUsage", 0.2, savings_plan_savings_plan_a_r_n=arn_sp, line_item_usage_amount="3"),
+        _cur2_row("DiscountedUsage", 0.0, reservation_reservation_a_r_n=arn_ri, reservation_effective_cost="0.1"),
+        _cur2_row("Fee", 100.0, reservation_reservation_a_r_n=arn_ri),
+        _cur2_row("Usage", 1.0, bill_payer_account_name="Payer Ltd", line_item_usage_account_name="ml-prod"),
+    ]
+    ledger = cur_to_focus(SourceFile("x.parquet", _table(rows), 1), date(2023, 11, 2)).to_pylist()
+    tax, covered, discounted, fee, usage = ledger
+    assert tax["PricingQuantity"] is None and tax["PricingUnit"] is None and tax["ContractedUnitPrice"] is None
+    assert covered["PricingQuantity"] == Decimal(3)
+    assert (covered["CommitmentDiscountType"], covered["CommitmentDiscountCategory"]) == ("Savings Plan", "Spend")
+    assert (discounted["CommitmentDiscountType"], discounted["CommitmentDiscountCategory"]) == (
+        "Reserved Instance",
+        "Usage",
+    )
+    assert covered["CommitmentDiscountStatus"] == discounted["CommitmentDiscountStatus"] == "Used"
+    assert fee["CommitmentDiscountStatus"] is None  # a purchase, not a consumption of the commitment
+    assert usage["CommitmentDiscountStatus"] is None and usage["CommitmentDiscountType"] is None
+    assert (usage["BillingAccountName"], usage["SubAccountName"]) == ("Payer Ltd", "ml-prod")
