@@ -40,7 +40,7 @@ decide(manifest, facts) := {"warn": warnings(manifest, facts), "violations": vio
 
 violations(manifest, facts) := (({v | v := fairness_violation(manifest, facts)} | {v | v := cost_violation(manifest, facts)}) | (({v | v := fairness_missing(manifest, facts)} | {v | v := facts_missing(manifest, facts)}) | ({v | v := facts_incomplete(manifest, facts)} | {v | v := label_missing(manifest)})))
 
-warnings(manifest, facts) := {msg | msg := drift_warning(manifest, facts)} | {msg | msg := fairness_uncertain_warning(manifest, facts)}
+warnings(manifest, facts) := ({msg | msg := drift_warning(manifest, facts)} | {msg | msg := fairness_uncertain_warning(manifest, facts)}) | {msg | msg := team_label_warning(manifest)}
 
 # When the facts carry the upper end of the score's bootstrap interval, the violation needs that
 # end below the threshold too: a small group's noise alone does not roll a model back (it warns).
@@ -135,16 +135,33 @@ finding(manifest, rule, msg) := {"rule": rule, "msg": msg, "severity": severity(
 threshold(manifest, name) := value if {
 	value := governance.models[label(manifest, "app")].thresholds[name]
 } else := value if {
-	value := governance.teams[label(manifest, "team")].thresholds[name]
+	value := governance.teams[team(manifest)].thresholds[name]
 } else := governance.org.thresholds[name]
 
 severity(manifest, rule) := value if {
 	value := governance.models[label(manifest, "app")].severity[rule]
 } else := value if {
-	value := governance.teams[label(manifest, "team")].severity[rule]
+	value := governance.teams[team(manifest)].severity[rule]
 } else := governance.org.severity[rule]
 
 label(manifest, name) := object.get(manifest, ["metadata", "labels", name], "")
+
+# The team whose thresholds apply: the model registry's (data.registry.teams, supplied by the
+# pipeline), and the Deployment's own team label only for a model the registry does not declare;
+# a label is written by whoever writes the manifest under review.
+team(manifest) := t if {
+	t := data.registry.teams[label(manifest, "app")]
+} else := label(manifest, "team")
+
+team_label_warning(manifest) := concat("", [
+	"Team label ", label(manifest, "team"), " differs from the model registry's team ", t, " for ",
+	label(manifest, "app"), ": the registry's thresholds apply.",
+]) if {
+	governed(manifest)
+	t := data.registry.teams[label(manifest, "app")]
+	label(manifest, "team") != ""
+	label(manifest, "team") != t
+}
 
 # The brief governs the credit-scoring-ai Deployment; any other Deployment opts in with the label
 # rai-pipelines.io/governed: "true".

@@ -148,8 +148,11 @@ def _run_gate(args) -> int:
     from rai_pipelines.policy import RegopyEngine
 
     try:
-        bundle = _load_bundle(args.bundle)
-    except PolicyError as exc:
+        from rai_pipelines.errors import RaiError
+        from rai_pipelines.registry import load_registry
+
+        bundle = _load_bundle(args.bundle).with_registry(load_registry(args.registry))
+    except (PolicyError, RaiError) as exc:
         print(f"ERROR - {exc}", file=sys.stderr)
         failed = GateResult(errors=[str(exc)], inputs=[args.bundle])
         if args.junit:

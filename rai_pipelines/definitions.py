@@ -49,7 +49,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ]
         ),
         "registry": ModelRegistryResource(directory=settings.model_registry_dir),
-        "policy": PolicyResource(bundle_dir=settings.policy_dir),
+        "policy": PolicyResource(bundle_dir=settings.policy_dir, registry_dir=settings.model_registry_dir),
         "gitops": GitOpsResource(
             remote=settings.gitops_remote, branch=settings.gitops_branch, workdir=settings.workdir
         ),

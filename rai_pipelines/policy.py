@@ -14,7 +14,7 @@ import re
 import subprocess
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -136,6 +136,16 @@ class PolicyBundle:
     data: dict = field(default_factory=dict)
     digest: str = ""
     revision: str | None = None  # Git commit of the bundle, when it lives in a Git work tree
+
+    def with_registry(self, specs: dict) -> PolicyBundle:
+        """The bundle with `data.registry.teams` (model name -> owning team) from the model registry:
+        the team whose thresholds apply to a Deployment is the registry's, not whatever team label
+        the manifest under review carries. The teams join the digest, since they change decisions."""
+        teams = {name: spec.team for name, spec in sorted(specs.items()) if spec.team}
+        if "registry" in self.data:
+            raise PolicyError(f"policy bundle {self.root}: data.registry is reserved for the model registry")
+        digest = "sha256:" + hashlib.sha256((self.digest + json.dumps(teams, sort_keys=True)).encode()).hexdigest()
+        return replace(self, data={**self.data, "registry": {"teams": teams}}, digest=digest)
 
     @classmethod
     def load(cls, root: str | Path) -> PolicyBundle:

@@ -463,3 +463,29 @@ def test_one_bad_deployment_or_ambiguous_version_never_stops_the_others(bundle):
     # 9.9.9 belongs to two models: it has no facts, so its deployment is alerted, never allowed
     assert decisions["apps/shared"].remediation == "alert"
     assert "token" not in json.dumps(decisions["apps/credit"].record)
+
+
+def test_the_registry_not_the_manifest_decides_whose_thresholds_apply(bundle, specs):
+    """people-analytics warns on drift above 0.5 (its own data), the organisation above 0.3. A
+    Deployment of the people-analytics model that labels itself another team still gets
+    people-analytics's thresholds, with a warning about the label; without the registry, the label
+    is all there is."""
+    governed = {"rai-pipelines.io/governed": "true"}
+    manifest = deployment(app="employment-screening-ai", version="3.1.0", team="credit-risk", labels=governed)
+    facts = {
+        "3.1.0": {
+            "fairness_score": 0.9,
+            "estimated_cost_per_inference_usd": 0.001,
+            "drift_share": 0.4,
+            "drifted_features": ["AGEP"],
+        }
+    }
+    with_registry = bundle.with_registry(specs)
+    assert with_registry.digest != bundle.digest
+    decision = decide(with_registry, manifest, facts)
+    assert not any("Input drift" in w for w in decision.warn)  # 0.4 is under people-analytics's 0.5
+    assert any("differs from the model registry's team people-analytics" in w for w in decision.warn)
+    label_only = decide(bundle, manifest, facts)
+    assert any("Input drift" in w for w in label_only.warn)  # credit-risk has no override: the org's 0.3
+    honest = deployment(app="employment-screening-ai", version="3.1.0", team="people-analytics", labels=governed)
+    assert not any("differs" in w for w in decide(with_registry, honest, facts).warn)

@@ -7,6 +7,8 @@ class PolicyResource(dg.ConfigurableResource):
     """The Rego bundle and the engine that evaluates it (embedded regopy by default)."""
 
     bundle_dir: str
+    # The model registry, whose teams decide which team's thresholds apply (data.registry.teams).
+    registry_dir: str | None = None
     package: str = DEFAULT_PACKAGE
     engine: str = "regopy"
     # Evaluate in a child process stopped after this many seconds, so that a runaway policy cannot
@@ -14,7 +16,12 @@ class PolicyResource(dg.ConfigurableResource):
     evaluation_timeout_s: float | None = 40.0
 
     def bundle(self) -> PolicyBundle:
-        return PolicyBundle.load(self.bundle_dir)
+        bundle = PolicyBundle.load(self.bundle_dir)
+        if self.registry_dir:
+            from rai_pipelines.registry import load_registry
+
+            bundle = bundle.with_registry(load_registry(self.registry_dir))
+        return bundle
 
     def policy_engine(self) -> PolicyEngine:
         if self.engine != "regopy":
