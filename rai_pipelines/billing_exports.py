@@ -12,7 +12,8 @@ import gzip
 import io
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -161,3 +162,47 @@ class CurExportReader:
                         raise BadInputError(f"{uri}: not a readable Parquet file: {exc}") from exc
                 files.append(SourceFile(uri, table, first_data_line=1))
         return files
+
+
+@dataclass
+class OnPremUsageReader:
+    """Measured usage of on-premises or Kubernetes capacity, one Parquet file a day
+    (`{root}/date=YYYY-MM-DD/data.parquet`), priced by the rates declared in Git."""
+
+    root: str
+    declaration: str  # path of the YAML that declares the node pools' rates
+
+    def __post_init__(self) -> None:
+        self.fs, self._base = _filesystem(self.root)
+
+    def _path(self, day: date) -> str:
+        return f"{self._base}/date={day.isoformat()}/data.parquet"
+
+    def fingerprint(self, day: date) -> list[tuple[str, int, float]]:
+        """The usage files of the day's month and the declaration: a restated month or a changed
+        rate changes it."""
+        first = day.replace(day=1)
+        out = []
+        for offset in range(31):
+            current = first + timedelta(days=offset)
+            if current.month != first.month:
+                break
+            info = self.fs.get_file_info(self._path(current))
+            if info.type == pafs.FileType.File:
+                out.append((info.path, info.size or 0, info.mtime.timestamp() if info.mtime else 0.0))
+        declared = Path(self.declaration).stat()
+        return out + [(self.declaration, declared.st_size, declared.st_mtime)]
+
+    def read(self, day: date) -> list[SourceFile]:
+        from rai_pipelines.onprem import load_declaration
+
+        path = self._path(day)
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return []
+        uri = _scheme_uri(self.root, path)
+        with self.fs.open_input_file(path) as f:
+            try:
+                table = pq.read_table(f)
+            except pa.ArrowInvalid as exc:
+                raise BadInputError(f"{uri}: not a readable Parquet file: {exc}") from exc
+        return [SourceFile(uri, table, first_data_line=1, kind="onprem", context=load_declaration(self.declaration))]

@@ -19,6 +19,7 @@ from rai_pipelines.resources import (
     GitOpsResource,
     LakeResource,
     ModelRegistryResource,
+    OnPremUsage,
     PolicyResource,
 )
 from rai_pipelines.schedules import daily_governance_schedule
@@ -46,7 +47,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 AwsCurExport(root=root, layout=layout)
                 for root, layout in ((settings.aws_cur_export_root, "legacy"), (settings.aws_cur2_export_root, "cur2"))
                 if root.lower() != "none"  # RAI_AWS_CUR_EXPORT_ROOT=none: no such export
-            ]
+            ],
+            onprem=[]
+            if settings.onprem_usage_root.lower() == "none"
+            else [OnPremUsage(usage_root=settings.onprem_usage_root, declaration=settings.onprem_declaration)],
         ),
         "registry": ModelRegistryResource(directory=settings.model_registry_dir),
         "policy": PolicyResource(bundle_dir=settings.policy_dir, registry_dir=settings.model_registry_dir),

@@ -249,6 +249,8 @@ class SourceFile:
     uri: str
     table: pa.Table
     first_data_line: int = 2  # CSV: line 1 is the header. Parquet: row numbers start at 1.
+    kind: str = "aws_cur"  # which normalisation reads it: "aws_cur" or "onprem"
+    context: object = None  # what that normalisation needs besides the file (on-prem: the declared rates)
     # CSV only: the physical line of each row, when blank lines or quoted line breaks make it
     # differ from first_data_line + row index.
     row_lines: list[int] | None = None

@@ -24,6 +24,8 @@ class Settings:
     lake_root: str
     aws_cur_export_root: str
     aws_cur2_export_root: str
+    onprem_usage_root: str
+    onprem_declaration: str
     gitops_remote: str
     gitops_branch: str
     policy_dir: str
@@ -41,6 +43,8 @@ class Settings:
             lake_root=_env("RAI_LAKE_ROOT", str(Path(home) / "lake")),
             aws_cur_export_root=_env("RAI_AWS_CUR_EXPORT_ROOT", str(Path(home) / "exports" / "aws-cur-legacy")),
             aws_cur2_export_root=_env("RAI_AWS_CUR2_EXPORT_ROOT", str(Path(home) / "exports" / "aws-cur2")),
+            onprem_usage_root=_env("RAI_ONPREM_USAGE_ROOT", str(Path(home) / "onprem-usage")),
+            onprem_declaration=_env("RAI_ONPREM_COSTS", str(PROJECT_ROOT / "costs" / "onprem.yaml")),
             gitops_remote=_env("RAI_GITOPS_REMOTE", str(Path(home) / "gitops.git")),
             gitops_branch=_env("RAI_GITOPS_BRANCH", "main"),
             policy_dir=_env("RAI_POLICY_DIR", str(PROJECT_ROOT / "policies")),

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rai_pipelines import focus
+from rai_pipelines import ledger as ledger_rows
 from rai_pipelines.ledger_quality import validate_ledger
 from rai_pipelines.markdown import table
 from rai_pipelines.partitions import daily_partitions
@@ -59,7 +60,7 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
     # Taken before reading: a restatement during the read changes it, and the sensor notices.
     fingerprint = billing.export_fingerprint(day)
     sources = billing.read_day(day)
-    parts = [focus.cur_to_focus(source, day) for source in sources]
+    parts = [ledger_rows.to_focus(source, day) for source in sources]
     ledger = pa.concat_tables(parts) if parts else focus.empty_ledger()
     # Reconcile before publishing: a ledger that does not match its exports is never written.
     before = reconcile(day, ledger, sources)
@@ -157,7 +158,7 @@ def reconcile(day: date, ledger: pa.Table, sources: list[focus.SourceFile]) -> d
         ledger_totals[uri] += cost
     rows, mismatched = [], []
     for source in sources:
-        expected = focus.source_daily_totals(source).get(day.isoformat(), Decimal(0))
+        expected = ledger_rows.daily_totals(source).get(day.isoformat(), Decimal(0))
         got = ledger_totals.pop(source.uri, Decimal(0))
         ok = abs(expected - got) < HALF_CENT
         rows.append((source.uri, f"{expected:.6f}", f"{got:.6f}", "ok" if ok else "MISMATCH"))

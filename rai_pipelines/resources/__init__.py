@@ -1,6 +1,6 @@
 """Dagster resources: one per outside system, each with a local implementation (DESIGN.md)."""
 
-from rai_pipelines.resources.billing import AwsCurExport, BillingExportsResource
+from rai_pipelines.resources.billing import AwsCurExport, BillingExportsResource, OnPremUsage
 from rai_pipelines.resources.gitops import GitOpsResource
 from rai_pipelines.resources.lake import LakeResource
 from rai_pipelines.resources.policy import PolicyResource
@@ -12,5 +12,6 @@ __all__ = [
     "GitOpsResource",
     "LakeResource",
     "ModelRegistryResource",
+    "OnPremUsage",
     "PolicyResource",
 ]

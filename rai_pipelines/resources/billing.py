@@ -4,7 +4,7 @@ from datetime import date
 
 import dagster as dg
 
-from rai_pipelines.billing_exports import CurExportReader
+from rai_pipelines.billing_exports import CurExportReader, OnPremUsageReader
 from rai_pipelines.focus import SourceFile
 
 
@@ -17,13 +17,23 @@ class AwsCurExport(dg.Config):
     name: str = "rai-cur"
 
 
+class OnPremUsage(dg.Config):
+    """Measured usage of on-premises or Kubernetes capacity and the Git file declaring its rates."""
+
+    usage_root: str  # {usage_root}/date=YYYY-MM-DD/data.parquet, local or s3://
+    declaration: str  # YAML: node pools and their amortised purchase, power and support per unit
+
+
 class BillingExportsResource(dg.ConfigurableResource):
-    """Every billing export that feeds the cost ledger."""
+    """Every cost source that feeds the cost ledger."""
 
     aws: list[AwsCurExport]
+    onprem: list[OnPremUsage] = []
 
-    def readers(self) -> list[CurExportReader]:
-        return [CurExportReader(e.root, e.layout, e.prefix, e.name) for e in self.aws]
+    def readers(self) -> list[CurExportReader | OnPremUsageReader]:
+        return [CurExportReader(e.root, e.layout, e.prefix, e.name) for e in self.aws] + [
+            OnPremUsageReader(o.usage_root, o.declaration) for o in self.onprem
+        ]
 
     def export_fingerprint(self, day: date) -> str:
         """A digest of the export files (path, size, modification time) of the day's billing period,
