@@ -130,3 +130,24 @@ def run_peer(python: Path, script: Path, *args: str, timeout: float) -> dict:
             f"--- stdout (tail) ---\n{_tail(done.stdout, 5)}\n--- stderr (tail) ---\n{_tail(done.stderr)}"
         )
     return result
+
+
+# The FinOps Foundation's focus-converter (benchmarks/peers/focus_converter_run.py). 1.0.0 is the newest
+# release; it pins polars 0.20.10 and pyarrow<15, and depends on focus-validator, so the validator's pins
+# hold here too (numpy<2; pandera 0.17 needs multimethod 1.10). Verified with Python 3.11: typer 0.9 (its
+# CLI) fails on click 8.3+ ("Secondary flag is not valid for non-boolean flag"), so click stays on 8.1.
+FOCUS_CONVERTER_REQUIREMENTS = [
+    "focus-converter==1.0.0",
+    "focus-validator==1.0.0",
+    "polars==0.20.10",
+    "pyarrow==14.0.2",
+    "pandas==2.3.3",
+    "numpy==1.26.4",
+    "pandera==0.17.2",
+    "multimethod==1.10",
+    "typer==0.9.4",
+    "click==8.1.8",
+    "sqlglot==18.17.0",
+    "pydantic==2.14.4",
+    "pytz==2023.4",
+]
