@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rai_pipelines.errors import BadInputError
 
@@ -69,6 +70,7 @@ OPTIONAL_CUR_COLUMNS = (
     "savings_plan_total_commitment_to_date",
     "savings_plan_used_commitment",
 )
+PRODUCT_MAP_KEYS = ("product_name", "servicecode", "region_code", "location", "sku")
 NUMERIC_CUR_COLUMNS = (
     "line_item_unblended_cost",
     "line_item_net_unblended_cost",
@@ -281,6 +283,16 @@ def _prepare(source: SourceFile) -> tuple[pa.Table, dict[str, str]]:
         original[canonical] = name
         columns.append(table.column(name))
         names.append(canonical)
+    # CUR 2.0 keeps most product attributes in the `product` map (product['product_name'], ...),
+    # where the legacy report had product/ProductName columns: look them up when no column has them.
+    if "product" in table.column_names and pa.types.is_map(table.column("product").type):
+        product = table.column("product")
+        for key in PRODUCT_MAP_KEYS:
+            canonical = f"product_{key}"
+            if canonical not in original:
+                columns.append(pc.map_lookup(product, pa.scalar(key), "first"))
+                names.append(canonical)
+                original[canonical] = f"product['{key}']"
     missing = [c for c in REQUIRED_CUR_COLUMNS if c not in original]
     if missing:
         shown = ", ".join(missing)

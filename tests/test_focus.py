@@ -360,3 +360,17 @@ def test_tax_rows_have_no_pricing_quantity_and_commitments_say_what_they_are():
     assert fee["CommitmentDiscountStatus"] is None  # a purchase, not a consumption of the commitment
     assert usage["CommitmentDiscountStatus"] is None and usage["CommitmentDiscountType"] is None
     assert (usage["BillingAccountName"], usage["SubAccountName"]) == ("Payer Ltd", "ml-prod")
+
+
+def test_cur2_product_attributes_come_from_the_product_map():
+    rows = [_cur2_row("Usage", 1.0), _cur2_row("Usage", 2.0)]
+    table = _table(rows).append_column(
+        "product",
+        pa.array(
+            [[("product_name", "Amazon Elastic Compute Cloud"), ("region_code", "eu-west-1")], None],
+            pa.map_(pa.string(), pa.string()),
+        ),
+    )
+    ledger = cur_to_focus(SourceFile("x.parquet", table, 1), date(2023, 11, 2)).to_pylist()
+    assert [r["ServiceName"] for r in ledger] == ["Amazon Elastic Compute Cloud", "AmazonEC2"]
+    assert [r["RegionId"] for r in ledger] == ["eu-west-1", None]

@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import shutil
 from decimal import Decimal
 
@@ -211,7 +212,8 @@ def test_rollback_job_pushes_the_last_compliant_versions(loop, tmp_path):
 def test_a_manifest_with_an_unsafe_version_is_alerted_not_rolled_back(loop, tmp_path):
     with GitOpsCheckout(loop["url"], "main", str(tmp_path)) as co:
         patch = co.path / "apps/credit-scoring-ai/overlays/production/model-version.yaml"
-        patch.write_text(patch.read_text().replace('model-version: "1.4.2"', 'model-version: "1.4.2;reboot"'))
+        # Whatever version the overlay pins (an earlier test may have rolled it back), made unsafe.
+        patch.write_text(re.sub(r'model-version: "([^"]+)"', r'model-version: "\1;reboot"', patch.read_text()))
         co.commit("break the label", "test", {})
         co.push()
     tick = _evaluate(loop)
