@@ -314,9 +314,8 @@ def _tags_json(table: pa.Table, tag_cols: list[str]) -> pa.Array:
     Tag cardinality is small, so rows share their JSON strings through a dictionary of tag tuples."""
     n = table.num_rows
     if "resource_tags" in table.column_names:
-        values = table.column("resource_tags").to_pylist()
-        rows = [tuple(sorted((tag_key(k), v) for k, v in (m or []) if v not in (None, ""))) for m in values]
-    elif tag_cols:
+        return _map_tags_json(table.column("resource_tags"))
+    if tag_cols:
         keys = [tag_key(c) for c in tag_cols]
         cols = [table.column(c).to_pylist() for c in tag_cols]
         rows = [
@@ -332,6 +331,50 @@ def _tags_json(table: pa.Table, tag_cols: list[str]) -> pa.Array:
         if text is None:
             text = cache[row] = json.dumps(dict(row), sort_keys=True)
         out.append(text)
+    return pa.array(out, pa.string())
+
+
+_KEY_SEP, _PAIR_SEP, _NULL = "\x1f", "\x1e", "\x00"
+
+
+def _map_tags_json(column: pa.ChunkedArray) -> pa.Array:
+    """The CUR 2.0 map column as JSON without a Python object per row: each row's raw keys and
+    values are joined into one signature string in Arrow, the signatures are dictionary-encoded, and
+    only the distinct tag sets (tens of thousands a day, against millions of rows) are normalised and
+    serialised in Python."""
+    out = []
+    for chunk in column.chunks:
+        if len(chunk) == 0:
+            continue
+        if any(pc.any(pc.match_substring_regex(part, "[\x00\x1e\x1f]")).as_py() for part in (chunk.keys, chunk.items)):
+            out.append(_map_tags_json_by_row(chunk))  # separators inside tags: the plain, slower way
+            continue
+        keys = pa.ListArray.from_arrays(chunk.offsets, chunk.keys)
+        items = pa.ListArray.from_arrays(chunk.offsets, pc.fill_null(chunk.items, _NULL))
+        signature = pc.binary_join_element_wise(
+            pc.binary_join(keys, _KEY_SEP), pc.binary_join(items, _KEY_SEP), _PAIR_SEP
+        )
+        signature = pc.if_else(chunk.is_valid(), signature, pa.scalar(None, pa.string()))
+        encoded = pc.dictionary_encode(signature)
+        texts = []
+        for raw in encoded.dictionary.to_pylist():
+            raw_keys, raw_items = raw.split(_PAIR_SEP)
+            pairs = zip(raw_keys.split(_KEY_SEP), raw_items.split(_KEY_SEP), strict=True) if raw_keys else []
+            row = sorted((tag_key(k), v) for k, v in pairs if v not in (_NULL, ""))
+            texts.append(json.dumps(dict(row), sort_keys=True))
+        resolved = pa.array(texts, pa.string()).take(encoded.indices)
+        out.append(pc.fill_null(resolved, "{}"))
+    return pa.concat_arrays(out) if out else pa.array([], pa.string())
+
+
+def _map_tags_json_by_row(chunk: pa.MapArray) -> pa.Array:
+    cache: dict[tuple, str] = {}
+    out = []
+    for entries in chunk.to_pylist():
+        row = tuple(sorted((tag_key(k), v) for k, v in (entries or []) if v not in (None, "")))
+        if row not in cache:
+            cache[row] = json.dumps(dict(row), sort_keys=True)
+        out.append(cache[row])
     return pa.array(out, pa.string())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 from collections import Counter
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -374,3 +375,26 @@ def test_cur2_product_attributes_come_from_the_product_map():
     ledger = cur_to_focus(SourceFile("x.parquet", table, 1), date(2023, 11, 2)).to_pylist()
     assert [r["ServiceName"] for r in ledger] == ["Amazon Elastic Compute Cloud", "AmazonEC2"]
     assert [r["RegionId"] for r in ledger] == ["eu-west-1", None]
+
+
+@pytest.mark.parametrize("with_separator", [False, True])
+def test_map_tags_become_the_same_json_whatever_their_shape(with_separator):
+    from rai_pipelines.focus import _map_tags_json
+
+    value = "a\x1fb" if with_separator else "search"
+    maps = [
+        [("user_model_name", "m"), ("user:team", value), ("user_env", None)],
+        None,
+        [],
+        [("user_team", "x"), ("user:team", "y")],  # two raw keys, one normalised key: the larger value wins
+        [("user_model_name", "m"), ("user:team", value), ("user_env", None)],
+    ]
+    column = pa.chunked_array(
+        [pa.array(maps[:2], pa.map_(pa.string(), pa.string())), pa.array(maps[2:], pa.map_(pa.string(), pa.string()))]
+    )
+    expected = []
+    for entries in maps:
+        row = sorted((tag_key(k), v) for k, v in (entries or []) if v not in (None, ""))
+        expected.append(json.dumps(dict(row), sort_keys=True))
+    assert _map_tags_json(column).to_pylist() == expected
+    assert expected[0] == json.dumps({"model_name": "m", "team": value}, sort_keys=True) and expected[1] == "{}"
