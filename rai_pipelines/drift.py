@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -73,16 +72,6 @@ class DriftResult:
     @property
     def max_effect_size(self) -> float:
         return max((f.effect_size for f in self.features), default=0.0)
-
-
-class DriftDetector(Protocol):
-    def detect(
-        self,
-        reference: pd.DataFrame | None,
-        current: pd.DataFrame,
-        score_column: str | None = "score",
-        profile: ReferenceProfile | None = None,
-    ) -> DriftResult: ...
 
 
 # -- the statistics ---------------------------------------------------------------------------------
@@ -289,7 +278,10 @@ def categorical_drift(profile: _CategoricalProfile, current: pd.Series) -> tuple
 
 
 # -- the detectors ------------------------------------------------------------------------------------
-class _Detector:
+class DriftDetector:
+    """The interface every backend implements: `detect` against a reference frame or its stored
+    profile; a backend supplies the per-feature p-values and statistics."""
+
     backend = ""
 
     def __init__(
@@ -395,7 +387,7 @@ class _Detector:
         )
 
 
-class ColumnarDrift(_Detector):
+class ColumnarDrift(DriftDetector):
     backend = "columnar"
 
     def _p_values_and_statistics(self, reference, current, profile, raw):
@@ -403,7 +395,7 @@ class ColumnarDrift(_Detector):
         return np.array([raw[c][1] for c in columns]), np.array([raw[c][0] for c in columns])
 
 
-class AlibiTabularDrift(_Detector):
+class AlibiTabularDrift(DriftDetector):
     """alibi-detect's TabularDrift for the per-feature tests; effect sizes as in the columnar backend."""
 
     backend = "alibi-detect"
@@ -441,7 +433,7 @@ def make_detector(
     p_value: float = 0.05,
     correction: str = "bonferroni",
     min_effect_size: float = 0.1,
-) -> _Detector:
+) -> DriftDetector:
     detectors = {"columnar": ColumnarDrift, "alibi-detect": AlibiTabularDrift}
     if backend not in detectors:
         raise ValueError(f"drift backend must be one of {', '.join(BACKENDS)}, not {backend!r}")

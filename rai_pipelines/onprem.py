@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from rai_pipelines.errors import BadInputError
 from rai_pipelines.focus import ATTRIBUTION_TAGS, LEDGER_SCHEMA, SourceFile, tag_key
+from rai_pipelines.yamlfile import read_yaml_mapping
 
 USAGE_COLUMNS = ("cluster", "node_pool", "resource_id", "usage_start", "usage_end", "quantity", "resource_tags")
 COMPONENTS = ("amortised_purchase", "power", "support")
@@ -57,15 +58,8 @@ def _decimal(value, where: str) -> Decimal:
 
 
 def load_declaration(path: str | Path) -> OnPremDeclaration:
-    from ruamel.yaml import YAML
-
     path = Path(path)
-    try:
-        doc = YAML(typ="safe").load(path.read_text())
-    except Exception as exc:  # ruamel raises many parser error types
-        raise BadInputError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise BadInputError(f"{path}: expected a mapping at the top level")
+    doc = read_yaml_mapping(path)
     currency = str(doc.get("currency", ""))
     if len(currency) != 3 or not currency.isupper():
         raise BadInputError(f"{path}: currency must be an ISO 4217 code, not {currency!r}")

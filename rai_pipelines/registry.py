@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from rai_pipelines.errors import BadInputError
+from rai_pipelines.yamlfile import read_yaml_mapping
 
 # A model version ends up in file paths, Git commit messages, kustomize fields and CLI arguments:
 # allow only what is safe in all of them (no '/', no '..', no shell metacharacters).
@@ -131,12 +130,7 @@ def _req(doc: dict, key: str, path: str):
 
 
 def load_model_spec(path: Path) -> ModelSpec:
-    try:
-        doc = YAML(typ="safe").load(path.read_text())
-    except Exception as exc:  # ruamel raises many parser error types
-        raise BadInputError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise BadInputError(f"{path}: expected a mapping at the top level")
+    doc = read_yaml_mapping(path)
     name = validate_model_name(_req(doc, "name", str(path)), f"{path}: name")
     features = _req(doc, "features", str(path))
     versions = {}
