@@ -24,16 +24,16 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import SINGLE_THREAD_ENV, pin_to_one_core, run_in_workdir  # noqa: E402
+
 MAX_S = 10
 MAX_RSS_MB = 2048
-SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 NUMERIC_KINDS = (
     "normal",
     "lognormal",
@@ -158,10 +158,7 @@ def generate(args: argparse.Namespace) -> None:
 
 # -- the measured step (child process) ----------------------------------------------------------------
 def measure(args: argparse.Namespace) -> None:
-    for key, value in SINGLE_THREAD_ENV.items():  # already set by the parent; before NumPy is imported
-        os.environ[key] = value
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
+    cpu = pin_to_one_core()  # before NumPy and Arrow are imported
     import pyarrow.parquet as pq
 
     from rai_pipelines.drift import make_detector
@@ -221,10 +218,7 @@ def measure(args: argparse.Namespace) -> None:
 
 def measure_warm(args: argparse.Namespace) -> None:
     """A later day: the reference's profile is read from the lake, only the day's data from Parquet."""
-    for key, value in SINGLE_THREAD_ENV.items():
-        os.environ[key] = value
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
+    pin_to_one_core()  # before NumPy and Arrow are imported
     import pyarrow.parquet as pq
 
     from rai_pipelines.drift import ReferenceProfile, make_detector
@@ -269,7 +263,6 @@ def run_self(flag: str, args: argparse.Namespace, workdir: Path, env: dict[str, 
 
 
 def evidently_seconds(workdir: Path, numeric: list[str], categorical: list[str]) -> dict:
-    sys.path.insert(0, str(Path(__file__).parent))
     from peers import EVIDENTLY_REQUIREMENTS, PEERS_DIR, peer_python, run_peer
 
     python = peer_python("evidently", EVIDENTLY_REQUIREMENTS)
@@ -415,16 +408,7 @@ def main() -> None:
     if args.warm_child:
         measure_warm(args)
         return
-    if args.workdir:
-        workdir = Path(args.workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        sys.exit(report(args, workdir))
-    workdir = Path(tempfile.mkdtemp(prefix="drift-benchmark-"))
-    try:
-        status = report(args, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    sys.exit(status)
+    run_in_workdir(args.workdir, "drift-benchmark-", lambda workdir: report(args, workdir))
 
 
 if __name__ == "__main__":

@@ -45,14 +45,15 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import SINGLE_THREAD_ENV, pin_to_one_core, run_in_workdir  # noqa: E402
 
 MIN_ROWS_PER_S = 1_500_000
 MAX_RSS_MB = 1536
@@ -60,13 +61,6 @@ DAY = date(2025, 3, 1)  # the first day of its billing period: the period's Tax 
 PERIOD_START = datetime(2025, 3, 1, tzinfo=timezone.utc)
 PERIOD_END = datetime(2025, 4, 1, tzinfo=timezone.utc)
 SOURCE_URI = "s3://rai-billing/cur/rai-cur/data/BILLING_PERIOD=2025-03/rai-cur-00001.snappy.parquet"
-SINGLE_THREAD_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "POLARS_MAX_THREADS": "1",
-    "RAYON_NUM_THREADS": "1",
-}
 STAGES = ("read", "normalise", "totals", "write")
 
 # -- the catalogue the generator draws from ---------------------------------------------------------------
@@ -573,10 +567,7 @@ def _vm_kb(field: str) -> int:
 
 
 def measure(args: argparse.Namespace) -> None:
-    for key, value in SINGLE_THREAD_ENV.items():  # already set by the parent; before Arrow/DuckDB load
-        os.environ[key] = value
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
+    cpu = pin_to_one_core()  # before NumPy and Arrow are imported
     if args.address_space_gb > 0:
         limit = int(args.address_space_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -718,7 +709,6 @@ def run_guarded(flag: str, args: argparse.Namespace, workdir: Path, env: dict[st
 
 
 def converter_seconds(workdir: Path, timeout: float) -> dict:
-    sys.path.insert(0, str(Path(__file__).parent))
     from peers import FOCUS_CONVERTER_REQUIREMENTS, PEERS_DIR, peer_python, run_peer
 
     python = peer_python("focus-converter", FOCUS_CONVERTER_REQUIREMENTS)
@@ -855,16 +845,7 @@ def main() -> None:
     if args.child:
         measure(args)
         return
-    if args.workdir:
-        workdir = Path(args.workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        sys.exit(report(args, workdir))
-    workdir = Path(tempfile.mkdtemp(prefix="ledger-benchmark-"))
-    try:
-        status = report(args, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    sys.exit(status)
+    run_in_workdir(args.workdir, "ledger-benchmark-", lambda workdir: report(args, workdir))
 
 
 if __name__ == "__main__":
