@@ -20,18 +20,17 @@ and Tax; hourly usage within the first UTC day of a billing period (so the month
 start with the period, land on that day too and every line item belongs to the ledger partition).
 
 The measured process, pinned to one CPU with single-threaded BLAS/OpenMP/Arrow/Polars settings, does for
-that one file what the cost_ledger asset does today: pyarrow.parquet.read_table, then focus.cur_to_focus
-(normalise), focus.source_daily_totals (the independent totals the reconciliation check compares with),
-and writes the ledger with zstd. Each stage is timed; rows per second is the file's rows over the sum of
-the four. (focus._connect leaves DuckDB's thread count at its default, the machine's core count, but the
-affinity keeps every thread on the one CPU.) Its peak RSS is its own (the parent stays small: a child's
-ru_maxrss starts from its parent's high-water mark on Linux). Guards, so that a size the code cannot
-take fails with a message instead of swapping or hanging: the child's address space is capped with
-RLIMIT_AS (--address-space-gb), and the parent kills it when a stage runs longer than --stage-timeout
-seconds or its RSS passes --max-child-rss-gb. Today's code holds the whole file as an Arrow table and
-folds the tags through Python: about 1.6 GB of RSS per million rows after the read and 3.8 GB per
-million at its peak, so at the default 10,000,000 rows it stops at the read stage on a 24 GB machine
-(use --rows 1000000 or 2000000 and extrapolate; time and memory grow linearly).
+that one file what the cost_ledger asset does: the ledger streamed batch by batch (focus.cur_to_focus_batches
+reads only the columns the ledger needs, 64k rows at a time, validates them, normalises them in DuckDB; each
+batch is written with zstd and added to the exact totals and to the FOCUS profile), then the independent
+totals the reconciliation compares with (focus.source_daily_totals, Arrow compute on the raw columns), then
+the Great Expectations FOCUS suite on the profile. Each stage is timed; rows per second is the file's rows
+over the sum of the three. (focus._connect leaves DuckDB's thread count at its default, the machine's core
+count, but the affinity keeps every thread on the one CPU.) Its peak RSS is its own (the parent stays
+small: a child's ru_maxrss starts from its parent's high-water mark on Linux). Guards, so that a size the
+code cannot take fails with a message instead of swapping or hanging: the child's address space is capped
+with RLIMIT_AS (--address-space-gb), and the parent kills it when a stage runs longer than --stage-timeout
+seconds or its RSS passes --max-child-rss-gb.
 
 focus-converter (FinOps Foundation) runs in its own virtual environment (benchmarks/peers.py) on the
 same file, also on one CPU; see benchmarks/peers/focus_converter_run.py for what it supports and what is
@@ -61,7 +60,7 @@ DAY = date(2025, 3, 1)  # the first day of its billing period: the period's Tax 
 PERIOD_START = datetime(2025, 3, 1, tzinfo=timezone.utc)
 PERIOD_END = datetime(2025, 4, 1, tzinfo=timezone.utc)
 SOURCE_URI = "s3://rai-billing/cur/rai-cur/data/BILLING_PERIOD=2025-03/rai-cur-00001.snappy.parquet"
-STAGES = ("read", "normalise", "totals", "write")
+STAGES = ("ledger", "totals", "conformance")
 
 # -- the catalogue the generator draws from ---------------------------------------------------------------
 PAYER = "123456789012"
@@ -572,7 +571,6 @@ def measure(args: argparse.Namespace) -> None:
         limit = int(args.address_space_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from rai_pipelines import focus
@@ -592,38 +590,47 @@ def measure(args: argparse.Namespace) -> None:
         rss_after[name] = _vm_kb("VmRSS") / 1024
         print(f"done {name} {seconds[name]:.3f} s, RSS {rss_after[name]:.0f} MB", flush=True)
 
-    start = stage("read")
-    table = pq.read_table(workdir / "cur.parquet")
-    done("read", start)
-    source = focus.SourceFile(SOURCE_URI, table, first_data_line=1)
-    start = stage("normalise")
-    ledger = focus.cur_to_focus(source, DAY)
-    done("normalise", start)
+    import pyarrow.fs as pafs
+
+    from rai_pipelines.ledger import LedgerSummary
+    from rai_pipelines.ledger_quality import LedgerProfile, validate_ledger
+
+    path = str(workdir / "cur.parquet")
+    source = focus.SourceFile.streamed(focus.ParquetInput(pafs.LocalFileSystem(), path, SOURCE_URI))
+    summary, profile = LedgerSummary(), LedgerProfile(focus.LEDGER_SCHEMA)
+    rss_samples: list[float] = []
+    start = stage("ledger")
+    with pq.ParquetWriter(workdir / "ledger.parquet", focus.LEDGER_SCHEMA, compression="zstd") as writer:
+        for batch in focus.cur_to_focus_batches(source, DAY):
+            writer.write_batch(batch)
+            summary.add(batch)
+            profile.add(batch)
+            rss_samples.append(_vm_kb("VmRSS") / 1024)
+    done("ledger", start)
     start = stage("totals")
     totals = focus.source_daily_totals(source)
     done("totals", start)
-    start = stage("write")
-    pq.write_table(ledger, workdir / "ledger.parquet", compression="zstd")
-    done("write", start)
+    start = stage("conformance")
+    conformance = validate_ledger(profile)
+    done("conformance", start)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # Not timed: does the ledger reconcile with the independent totals (what the blocking check asks)?
-    billed = pc.sum(ledger.column("BilledCost")).as_py()
+    billed = summary.billed_by_source.get(SOURCE_URI)
     expected = totals.get(DAY.isoformat())
     figures = {
         "cpu": cpu,
-        "rows": table.num_rows,
-        "ledger_rows": ledger.num_rows,
-        "columns": table.num_columns,
-        "arrow_table_mb": table.nbytes / 2**20,
-        "ledger_arrow_mb": ledger.nbytes / 2**20,
+        "rows": source.num_rows,
+        "ledger_rows": summary.rows,
+        "columns": len(source.schema),
         "ledger_file_mb": (workdir / "ledger.parquet").stat().st_size / 2**20,
         "seconds": seconds,
         "rss_after_mb": rss_after,
+        "rss_while_streaming_mb": max(rss_samples, default=0.0),
         "peak_rss_mb": peak_rss_mb,
         "vm_hwm_mb": _vm_kb("VmHWM") / 1024,
         "billed": str(billed),
         "expected": str(expected),
         "reconciles": billed == expected,
+        "conforms": conformance.passed,
         "days": sorted(totals),
     }
     print(json.dumps(figures), flush=True)
@@ -739,8 +746,11 @@ def report(args: argparse.Namespace, workdir: Path) -> int:
     )
     env = {**os.environ, **SINGLE_THREAD_ENV}
     print(
-        f"measuring read -> focus.cur_to_focus -> focus.source_daily_totals -> write (zstd) in a child pinned to one "
-        f"CPU (guards: {args.stage_timeout} s per stage, RSS {args.max_child_rss_gb:g} GB, address space "
+        f"measuring what the cost_ledger asset does, in a child pinned to one CPU: the ledger streamed batch by batch "
+        f"(focus.cur_to_focus_batches: read only the needed columns, validate, normalise; write zstd; the exact totals "
+        f"and the FOCUS profile per batch), the independent totals (focus.source_daily_totals), and the Great "
+        f"Expectations FOCUS suite on the profile (validate_ledger)"
+        f" (guards (guards: {args.stage_timeout} s per stage, RSS {args.max_child_rss_gb:g} GB, address space "
         f"{args.address_space_gb:g} GB)",
         flush=True,
     )
@@ -756,10 +766,10 @@ def report(args: argparse.Namespace, workdir: Path) -> int:
         rows_per_s = args.rows / total_s
         peak_rss_mb = child["peak_rss_mb"]
         print(
-            f"measured on CPU {child['cpu']}: read {seconds['read']:.2f} s (Arrow table {child['arrow_table_mb']:.0f} "
-            f"MB), normalise (cur_to_focus) {seconds['normalise']:.2f} s, independent totals "
-            f"(source_daily_totals) {seconds['totals']:.2f} s, write {seconds['write']:.2f} s "
-            f"({child['ledger_file_mb']:.0f} MB zstd); RSS after each stage: "
+            f"measured on CPU {child['cpu']}: ledger streamed (read, normalise, write, summaries) "
+            f"{seconds['ledger']:.2f} s ({child['ledger_file_mb']:.0f} MB zstd), independent totals "
+            f"{seconds['totals']:.2f} s, FOCUS suite {seconds['conformance']:.2f} s "
+            f"({'conforms' if child['conforms'] else 'DOES NOT CONFORM'}); RSS after each stage: "
             + ", ".join(f"{s} {child['rss_after_mb'][s]:.0f} MB" for s in STAGES)
         )
         print(
@@ -799,10 +809,7 @@ def report(args: argparse.Namespace, workdir: Path) -> int:
         json.dumps(
             {
                 "rows": args.rows,
-                "read_s": round(seconds["read"], 3) if seconds["read"] is not None else None,
-                "normalise_s": round(seconds["normalise"], 3) if seconds["normalise"] is not None else None,
-                "totals_s": round(seconds["totals"], 3) if seconds["totals"] is not None else None,
-                "write_s": round(seconds["write"], 3) if seconds["write"] is not None else None,
+                **{f"{s}_s": round(seconds[s], 3) if seconds[s] is not None else None for s in STAGES},
                 "total_s": round(total_s, 3) if total_s is not None else None,
                 "rows_per_s": round(rows_per_s) if rows_per_s is not None else None,
                 "peak_rss_mb": round(peak_rss_mb, 1) if peak_rss_mb is not None else None,

@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from rai_pipelines.errors import BadInputError
-from rai_pipelines.focus import SourceFile
+from rai_pipelines.focus import ParquetInput, SourceFile
 
 
 def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
@@ -155,12 +155,10 @@ class CurExportReader:
                     raise BadInputError(f"{uri}: {len(lines)} records by line but {table.num_rows} parsed rows")
                 files.append(SourceFile(uri, table, first_data_line=2, row_lines=lines))
             else:
-                with self.fs.open_input_file(path) as f:
-                    try:
-                        table = pq.read_table(f)
-                    except pa.ArrowInvalid as exc:
-                        raise BadInputError(f"{uri}: not a readable Parquet file: {exc}") from exc
-                files.append(SourceFile(uri, table, first_data_line=1))
+                # Streamed: read batch by batch, only the columns the ledger needs, when it is built.
+                parquet = ParquetInput(self.fs, path, uri)
+                parquet.schema  # noqa: B018 - a file that is no Parquet at all fails here, naming it
+                files.append(SourceFile.streamed(parquet))
         return files
 
 

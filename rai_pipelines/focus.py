@@ -7,8 +7,10 @@ the columnar work. Bad values raise BadInputError naming the file, the row and t
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -16,6 +18,7 @@ from decimal import Decimal
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from rai_pipelines.errors import BadInputError
 
@@ -230,6 +233,7 @@ def canonical_cur_name(name: str) -> str:
     return f"{category}_{field}"
 
 
+@functools.lru_cache(maxsize=65_536)
 def tag_key(raw: str) -> str:
     """Normalise a resource tag key across export formats: `user:model-name`, `user_model_name`
     and `model-name` all become `model_name`; AWS-generated `aws:` keys keep their prefix."""
@@ -244,190 +248,311 @@ def tag_key(raw: str) -> str:
     return key.replace("-", "_").replace(":", "_").lower()
 
 
+# Rows per batch of the streamed normalisation: large enough that DuckDB's per-query overhead is
+# noise, small enough for the CPU caches (measured: Parquet decodes a 64k batch fastest).
+BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class ParquetInput:
+    """A Parquet export file read batch by batch, with only the columns the ledger needs."""
+
+    filesystem: pafs.FileSystem
+    path: str
+    uri: str
+
+    def _file(self):
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(self.filesystem.open_input_file(self.path))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise BadInputError(f"{self.uri}: not a readable Parquet file: {exc}") from exc
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._file().schema_arrow
+
+    @property
+    def num_rows(self) -> int:
+        return self._file().metadata.num_rows
+
+    def batches(self, columns: list[str], batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        reader = self._file()
+        try:
+            yield from reader.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise BadInputError(f"{self.uri}: not a readable Parquet file: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class SourceFile:
-    """One export file: where it is and the Arrow table read from it."""
+    """One export file: where it is and its rows, either read (`table`) or streamed (`parquet`)."""
 
     uri: str
-    table: pa.Table
+    table: pa.Table | None
     first_data_line: int = 2  # CSV: line 1 is the header. Parquet: row numbers start at 1.
     kind: str = "aws_cur"  # which normalisation reads it: "aws_cur" or "onprem"
     context: object = None  # what that normalisation needs besides the file (on-prem: the declared rates)
     # CSV only: the physical line of each row, when blank lines or quoted line breaks make it
     # differ from first_data_line + row index.
     row_lines: list[int] | None = None
+    parquet: ParquetInput | None = None
+
+    @classmethod
+    def streamed(cls, parquet: ParquetInput, kind: str = "aws_cur") -> SourceFile:
+        return cls(parquet.uri, None, first_data_line=1, kind=kind, parquet=parquet)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.parquet.schema if self.parquet is not None else self.table.schema
 
     def row_numbers(self) -> list[int]:
         if self.row_lines is not None:
             return self.row_lines
-        return list(range(self.first_data_line, self.first_data_line + self.table.num_rows))
+        return list(range(self.first_data_line, self.first_data_line + self.num_rows))
+
+    @property
+    def num_rows(self) -> int:
+        return self.parquet.num_rows if self.parquet is not None else self.table.num_rows
+
+    def batches(self, columns: list[str], batch_size: int = BATCH_ROWS) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        """(batch, the row number of each of its rows), `columns` only, in file order."""
+        if self.parquet is not None:
+            offset = self.first_data_line
+            for batch in self.parquet.batches(columns, batch_size):
+                yield batch, pa.array(range(offset, offset + batch.num_rows), pa.int64())
+                offset += batch.num_rows
+            return
+        table = self.table.select(columns)
+        lines = pa.array(self.row_numbers(), pa.int64())
+        start = 0
+        for batch in table.to_batches(max_chunksize=batch_size):
+            yield batch, lines.slice(start, batch.num_rows)
+            start += batch.num_rows
 
 
-def _legacy_tag_columns(table: pa.Table) -> list[str]:
-    return [c for c in table.column_names if c.startswith("resourceTags/") or c.startswith("resource_tags_")]
+def _legacy_tag_columns(names: list[str]) -> list[str]:
+    return [c for c in names if c.startswith("resourceTags/") or c.startswith("resource_tags_")]
 
 
-def _prepare(source: SourceFile) -> tuple[pa.Table, dict[str, str]]:
-    """Rename to CUR 2.0 names, fold tags into one JSON column, add the missing optional columns.
-    Returns the table and the mapping canonical name -> name as found in the file (for errors)."""
-    table = source.table
-    original = {}
-    columns, names = [], []
-    tag_cols = _legacy_tag_columns(table)
-    for name in table.column_names:
-        if name in tag_cols or name == "resource_tags":
-            continue
+@dataclass(frozen=True)
+class _Layout:
+    """How one file's columns map onto the CUR 2.0 names the ledger SQL uses."""
+
+    original: dict[str, str]  # canonical name -> name in the file (or product['key'])
+    read: list[str]  # the file's columns to read
+    product_keys: tuple[str, ...]  # canonical names to look up in the product map
+    tag_columns: list[str]  # legacy resourceTags/* columns
+    tag_map: bool  # CUR 2.0 resource_tags map
+
+
+def _layout(source: SourceFile) -> _Layout:
+    names = source.schema.names
+    original: dict[str, str] = {}
+    wanted = set(REQUIRED_CUR_COLUMNS) | set(OPTIONAL_CUR_COLUMNS)
+    read: list[str] = []
+    for name in names:
         canonical = canonical_cur_name(name)
-        if canonical in original:
-            continue
-        original[canonical] = name
-        columns.append(table.column(name))
-        names.append(canonical)
+        if canonical in wanted and canonical not in original:
+            original[canonical] = name
+            read.append(name)
     # CUR 2.0 keeps most product attributes in the `product` map (product['product_name'], ...),
     # where the legacy report had product/ProductName columns: look them up when no column has them.
-    if "product" in table.column_names and pa.types.is_map(table.column("product").type):
-        product = table.column("product")
+    product_keys: list[str] = []
+    if "product" in names and pa.types.is_map(source.schema.field("product").type):
         for key in PRODUCT_MAP_KEYS:
             canonical = f"product_{key}"
             if canonical not in original:
-                columns.append(pc.map_lookup(product, pa.scalar(key), "first"))
-                names.append(canonical)
+                product_keys.append(key)
                 original[canonical] = f"product['{key}']"
+        if product_keys:
+            read.append("product")
     missing = [c for c in REQUIRED_CUR_COLUMNS if c not in original]
     if missing:
-        shown = ", ".join(missing)
-        raise BadInputError(f"{source.uri}: missing required CUR column(s) {shown}")
-    n = table.num_rows
+        raise BadInputError(f"{source.uri}: missing required CUR column(s) {', '.join(missing)}")
+    tag_map = "resource_tags" in names and pa.types.is_map(source.schema.field("resource_tags").type)
+    tag_columns = [] if tag_map else _legacy_tag_columns(names)
+    read += ["resource_tags"] if tag_map else tag_columns
+    return _Layout(original, read, tuple(product_keys), tag_columns, tag_map)
+
+
+def _attribution(tags: dict[str, str]) -> tuple[str | None, ...]:
+    return tuple(next((tags[k] for k in keys if tags.get(k)), None) for keys in ATTRIBUTION_TAGS.values())
+
+
+class _TagSets:
+    """Each distinct tag set as its JSON text and attribution values, computed once per file: a day
+    has tens of thousands of distinct sets against millions of rows. The sets seen so far are kept
+    as Arrow arrays, so a batch's rows are matched to them by Arrow's hash lookup, and only a set
+    never seen before reaches Python."""
+
+    def __init__(self) -> None:
+        self._known = pa.array([], pa.string())
+        self._resolved = [pa.array([], pa.string()) for _ in range(1 + len(ATTRIBUTION_TAGS))]
+
+    def resolve(self, signatures: pa.Array, parse) -> list[pa.Array]:
+        """Given one signature string per row (null: no tags) and `parse` (signature -> raw (key,
+        value) pairs), the Tags JSON column followed by one column per attribution tag."""
+        encoded = pc.dictionary_encode(signatures)
+        distinct = encoded.dictionary
+        positions = pc.index_in(distinct, value_set=self._known)
+        new = pc.filter(distinct, pc.is_null(positions)).to_pylist()
+        if new:
+            # All parsed before any is kept: a parse that raises leaves the sets as they were.
+            parsed = []
+            for raw in new:
+                tags = dict(sorted((tag_key(k), v) for k, v in parse(raw) if v not in (None, "")))
+                parsed.append((json.dumps(tags, sort_keys=True), *_attribution(tags)))
+            self._known = pa.concat_arrays([self._known, pa.array(new, pa.string())])
+            self._resolved = [
+                pa.concat_arrays([known, pa.array(column, pa.string())])
+                for known, column in zip(self._resolved, zip(*parsed, strict=True), strict=True)
+            ]
+            positions = pc.index_in(distinct, value_set=self._known)
+        rows = positions.take(encoded.indices)  # null where the row has no tags at all
+        texts = pc.fill_null(self._resolved[0].take(rows), "{}")
+        return [texts] + [column.take(rows) for column in self._resolved[1:]]
+
+
+# A row's tags become one signature string, made in Arrow: its number of pairs, its keys and its
+# values, joined by control characters. A key or value that holds one of them gives a signature
+# whose parts do not add up to that number: such a batch is signed the plain way, row by row.
+_KEY_SEP, _PAIR_SEP = "\x1f", "\x1e"
+
+
+class _Ambiguous(Exception):
+    pass
+
+
+def _split_signature(raw: str) -> list[tuple[str, str]]:
+    parts = raw.split(_PAIR_SEP)
+    if len(parts) != 3:
+        raise _Ambiguous
+    count = int(parts[0])
+    if count == 0:
+        return []
+    keys, items = parts[1].split(_KEY_SEP), parts[2].split(_KEY_SEP)
+    if len(keys) != count or len(items) != count:
+        raise _Ambiguous
+    return list(zip(keys, items, strict=True))
+
+
+def _pairs_of_json(raw: str) -> list[tuple[str, str | None]]:
+    return [tuple(pair) for pair in json.loads(raw[1:])]
+
+
+def _map_tag_columns(column: pa.MapArray, sets: _TagSets) -> list[pa.Array]:
+    """The CUR 2.0 map column without a Python object per row: each row's raw keys and values are
+    joined into one signature string in Arrow, and only the distinct signatures reach Python."""
+    if len(column) == 0:
+        return [pa.array([], pa.string()) for _ in range(1 + len(ATTRIBUTION_TAGS))]
+    keys = pa.ListArray.from_arrays(column.offsets, column.keys)
+    # A missing value and an empty one are the same to the ledger: neither is kept as a tag.
+    items = pa.ListArray.from_arrays(column.offsets, pc.fill_null(column.items, ""))
+    signatures = pc.binary_join_element_wise(
+        pc.cast(pc.list_value_length(keys), pa.string()),
+        pc.binary_join(keys, _KEY_SEP),
+        pc.binary_join(items, _KEY_SEP),
+        _PAIR_SEP,
+    )
+    signatures = pc.if_else(column.is_valid(), signatures, pa.scalar(None, pa.string()))
+    try:
+        return sets.resolve(signatures, _split_signature)
+    except _Ambiguous:
+        rows = [None if e is None else "J" + json.dumps(e) for e in column.to_pylist()]
+        return sets.resolve(pa.array(rows, pa.string()), _pairs_of_json)
+
+
+def _legacy_tag_columns_of(batch: pa.RecordBatch, names: list[str], sets: _TagSets) -> list[pa.Array]:
+    """Legacy resourceTags/* columns: the row's values joined into one signature in Arrow."""
+    n = batch.num_rows
+    if not names:
+        return [pa.array(["{}"] * n, pa.string())] + [pa.nulls(n, pa.string()) for _ in ATTRIBUTION_TAGS]
+    values = [pc.fill_null(pc.cast(batch.column(c), pa.string()), "") for c in names]
+
+    def split(raw: str) -> list[tuple[str, str]]:
+        parts = raw.split(_KEY_SEP)[1:]  # after the leading "L"
+        if len(parts) != len(names):
+            raise _Ambiguous
+        return list(zip(names, parts, strict=True))
+
+    try:
+        return sets.resolve(pc.binary_join_element_wise("L", *values, _KEY_SEP), split)
+    except _Ambiguous:
+        rows = zip(*(v.to_pylist() for v in values), strict=True)
+        signatures = ["J" + json.dumps(list(zip(names, r, strict=True))) for r in rows]
+        return sets.resolve(pa.array(signatures, pa.string()), _pairs_of_json)
+
+
+def _prepare_batch(batch: pa.RecordBatch, rows: pa.Array, layout: _Layout, sets: _TagSets) -> pa.Table:
+    """A batch with CUR 2.0 names, the optional columns it lacks as nulls, the product map's
+    attributes, the tag columns and each row's number in the file."""
+    columns, names = [], []
+    for canonical, name in layout.original.items():
+        if not name.startswith("product["):
+            columns.append(batch.column(name))
+            names.append(canonical)
+    if layout.product_keys:
+        product = batch.column("product")
+        for key in layout.product_keys:
+            columns.append(pc.map_lookup(product, pa.scalar(key), "first"))
+            names.append(f"product_{key}")
+    n = batch.num_rows
     for name in OPTIONAL_CUR_COLUMNS:
-        if name not in original:
+        if name not in layout.original:
             columns.append(pa.nulls(n, pa.string()))
             names.append(name)
-    columns.append(_tags_json(table, tag_cols))
-    names.append("tags_json")
-    columns.append(pa.array(source.row_numbers(), pa.int64()))
-    names.append("source_row_number")
-    return pa.Table.from_arrays(columns, names=names), original
-
-
-def _tags_json(table: pa.Table, tag_cols: list[str]) -> pa.Array:
-    """One JSON object per row, from either a CUR 2.0 map column or legacy resourceTags/* columns.
-    Tag cardinality is small, so rows share their JSON strings through a dictionary of tag tuples."""
-    n = table.num_rows
-    if "resource_tags" in table.column_names:
-        return _map_tags_json(table.column("resource_tags"))
-    if tag_cols:
-        keys = [tag_key(c) for c in tag_cols]
-        cols = [table.column(c).to_pylist() for c in tag_cols]
-        rows = [
-            tuple(sorted((k, col[i]) for k, col in zip(keys, cols, strict=False) if col[i] not in (None, "")))
-            for i in range(n)
-        ]
+    if layout.tag_map:
+        tag_columns = _map_tag_columns(batch.column("resource_tags"), sets)
     else:
-        return pa.array(["{}"] * n, pa.string())
-    cache: dict[tuple, str] = {}
-    out = []
-    for row in rows:
-        text = cache.get(row)
-        if text is None:
-            text = cache[row] = json.dumps(dict(row), sort_keys=True)
-        out.append(text)
-    return pa.array(out, pa.string())
+        tag_columns = _legacy_tag_columns_of(batch, layout.tag_columns, sets)
+    columns += tag_columns
+    names += ["tags_json", *(f"tag_{c}" for c in ATTRIBUTION_TAGS)]
+    columns.append(rows)
+    names.append("source_row_number")
+    return pa.Table.from_arrays(columns, names=names)
 
 
-_KEY_SEP, _PAIR_SEP, _NULL = "\x1f", "\x1e", "\x00"
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
 
 
-def _map_tags_json(column: pa.ChunkedArray) -> pa.Array:
-    """The CUR 2.0 map column as JSON without a Python object per row: each row's raw keys and
-    values are joined into one signature string in Arrow, the signatures are dictionary-encoded, and
-    only the distinct tag sets (tens of thousands a day, against millions of rows) are normalised and
-    serialised in Python."""
-    out = []
-    for chunk in column.chunks:
-        if len(chunk) == 0:
-            continue
-        if any(pc.any(pc.match_substring_regex(part, "[\x00\x1e\x1f]")).as_py() for part in (chunk.keys, chunk.items)):
-            out.append(_map_tags_json_by_row(chunk))  # separators inside tags: the plain, slower way
-            continue
-        keys = pa.ListArray.from_arrays(chunk.offsets, chunk.keys)
-        items = pa.ListArray.from_arrays(chunk.offsets, pc.fill_null(chunk.items, _NULL))
-        signature = pc.binary_join_element_wise(
-            pc.binary_join(keys, _KEY_SEP), pc.binary_join(items, _KEY_SEP), _PAIR_SEP
-        )
-        signature = pc.if_else(chunk.is_valid(), signature, pa.scalar(None, pa.string()))
-        encoded = pc.dictionary_encode(signature)
-        texts = []
-        for raw in encoded.dictionary.to_pylist():
-            raw_keys, raw_items = raw.split(_PAIR_SEP)
-            pairs = zip(raw_keys.split(_KEY_SEP), raw_items.split(_KEY_SEP), strict=True) if raw_keys else []
-            row = sorted((tag_key(k), v) for k, v in pairs if v not in (_NULL, ""))
-            texts.append(json.dumps(dict(row), sort_keys=True))
-        resolved = pa.array(texts, pa.string()).take(encoded.indices)
-        out.append(pc.fill_null(resolved, "{}"))
-    return pa.concat_arrays(out) if out else pa.array([], pa.string())
+class _Sql:
+    """SQL fragments for one batch schema: a typed column is used as it is, a text column (CSV, or
+    a Parquet file that stores numbers as text) is parsed, with its bad values reported first."""
 
+    def __init__(self, schema: pa.Schema):
+        self.types = {f.name: f.type for f in schema}
 
-def _map_tags_json_by_row(chunk: pa.MapArray) -> pa.Array:
-    cache: dict[tuple, str] = {}
-    out = []
-    for entries in chunk.to_pylist():
-        row = tuple(sorted((tag_key(k), v) for k, v in (entries or []) if v not in (None, "")))
-        if row not in cache:
-            cache[row] = json.dumps(dict(row), sort_keys=True)
-        out.append(cache[row])
-    return pa.array(out, pa.string())
+    def text(self, column: str) -> str:
+        return f"NULLIF({column}, '')" if _is_text(self.types[column]) else f"CAST({column} AS VARCHAR)"
 
+    def money(self, column: str) -> str:
+        if _is_text(self.types[column]):
+            return f"TRY_CAST(NULLIF({column}, '') AS {MONEY_SQL})"
+        return f"CAST({column} AS {MONEY_SQL})"
 
-def _first_bad_value(con, column: str, sql_type: str) -> tuple[int, str] | None:
-    row = con.execute(
-        f"""SELECT source_row_number, CAST("{column}" AS VARCHAR) FROM cur
-            WHERE "{column}" IS NOT NULL AND CAST("{column}" AS VARCHAR) <> ''
-              AND TRY_CAST("{column}" AS {sql_type}) IS NULL
-            ORDER BY source_row_number LIMIT 1"""
-    ).fetchone()
-    return (int(row[0]), row[1]) if row else None
+    def ts(self, column: str) -> str:
+        kind = self.types[column]
+        if pa.types.is_timestamp(kind) and kind.tz is not None:
+            return column
+        return f"TRY_CAST({column} AS TIMESTAMPTZ)"
 
+    def bad_number(self, column: str) -> str:
+        if _is_text(self.types[column]):
+            return f"{column} IS NOT NULL AND {column} <> '' AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL"
+        if pa.types.is_floating(self.types[column]):
+            return f"NOT isfinite({column})"
+        return "false"
 
-def _validate(con, source: SourceFile, original: dict[str, str]) -> None:
-    what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
-    for column in NUMERIC_CUR_COLUMNS:
-        bad = _first_bad_value(con, column, MONEY_SQL)
-        if bad:
-            raise BadInputError(
-                f"{source.uri} {what} {bad[0]}: field {original.get(column, column)} = {bad[1]!r} is not a number"
-            )
-    for column in TIMESTAMP_CUR_COLUMNS:
-        bad = _first_bad_value(con, column, "TIMESTAMPTZ")
-        if bad:
-            raise BadInputError(
-                f"{source.uri} {what} {bad[0]}: field {original.get(column, column)} = {bad[1]!r} is not a date-time"
-            )
-    for column in (*TIMESTAMP_CUR_COLUMNS, *NON_EMPTY_CUR_COLUMNS):
-        empty = con.execute(
-            f"""SELECT source_row_number FROM cur WHERE "{column}" IS NULL OR CAST("{column}" AS VARCHAR) = ''
-                ORDER BY 1 LIMIT 1"""
-        ).fetchone()
-        if empty:
-            raise BadInputError(f"{source.uri} {what} {empty[0]}: field {original.get(column, column)} is empty")
-    currency = con.execute(
-        "SELECT source_row_number, line_item_currency_code FROM cur "
-        "WHERE NOT regexp_full_match(CAST(line_item_currency_code AS VARCHAR), '[A-Z]{3}') ORDER BY 1 LIMIT 1"
-    ).fetchone()
-    if currency:
-        raise BadInputError(
-            f"{source.uri} {what} {currency[0]}: field {original['line_item_currency_code']} = {currency[1]!r} "
-            "is not an ISO 4217 currency code"
-        )
-    unknown = con.execute(
-        "SELECT source_row_number, line_item_line_item_type FROM cur "
-        f"WHERE line_item_line_item_type NOT IN ({', '.join(repr(k) for k in CHARGE_CATEGORY)}) "
-        "OR line_item_line_item_type IS NULL ORDER BY 1 LIMIT 1"
-    ).fetchone()
-    if unknown:
-        raise BadInputError(
-            f"{source.uri} {what} {unknown[0]}: field {original['line_item_line_item_type']} = {unknown[1]!r} "
-            f"is not a known line item type ({', '.join(sorted(CHARGE_CATEGORY))})"
-        )
+    def bad_timestamp(self, column: str) -> str:
+        if _is_text(self.types[column]):
+            return f"{column} IS NOT NULL AND {column} <> '' AND TRY_CAST({column} AS TIMESTAMPTZ) IS NULL"
+        return "false"
+
+    def empty(self, column: str) -> str:
+        return f"{column} IS NULL OR {column} = ''" if _is_text(self.types[column]) else f"{column} IS NULL"
 
 
 def _case(column: str, mapping: dict[str, str], default: str = "NULL") -> str:
@@ -435,112 +560,119 @@ def _case(column: str, mapping: dict[str, str], default: str = "NULL") -> str:
     return f"CASE {whens} ELSE {default} END"
 
 
-def _money(column: str) -> str:
-    return f"TRY_CAST(NULLIF(CAST({column} AS VARCHAR), '') AS {MONEY_SQL})"
+def _checks(s: _Sql) -> list[tuple[str, str, str]]:
+    """(condition of a bad row, column, what is wrong), in the order they are reported."""
+    checks = [(s.bad_number(c), c, "is not a number") for c in NUMERIC_CUR_COLUMNS]
+    checks += [(s.bad_timestamp(c), c, "is not a date-time") for c in TIMESTAMP_CUR_COLUMNS]
+    checks += [(s.empty(c), c, "is empty") for c in (*TIMESTAMP_CUR_COLUMNS, *NON_EMPTY_CUR_COLUMNS)]
+    checks.append(
+        (
+            "NOT regexp_full_match(CAST(line_item_currency_code AS VARCHAR), '[A-Z]{3}')",
+            "line_item_currency_code",
+            "is not an ISO 4217 currency code",
+        )
+    )
+    known = ", ".join(repr(k) for k in CHARGE_CATEGORY)
+    checks.append(
+        (
+            f"line_item_line_item_type NOT IN ({known}) OR line_item_line_item_type IS NULL",
+            "line_item_line_item_type",
+            f"is not a known line item type ({', '.join(sorted(CHARGE_CATEGORY))})",
+        )
+    )
+    return [c for c in checks if c[0] != "false"]
 
 
-def _text(column: str) -> str:
-    return f"NULLIF(CAST({column} AS VARCHAR), '')"
+def _validation_sql(checks: list[tuple[str, str, str]]) -> str:
+    firsts = ", ".join(f"min(CASE WHEN {condition} THEN source_row_number END)" for condition, _, _ in checks)
+    return f"SELECT {firsts} FROM cur"
 
 
-def _tag_lookup(column: str) -> str:
-    keys = ATTRIBUTION_TAGS[column]
-    return "COALESCE(" + ", ".join(f"json_extract_string(tags_json, '$.\"{k}\"')" for k in keys) + ")"
-
-
-def _ts(column: str) -> str:
-    return f"CAST(TRY_CAST({column} AS TIMESTAMPTZ) AS TIMESTAMPTZ)"
-
-
-LEDGER_SQL = f"""
+def _ledger_sql(s: _Sql) -> str:
+    item_type = "line_item_line_item_type"
+    sp_arn, ri_arn = s.text("savings_plan_savings_plan_a_r_n"), s.text("reservation_reservation_a_r_n")
+    unblended = s.money("line_item_unblended_cost")
+    usage_start, period_start = s.ts("line_item_usage_start_date"), s.ts("bill_billing_period_start_date")
+    return f"""
 SELECT
-    {_text("bill_payer_account_id")} AS BillingAccountId,
-    {_text("bill_payer_account_name")} AS BillingAccountName,
-    {_text("line_item_usage_account_id")} AS SubAccountId,
-    {_text("line_item_usage_account_name")} AS SubAccountName,
-    {_text("line_item_currency_code")} AS BillingCurrency,
-    {_ts("bill_billing_period_start_date")} AS BillingPeriodStart,
-    {_ts("bill_billing_period_end_date")} AS BillingPeriodEnd,
-    {_ts("line_item_usage_start_date")} AS ChargePeriodStart,
-    {_ts("line_item_usage_end_date")} AS ChargePeriodEnd,
-    {_case("line_item_line_item_type", CHARGE_CATEGORY)} AS ChargeCategory,
+    {s.text("bill_payer_account_id")} AS BillingAccountId,
+    {s.text("bill_payer_account_name")} AS BillingAccountName,
+    {s.text("line_item_usage_account_id")} AS SubAccountId,
+    {s.text("line_item_usage_account_name")} AS SubAccountName,
+    {s.text("line_item_currency_code")} AS BillingCurrency,
+    {period_start} AS BillingPeriodStart,
+    {s.ts("bill_billing_period_end_date")} AS BillingPeriodEnd,
+    {usage_start} AS ChargePeriodStart,
+    {s.ts("line_item_usage_end_date")} AS ChargePeriodEnd,
+    {_case(item_type, CHARGE_CATEGORY)} AS ChargeCategory,
     CAST(NULL AS VARCHAR) AS ChargeClass,
-    {_case("line_item_line_item_type", CHARGE_FREQUENCY, "'Usage-Based'")} AS ChargeFrequency,
-    {_text("line_item_line_item_description")} AS ChargeDescription,
-    COALESCE({_money("line_item_unblended_cost")}, 0) AS BilledCost,
-    COALESCE(CASE line_item_line_item_type
-        WHEN 'SavingsPlanCoveredUsage' THEN {_money("savings_plan_savings_plan_effective_cost")}
-        WHEN 'DiscountedUsage' THEN {_money("reservation_effective_cost")}
+    {_case(item_type, CHARGE_FREQUENCY, "'Usage-Based'")} AS ChargeFrequency,
+    {s.text("line_item_line_item_description")} AS ChargeDescription,
+    COALESCE({unblended}, 0) AS BilledCost,
+    COALESCE(CASE {item_type}
+        WHEN 'SavingsPlanCoveredUsage' THEN {s.money("savings_plan_savings_plan_effective_cost")}
+        WHEN 'DiscountedUsage' THEN {s.money("reservation_effective_cost")}
         WHEN 'SavingsPlanNegation' THEN 0
         WHEN 'SavingsPlanUpfrontFee' THEN 0
-        WHEN 'Fee' THEN CASE WHEN {_text("reservation_reservation_a_r_n")} IS NOT NULL THEN 0
-                             ELSE {_money("line_item_unblended_cost")} END
+        WHEN 'Fee' THEN CASE WHEN {ri_arn} IS NOT NULL THEN 0 ELSE {unblended} END
         WHEN 'SavingsPlanRecurringFee' THEN
-            {_money("savings_plan_total_commitment_to_date")} - {_money("savings_plan_used_commitment")}
-        WHEN 'RIFee' THEN COALESCE({_money("reservation_unused_amortized_upfront_fee_for_billing_period")}, 0)
-            + COALESCE({_money("reservation_unused_recurring_fee")}, 0)
-        ELSE {_money("line_item_unblended_cost")} END, 0) AS EffectiveCost,
-    COALESCE({_money("pricing_public_on_demand_cost")}, {_money("line_item_unblended_cost")}, 0) AS ListCost,
-    COALESCE({_money("line_item_net_unblended_cost")}, {_money("line_item_unblended_cost")}, 0) AS ContractedCost,
+            {s.money("savings_plan_total_commitment_to_date")} - {s.money("savings_plan_used_commitment")}
+        WHEN 'RIFee' THEN COALESCE({s.money("reservation_unused_amortized_upfront_fee_for_billing_period")}, 0)
+            + COALESCE({s.money("reservation_unused_recurring_fee")}, 0)
+        ELSE {unblended} END, 0) AS EffectiveCost,
+    COALESCE({s.money("pricing_public_on_demand_cost")}, {unblended}, 0) AS ListCost,
+    COALESCE({s.money("line_item_net_unblended_cost")}, {unblended}, 0) AS ContractedCost,
     -- FOCUS: no pricing quantity, unit or unit prices on tax rows.
-    CASE WHEN line_item_line_item_type <> 'Tax' THEN {_money("pricing_public_on_demand_rate")} END AS ListUnitPrice,
-    CASE WHEN line_item_line_item_type <> 'Tax' THEN {_money("line_item_unblended_rate")} END AS ContractedUnitPrice,
-    CASE WHEN line_item_line_item_type <> 'Tax' THEN {_money("line_item_usage_amount")} END AS PricingQuantity,
-    CASE WHEN line_item_line_item_type <> 'Tax' THEN {_text("pricing_unit")} END AS PricingUnit,
-    CASE WHEN line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed'
-         WHEN line_item_line_item_type IN ('Usage') THEN {_case("pricing_term", PRICING_CATEGORY, "'Standard'")}
+    CASE WHEN {item_type} <> 'Tax' THEN {s.money("pricing_public_on_demand_rate")} END AS ListUnitPrice,
+    CASE WHEN {item_type} <> 'Tax' THEN {s.money("line_item_unblended_rate")} END AS ContractedUnitPrice,
+    CASE WHEN {item_type} <> 'Tax' THEN {s.money("line_item_usage_amount")} END AS PricingQuantity,
+    CASE WHEN {item_type} <> 'Tax' THEN {s.text("pricing_unit")} END AS PricingUnit,
+    CASE WHEN {item_type} IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed'
+         WHEN {item_type} IN ('Usage') THEN {_case("pricing_term", PRICING_CATEGORY, "'Standard'")}
          ELSE NULL END AS PricingCategory,
-    CASE WHEN line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-         THEN {_money("line_item_usage_amount")} END AS ConsumedQuantity,
-    CASE WHEN line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-         THEN {_text("pricing_unit")} END AS ConsumedUnit,
+    CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
+         THEN {s.money("line_item_usage_amount")} END AS ConsumedQuantity,
+    CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
+         THEN {s.text("pricing_unit")} END AS ConsumedUnit,
     'AWS' AS ProviderName,
-    COALESCE({_text("bill_billing_entity")}, 'AWS') AS PublisherName,
-    COALESCE({_text("bill_invoicing_entity")}, 'Amazon Web Services, Inc.') AS InvoiceIssuerName,
-    {_text("bill_invoice_id")} AS InvoiceId,
-    COALESCE({_text("product_product_name")}, {_text("product_servicecode")},
-             {_text("line_item_product_code")}) AS ServiceName,
+    COALESCE({s.text("bill_billing_entity")}, 'AWS') AS PublisherName,
+    COALESCE({s.text("bill_invoicing_entity")}, 'Amazon Web Services, Inc.') AS InvoiceIssuerName,
+    {s.text("bill_invoice_id")} AS InvoiceId,
+    COALESCE({s.text("product_product_name")}, {s.text("product_servicecode")},
+             {s.text("line_item_product_code")}) AS ServiceName,
     {_case("line_item_product_code", SERVICE_CATEGORY, "'Other'")} AS ServiceCategory,
-    {_text("product_region_code")} AS RegionId,
-    {_text("product_location")} AS RegionName,
-    {_text("line_item_availability_zone")} AS AvailabilityZone,
-    {_text("line_item_resource_id")} AS ResourceId,
+    {s.text("product_region_code")} AS RegionId,
+    {s.text("product_location")} AS RegionName,
+    {s.text("line_item_availability_zone")} AS AvailabilityZone,
+    {s.text("line_item_resource_id")} AS ResourceId,
     CAST(NULL AS VARCHAR) AS ResourceName,  -- CUR carries no resource display names
     CAST(NULL AS VARCHAR) AS ResourceType,
-    {_text("product_sku")} AS SkuId,
-    {_text("pricing_rate_id")} AS SkuPriceId,
-    COALESCE({_text("savings_plan_savings_plan_a_r_n")},
-             {_text("reservation_reservation_a_r_n")}) AS CommitmentDiscountId,
-    CASE WHEN {_text("savings_plan_savings_plan_a_r_n")} IS NOT NULL THEN 'Spend'
-         WHEN {_text("reservation_reservation_a_r_n")} IS NOT NULL THEN 'Usage' END AS CommitmentDiscountCategory,
+    {s.text("product_sku")} AS SkuId,
+    {s.text("pricing_rate_id")} AS SkuPriceId,
+    COALESCE({sp_arn}, {ri_arn}) AS CommitmentDiscountId,
+    CASE WHEN {sp_arn} IS NOT NULL THEN 'Spend' WHEN {ri_arn} IS NOT NULL THEN 'Usage' END
+        AS CommitmentDiscountCategory,
     CAST(NULL AS VARCHAR) AS CommitmentDiscountName,
-    CASE WHEN COALESCE({_text("savings_plan_savings_plan_a_r_n")}, {_text("reservation_reservation_a_r_n")})
-              IS NOT NULL AND {_case("line_item_line_item_type", CHARGE_CATEGORY)} = 'Usage'
+    CASE WHEN COALESCE({sp_arn}, {ri_arn}) IS NOT NULL AND {_case(item_type, CHARGE_CATEGORY)} = 'Usage'
          THEN 'Used' END AS CommitmentDiscountStatus,
-    CASE WHEN {_text("savings_plan_savings_plan_a_r_n")} IS NOT NULL THEN 'Savings Plan'
-         WHEN {_text("reservation_reservation_a_r_n")} IS NOT NULL THEN 'Reserved Instance' END
-         AS CommitmentDiscountType,
+    CASE WHEN {sp_arn} IS NOT NULL THEN 'Savings Plan' WHEN {ri_arn} IS NOT NULL THEN 'Reserved Instance' END
+        AS CommitmentDiscountType,
     tags_json AS Tags,
     'aws' AS x_SourceProvider,
     $uri AS x_SourceUri,
     source_row_number AS x_SourceRowNumber,
-    sha256($uri || ':' || CAST(source_row_number AS VARCHAR)
-           || ':' || COALESCE(CAST(identity_line_item_id AS VARCHAR), '')
-           || ':' || CAST(line_item_unblended_cost AS VARCHAR)) AS x_SourceRowHash,
-    line_item_line_item_type AS x_LineItemType,
-    {_tag_lookup("x_Workload")} AS x_Workload,
-    {_tag_lookup("x_ModelName")} AS x_ModelName,
-    {_tag_lookup("x_ModelVersion")} AS x_ModelVersion,
-    {_tag_lookup("x_Team")} AS x_Team,
-    {_tag_lookup("x_Environment")} AS x_Environment
+    md5($uri || ':' || CAST(source_row_number AS VARCHAR)
+        || ':' || COALESCE(CAST(identity_line_item_id AS VARCHAR), '')
+        || ':' || CAST(line_item_unblended_cost AS VARCHAR)) AS x_SourceRowHash,
+    {item_type} AS x_LineItemType,
+    tag_x_Workload AS x_Workload,
+    tag_x_ModelName AS x_ModelName,
+    tag_x_ModelVersion AS x_ModelVersion,
+    tag_x_Team AS x_Team,
+    tag_x_Environment AS x_Environment
 FROM cur
-WHERE (CASE
-        WHEN {_ts("line_item_usage_start_date")} >= {_ts("bill_billing_period_start_date")}
-         AND {_ts("line_item_usage_start_date")} < {_ts("bill_billing_period_end_date")}
-        THEN CAST({_ts("line_item_usage_start_date")} AS DATE)
-        ELSE CAST({_ts("bill_billing_period_start_date")} AS DATE)
-    END) = CAST($day AS DATE)
-ORDER BY source_row_number
+WHERE (CASE WHEN {usage_start} >= {period_start} AND {usage_start} < {s.ts("bill_billing_period_end_date")}
+            THEN CAST({usage_start} AS DATE) ELSE CAST({period_start} AS DATE) END) = CAST($day AS DATE)
 """
 
 
@@ -550,62 +682,122 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def cur_to_focus(source: SourceFile, day: date) -> pa.Table:
-    """The FOCUS ledger rows of `day` (by the UTC date of ChargePeriodStart) in one CUR file.
+def cur_to_focus_batches(source: SourceFile, day: date, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """The FOCUS ledger rows of `day` (by the UTC date of ChargePeriodStart) in one CUR file, batch
+    by batch, reading only the columns the ledger needs: memory stays bounded by the batch size.
 
     A charge belongs to the day its charge period starts on; the month-long tax lines AWS writes
     at the start of the billing period therefore land on its first day, as they do in AWS's own
     FOCUS export. A charge whose period starts outside the file's billing period (a credit or a
     correction for an earlier month) lands on the billing period's first day, so nothing in the
     file is left out of every partition.
+
+    Bad values raise BadInputError naming the file, the row (the physical line of a CSV) and the
+    field, before any batch holding that row is returned.
     """
-    table, original = _prepare(source)
+    layout = _layout(source)
+    what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
+    sets = _TagSets()
     con = _connect()
-    con.register("cur", table)
-    _validate(con, source, original)
-    result = con.sql(LEDGER_SQL, params={"uri": source.uri, "day": day.isoformat()}).to_arrow_table()
-    return result.cast(LEDGER_SCHEMA)
+    statements: dict[pa.Schema, tuple[list, str, str]] = {}
+    for batch, rows in source.batches(layout.read, batch_size):
+        prepared = _prepare_batch(batch, rows, layout, sets)
+        if prepared.schema not in statements:
+            s = _Sql(prepared.schema)
+            checks = _checks(s)
+            statements[prepared.schema] = (checks, _validation_sql(checks), _ledger_sql(s))
+        checks, validation, ledger = statements[prepared.schema]
+        con.register("cur", prepared)
+        firsts = con.sql(validation).fetchall()[0]
+        for (_, column, problem), first in zip(checks, firsts, strict=True):
+            if first is not None:
+                value = con.sql(
+                    f"SELECT CAST({column} AS VARCHAR) FROM cur WHERE source_row_number = $row", params={"row": first}
+                ).fetchall()[0][0]
+                field = layout.original.get(column, column)
+                shown = "" if problem == "is empty" else f" = {value!r}"
+                raise BadInputError(f"{source.uri} {what} {first}: field {field}{shown} {problem}")
+        result = con.sql(ledger, params={"uri": source.uri, "day": day.isoformat()}).to_arrow_table()
+        con.unregister("cur")
+        for out in result.cast(LEDGER_SCHEMA).to_batches():
+            if out.num_rows:
+                yield out
+
+
+def cur_to_focus(source: SourceFile, day: date) -> pa.Table:
+    """`cur_to_focus_batches` as one table, for files that fit in memory."""
+    return pa.Table.from_batches(list(cur_to_focus_batches(source, day)), schema=LEDGER_SCHEMA)
 
 
 def empty_ledger() -> pa.Table:
     return LEDGER_SCHEMA.empty_table()
 
 
-def _utc_instant(value) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    text = str(value).strip().replace("Z", "+00:00")
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+# -- the reconciliation witness ----------------------------------------------------------------------------
+WITNESS_COLUMNS = (
+    "line_item_usage_start_date",
+    "line_item_unblended_cost",
+    "bill_billing_period_start_date",
+    "bill_billing_period_end_date",
+)
+
+
+def _instants(values: pa.Array, uri: str, field: str, rows: pa.Array) -> pa.Array:
+    if pa.types.is_timestamp(values.type):
+        return values if values.type.tz else pc.assume_timezone(values, "UTC")
+    text = pc.replace_substring_regex(pc.utf8_trim_whitespace(pc.cast(values, pa.string())), r"Z$", "+00:00")
+    try:
+        return pc.cast(text, pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:
+        pass
+    # Not one format Arrow parses in bulk (an offset other than UTC, say): row by row, naming the
+    # first value that is no date-time at all.
+    parsed = []
+    for value, row in zip(values.to_pylist(), rows.to_pylist(), strict=True):
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise BadInputError(f"{uri} row {row}: field {field} = {value!r} is not a date-time") from None
+        parsed.append(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+    return pa.array(parsed, pa.timestamp("us", tz="UTC"))
+
+
+def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array) -> pa.Array:
+    if pa.types.is_floating(values.type) or pa.types.is_integer(values.type) or pa.types.is_decimal(values.type):
+        return pc.cast(values, MONEY, safe=False)
+    text = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    try:
+        return pc.cast(text, MONEY)
+    except pa.ArrowInvalid:
+        for value, row in zip(values.to_pylist(), rows.to_pylist(), strict=True):
+            try:
+                Decimal(value) if value not in (None, "") else None
+            except ArithmeticError:
+                raise BadInputError(f"{uri} row {row}: field {field} = {value!r} is not a number") from None
+        raise
+
+
+WITNESS_CONVERSIONS = (_instants, _amounts, _instants, _instants)
 
 
 def source_daily_totals(source: SourceFile) -> dict[str, Decimal]:
-    """Billed cost per ledger day straight from the export, computed apart from `cur_to_focus` (plain
-    Decimal arithmetic on the raw values, the same day rule) so that the reconciliation check is an
-    independent witness."""
-    table = source.table
-    names = {canonical_cur_name(c): c for c in table.column_names}
-    needed = (
-        "line_item_usage_start_date",
-        "line_item_unblended_cost",
-        "bill_billing_period_start_date",
-        "bill_billing_period_end_date",
-    )
-    for column in needed:
+    """Billed cost per ledger day straight from the export, computed apart from the normalisation
+    (Arrow compute on the four raw columns, not DuckDB on the prepared ones; the same day rule) so
+    that the reconciliation check is an independent witness. Streams like the normalisation."""
+    names = {canonical_cur_name(c): c for c in source.schema.names}
+    for column in WITNESS_COLUMNS:
         if column not in names:
             raise BadInputError(f"{source.uri}: missing required CUR column {column}")
-    starts, costs, period_starts, period_ends = (table.column(names[c]).to_pylist() for c in needed[:2] + needed[2:])
     totals: dict[str, Decimal] = {}
-    lines = source.row_numbers()
-    for i, (start, cost, period_start, period_end) in enumerate(
-        zip(starts, costs, period_starts, period_ends, strict=True)
-    ):
-        try:
-            charge_start, bp_start, bp_end = (_utc_instant(v) for v in (start, period_start, period_end))
-            amount = Decimal(str(cost)) if cost not in (None, "") else Decimal(0)
-        except (ArithmeticError, ValueError) as exc:
-            raise BadInputError(f"{source.uri} row {lines[i]}: unreadable date or cost ({exc})") from exc
-        day = charge_start if bp_start <= charge_start < bp_end else bp_start
-        key = day.astimezone(timezone.utc).date().isoformat()
-        totals[key] = totals.get(key, Decimal(0)) + amount
+    for batch, rows in source.batches([names[c] for c in WITNESS_COLUMNS]):
+        start, cost, period_start, period_end = (
+            convert(batch.column(i), source.uri, names[c], rows)
+            for i, (c, convert) in enumerate(zip(WITNESS_COLUMNS, WITNESS_CONVERSIONS, strict=True))
+        )
+        within = pc.and_(pc.greater_equal(start, period_start), pc.less(start, period_end))
+        day = pc.cast(pc.if_else(within, start, period_start), pa.date32())
+        sums = pa.table({"day": day, "cost": pc.fill_null(cost, pa.scalar(Decimal(0), MONEY))})
+        for row in sums.group_by("day").aggregate([("cost", "sum")]).to_pylist():
+            key = row["day"].isoformat()
+            totals[key] = totals.get(key, Decimal(0)) + row["cost_sum"]
     return totals

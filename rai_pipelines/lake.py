@@ -4,14 +4,21 @@ Each partition is a single object (`data.parquet`), written under a temporary na
 place, so readers see either the old partition or the new one, never half of one, and rewriting a
 partition replaces it (a backfill never double-counts). On an object store the file is serialised
 in memory first and uploaded as one object, so a failure while writing publishes nothing.
+
+A partition too large to hold in memory is staged instead (`Lake.staged`): written batch by batch
+to a local file, checked there, and only then published (a rename on a local lake; on an object
+store, an upload under a temporary key and a server-side copy into place).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -80,6 +87,37 @@ class Lake:
         self._atomic_write(path, lambda out: pq.write_table(table, out, compression="zstd"))
         return self.uri(dataset, partition)
 
+    @contextmanager
+    def staged(self, dataset: str, partition: Mapping[str, str]) -> Iterator[StagedPartition]:
+        """A partition file to write in full at `staged.path` (local), then `staged.publish()`;
+        leaving the block without publishing, or by an exception, publishes nothing."""
+        final = self.path(dataset, partition)
+        directory, name = final.rsplit("/", 1)
+        if self.is_local:
+            # Beside the partition (one filesystem, so publishing is a rename), under a name that
+            # is not a data file's.
+            os.makedirs(directory, exist_ok=True)
+            local_dir, path = None, f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
+        else:
+            local_dir = tempfile.mkdtemp(prefix="rai-lake-stage-")
+            path = os.path.join(local_dir, name)
+        try:
+            yield StagedPartition(self, final, path, self.uri(dataset, partition))
+        finally:
+            if local_dir is not None:
+                shutil.rmtree(local_dir, ignore_errors=True)
+            elif os.path.exists(path):
+                os.unlink(path)
+
+    def iter_batches(
+        self, dataset: str, partition: Mapping[str, str], columns: list[str] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """A partition's rows batch by batch, without reading it whole."""
+        if not self.exists(dataset, partition):
+            raise FileNotFoundError(f"lake partition not found: {self.uri(dataset, partition)}")
+        with self.fs.open_input_file(self.path(dataset, partition)) as f:
+            yield from pq.ParquetFile(f).iter_batches(columns=columns, use_threads=False)
+
     def write_json(self, dataset: str, partition: Mapping[str, str], name: str, document) -> str:
         path = self.path(dataset, partition, name)
         payload = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
@@ -145,3 +183,30 @@ class Lake:
         if not tables:
             return None
         return pa.concat_tables(tables, promote_options="default")
+
+
+class StagedPartition:
+    """A partition being written outside the lake's view (see `Lake.staged`)."""
+
+    def __init__(self, lake: Lake, final: str, path: str, uri: str):
+        self.lake, self.final, self.path, self.uri = lake, final, path, uri
+
+    def publish(self) -> str:
+        with open(self.path, "rb") as f:
+            os.fsync(f.fileno())
+        if self.lake.is_local:
+            os.replace(self.path, self.final)
+            return self.uri
+        directory, name = self.final.rsplit("/", 1)
+        self.lake.fs.create_dir(directory, recursive=True)
+        temporary = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
+        try:
+            with open(self.path, "rb") as source, self.lake.fs.open_output_stream(temporary) as out:
+                while chunk := source.read(8 << 20):
+                    out.write(chunk)
+            # A server-side copy of a whole object: readers see the old partition or the new one.
+            self.lake.fs.move(temporary, self.final)
+        finally:
+            if self.lake.fs.get_file_info(temporary).type == pafs.FileType.File:
+                self.lake.fs.delete_file(temporary)
+        return self.uri

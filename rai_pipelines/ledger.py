@@ -3,6 +3,8 @@ and each has its own independent witness of the day's total for the reconciliati
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
@@ -10,6 +12,14 @@ import pyarrow as pa
 
 from rai_pipelines import focus
 from rai_pipelines.focus import SourceFile
+
+
+def to_focus_batches(source: SourceFile, day: date) -> Iterator[pa.RecordBatch]:
+    """The day's ledger rows of one source file, batch by batch (streamed where the source allows)."""
+    if source.kind == "aws_cur":
+        yield from focus.cur_to_focus_batches(source, day)
+        return
+    yield from to_focus(source, day).to_batches()
 
 
 def to_focus(source: SourceFile, day: date) -> pa.Table:
@@ -30,3 +40,42 @@ def daily_totals(source: SourceFile) -> dict[str, Decimal]:
 
         return onprem_daily_totals(source, source.context)
     raise ValueError(f"{source.uri}: no reconciliation witness for source kind {source.kind!r}")
+
+
+class LedgerSummary:
+    """Exact (Decimal) totals of a ledger partition, accumulated batch by batch: what the
+    reconciliation compares and what the materialisation shows."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.billed_by_source: dict[str, Decimal] = defaultdict(Decimal)
+        self.billed_by_currency: dict[str, Decimal] = defaultdict(Decimal)
+        self.billed_by_service: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        self.effective_by_model: dict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
+        self.effective = Decimal(0)
+        self.untagged_effective = Decimal(0)
+
+    @staticmethod
+    def _sums(table: pa.Table, keys: list[str], value: str):
+        grouped = table.group_by(keys, use_threads=False).aggregate([(value, "sum")])
+        sums = [Decimal(0) if v is None else v for v in grouped.column(f"{value}_sum").to_pylist()]
+        columns = [grouped.column(k).to_pylist() for k in keys] + [sums]
+        return zip(*columns, strict=True)
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        if not table.num_rows:
+            return
+        self.rows += table.num_rows
+        for uri, cost in self._sums(table, ["x_SourceUri"], "BilledCost"):
+            self.billed_by_source[uri] += cost
+        for currency, cost in self._sums(table, ["BillingCurrency"], "BilledCost"):
+            self.billed_by_currency[currency] += cost
+        for service, currency, cost in self._sums(table, ["ServiceName", "BillingCurrency"], "BilledCost"):
+            self.billed_by_service[(service or "(none)", currency)] += cost
+        for model, version, cost in self._sums(table, ["x_ModelName", "x_ModelVersion"], "EffectiveCost"):
+            if model is None:
+                self.untagged_effective += cost
+            else:
+                self.effective_by_model[(model, version)] += cost
+            self.effective += cost

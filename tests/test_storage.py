@@ -40,6 +40,47 @@ def test_a_failed_write_leaves_the_previous_partition(tmp_path):
     assert [p.name for p in (tmp_path / "d" / "date=2023-11-01").iterdir()] == ["data.parquet"]
 
 
+def _staged_write(lake: Lake, values: list[int], fail: bool = False) -> None:
+    import pyarrow.parquet as pq
+
+    class Boom(Exception):
+        pass
+
+    try:
+        with lake.staged("cost_ledger", {"date": "2023-11-01"}) as staged:
+            with pq.ParquetWriter(staged.path, pa.schema([("x", pa.int64())])) as writer:
+                for value in values:  # batch by batch, as the ledger is written
+                    writer.write_table(pa.table({"x": [value]}))
+            # Written in full, not yet published: readers still see the old partition.
+            assert lake.read_table("cost_ledger", {"date": "2023-11-01"}).to_pydict() == {"x": [1]}
+            assert lake.list_partitions("cost_ledger") == [{"date": "2023-11-01"}]
+            if fail:
+                raise Boom()
+            staged.publish()
+    except Boom:
+        pass
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_staged_partition_is_seen_only_once_published(tmp_path, where, request):
+    if where == "s3":
+        server = request.getfixturevalue("s3_server")
+        lake = Lake(server.lake_uri(server.bucket("staged-lake"), "lake"))
+    else:
+        lake = Lake(str(tmp_path))
+    lake.write_table("cost_ledger", {"date": "2023-11-01"}, pa.table({"x": [1]}))
+    _staged_write(lake, [7, 8, 9], fail=True)  # a failure after writing: nothing published
+    assert lake.read_table("cost_ledger", {"date": "2023-11-01"}).to_pydict() == {"x": [1]}
+    _staged_write(lake, [7, 8, 9])
+    assert lake.read_table("cost_ledger", {"date": "2023-11-01"}).to_pydict() == {"x": [7, 8, 9]}
+    assert sum(b.num_rows for b in lake.iter_batches("cost_ledger", {"date": "2023-11-01"})) == 3
+    import pyarrow.fs as pafs
+
+    folder = lake.path("cost_ledger", {"date": "2023-11-01"}).rsplit("/", 1)[0]
+    left = [i.base_name for i in lake.fs.get_file_info(pafs.FileSelector(folder))]
+    assert left == ["data.parquet"]  # no staged or temporary file left behind
+
+
 @pytest.mark.parametrize("value", ["..", "a/b", ""])
 def test_partition_values_cannot_escape_the_dataset(tmp_path, value):
     with pytest.raises(ValueError, match="invalid partition value"):

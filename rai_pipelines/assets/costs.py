@@ -6,11 +6,12 @@ from decimal import Decimal
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from rai_pipelines import focus
 from rai_pipelines import ledger as ledger_rows
-from rai_pipelines.ledger_quality import validate_ledger
+from rai_pipelines.ledger import LedgerSummary
+from rai_pipelines.ledger_quality import LedgerProfile, validate_ledger
 from rai_pipelines.markdown import table
 from rai_pipelines.partitions import daily_partitions
 from rai_pipelines.resources import BillingExportsResource, LakeResource
@@ -20,11 +21,6 @@ HALF_CENT = Decimal("0.005")
 
 def _day(context) -> date:
     return date.fromisoformat(context.partition_key)
-
-
-def _sum(values: pa.ChunkedArray) -> Decimal:
-    total = pc.sum(values).as_py()
-    return Decimal(0) if total is None else Decimal(total)
 
 
 # The export files' digest a partition was built from; the restatement sensor compares it with now.
@@ -57,75 +53,65 @@ EXPORT_FINGERPRINT = "export_fingerprint"
 )
 def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: BillingExportsResource):
     day = _day(context)
+    partition = {"date": day.isoformat()}
     # Taken before reading: a restatement during the read changes it, and the sensor notices.
     fingerprint = billing.export_fingerprint(day)
     sources = billing.read_day(day)
-    parts = [ledger_rows.to_focus(source, day) for source in sources]
-    ledger = pa.concat_tables(parts) if parts else focus.empty_ledger()
-    # Reconcile before publishing: a ledger that does not match its exports is never written.
-    before = reconcile(day, ledger, sources)
-    if not before.passed:
-        raise dg.Failure(
-            description=f"cost ledger for {day} does not reconcile with its exports; nothing was written",
-            metadata=before.metadata,
-        )
-    # FOCUS conformance, also before publishing: a ledger that breaks the contract is never written.
-    conformance = validate_ledger(ledger)
-    if not conformance.passed:
-        raise dg.Failure(
-            description=f"cost ledger for {day} does not conform to FOCUS 1.2; nothing was written",
-            metadata={"findings": dg.MetadataValue.md(_findings_table(conformance))},
-        )
     store = lake.lake()
-    uri = store.write_table("cost_ledger", {"date": day.isoformat()}, ledger)
-    written = store.read_table("cost_ledger", {"date": day.isoformat()}, columns=["x_SourceUri", "BilledCost"])
+    summary = LedgerSummary()
+    profile = LedgerProfile(focus.LEDGER_SCHEMA)
+    # Streamed: each source's rows go to a staged file batch by batch, so memory does not grow with
+    # the bill. The staged file is published only after it reconciles and conforms.
+    with store.staged("cost_ledger", partition) as staged:
+        with pq.ParquetWriter(staged.path, focus.LEDGER_SCHEMA, compression="zstd") as writer:
+            for source in sources:
+                for batch in ledger_rows.to_focus_batches(source, day):
+                    writer.write_batch(batch)
+                    summary.add(batch)
+                    profile.add(batch)
+        before = reconcile(day, summary.billed_by_source, sources)
+        if not before.passed:
+            raise dg.Failure(
+                description=f"cost ledger for {day} does not reconcile with its exports; nothing was written",
+                metadata=before.metadata,
+            )
+        conformance = validate_ledger(profile)
+        if not conformance.passed:
+            raise dg.Failure(
+                description=f"cost ledger for {day} does not conform to FOCUS 1.2; nothing was written",
+                metadata={"findings": dg.MetadataValue.md(_findings_table(conformance))},
+            )
+        uri = staged.publish()
+    written: dict[str, Decimal] = defaultdict(Decimal)
+    for batch in store.iter_batches("cost_ledger", partition, columns=["x_SourceUri", "BilledCost"]):
+        for uri_written, cost in LedgerSummary._sums(pa.Table.from_batches([batch]), ["x_SourceUri"], "BilledCost"):
+            written[uri_written] += cost
 
-    by_service: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for service, currency, cost in zip(
-        ledger.column("ServiceName").to_pylist(),
-        ledger.column("BillingCurrency").to_pylist(),
-        ledger.column("BilledCost").to_pylist(),
-        strict=True,
-    ):
-        by_service[(service or "(none)", currency)] += cost
-    effective = _sum(ledger.column("EffectiveCost"))
-    billed_by_currency: dict[str, Decimal] = defaultdict(Decimal)
-    for currency, cost in zip(
-        ledger.column("BillingCurrency").to_pylist(), ledger.column("BilledCost").to_pylist(), strict=True
-    ):
-        billed_by_currency[currency] += cost
-    untagged_mask = pc.is_null(ledger.column("x_ModelName"))
-    untagged = _sum(pc.filter(ledger.column("EffectiveCost"), untagged_mask)) if ledger.num_rows else Decimal(0)
-    by_model: dict[tuple, Decimal] = defaultdict(Decimal)
-    for model, version, cost in zip(
-        ledger.column("x_ModelName").to_pylist(),
-        ledger.column("x_ModelVersion").to_pylist(),
-        ledger.column("EffectiveCost").to_pylist(),
-        strict=False,
-    ):
-        if model:
-            by_model[(model, version)] += cost
+    effective = summary.effective
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": ledger.num_rows,
+            "dagster/row_count": summary.rows,
             "dagster/uri": uri,
             "source_files": dg.MetadataValue.json([s.uri for s in sources]),
             EXPORT_FINGERPRINT: fingerprint,
-            "billed_cost": dg.MetadataValue.json({c: float(v) for c, v in sorted(billed_by_currency.items())}),
-            "billed_cost_usd": float(billed_by_currency.get("USD", Decimal(0))),
+            "billed_cost": dg.MetadataValue.json({c: float(v) for c, v in sorted(summary.billed_by_currency.items())}),
+            "billed_cost_usd": float(summary.billed_by_currency.get("USD", Decimal(0))),
             "effective_cost": float(effective),
-            "untagged_effective_cost": float(untagged),
-            "untagged_share": float(untagged / effective) if effective else 0.0,
+            "untagged_effective_cost": float(summary.untagged_effective),
+            "untagged_share": float(summary.untagged_effective / effective) if effective else 0.0,
             "cost_by_service": dg.MetadataValue.md(
                 table(
                     ["service", "currency", "billed"],
-                    [(s, c, f"{v:.6f}") for (s, c), v in sorted(by_service.items(), key=lambda item: -item[1])],
+                    [
+                        (s, c, f"{v:.6f}")
+                        for (s, c), v in sorted(summary.billed_by_service.items(), key=lambda item: -item[1])
+                    ],
                 )
             ),
             "cost_by_model_version": dg.MetadataValue.md(
                 table(
                     ["model", "version", "effective (billing currency)"],
-                    [(m, v, f"{c:.4f}") for (m, v), c in sorted(by_model.items())],
+                    [(m, v, f"{c:.4f}") for (m, v), c in sorted(summary.effective_by_model.items())],
                 )
             ),
             "dagster/column_schema": dg.TableSchema(
@@ -148,14 +134,11 @@ def _findings_table(result) -> str:
     return table(["column", "expectation", "finding"], [(f.column, f.expectation, f.detail) for f in result.findings])
 
 
-def reconcile(day: date, ledger: pa.Table, sources: list[focus.SourceFile]) -> dg.AssetCheckResult:
-    """Compare the ledger, per source file, with the export's own totals for the day, to the cent.
-    A day with no export file at all fails: a missing or misplaced export is not a zero bill."""
-    ledger_totals: dict[str, Decimal] = defaultdict(Decimal)
-    for uri, cost in zip(
-        ledger.column("x_SourceUri").to_pylist(), ledger.column("BilledCost").to_pylist(), strict=False
-    ):
-        ledger_totals[uri] += cost
+def reconcile(day: date, ledger_totals: dict[str, Decimal], sources: list[focus.SourceFile]) -> dg.AssetCheckResult:
+    """Compare the ledger's billed total per source file with the export's own total for the day,
+    to the cent. A day with no export file at all fails: a missing or misplaced export is not a zero
+    bill."""
+    ledger_totals = dict(ledger_totals)
     rows, mismatched = [], []
     for source in sources:
         expected = ledger_rows.daily_totals(source).get(day.isoformat(), Decimal(0))
