@@ -45,7 +45,8 @@ def billing_period_folder(day: date) -> str:
 def physical_lines(data: bytes) -> list[int] | None:
     """The file line on which each data row starts, when that is not simply its index + 2 (blank
     lines, which the CSV reader skips, or quoted fields spanning lines); None when it is."""
-    if data.count(b"\n\n") == 0 and b'\n"' not in data and b'"\n' not in data and b"\r\r" not in data:
+    # Without quotes no record spans lines; without blank lines none is skipped.
+    if b'"' not in data and b"\n\n" not in data and b"\n\r\n" not in data:
         return None
     reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
     lines, previous_end = [], 0

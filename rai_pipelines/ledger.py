@@ -29,6 +29,14 @@ def to_focus(source: SourceFile, day: date) -> pa.Table:
         from rai_pipelines.onprem import onprem_to_focus
 
         return onprem_to_focus(source, source.context, day)
+    if source.kind == "azure_focus":
+        from rai_pipelines.focus_exports import azure_focus_to_focus
+
+        return azure_focus_to_focus(source, day)
+    if source.kind == "aws_focus":
+        from rai_pipelines.focus_exports import aws_focus_to_focus
+
+        return aws_focus_to_focus(source, day)
     raise ValueError(f"{source.uri}: no normalisation for source kind {source.kind!r}")
 
 
@@ -39,6 +47,14 @@ def daily_totals(source: SourceFile) -> dict[str, Decimal]:
         from rai_pipelines.onprem import onprem_daily_totals
 
         return onprem_daily_totals(source, source.context)
+    if source.kind == "azure_focus":
+        from rai_pipelines.focus_exports import azure_focus_daily_totals
+
+        return azure_focus_daily_totals(source)
+    if source.kind == "aws_focus":
+        from rai_pipelines.focus_exports import aws_focus_daily_totals
+
+        return aws_focus_daily_totals(source)
     raise ValueError(f"{source.uri}: no reconciliation witness for source kind {source.kind!r}")
 
 

@@ -241,6 +241,20 @@ def test_line_numbers_count_blank_lines_and_quoted_line_breaks(raw_csv):
         cur_to_focus(source, date(2023, 11, 1))
 
 
+def test_a_line_break_inside_a_quoted_field_is_counted_without_blank_lines(raw_csv):
+    from rai_pipelines.billing_exports import physical_lines
+
+    rows = list(csv.reader(io.StringIO(raw_csv.decode())))
+    rows[3][rows[0].index("lineItem/LineItemDescription")] = "first\nsecond"  # no quote next to the break
+    rows[10][rows[0].index("lineItem/UnblendedCost")] = "oops"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    data = out.getvalue().encode()
+    source = SourceFile("bad.csv", read_cur_csv(data, "bad.csv"), row_lines=physical_lines(data))
+    with pytest.raises(BadInputError, match=r"bad\.csv line 12: field lineItem/UnblendedCost = 'oops'"):
+        cur_to_focus(source, date(2023, 11, 1))
+
+
 @pytest.mark.parametrize("column", ["lineItem/UnblendedCost", "bill/PayerAccountId", "lineItem/CurrencyCode"])
 def test_empty_mandatory_fields_are_refused(raw_csv, column):
     bad = _replace_field(raw_csv, 9, column, "")

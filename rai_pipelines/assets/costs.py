@@ -111,7 +111,12 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
             "cost_by_model_version": dg.MetadataValue.md(
                 table(
                     ["model", "version", "effective (billing currency)"],
-                    [(m, v, f"{c:.4f}") for (m, v), c in sorted(summary.effective_by_model.items())],
+                    [
+                        (m, v or "(untagged version)", f"{c:.4f}")
+                        for (m, v), c in sorted(
+                            summary.effective_by_model.items(), key=lambda i: (i[0][0], i[0][1] or "")
+                        )
+                    ],
                 )
             ),
             "dagster/column_schema": dg.TableSchema(

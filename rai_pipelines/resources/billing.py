@@ -6,6 +6,7 @@ import dagster as dg
 
 from rai_pipelines.billing_exports import CurExportReader, OnPremUsageReader
 from rai_pipelines.focus import SourceFile
+from rai_pipelines.focus_export_readers import AwsFocusExportReader, AzureFocusExportReader
 
 
 class AwsCurExport(dg.Config):
@@ -15,6 +16,30 @@ class AwsCurExport(dg.Config):
     layout: str  # "legacy" (CUR CSV + manifest) or "cur2" (Data Exports Parquet)
     prefix: str = "cur"
     name: str = "rai-cur"
+
+
+class AwsFocusExport(dg.Config):
+    """AWS Data Exports' "FOCUS 1.2 with AWS columns": a local folder laid out like the bucket, or s3://bucket."""
+
+    root: str
+    billing_account_id: str  # rows of any other payer account are refused
+    prefix: str = "focus"
+    name: str = "rai-focus"
+
+
+class AzureFocusExport(dg.Config):
+    """An Azure Cost Management export in FOCUS format, in Blob Storage or a local folder laid out like the
+    container. Credentials come from the environment, e.g. dg.EnvVar("AZURE_STORAGE_CONNECTION_STRING")."""
+
+    billing_account_id: str  # rows of any other billing account are refused (compared ignoring case)
+    export_name: str
+    directory: str = ""  # the export's root folder path in the container
+    root: str | None = None  # a local folder laid out like the container, or:
+    container: str | None = None
+    connection_string: str | None = None
+    account_url: str | None = None  # https://<account>.blob.core.windows.net
+    account_key: str | None = None
+    sas_token: str | None = None
 
 
 class OnPremUsage(dg.Config):
@@ -28,11 +53,28 @@ class BillingExportsResource(dg.ConfigurableResource):
     """Every cost source that feeds the cost ledger."""
 
     aws: list[AwsCurExport]
+    aws_focus: list[AwsFocusExport] = []
+    azure_focus: list[AzureFocusExport] = []
     onprem: list[OnPremUsage] = []
 
-    def readers(self) -> list[CurExportReader | OnPremUsageReader]:
-        return [CurExportReader(e.root, e.layout, e.prefix, e.name) for e in self.aws] + [
-            OnPremUsageReader(o.usage_root, o.declaration) for o in self.onprem
+    def readers(self) -> list[CurExportReader | AwsFocusExportReader | AzureFocusExportReader | OnPremUsageReader]:
+        return [
+            *(CurExportReader(e.root, e.layout, e.prefix, e.name) for e in self.aws),
+            *(AwsFocusExportReader(e.root, e.billing_account_id, e.prefix, e.name) for e in self.aws_focus),
+            *(
+                AzureFocusExportReader(
+                    e.billing_account_id,
+                    e.export_name,
+                    e.directory,
+                    root=e.root,
+                    container=e.container,
+                    connection_string=e.connection_string,
+                    account_url=e.account_url,
+                    credential=e.account_key or e.sas_token,
+                )
+                for e in self.azure_focus
+            ),
+            *(OnPremUsageReader(o.usage_root, o.declaration) for o in self.onprem),
         ]
 
     def export_fingerprint(self, day: date) -> str:

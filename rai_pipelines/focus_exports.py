@@ -1,0 +1,468 @@
+"""Billing exports that are FOCUS already -> cost ledger rows.
+
+Two sources deliver FOCUS themselves: Azure Cost Management's "Cost and usage details (FOCUS)"
+export (FocusCost 1.0 / 1.0r2: FOCUS 1.0 columns plus x_ Azure columns, CSV or Parquet) and AWS Data
+Exports' "FOCUS 1.2 with AWS columns" (Parquet, `Tags` a map<string, string>). Normalising them is
+selecting and casting into `focus.LEDGER_SCHEMA` (decimals, UTC timestamps, the same column order),
+checking every row, adding the x_ lineage columns and attributing each charge from its tags.
+
+Rules, the same as the CUR normalisation in focus.py:
+
+- A charge belongs to the UTC date of its ChargePeriodStart; one whose charge period starts outside
+  the row's billing period (a correction of an earlier month) lands on the billing period's first day,
+  so that nothing in a billing period's file is left out of every partition.
+- Tags become one JSON object with sorted keys, each key normalised by `focus.tag_key` (Azure's tag
+  keys are free-form: "Model-Name", "model_name" and "MODEL-NAME" are one key; the first non-empty
+  value, in the order of the original keys, wins). Attribution reads `focus.ATTRIBUTION_TAGS`.
+- Duplicate line items are kept. Neither export carries a line-item id, two identical rows are two
+  charges as far as the file (and the invoice) is concerned, and the ledger must equal the export's
+  total to the cent. Each keeps its own x_SourceRowNumber and x_SourceRowHash. Double counting across
+  export runs is the reader's business: it reads only the files the current run's manifest lists.
+- PublisherName and InvoiceIssuerName, which AWS documents as possibly null, fall back to
+  ProviderName; a missing ServiceCategory becomes "Other". Every other value is the provider's own.
+- Columns the ledger has no place for (x_BilledCostInUsd, x_SkuMeterName, x_Discounts, ... and any
+  column a provider adds later) are ignored.
+
+Bad input raises BadInputError naming the file, the row (CSV: the physical line; Parquet: the row
+number from 1) and the field. The export must be of the billing account the reader was configured
+with (`SourceFile.context`); a row of any other account is refused.
+
+`azure_focus_daily_totals` and `aws_focus_daily_totals` are the reconciliation's witnesses: plain
+Decimal arithmetic over the raw values, sharing no code with the normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+import duckdb
+import pyarrow as pa
+
+from rai_pipelines.errors import BadInputError
+from rai_pipelines.focus import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY_SQL, SourceFile, tag_key
+
+STRING_COLUMNS = (
+    "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
+    "ChargeCategory", "ChargeClass", "ChargeFrequency", "ChargeDescription", "PricingUnit", "PricingCategory",
+    "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId", "ServiceName",
+    "ServiceCategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId", "ResourceName", "ResourceType",
+    "SkuId", "SkuPriceId", "CommitmentDiscountId", "CommitmentDiscountCategory", "CommitmentDiscountName",
+    "CommitmentDiscountStatus", "CommitmentDiscountType",
+)  # fmt: skip
+TIMESTAMP_COLUMNS = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")
+DECIMAL_COLUMNS = (
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ListUnitPrice", "ContractedUnitPrice",
+    "PricingQuantity", "ConsumedQuantity",
+)  # fmt: skip
+# Without these a row cannot be put in the ledger: the file is refused when one is missing.
+MANDATORY_COLUMNS = (
+    "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
+    "ChargePeriodEnd", "ChargeCategory", "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
+    "ProviderName", "ServiceName",
+)  # fmt: skip
+# ... and these must be filled on every row (FOCUS: "MUST NOT be null").
+NON_EMPTY_COLUMNS = (
+    "BillingAccountId", "BillingCurrency", *TIMESTAMP_COLUMNS, "ChargeCategory",
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
+)  # fmt: skip
+# FOCUS 1.2's allowed values (FOCUS 1.0, which Azure's FocusCost 1.0 follows, allows the same).
+ALLOWED_VALUES = {
+    "ChargeCategory": ("Usage", "Purchase", "Tax", "Credit", "Adjustment"),
+    "ChargeClass": ("Correction",),
+    "ChargeFrequency": ("One-Time", "Recurring", "Usage-Based"),
+    "PricingCategory": ("Standard", "Dynamic", "Committed", "Other"),
+    "CommitmentDiscountCategory": ("Spend", "Usage"),
+    "CommitmentDiscountStatus": ("Used", "Unused"),
+    "ServiceCategory": (
+        "AI and Machine Learning", "Analytics", "Business Applications", "Compute", "Databases", "Developer Tools",
+        "Multicloud", "Identity", "Integration", "Internet of Things", "Management and Governance", "Media",
+        "Migration", "Mobile", "Networking", "Security", "Storage", "Web", "Other",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FocusProvider:
+    """What differs between the FOCUS-native exports."""
+
+    name: str  # x_SourceProvider
+    kind: str  # SourceFile.kind
+    # Ledger column -> the export's columns to take it from, first found wins.
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The provider's own charge-type column for x_LineItemType, when an export carries one; neither
+    # FocusCost 1.0r2 nor AWS's FOCUS 1.2 documents one today, so ChargeCategory is the fallback.
+    line_item_type_columns: tuple[str, ...] = ()
+    # Azure resource ids (BillingAccountId is one for MCA) are case-insensitive.
+    account_ids_case_insensitive: bool = False
+
+
+AZURE = FocusProvider(
+    "azure",
+    "azure_focus",
+    aliases={"InvoiceId": ("InvoiceId", "x_InvoiceId")},  # InvoiceId is FOCUS 1.2; FocusCost 1.0 has x_InvoiceId
+    line_item_type_columns=("x_ChargeType", "ChargeType"),
+    account_ids_case_insensitive=True,
+)
+AWS = FocusProvider("aws", "aws_focus", line_item_type_columns=("x_LineItemType", "line_item_line_item_type"))
+
+
+def _columns_by_name(table: pa.Table) -> dict[str, str]:
+    """Lower-cased name -> the name as in the file (a CSV header may carry a byte-order mark)."""
+    out: dict[str, str] = {}
+    for name in table.column_names:
+        out.setdefault(name.strip().lstrip("\ufeff").lower(), name)
+    return out
+
+
+def _find(names: dict[str, str], candidates: tuple[str, ...]) -> str | None:
+    for candidate in candidates:
+        found = names.get(candidate.lower())
+        if found is not None:
+            return found
+    return None
+
+
+def _where(source: SourceFile) -> str:
+    return "line" if source.uri.endswith((".csv", ".csv.gz", ".gz")) else "row"
+
+
+def _expected_account(source: SourceFile) -> str:
+    expected = source.context
+    if not isinstance(expected, str) or not expected:
+        raise ValueError(
+            f"{source.uri}: no expected billing account id in SourceFile.context; "
+            "the reader must be configured with the account the export belongs to"
+        )
+    return expected
+
+
+# --- tags -------------------------------------------------------------------------------------------
+
+
+def _tag_pairs_from_text(text: str) -> list[tuple[str, object]]:
+    text = text.strip()
+    if not text:
+        return []
+    if not text.startswith("{"):  # Azure's older cost exports write the pairs without braces
+        text = "{" + text + "}"
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return list(value.items())
+
+
+def _normalised_tags(pairs) -> tuple[tuple[str, object], ...]:
+    out: dict[str, object] = {}
+    for key, value in sorted(pairs, key=lambda kv: str(kv[0])):
+        if value is None or value == "":
+            continue
+        out.setdefault(tag_key(str(key)), value)
+    return tuple(sorted(out.items()))
+
+
+def _tags(source: SourceFile, column: str | None) -> tuple[list[str], dict[str, list[str | None]]]:
+    """The Tags JSON of every row and the attribution columns read from it. Tag sets repeat a lot,
+    so each distinct raw value is parsed once."""
+    n = source.table.num_rows
+    attribution: dict[str, list[str | None]] = {c: [] for c in ATTRIBUTION_TAGS}
+    if column is None:
+        for values in attribution.values():
+            values.extend([None] * n)
+        return ["{}"] * n, attribution
+    raw_values = source.table.column(column).to_pylist()
+    rows = source.row_numbers()
+    cache: dict[object, tuple[str, tuple]] = {}
+    texts = []
+    for i, raw in enumerate(raw_values):
+        if isinstance(raw, list):
+            key = tuple(raw)
+        elif isinstance(raw, dict):
+            key = tuple(sorted(raw.items()))
+        else:
+            key = raw
+        hit = cache.get(key)
+        if hit is None:
+            if raw is None:
+                pairs = []
+            elif isinstance(raw, str):
+                try:
+                    pairs = _tag_pairs_from_text(raw)
+                except ValueError as exc:
+                    raise BadInputError(
+                        f"{source.uri} {_where(source)} {rows[i]}: field {column} = {raw[:80]!r} "
+                        f"is not a JSON object of tags ({exc})"
+                    ) from None
+            elif isinstance(raw, list):  # an Arrow map<string, string>
+                pairs = list(raw)
+            elif isinstance(raw, dict):  # a struct
+                pairs = list(raw.items())
+            else:
+                raise BadInputError(f"{source.uri} {_where(source)} {rows[i]}: field {column} has type {type(raw)}")
+            tags = _normalised_tags(pairs)
+            as_dict = dict(tags)
+            found = tuple(
+                next((str(as_dict[k]) for k in keys if k in as_dict), None) for keys in ATTRIBUTION_TAGS.values()
+            )
+            hit = cache[key] = (json.dumps(as_dict, sort_keys=True), found)
+        texts.append(hit[0])
+        for name, value in zip(ATTRIBUTION_TAGS, hit[1], strict=True):
+            attribution[name].append(value)
+    return texts, attribution
+
+
+# --- normalisation ----------------------------------------------------------------------------------
+
+
+def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dict[str, str]]:
+    """The ledger's source columns under their FOCUS names (absent optional ones as nulls), the tags
+    as JSON, the attribution, the line item type and the source row number; plus ledger name -> name
+    in the file, for error messages."""
+    table = source.table
+    names = _columns_by_name(table)
+    missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.aliases.get(c, (c,))) is None]
+    if missing:
+        raise BadInputError(f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}")
+    n = table.num_rows
+    original: dict[str, str] = {}
+    columns, out_names = [], []
+    for column in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS):
+        found = _find(names, provider.aliases.get(column, (column,)))
+        if found is None:
+            columns.append(pa.nulls(n, pa.string()))
+        else:
+            original[column] = found
+            columns.append(table.column(found))
+        out_names.append(column)
+    line_type = _find(names, provider.line_item_type_columns) or original["ChargeCategory"]
+    columns.append(table.column(line_type))
+    out_names.append("line_item_type")
+    tags_json, attribution = _tags(source, _find(names, ("Tags",)))
+    columns.append(pa.array(tags_json, pa.string()))
+    out_names.append("tags_json")
+    for name, values in attribution.items():
+        columns.append(pa.array(values, pa.string()))
+        out_names.append(name)
+    columns.append(pa.array(source.row_numbers(), pa.int64()))
+    out_names.append("source_row_number")
+    return pa.Table.from_arrays(columns, names=out_names), original
+
+
+def _text(column: str) -> str:
+    return f"NULLIF(TRIM(CAST(\"{column}\" AS VARCHAR)), '')"
+
+
+def _money(column: str) -> str:
+    return f"TRY_CAST({_text(column)} AS {MONEY_SQL})"
+
+
+def _ts(column: str) -> str:
+    return f"TRY_CAST({_text(column)} AS TIMESTAMPTZ)"
+
+
+def _first(con, sql: str) -> tuple | None:
+    return con.execute(sql + " ORDER BY source_row_number LIMIT 1").fetchone()
+
+
+def _validate(con, source: SourceFile, provider: FocusProvider, original: dict[str, str]) -> None:
+    what = _where(source)
+
+    def fail(row, column: str, detail: str):
+        raise BadInputError(f"{source.uri} {what} {row}: field {original.get(column, column)} {detail}")
+
+    expected = _expected_account(source)
+    compare = "lower" if provider.account_ids_case_insensitive else ""
+    other = con.execute(
+        f"SELECT source_row_number, {_text('BillingAccountId')} FROM focus "
+        f"WHERE {_text('BillingAccountId')} IS NOT NULL AND {compare}({_text('BillingAccountId')}) <> {compare}(?) "
+        "ORDER BY source_row_number LIMIT 1",
+        [expected],
+    ).fetchone()
+    if other:
+        fail(
+            other[0],
+            "BillingAccountId",
+            f"= {other[1]!r}: the export belongs to another billing account than the configured {expected!r}",
+        )
+    for column in DECIMAL_COLUMNS:
+        bad = _first(
+            con,
+            f"SELECT source_row_number, {_text(column)} FROM focus "
+            f"WHERE {_text(column)} IS NOT NULL AND {_money(column)} IS NULL",
+        )
+        if bad:
+            fail(bad[0], column, f"= {bad[1]!r} is not a number")
+    for column in TIMESTAMP_COLUMNS:
+        bad = _first(
+            con,
+            f"SELECT source_row_number, {_text(column)} FROM focus "
+            f"WHERE {_text(column)} IS NOT NULL AND {_ts(column)} IS NULL",
+        )
+        if bad:
+            fail(bad[0], column, f"= {bad[1]!r} is not an ISO 8601 date-time")
+    for column in NON_EMPTY_COLUMNS:
+        empty = _first(con, f"SELECT source_row_number FROM focus WHERE {_text(column)} IS NULL")
+        if empty:
+            fail(empty[0], column, "is empty")
+    currency = _first(
+        con,
+        f"SELECT source_row_number, {_text('BillingCurrency')} FROM focus "
+        f"WHERE NOT regexp_full_match({_text('BillingCurrency')}, '[A-Z]{{3}}')",
+    )
+    if currency:
+        fail(currency[0], "BillingCurrency", f"= {currency[1]!r} is not an ISO 4217 currency code")
+    for column, allowed in ALLOWED_VALUES.items():
+        listed = ", ".join("'" + v + "'" for v in allowed)
+        bad = _first(
+            con,
+            f"SELECT source_row_number, {_text(column)} FROM focus "
+            f"WHERE {_text(column)} IS NOT NULL AND {_text(column)} NOT IN ({listed})",
+        )
+        if bad:
+            fail(bad[0], column, f"= {bad[1]!r} is not one of FOCUS's values ({', '.join(allowed)})")
+    backwards = _first(
+        con,
+        f"SELECT source_row_number, {_text('ChargePeriodStart')}, {_text('ChargePeriodEnd')} FROM focus "
+        f"WHERE {_ts('ChargePeriodEnd')} < {_ts('ChargePeriodStart')}",
+    )
+    if backwards:
+        fail(backwards[0], "ChargePeriodEnd", f"= {backwards[2]!r} is before ChargePeriodStart {backwards[1]!r}")
+
+
+def _ledger_sql(provider: FocusProvider) -> str:
+    text_columns = {c: _text(c) for c in STRING_COLUMNS}
+    text_columns["PublisherName"] = f"COALESCE({_text('PublisherName')}, {_text('ProviderName')})"
+    text_columns["InvoiceIssuerName"] = f"COALESCE({_text('InvoiceIssuerName')}, {_text('ProviderName')})"
+    text_columns["ServiceCategory"] = f"COALESCE({_text('ServiceCategory')}, 'Other')"
+    select = []
+    for f in LEDGER_SCHEMA:
+        name = f.name
+        if name in text_columns:
+            select.append(f"{text_columns[name]} AS {name}")
+        elif name in TIMESTAMP_COLUMNS:
+            select.append(f"{_ts(name)} AS {name}")
+        elif name in DECIMAL_COLUMNS:
+            select.append(f"{_money(name)} AS {name}")
+    identity = " || ':' || ".join(
+        f"COALESCE({_text(c)}, '')"
+        for c in ("ChargePeriodStart", "ChargeCategory", "ResourceId", "SkuPriceId", "BilledCost", "EffectiveCost")
+    )
+    select += [
+        "tags_json AS Tags",
+        f"'{provider.name}' AS x_SourceProvider",
+        "$uri AS x_SourceUri",
+        "source_row_number AS x_SourceRowNumber",
+        f"sha256($uri || ':' || CAST(source_row_number AS VARCHAR) || ':' || {identity}) AS x_SourceRowHash",
+        f"COALESCE({_text('line_item_type')}, {_text('ChargeCategory')}) AS x_LineItemType",
+        *(f'"{c}" AS {c}' for c in ATTRIBUTION_TAGS),
+    ]
+    start, bp_start, bp_end = _ts("ChargePeriodStart"), _ts("BillingPeriodStart"), _ts("BillingPeriodEnd")
+    return (
+        "SELECT\n    "
+        + ",\n    ".join(select)
+        + f"""
+FROM focus
+WHERE (CASE WHEN {start} >= {bp_start} AND {start} < {bp_end} THEN CAST({start} AS DATE)
+            ELSE CAST({bp_start} AS DATE) END) = CAST($day AS DATE)
+ORDER BY source_row_number"""
+    )
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _focus_to_ledger(source: SourceFile, day: date, provider: FocusProvider) -> pa.Table:
+    table, original = _prepare(source, provider)
+    con = _connect()
+    try:
+        con.register("focus", table)
+        _validate(con, source, provider, original)
+        ledger_columns = [f.name for f in LEDGER_SCHEMA]
+        # The attribution columns share their names with the ledger's; the SELECT order is the schema's.
+        sql = _ledger_sql(provider)
+        result = con.sql(sql, params={"uri": source.uri, "day": day.isoformat()}).to_arrow_table()
+    finally:
+        con.close()
+    return result.select(ledger_columns).cast(LEDGER_SCHEMA)
+
+
+def azure_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
+    """Ledger rows of `day` from one Azure Cost Management FOCUS export file (`kind="azure_focus"`,
+    `context` = the expected billing account id)."""
+    return _focus_to_ledger(source, day, AZURE)
+
+
+def aws_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
+    """Ledger rows of `day` from one AWS Data Exports "FOCUS 1.2 with AWS columns" file
+    (`kind="aws_focus"`, `context` = the expected billing account id)."""
+    return _focus_to_ledger(source, day, AWS)
+
+
+# --- the witness ------------------------------------------------------------------------------------
+
+
+def _witness_instant(value, where: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise BadInputError(f"{where}: {value!r} is not an ISO 8601 date-time") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _witness_amount(value, where: str) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    try:
+        amount = Decimal(str(value).strip())  # str(float) is its shortest round-trip form
+    except (InvalidOperation, ValueError):
+        raise BadInputError(f"{where}: {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise BadInputError(f"{where}: {value!r} is not a finite number")
+    return amount
+
+
+def _daily_totals(source: SourceFile, provider: FocusProvider) -> dict[str, Decimal]:
+    names = _columns_by_name(source.table)
+    needed = ("ChargePeriodStart", "BilledCost", "BillingPeriodStart", "BillingPeriodEnd", "BillingAccountId")
+    found = {}
+    for column in needed:
+        name = names.get(column.lower())
+        if name is None:
+            raise BadInputError(f"{source.uri}: missing mandatory FOCUS column {column}")
+        found[column] = source.table.column(name).to_pylist()
+    expected = _expected_account(source)
+    fold = str.lower if provider.account_ids_case_insensitive else str
+    what = _where(source)
+    totals: dict[str, Decimal] = {}
+    for i, row in enumerate(source.row_numbers()):
+        where = f"{source.uri} {what} {row}"
+        account = found["BillingAccountId"][i]
+        if fold(str(account).strip()) != fold(expected):
+            raise BadInputError(f"{where}: field BillingAccountId = {account!r} is not the configured {expected!r}")
+        start = _witness_instant(found["ChargePeriodStart"][i], f"{where}: field ChargePeriodStart")
+        period_start = _witness_instant(found["BillingPeriodStart"][i], f"{where}: field BillingPeriodStart")
+        period_end = _witness_instant(found["BillingPeriodEnd"][i], f"{where}: field BillingPeriodEnd")
+        amount = _witness_amount(found["BilledCost"][i], f"{where}: field BilledCost")
+        key = (start if period_start <= start < period_end else period_start).date().isoformat()
+        totals[key] = totals.get(key, Decimal(0)) + amount
+    return totals
+
+
+def azure_focus_daily_totals(source: SourceFile) -> dict[str, Decimal]:
+    """BilledCost per ledger day straight from the raw values of an Azure FOCUS export file."""
+    return _daily_totals(source, AZURE)
+
+
+def aws_focus_daily_totals(source: SourceFile) -> dict[str, Decimal]:
+    """BilledCost per ledger day straight from the raw values of an AWS FOCUS export file."""
+    return _daily_totals(source, AWS)
