@@ -750,7 +750,7 @@ def report(args: argparse.Namespace, workdir: Path) -> int:
         f"(focus.cur_to_focus_batches: read only the needed columns, validate, normalise; write zstd; the exact totals "
         f"and the FOCUS profile per batch), the independent totals (focus.source_daily_totals), and the Great "
         f"Expectations FOCUS suite on the profile (validate_ledger)"
-        f" (guards (guards: {args.stage_timeout} s per stage, RSS {args.max_child_rss_gb:g} GB, address space "
+        f" (guards: {args.stage_timeout} s per stage, RSS {args.max_child_rss_gb:g} GB, address space "
         f"{args.address_space_gb:g} GB)",
         flush=True,
     )

@@ -88,6 +88,7 @@ class CurExportReader:
     layout: str
     prefix: str = "cur"
     name: str = "rai-cur"
+    billing_account_id: str | None = None  # when set, rows of any other payer account are refused
 
     def __post_init__(self) -> None:
         if self.layout not in ("legacy", "cur2"):
@@ -154,12 +155,14 @@ class CurExportReader:
                 lines = physical_lines(text)
                 if lines is not None and len(lines) != table.num_rows:
                     raise BadInputError(f"{uri}: {len(lines)} records by line but {table.num_rows} parsed rows")
-                files.append(SourceFile(uri, table, first_data_line=2, row_lines=lines))
+                files.append(
+                    SourceFile(uri, table, first_data_line=2, row_lines=lines, context=self.billing_account_id)
+                )
             else:
                 # Streamed: read batch by batch, only the columns the ledger needs, when it is built.
                 parquet = ParquetInput(self.fs, path, uri)
                 parquet.schema  # noqa: B018 - a file that is no Parquet at all fails here, naming it
-                files.append(SourceFile.streamed(parquet))
+                files.append(SourceFile.streamed(parquet, context=self.billing_account_id))
         return files
 
 

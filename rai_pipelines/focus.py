@@ -41,6 +41,7 @@ REQUIRED_CUR_COLUMNS = (
 )
 OPTIONAL_CUR_COLUMNS = (
     "identity_line_item_id",
+    "identity_time_interval",
     "bill_payer_account_name",  # CUR 2.0 only
     "line_item_usage_account_name",  # CUR 2.0 only
     "bill_billing_entity",
@@ -293,15 +294,17 @@ class SourceFile:
     table: pa.Table | None
     first_data_line: int = 2  # CSV: line 1 is the header. Parquet: row numbers start at 1.
     kind: str = "aws_cur"  # which normalisation reads it: "aws_cur" or "onprem"
-    context: object = None  # what that normalisation needs besides the file (on-prem: the declared rates)
+    # What that normalisation needs besides the file: the declared rates (on-prem), the billing
+    # account the export must belong to (cloud exports).
+    context: object = None
     # CSV only: the physical line of each row, when blank lines or quoted line breaks make it
     # differ from first_data_line + row index.
     row_lines: list[int] | None = None
     parquet: ParquetInput | None = None
 
     @classmethod
-    def streamed(cls, parquet: ParquetInput, kind: str = "aws_cur") -> SourceFile:
-        return cls(parquet.uri, None, first_data_line=1, kind=kind, parquet=parquet)
+    def streamed(cls, parquet: ParquetInput, kind: str = "aws_cur", context: object = None) -> SourceFile:
+        return cls(parquet.uri, None, first_data_line=1, kind=kind, context=context, parquet=parquet)
 
     @property
     def schema(self) -> pa.Schema:
@@ -560,9 +563,19 @@ def _case(column: str, mapping: dict[str, str], default: str = "NULL") -> str:
     return f"CASE {whens} ELSE {default} END"
 
 
-def _checks(s: _Sql) -> list[tuple[str, str, str]]:
+def _checks(s: _Sql, account: str | None) -> list[tuple[str, str, str]]:
     """(condition of a bad row, column, what is wrong), in the order they are reported."""
-    checks = [(s.bad_number(c), c, "is not a number") for c in NUMERIC_CUR_COLUMNS]
+    checks = []
+    if account is not None:
+        quoted = account.replace("'", "''")
+        checks.append(
+            (
+                f"CAST(bill_payer_account_id AS VARCHAR) <> '{quoted}'",
+                "bill_payer_account_id",
+                f"is not the payer account this export is configured for ({account}): an export of the wrong account",
+            )
+        )
+    checks += [(s.bad_number(c), c, "is not a number") for c in NUMERIC_CUR_COLUMNS]
     checks += [(s.bad_timestamp(c), c, "is not a date-time") for c in TIMESTAMP_CUR_COLUMNS]
     checks += [(s.empty(c), c, "is empty") for c in (*TIMESTAMP_CUR_COLUMNS, *NON_EMPTY_CUR_COLUMNS)]
     checks.append(
@@ -700,11 +713,13 @@ def cur_to_focus_batches(source: SourceFile, day: date, batch_size: int = BATCH_
     sets = _TagSets()
     con = _connect()
     statements: dict[pa.Schema, tuple[list, str, str]] = {}
+    identified = "identity_line_item_id" in layout.original
+    line_items: list[dict] = []  # a 64-bit hash of each row's line item id and time interval
     for batch, rows in source.batches(layout.read, batch_size):
         prepared = _prepare_batch(batch, rows, layout, sets)
         if prepared.schema not in statements:
             s = _Sql(prepared.schema)
-            checks = _checks(s)
+            checks = _checks(s, source.context if isinstance(source.context, str) else None)
             statements[prepared.schema] = (checks, _validation_sql(checks), _ledger_sql(s))
         checks, validation, ledger = statements[prepared.schema]
         con.register("cur", prepared)
@@ -718,10 +733,53 @@ def cur_to_focus_batches(source: SourceFile, day: date, batch_size: int = BATCH_
                 shown = "" if problem == "is empty" else f" = {value!r}"
                 raise BadInputError(f"{source.uri} {what} {first}: field {field}{shown} {problem}")
         result = con.sql(ledger, params={"uri": source.uri, "day": day.isoformat()}).to_arrow_table()
+        if identified:
+            line_items.append(con.sql(LINE_ITEM_HASH_SQL).fetchnumpy())
         con.unregister("cur")
         for out in result.cast(LEDGER_SCHEMA).to_batches():
             if out.num_rows:
                 yield out
+    if identified:
+        _refuse_duplicate_line_items(source, layout, line_items, what)
+
+
+# AWS: a line item id is unique within one report file for its time interval. The same pair twice
+# is the same charge twice, which would be billed twice.
+LINE_ITEM_HASH_SQL = """
+SELECT hash(CAST(identity_line_item_id AS VARCHAR), CAST(identity_time_interval AS VARCHAR)) AS h,
+       source_row_number AS row
+FROM cur WHERE identity_line_item_id IS NOT NULL AND CAST(identity_line_item_id AS VARCHAR) <> ''
+"""
+
+
+def _refuse_duplicate_line_items(source: SourceFile, layout: _Layout, parts: list[dict], what: str) -> None:
+    import numpy as np
+
+    if not parts:
+        return
+    hashes = np.concatenate([p["h"] for p in parts])
+    rows = np.concatenate([p["row"] for p in parts])
+    order = np.argsort(hashes, kind="stable")
+    same = hashes[order][1:] == hashes[order][:-1]
+    if not same.any():
+        return
+    # Equal hashes: read those rows' ids again to tell a duplicate from a (very unlikely) collision.
+    candidates = set(rows[order][1:][same].tolist()) | set(rows[order][:-1][same].tolist())
+    id_column, interval_column = layout.original["identity_line_item_id"], layout.original.get("identity_time_interval")
+    columns = [id_column] + ([interval_column] if interval_column else [])
+    seen: dict[tuple, int] = {}
+    for batch, numbers in source.batches(columns):
+        values = [batch.column(i).to_pylist() for i in range(len(columns))]
+        for i, number in enumerate(numbers.to_pylist()):
+            if number not in candidates:
+                continue
+            key = tuple(v[i] for v in values)
+            if key in seen:
+                raise BadInputError(
+                    f"{source.uri} {what} {number}: field {id_column} = {key[0]!r} repeats the line item of "
+                    f"{what} {seen[key]} (same time interval): a duplicate line item would be billed twice"
+                )
+            seen[key] = number
 
 
 def cur_to_focus(source: SourceFile, day: date) -> pa.Table:

@@ -417,3 +417,55 @@ def test_map_tags_become_the_same_json_whatever_their_shape(with_separator):
     attribution = {c: [v for chunk in chunks for v in chunk[1 + i].to_pylist()] for i, c in enumerate(ATTRIBUTION_TAGS)}
     assert attribution["x_ModelName"] == ["m", None, None, None, "m"]
     assert attribution["x_Team"] == [value, None, None, "y", value]
+
+
+def test_an_export_of_the_wrong_account_is_refused_naming_the_row():
+    rows = [_cur2_row("Usage", 1.0, bill_payer_account_id="111122223333"), _cur2_row("Usage", 2.0)]
+    source = SourceFile("x.parquet", _table(rows), 1, context="111122223333")
+    with pytest.raises(BadInputError, match=r"x\.parquet row 2: field bill_payer_account_id = '1' is not the payer"):
+        cur_to_focus(source, date(2023, 11, 2))
+    assert cur_to_focus(SourceFile("x.parquet", _table(rows[:1]), 1, context="111122223333"), date(2023, 11, 2))
+
+
+def test_a_duplicate_line_item_is_refused_naming_both_rows():
+    interval = "2023-11-02T03:00:00Z/2023-11-02T04:00:00Z"
+    rows = [
+        _cur2_row("Usage", 1.0, identity_line_item_id="a", identity_time_interval=interval),
+        _cur2_row("Usage", 1.0, identity_line_item_id="b", identity_time_interval=interval),
+        # the same id in another hour is another line item
+        _cur2_row("Usage", 1.0, identity_line_item_id="a", identity_time_interval="2023-11-02T04:00:00Z/x"),
+        _cur2_row("Usage", 1.0, identity_line_item_id="b", identity_time_interval=interval),
+    ]
+    assert cur_to_focus(SourceFile("x.parquet", _table(rows[:3]), 1), date(2023, 11, 2)).num_rows == 3
+    with pytest.raises(
+        BadInputError,
+        match=r"x\.parquet row 4: field identity_line_item_id = 'b' repeats the line"
+        r" item of row 2",
+    ):
+        cur_to_focus(SourceFile("x.parquet", _table(rows), 1), date(2023, 11, 2))
+
+
+def test_a_column_the_provider_adds_later_is_ignored():
+    rows = [_cur2_row("Usage", 1.0, line_item_something_new="42", resource_tags_user_team="risk")]
+    ledger = cur_to_focus(SourceFile("x.parquet", _table(rows), 1), date(2023, 11, 2)).to_pylist()
+    assert [(r["BilledCost"], r["x_Team"]) for r in ledger] == [(Decimal(1), "risk")]
+
+
+def test_a_truncated_or_corrupt_parquet_export_is_named(tmp_path):
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    from rai_pipelines.focus import ParquetInput
+
+    path = tmp_path / "cur.parquet"
+    pq.write_table(_table([_cur2_row("Usage", 1.0)] * 100), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # an upload cut short: no footer
+    with pytest.raises(BadInputError, match=r"s3://b/cur\.parquet: not a readable Parquet file"):
+        _ = SourceFile.streamed(ParquetInput(pafs.LocalFileSystem(), str(path), "s3://b/cur.parquet")).schema
+    damaged = bytearray(data)
+    damaged[8:200] = b"\xff" * 192  # the column data itself, footer intact
+    path.write_bytes(bytes(damaged))
+    source = SourceFile.streamed(ParquetInput(pafs.LocalFileSystem(), str(path), "s3://b/cur.parquet"))
+    with pytest.raises(BadInputError, match=r"s3://b/cur\.parquet: not a readable Parquet file"):
+        cur_to_focus(source, date(2023, 11, 2))

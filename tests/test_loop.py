@@ -146,6 +146,8 @@ def test_reconciliation_fails_when_the_ledger_disagrees_with_the_export(loop):
     mismatched = [u.rsplit("/", 1)[-1] for u in result.metadata["mismatched_sources"].value]
     assert mismatched == ["rai-cur-00001.snappy.parquet"]
     assert reconcile(LOOP_DAYS[0], {}, []).passed is False  # no export at all is not a zero bill
+    empty = reconcile(LOOP_DAYS[0], {}, sources)  # files, but no line item for the day
+    assert empty.passed is False and "EMPTY" in empty.metadata["totals"].value  # no export at all is not a zero bill
 
 
 def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):

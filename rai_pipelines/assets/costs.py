@@ -143,7 +143,7 @@ def reconcile(day: date, ledger_totals: dict[str, Decimal], sources: list[focus.
     """Compare the ledger's billed total per source file with the export's own total for the day,
     to the cent. A day with no export file at all fails: a missing or misplaced export is not a zero
     bill."""
-    ledger_totals = dict(ledger_totals)
+    ledger_totals_in, ledger_totals = ledger_totals, dict(ledger_totals)
     rows, mismatched = [], []
     for source in sources:
         expected = ledger_rows.daily_totals(source).get(day.isoformat(), Decimal(0))
@@ -157,9 +157,14 @@ def reconcile(day: date, ledger_totals: dict[str, Decimal], sources: list[focus.
         mismatched.append(uri)
     if not sources:
         rows.append(("(no export file covers this day)", "–", "–", "MISSING"))
+    # Export files that hold no line item at all for the day: a day cut out of the export, not a
+    # zero bill (an account's bill has charges every day; a month starting later has no file yet).
+    empty = bool(sources) and not ledger_totals_in
+    if empty:
+        rows.append(("(the export files hold no line item for this day)", "–", "–", "EMPTY"))
     return dg.AssetCheckResult(
         check_name="reconciles_with_export",
-        passed=bool(sources) and not mismatched,
+        passed=bool(sources) and not mismatched and not empty,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "day": day.isoformat(),

@@ -16,6 +16,7 @@ class AwsCurExport(dg.Config):
     layout: str  # "legacy" (CUR CSV + manifest) or "cur2" (Data Exports Parquet)
     prefix: str = "cur"
     name: str = "rai-cur"
+    billing_account_id: str | None = None  # the payer account; rows of any other are refused
 
 
 class AwsFocusExport(dg.Config):
@@ -59,7 +60,7 @@ class BillingExportsResource(dg.ConfigurableResource):
 
     def readers(self) -> list[CurExportReader | AwsFocusExportReader | AzureFocusExportReader | OnPremUsageReader]:
         return [
-            *(CurExportReader(e.root, e.layout, e.prefix, e.name) for e in self.aws),
+            *(CurExportReader(e.root, e.layout, e.prefix, e.name, e.billing_account_id) for e in self.aws),
             *(AwsFocusExportReader(e.root, e.billing_account_id, e.prefix, e.name) for e in self.aws_focus),
             *(
                 AzureFocusExportReader(
