@@ -37,6 +37,10 @@ def to_focus(source: SourceFile, day: date) -> pa.Table:
         from rai_pipelines.focus_exports import aws_focus_to_focus
 
         return aws_focus_to_focus(source, day)
+    if source.kind == "gcp_billing":
+        from rai_pipelines.gcp_billing import gcp_to_focus
+
+        return gcp_to_focus(source, day)
     raise ValueError(f"{source.uri}: no normalisation for source kind {source.kind!r}")
 
 
@@ -55,6 +59,10 @@ def daily_totals(source: SourceFile) -> dict[str, Decimal]:
         from rai_pipelines.focus_exports import aws_focus_daily_totals
 
         return aws_focus_daily_totals(source)
+    if source.kind == "gcp_billing":
+        from rai_pipelines.gcp_billing import gcp_daily_totals
+
+        return gcp_daily_totals(source)
     raise ValueError(f"{source.uri}: no reconciliation witness for source kind {source.kind!r}")
 
 

@@ -7,6 +7,7 @@ import dagster as dg
 from rai_pipelines.billing_exports import CurExportReader, OnPremUsageReader
 from rai_pipelines.focus import SourceFile
 from rai_pipelines.focus_export_readers import AwsFocusExportReader, AzureFocusExportReader
+from rai_pipelines.gcp_readers import BigQueryBillingExportReader, GcsBillingExportReader
 
 
 class AwsCurExport(dg.Config):
@@ -43,6 +44,30 @@ class AzureFocusExport(dg.Config):
     sas_token: str | None = None
 
 
+class GcpBigQueryExport(dg.Config):
+    """GCP's Cloud Billing export to BigQuery (standard or detailed), queried one day at a time."""
+
+    project: str
+    dataset: str
+    billing_account_id: str  # rows of any other billing account are refused
+    table: str = ""  # default: gcp_billing_export[_resource]_v1_<billing account id with _>
+    detailed: bool = False  # the resource-level export
+    job_project: str = ""  # the project that runs (and pays for) the query; default: project
+    endpoint: str = ""  # an API endpoint override (an emulator); default: Google's
+    location: str | None = None
+    partition_column: str | None = "_PARTITIONTIME"
+    max_export_lag_days: int | None = None  # bound the partitions scanned for a day's late rows
+
+
+class GcpStorageExport(dg.Config):
+    """The same export copied to Cloud Storage as Parquet: gs://bucket/prefix/date=YYYY-MM-DD/*.parquet."""
+
+    root: str  # gs://bucket/prefix, or a local folder laid out the same way
+    billing_account_id: str
+    endpoint: str = ""
+    project: str = ""
+
+
 class OnPremUsage(dg.Config):
     """Measured usage of on-premises or Kubernetes capacity and the Git file declaring its rates."""
 
@@ -56,9 +81,11 @@ class BillingExportsResource(dg.ConfigurableResource):
     aws: list[AwsCurExport]
     aws_focus: list[AwsFocusExport] = []
     azure_focus: list[AzureFocusExport] = []
+    gcp_bigquery: list[GcpBigQueryExport] = []
+    gcp_storage: list[GcpStorageExport] = []
     onprem: list[OnPremUsage] = []
 
-    def readers(self) -> list[CurExportReader | AwsFocusExportReader | AzureFocusExportReader | OnPremUsageReader]:
+    def readers(self) -> list:
         return [
             *(CurExportReader(e.root, e.layout, e.prefix, e.name, e.billing_account_id) for e in self.aws),
             *(AwsFocusExportReader(e.root, e.billing_account_id, e.prefix, e.name) for e in self.aws_focus),
@@ -75,6 +102,22 @@ class BillingExportsResource(dg.ConfigurableResource):
                 )
                 for e in self.azure_focus
             ),
+            *(
+                BigQueryBillingExportReader(
+                    e.project,
+                    e.dataset,
+                    e.billing_account_id,
+                    e.table,
+                    e.detailed,
+                    e.job_project,
+                    e.endpoint,
+                    e.location,
+                    e.partition_column,
+                    e.max_export_lag_days,
+                )
+                for e in self.gcp_bigquery
+            ),
+            *(GcsBillingExportReader(e.root, e.billing_account_id, e.endpoint, e.project) for e in self.gcp_storage),
             *(OnPremUsageReader(o.usage_root, o.declaration) for o in self.onprem),
         ]
 
