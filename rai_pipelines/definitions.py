@@ -11,6 +11,7 @@ import dagster as dg
 from rai_pipelines.assets.costs import cost_ledger
 from rai_pipelines.assets.governance import build_governance_facts, gitops_rollback
 from rai_pipelines.assets.monitoring import build_model_assets
+from rai_pipelines.billing_sources import load_billing_sources
 from rai_pipelines.jobs import daily_governance_job, gitops_rollback_job, late_labels_job
 from rai_pipelines.registry import load_registry
 from rai_pipelines.resources import (
@@ -32,6 +33,25 @@ from rai_pipelines.sensors import (
 from rai_pipelines.settings import Settings
 
 
+def _billing(settings: Settings) -> BillingExportsResource:
+    declared = load_billing_sources(settings.billing_sources) if settings.billing_sources else {}
+    return BillingExportsResource(
+        aws=[
+            AwsCurExport(root=root, layout=layout)
+            for root, layout in ((settings.aws_cur_export_root, "legacy"), (settings.aws_cur2_export_root, "cur2"))
+            if root.lower() != "none"  # RAI_AWS_CUR_EXPORT_ROOT=none: no such export
+        ]
+        + declared.get("aws_cur", []),
+        aws_focus=declared.get("aws_focus", []),
+        azure_focus=declared.get("azure_focus", []),
+        gcp_bigquery=declared.get("gcp_bigquery", []),
+        gcp_storage=declared.get("gcp_storage", []),
+        onprem=[]
+        if settings.onprem_usage_root.lower() == "none"
+        else [OnPremUsage(usage_root=settings.onprem_usage_root, declaration=settings.onprem_declaration)],
+    )
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     specs = list(load_registry(settings.model_registry_dir).values())
     model_assets = [a for spec in specs for a in build_model_assets(spec)]
@@ -42,16 +62,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             pseudonymisation_key_file=settings.pseudonymisation_key_file,
             create_missing_key=settings.create_missing_key,
         ),
-        "billing": BillingExportsResource(
-            aws=[
-                AwsCurExport(root=root, layout=layout)
-                for root, layout in ((settings.aws_cur_export_root, "legacy"), (settings.aws_cur2_export_root, "cur2"))
-                if root.lower() != "none"  # RAI_AWS_CUR_EXPORT_ROOT=none: no such export
-            ],
-            onprem=[]
-            if settings.onprem_usage_root.lower() == "none"
-            else [OnPremUsage(usage_root=settings.onprem_usage_root, declaration=settings.onprem_declaration)],
-        ),
+        "billing": _billing(settings),
         "registry": ModelRegistryResource(directory=settings.model_registry_dir),
         "policy": PolicyResource(bundle_dir=settings.policy_dir, registry_dir=settings.model_registry_dir),
         "gitops": GitOpsResource(

@@ -26,6 +26,7 @@ class Settings:
     aws_cur2_export_root: str
     onprem_usage_root: str
     onprem_declaration: str
+    billing_sources: str  # a YAML file declaring more billing sources (billing_sources.py), or ""
     gitops_remote: str
     gitops_branch: str
     policy_dir: str
@@ -45,6 +46,7 @@ class Settings:
             aws_cur2_export_root=_env("RAI_AWS_CUR2_EXPORT_ROOT", str(Path(home) / "exports" / "aws-cur2")),
             onprem_usage_root=_env("RAI_ONPREM_USAGE_ROOT", str(Path(home) / "onprem-usage")),
             onprem_declaration=_env("RAI_ONPREM_COSTS", str(PROJECT_ROOT / "costs" / "onprem.yaml")),
+            billing_sources=_env("RAI_BILLING_SOURCES", ""),
             gitops_remote=_env("RAI_GITOPS_REMOTE", str(Path(home) / "gitops.git")),
             gitops_branch=_env("RAI_GITOPS_BRANCH", "main"),
             policy_dir=_env("RAI_POLICY_DIR", str(PROJECT_ROOT / "policies")),

@@ -42,7 +42,8 @@ def test_loading_definitions_does_not_import_heavy_libraries(tmp_path):
     code = (
         "import sys, rai_pipelines.definitions as d; "
         "print(sorted(m for m in ('alibi_detect', 'great_expectations', 'google.cloud.billing', 'regopy', "
-        "'sklearn', 'tensorflow', 'torch') if m in sys.modules))"
+        "'sklearn', 'tensorflow', 'torch', 'google.cloud.bigquery', 'google.cloud.storage', 'azure.storage.blob') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -78,3 +79,69 @@ def test_definitions_hold_every_part_of_the_loop():
         "snapshot_matches_reference",
     }
     assert defs.resolve_job_def("gitops_rollback_job") is not None
+
+
+BILLING_SOURCES = """
+aws_cur:
+  - {root: s3://payer-cur, layout: cur2, billing_account_id: "123456789012"}
+aws_focus:
+  - {root: s3://payer-focus, billing_account_id: "123456789012"}
+azure_focus:
+  - billing_account_id: /providers/Microsoft.Billing/billingAccounts/8611537
+    export_name: focus-cost
+    directory: exports
+    container: billing
+    connection_string: {env: RAI_TEST_AZURE_CONNECTION}
+gcp_bigquery:
+  - {project: billing-prj, dataset: billing, billing_account_id: 01ABCD-234567-89EFGH, detailed: true}
+gcp_storage:
+  - {root: /tmp/gcp-billing-copy, billing_account_id: 01ABCD-234567-89EFGH}
+"""
+
+
+def test_billing_sources_declared_in_yaml_reach_the_resource(tmp_path, monkeypatch):
+    from rai_pipelines.billing_sources import load_billing_sources
+
+    path = tmp_path / "billing.yaml"
+    path.write_text(BILLING_SOURCES)
+    monkeypatch.setenv("RAI_TEST_AZURE_CONNECTION", "DefaultEndpointsProtocol=http;AccountName=x;AccountKey=eA==")
+    declared = load_billing_sources(path)
+    assert {k: len(v) for k, v in declared.items()} == {
+        "aws_cur": 1, "aws_focus": 1, "azure_focus": 1, "gcp_bigquery": 1, "gcp_storage": 1
+    }  # fmt: skip
+    assert declared["azure_focus"][0].connection_string.startswith("DefaultEndpointsProtocol=http")
+    assert declared["aws_cur"][0].billing_account_id == "123456789012"
+
+    from rai_pipelines.definitions import _billing
+    from rai_pipelines.settings import Settings
+
+    monkeypatch.setenv("RAI_HOME", str(tmp_path))
+    monkeypatch.setenv("RAI_BILLING_SOURCES", str(path))
+    billing = _billing(Settings.from_env())
+    assert (len(billing.aws), len(billing.aws_focus), len(billing.gcp_bigquery)) == (3, 1, 1)
+
+
+def test_bad_billing_source_declarations_name_file_source_and_field(tmp_path, monkeypatch):
+    import pytest
+
+    from rai_pipelines.billing_sources import load_billing_sources
+    from rai_pipelines.errors import BadInputError
+
+    monkeypatch.delenv("RAI_TEST_AZURE_CONNECTION", raising=False)
+    path = tmp_path / "billing.yaml"
+    for text, message in [
+        ("oracle_cloud: []", r"unknown source kind\(s\) oracle_cloud"),
+        ("aws_focus:\n  - {root: s3://x}", r"aws_focus\[0\]: missing field\(s\) billing_account_id"),
+        (
+            "aws_focus:\n  - {root: s3://x, billing_account_id: '1', bucket: y}",
+            r"aws_focus\[0\]: unknown field\(s\) bucket",
+        ),
+        (
+            "gcp_bigquery:\n  - {project: p, dataset: d, billing_account_id: a, detailed: maybe}",
+            r"detailed: Input should",
+        ),
+        (BILLING_SOURCES, r"azure_focus\[0\]\.connection_string: environment variable RAI_TEST_AZURE_CONNECTION"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(BadInputError, match=message):
+            load_billing_sources(path)
