@@ -45,6 +45,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from rai_pipelines.billing_exports import physical_lines
 from rai_pipelines.errors import BadInputError
 from rai_pipelines.focus import SourceFile
 
@@ -77,28 +78,10 @@ def read_focus_csv(data: bytes, uri: str) -> tuple[pa.Table, list[int] | None]:
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise BadInputError(f"{uri}: not a readable CSV file: {exc}") from exc
     table = table.rename_columns([c.lstrip("\ufeff") for c in table.column_names])
-    lines = _physical_lines(data, table.num_rows)
+    lines = physical_lines(data, table.num_rows)
     if lines is not None and len(lines) != table.num_rows:
         raise BadInputError(f"{uri}: {len(lines)} records by line but {table.num_rows} parsed rows")
     return table, lines
-
-
-def _physical_lines(data: bytes, rows: int) -> list[int] | None:
-    """The line each data row starts on, or None when row i is simply on line i + 2. Counting line
-    breaks settles that cheaply: with no blank line, as many breaks as rows (+ the header's) means
-    one line per row. Otherwise a quoted field spans lines (Azure's descriptions and tags can), and
-    the csv module walks the file. (billing_exports.physical_lines only looks for a break next to a
-    quote, which misses one inside a quoted field.)"""
-    breaks = data.count(b"\n")
-    if b"\n\n" not in data and b"\r\r" not in data and breaks in (rows, rows + 1):
-        return None
-    reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
-    lines, previous_end = [], 0
-    for row in reader:
-        start, previous_end = previous_end + 1, reader.line_num
-        if row and any(cell != "" for cell in row):
-            lines.append(start)
-    return lines[1:]  # the first record is the header
 
 
 def _csv_header(header: str) -> list[str]:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from rai_pipelines.settings import PROJECT_ROOT
+from tests.conftest import _free_port
 
 AZURITE_PACKAGE = "azurite@3.35.0"  # the 3.x release verified here (Node.js 20)
 AZURITE_DIR = PROJECT_ROOT / ".azurite"
@@ -45,12 +46,6 @@ def ensure_azurite() -> Path:
             if done.returncode != 0 or not AZURITE_BLOB.exists():
                 raise RuntimeError(f"npm install {AZURITE_PACKAGE} failed:\n{done.stderr[-3000:]}")
     return AZURITE_BLOB
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Azurite:
