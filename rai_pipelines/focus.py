@@ -802,7 +802,7 @@ WITNESS_COLUMNS = (
 )
 
 
-def _instants(values: pa.Array, uri: str, field: str, rows: pa.Array) -> pa.Array:
+def _instants(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str = "row") -> pa.Array:
     if pa.types.is_timestamp(values.type):
         return values if values.type.tz else pc.assume_timezone(values, "UTC")
     text = pc.replace_substring_regex(pc.utf8_trim_whitespace(pc.cast(values, pa.string())), r"Z$", "+00:00")
@@ -817,12 +817,12 @@ def _instants(values: pa.Array, uri: str, field: str, rows: pa.Array) -> pa.Arra
         try:
             moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
-            raise BadInputError(f"{uri} row {row}: field {field} = {value!r} is not a date-time") from None
+            raise BadInputError(f"{uri} {what} {row}: field {field} = {value!r} is not a date-time") from None
         parsed.append(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
     return pa.array(parsed, pa.timestamp("us", tz="UTC"))
 
 
-def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array) -> pa.Array:
+def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str = "row") -> pa.Array:
     if pa.types.is_floating(values.type) or pa.types.is_integer(values.type) or pa.types.is_decimal(values.type):
         return pc.cast(values, MONEY, safe=False)
     text = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
@@ -833,7 +833,7 @@ def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array) -> pa.Array
             try:
                 Decimal(value) if value not in (None, "") else None
             except ArithmeticError:
-                raise BadInputError(f"{uri} row {row}: field {field} = {value!r} is not a number") from None
+                raise BadInputError(f"{uri} {what} {row}: field {field} = {value!r} is not a number") from None
         raise
 
 
@@ -849,9 +849,10 @@ def source_daily_totals(source: SourceFile) -> dict[str, Decimal]:
         if column not in names:
             raise BadInputError(f"{source.uri}: missing required CUR column {column}")
     totals: dict[str, Decimal] = {}
+    what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
     for batch, rows in source.batches([names[c] for c in WITNESS_COLUMNS]):
         start, cost, period_start, period_end = (
-            convert(batch.column(i), source.uri, names[c], rows)
+            convert(batch.column(i), source.uri, names[c], rows, what)
             for i, (c, convert) in enumerate(zip(WITNESS_COLUMNS, WITNESS_CONVERSIONS, strict=True))
         )
         within = pc.and_(pc.greater_equal(start, period_start), pc.less(start, period_end))

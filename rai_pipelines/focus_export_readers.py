@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from rai_pipelines.billing_exports import physical_lines
 from rai_pipelines.errors import BadInputError
-from rai_pipelines.focus import SourceFile
+from rai_pipelines.focus import ParquetInput, SourceFile
 
 Fingerprint = tuple[str, int | str, float]
 
@@ -434,6 +434,12 @@ class AwsFocusExportReader:
             uri = self._uri(path)
             if self.fs.get_file_info(path).type != pafs.FileType.File:
                 raise BadInputError(f"{uri}: listed in the manifest but missing from the export")
+            if uri.lower().endswith(".parquet"):
+                # Streamed like CUR 2.0: an AWS FOCUS export has about as many rows as the CUR.
+                parquet = ParquetInput(self.fs, path, uri)
+                _ = parquet.schema  # a file that is no Parquet at all fails here, naming it
+                files.append(SourceFile.streamed(parquet, kind="aws_focus", context=self.billing_account_id))
+                continue
             with self.fs.open_input_stream(path, compression=None) as f:
                 data = f.read()
             files.append(_source_file(data, uri, "aws_focus", self.billing_account_id))

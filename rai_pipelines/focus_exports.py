@@ -34,15 +34,17 @@ Decimal arithmetic over the raw values, sharing no code with the normalisation.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import date
+from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rai_pipelines.errors import BadInputError
-from rai_pipelines.focus import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY_SQL, SourceFile, tag_key
+from rai_pipelines.focus import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY, MONEY_SQL, SourceFile, tag_key
 
 STRING_COLUMNS = (
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
@@ -109,10 +111,10 @@ AZURE = FocusProvider(
 AWS = FocusProvider("aws", "aws_focus", line_item_type_columns=("x_LineItemType", "line_item_line_item_type"))
 
 
-def _columns_by_name(table: pa.Table) -> dict[str, str]:
+def _columns_by_name(names: list[str]) -> dict[str, str]:
     """Lower-cased name -> the name as in the file (a CSV header may carry a byte-order mark)."""
     out: dict[str, str] = {}
-    for name in table.column_names:
+    for name in names:
         out.setdefault(name.strip().lstrip("\ufeff").lower(), name)
     return out
 
@@ -221,7 +223,7 @@ def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dic
     as JSON, the attribution, the line item type and the source row number; plus ledger name -> name
     in the file, for error messages."""
     table = source.table
-    names = _columns_by_name(table)
+    names = _columns_by_name(table.column_names)
     missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.aliases.get(c, (c,))) is None]
     if missing:
         raise BadInputError(f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}")
@@ -263,7 +265,8 @@ def _ts(column: str) -> str:
 
 
 def _first(con, sql: str) -> tuple | None:
-    return con.execute(sql + " ORDER BY source_row_number LIMIT 1").fetchone()
+    found = con.execute(sql + " ORDER BY source_row_number LIMIT 1").fetchall()
+    return found[0] if found else None
 
 
 def _validate(con, source: SourceFile, provider: FocusProvider, original: dict[str, str]) -> None:
@@ -279,7 +282,8 @@ def _validate(con, source: SourceFile, provider: FocusProvider, original: dict[s
         f"WHERE {_text('BillingAccountId')} IS NOT NULL AND {compare}({_text('BillingAccountId')}) <> {compare}(?) "
         "ORDER BY source_row_number LIMIT 1",
         [expected],
-    ).fetchone()
+    ).fetchall()
+    other = other[0] if other else None
     if other:
         fail(
             other[0],
@@ -376,19 +380,42 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _focus_to_ledger(source: SourceFile, day: date, provider: FocusProvider) -> pa.Table:
-    table, original = _prepare(source, provider)
+def _needed_columns(source: SourceFile, provider: FocusProvider) -> list[str]:
+    """The file's columns the ledger reads: the rest (x_ provider columns, new ones) are not read."""
+    names = _columns_by_name(source.schema.names)
+    wanted = [provider.aliases.get(c, (c,)) for c in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS)]
+    wanted += [provider.line_item_type_columns, ("Tags",)]
+    found = {_find(names, candidates) for candidates in wanted}
+    return [n for n in source.schema.names if n in found]
+
+
+def focus_export_batches(source: SourceFile, day: date, provider: FocusProvider) -> Iterator[pa.RecordBatch]:
+    """The ledger rows of `day` in one FOCUS-native export file, batch by batch (a streamed Parquet
+    file is never held whole). Every batch is checked before any of its rows is returned."""
+    ledger_columns = [f.name for f in LEDGER_SCHEMA]
+    sql = _ledger_sql(provider)
     con = _connect()
     try:
-        con.register("focus", table)
-        _validate(con, source, provider, original)
-        ledger_columns = [f.name for f in LEDGER_SCHEMA]
-        # The attribution columns share their names with the ledger's; the SELECT order is the schema's.
-        sql = _ledger_sql(provider)
-        result = con.sql(sql, params={"uri": source.uri, "day": day.isoformat()}).to_arrow_table()
+        for batch, rows in source.batches(_needed_columns(source, provider)):
+            part = SourceFile(
+                source.uri,
+                pa.Table.from_batches([batch]),
+                kind=source.kind,
+                context=source.context,
+                row_lines=rows.to_pylist(),
+            )
+            table, original = _prepare(part, provider)
+            con.register("focus", table)
+            _validate(con, part, provider, original)
+            result = con.sql(sql, params={"uri": source.uri, "day": day.isoformat()}).to_arrow_table()
+            con.unregister("focus")
+            yield from result.select(ledger_columns).cast(LEDGER_SCHEMA).to_batches()
     finally:
         con.close()
-    return result.select(ledger_columns).cast(LEDGER_SCHEMA)
+
+
+def _focus_to_ledger(source: SourceFile, day: date, provider: FocusProvider) -> pa.Table:
+    return pa.Table.from_batches(list(focus_export_batches(source, day, provider)), schema=LEDGER_SCHEMA)
 
 
 def azure_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
@@ -406,55 +433,45 @@ def aws_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
 # --- the witness ------------------------------------------------------------------------------------
 
 
-def _witness_instant(value, where: str) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise BadInputError(f"{where}: {value!r} is not an ISO 8601 date-time") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _witness_amount(value, where: str) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    try:
-        amount = Decimal(str(value).strip())  # str(float) is its shortest round-trip form
-    except (InvalidOperation, ValueError):
-        raise BadInputError(f"{where}: {value!r} is not a number") from None
-    if not amount.is_finite():
-        raise BadInputError(f"{where}: {value!r} is not a finite number")
-    return amount
-
-
 def _daily_totals(source: SourceFile, provider: FocusProvider) -> dict[str, Decimal]:
-    names = _columns_by_name(source.table)
+    """BilledCost per ledger day from the raw values, batch by batch: Arrow compute on five raw
+    columns (the CUR witness's conversions), sharing nothing with the DuckDB normalisation."""
+    from rai_pipelines.focus import WITNESS_CONVERSIONS
+
+    instants, amounts = WITNESS_CONVERSIONS[0], WITNESS_CONVERSIONS[1]
+    names = _columns_by_name(source.schema.names)
     needed = ("ChargePeriodStart", "BilledCost", "BillingPeriodStart", "BillingPeriodEnd", "BillingAccountId")
     found = {}
     for column in needed:
         name = names.get(column.lower())
         if name is None:
             raise BadInputError(f"{source.uri}: missing mandatory FOCUS column {column}")
-        found[column] = source.table.column(name).to_pylist()
+        found[column] = name
     expected = _expected_account(source)
     fold = str.lower if provider.account_ids_case_insensitive else str
     what = _where(source)
     totals: dict[str, Decimal] = {}
-    for i, row in enumerate(source.row_numbers()):
-        where = f"{source.uri} {what} {row}"
-        account = found["BillingAccountId"][i]
-        if fold(str(account).strip()) != fold(expected):
-            raise BadInputError(f"{where}: field BillingAccountId = {account!r} is not the configured {expected!r}")
-        start = _witness_instant(found["ChargePeriodStart"][i], f"{where}: field ChargePeriodStart")
-        period_start = _witness_instant(found["BillingPeriodStart"][i], f"{where}: field BillingPeriodStart")
-        period_end = _witness_instant(found["BillingPeriodEnd"][i], f"{where}: field BillingPeriodEnd")
-        amount = _witness_amount(found["BilledCost"][i], f"{where}: field BilledCost")
-        key = (start if period_start <= start < period_end else period_start).date().isoformat()
-        totals[key] = totals.get(key, Decimal(0)) + amount
+    for batch, rows in source.batches([found[c] for c in needed]):
+        accounts = pc.utf8_trim_whitespace(pc.cast(batch.column(4), pa.string()))
+        if provider.account_ids_case_insensitive:
+            accounts = pc.utf8_lower(accounts)
+        other = pc.not_equal(pc.fill_null(accounts, ""), fold(expected))
+        if pc.any(other).as_py():
+            i = pc.index(other, True).as_py()
+            raise BadInputError(
+                f"{source.uri} {what} {rows[i]}: field BillingAccountId = {batch.column(4)[i].as_py()!r} "
+                f"is not the configured {expected!r}"
+            )
+        start, cost, period_start, period_end = (
+            convert(batch.column(i), source.uri, found[c], rows, what)
+            for i, (c, convert) in enumerate(zip(needed[:4], (instants, amounts, instants, instants), strict=True))
+        )
+        within = pc.and_(pc.greater_equal(start, period_start), pc.less(start, period_end))
+        day = pc.cast(pc.if_else(within, start, period_start), pa.date32())
+        sums = pa.table({"day": day, "cost": pc.fill_null(cost, pa.scalar(Decimal(0), MONEY))})
+        for row in sums.group_by("day").aggregate([("cost", "sum")]).to_pylist():
+            key = row["day"].isoformat()
+            totals[key] = totals.get(key, Decimal(0)) + row["cost_sum"]
     return totals
 
 

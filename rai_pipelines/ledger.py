@@ -19,6 +19,11 @@ def to_focus_batches(source: SourceFile, day: date) -> Iterator[pa.RecordBatch]:
     if source.kind == "aws_cur":
         yield from focus.cur_to_focus_batches(source, day)
         return
+    if source.kind in ("aws_focus", "azure_focus"):
+        from rai_pipelines.focus_exports import AWS, AZURE, focus_export_batches
+
+        yield from focus_export_batches(source, day, AWS if source.kind == "aws_focus" else AZURE)
+        return
     yield from to_focus(source, day).to_batches()
 
 
