@@ -684,10 +684,11 @@ SELECT
     tag_x_ModelName AS x_ModelName,
     tag_x_ModelVersion AS x_ModelVersion,
     tag_x_Team AS x_Team,
-    tag_x_Environment AS x_Environment
+    tag_x_Environment AS x_Environment,
+    (CASE WHEN {usage_start} >= {period_start} AND {usage_start} < {s.ts("bill_billing_period_end_date")}
+          THEN CAST({usage_start} AS DATE) ELSE CAST({period_start} AS DATE) END) AS ledger_day
 FROM cur
-WHERE (CASE WHEN {usage_start} >= {period_start} AND {usage_start} < {s.ts("bill_billing_period_end_date")}
-            THEN CAST({usage_start} AS DATE) ELSE CAST({period_start} AS DATE) END) = CAST($day AS DATE)
+WHERE ledger_day BETWEEN CAST($first AS DATE) AND CAST($last AS DATE)
 """
 
 
@@ -710,6 +711,17 @@ def cur_to_focus_batches(source: SourceFile, day: date, batch_size: int = BATCH_
     Bad values raise BadInputError naming the file, the row (the physical line of a CSV) and the
     field, before any batch holding that row is returned.
     """
+    for _, batch in cur_to_focus_days(source, [day], batch_size):
+        yield batch
+
+
+def cur_to_focus_days(
+    source: SourceFile, days: list[date], batch_size: int = BATCH_ROWS
+) -> Iterator[tuple[date, pa.RecordBatch]]:
+    """`cur_to_focus_batches` for several days in one pass over the file: (day, batch) pairs. A
+    backfill of a month reads the month's export once, not once per day."""
+    wanted = set(days)
+    first_day, last_day = min(days).isoformat(), max(days).isoformat()
     layout = _layout(source)
     what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
     sets = _TagSets()
@@ -734,15 +746,31 @@ def cur_to_focus_batches(source: SourceFile, day: date, batch_size: int = BATCH_
                 field = layout.original.get(column, column)
                 shown = "" if problem == "is empty" else f" = {value!r}"
                 raise BadInputError(f"{source.uri} {what} {first}: field {field}{shown} {problem}")
-        result = con.sql(ledger, params={"uri": source.uri, "day": day.isoformat()}).to_arrow_table()
+        result = con.sql(ledger, params={"uri": source.uri, "first": first_day, "last": last_day}).to_arrow_table()
         if identified:
             line_items.append(con.sql(LINE_ITEM_HASH_SQL).fetchnumpy())
         con.unregister("cur")
-        for out in result.cast(LEDGER_SCHEMA).to_batches():
-            if out.num_rows:
-                yield out
+        for ledger_day, rows_of_day in _split_by_day(result, wanted):
+            for out in rows_of_day.cast(LEDGER_SCHEMA).to_batches():
+                if out.num_rows:
+                    yield ledger_day, out
     if identified:
         _refuse_duplicate_line_items(source, layout, line_items, what)
+
+
+def _split_by_day(result: pa.Table, wanted: set[date]) -> Iterator[tuple[date, pa.Table]]:
+    """The rows of each wanted day, without the ledger_day column."""
+    if not result.num_rows:
+        return
+    days = result.column("ledger_day")
+    rows = result.drop_columns(["ledger_day"])
+    distinct = pc.unique(days).to_pylist()
+    if len(distinct) == 1:
+        if distinct[0] in wanted:
+            yield distinct[0], rows
+        return
+    for ledger_day in sorted(d for d in distinct if d in wanted):
+        yield ledger_day, rows.filter(pc.equal(days, pa.scalar(ledger_day, pa.date32())))
 
 
 # AWS: a line item id is unique within one report file for its time interval. The same pair twice

@@ -27,6 +27,16 @@ def to_focus_batches(source: SourceFile, day: date) -> Iterator[pa.RecordBatch]:
     yield from to_focus(source, day).to_batches()
 
 
+def to_focus_days(source: SourceFile, days: list[date]) -> Iterator[tuple[date, pa.RecordBatch]]:
+    """(day, batch) pairs of several days' ledger rows: one pass over a CUR file, else day by day."""
+    if source.kind == "aws_cur":
+        yield from focus.cur_to_focus_days(source, days)
+        return
+    for day in sorted(days):
+        for batch in to_focus_batches(source, day):
+            yield day, batch
+
+
 def to_focus(source: SourceFile, day: date) -> pa.Table:
     if source.kind == "aws_cur":
         return focus.cur_to_focus(source, day)

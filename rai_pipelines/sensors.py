@@ -263,17 +263,19 @@ def build_restatement_sensor(job, lookback_days: int = 62, minimum_interval_seco
             if materialisation.partition in recorded:
                 continue
             value = materialisation.metadata.get(EXPORT_FINGERPRINT)
-            recorded[materialisation.partition] = value.value if value is not None else None
-        now: dict[str, str] = {}  # one digest per billing period
+            value = value.value if value is not None else None
+            if isinstance(value, dict):  # a backfill run of several days records each day's digest
+                value = value.get(materialisation.partition)
+            recorded[materialisation.partition] = value
         requests = []
         for day in recent:
             period = day[:7]
-            if period not in now:
-                now[period] = billing.export_fingerprint(date.fromisoformat(day))
-            if recorded.get(day) != now[period]:
+            # Per day: a CUR's digest covers its billing period, a BigQuery export's only the day.
+            now = billing.export_fingerprint(date.fromisoformat(day))
+            if recorded.get(day) != now:
                 requests.append(
                     dg.RunRequest(
-                        run_key=f"restated:{day}:{now[period]}",
+                        run_key=f"restated:{day}:{now}",
                         partition_key=day,
                         asset_selection=[LEDGER_KEY, FACTS_KEY],
                         tags={"rai-pipelines/restated-billing-period": period},

@@ -73,6 +73,17 @@ def test_every_line_item_lands_in_exactly_one_day(ledgers, raw_csv):
     assert sorted(numbers) == list(range(2, 2 + len(rows)))
 
 
+def test_one_pass_over_the_file_gives_every_days_ledger(source, ledgers):
+    from rai_pipelines.focus import cur_to_focus_days
+
+    by_day: dict[date, list] = {}
+    for day, batch in cur_to_focus_days(source, DAYS[2:9]):  # a backfill of seven days
+        by_day.setdefault(day, []).append(batch)
+    assert sorted(by_day) == DAYS[2:9]
+    for day, batches in by_day.items():
+        assert pa.Table.from_batches(batches).equals(ledgers[day])
+
+
 def test_daily_totals_equal_the_export_to_the_cent(ledgers, raw_csv, source):
     by_day: dict[str, Decimal] = Counter()
     for row in _csv_rows(raw_csv):

@@ -13,6 +13,7 @@ import shutil
 from decimal import Decimal
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from rai_pipelines.assets.costs import reconcile
@@ -318,6 +319,55 @@ def test_a_billing_restatement_rebuilds_exactly_the_days_built_from_older_files(
         job.execute_in_process(partition_key=DAY1, instance=instance, run_config=QUIET, asset_selection=ledger_only)
         assert billed(DAY1) == before + Decimal("1.25")  # replaced, not added to
         assert [r.partition_key for r in tick(instance)] == [DAY2]
+
+
+def test_a_backfill_is_one_run_that_reads_each_export_once_and_equals_the_daily_runs(loop, tmp_path):
+    from rai_pipelines import ledger as ledger_rows
+    from rai_pipelines.definitions import build_definitions
+    from tests.conftest import copy_world
+
+    world = copy_world(loop["world"], tmp_path / "world")
+    defs = build_definitions(settings_for(world))
+    lake = Lake(str(world.lake_root))
+    daily = {day: loop["lake"].read_table("cost_ledger", {"date": day}) for day in (DAY1, DAY2)}
+    passes = []
+    original = ledger_rows.to_focus_days
+
+    def counted(source, days):
+        passes.append((source.uri.rsplit("/", 1)[-1], tuple(days)))
+        return original(source, days)
+
+    ledger_rows.to_focus_days = counted
+    try:
+        job = dg.define_asset_job("ledger_backfill", selection=["cost_ledger"]).resolve(
+            asset_graph=defs.resolve_asset_graph()
+        )
+        with dg.instance_for_test() as instance:
+            result = job.execute_in_process(
+                instance=instance,
+                resources=defs.resources,
+                run_config=QUIET,
+                tags={"dagster/asset_partition_range_start": DAY1, "dagster/asset_partition_range_end": DAY2},
+            )
+            assert result.success
+            materialised = [e.materialization for e in result.get_asset_materialization_events()]
+            fingerprints = {m.partition: m.metadata["export_fingerprint"].value for m in materialised}
+            sensor = defs.resolve_sensor_def("billing_restatement_sensor")
+            context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+            assert sensor.evaluate_tick(context).run_requests == []  # each day's digest is recorded
+    finally:
+        ledger_rows.to_focus_days = original
+    assert sorted(fingerprints) == [DAY1, DAY2]
+    # one pass per export file for both days, not one per day
+    assert len(passes) == len({name for name, _ in passes}) and all(days == tuple(LOOP_DAYS) for _, days in passes)
+
+    def comparable(ledger):  # the copied world's files have other paths, so other uris and row hashes
+        names = pa.array([u.rsplit("/", 1)[-1] for u in ledger.column("x_SourceUri").to_pylist()])
+        ledger = ledger.drop_columns(["x_SourceUri", "x_SourceRowHash"]).append_column("file", names)
+        return ledger.sort_by([("file", "ascending"), ("x_SourceRowNumber", "ascending")])
+
+    for day in (DAY1, DAY2):
+        assert comparable(lake.read_table("cost_ledger", {"date": day})).equals(comparable(daily[day]))
 
 
 def test_cur2_files_come_from_the_export_manifest_not_the_folder(loop, tmp_path):

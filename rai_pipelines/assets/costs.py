@@ -1,6 +1,8 @@
 """The cost ledger: billing exports normalised to FOCUS, one partition per day."""
 
 from collections import defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -19,16 +21,14 @@ from rai_pipelines.resources import BillingExportsResource, LakeResource
 HALF_CENT = Decimal("0.005")
 
 
-def _day(context) -> date:
-    return date.fromisoformat(context.partition_key)
-
-
 # The export files' digest a partition was built from; the restatement sensor compares it with now.
 EXPORT_FINGERPRINT = "export_fingerprint"
 
 
 @dg.asset(
     partitions_def=daily_partitions,
+    # A backfill is one run: each billing period's export is read once for all of its days.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="finops",
     kinds={"duckdb", "parquet"},
     description="Every charge of the day from the billing exports, in FOCUS 1.2 columns plus x_ "
@@ -52,80 +52,176 @@ EXPORT_FINGERPRINT = "export_fingerprint"
     ],
 )
 def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: BillingExportsResource):
-    day = _day(context)
-    partition = {"date": day.isoformat()}
-    # Taken before reading: a restatement during the read changes it, and the sensor notices.
-    fingerprint = billing.export_fingerprint(day)
-    sources = billing.read_day(day)
+    """One day from the daily schedule, or a range of days as one run from a backfill: each billing
+    period's export files are then read once for all its days. Days are published a billing period
+    at a time, and only when every day of the period reconciles and conforms; a failing period
+    stops the run, leaving the periods before it published (each checked) and nothing of itself."""
+    days = sorted(date.fromisoformat(key) for key in context.partition_keys)
     store = lake.lake()
-    summary = LedgerSummary()
-    profile = LedgerProfile(focus.LEDGER_SCHEMA)
-    # Streamed: each source's rows go to a staged file batch by batch, so memory does not grow with
-    # the bill. The staged file is published only after it reconciles and conforms.
-    with store.staged("cost_ledger", partition) as staged:
-        with pq.ParquetWriter(staged.path, focus.LEDGER_SCHEMA, compression="zstd") as writer:
-            for source in sources:
-                for batch in ledger_rows.to_focus_batches(source, day):
-                    writer.write_batch(batch)
-                    summary.add(batch)
-                    profile.add(batch)
-        before = reconcile(day, summary.billed_by_source, sources)
-        if not before.passed:
-            raise dg.Failure(
-                description=f"cost ledger for {day} does not reconcile with its exports; nothing was written",
-                metadata=before.metadata,
-            )
-        conformance = validate_ledger(profile)
-        if not conformance.passed:
-            raise dg.Failure(
-                description=f"cost ledger for {day} does not conform to FOCUS 1.2; nothing was written",
-                metadata={"findings": dg.MetadataValue.md(_findings_table(conformance))},
-            )
-        uri = staged.publish()
-    written: dict[str, Decimal] = defaultdict(Decimal)
-    for batch in store.iter_batches("cost_ledger", partition, columns=["x_SourceUri", "BilledCost"]):
-        for uri_written, cost in LedgerSummary._sums(pa.Table.from_batches([batch]), ["x_SourceUri"], "BilledCost"):
-            written[uri_written] += cost
-
-    effective = summary.effective
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": summary.rows,
-            "dagster/uri": uri,
-            "source_files": dg.MetadataValue.json([s.uri for s in sources]),
-            EXPORT_FINGERPRINT: fingerprint,
-            "billed_cost": dg.MetadataValue.json({c: float(v) for c, v in sorted(summary.billed_by_currency.items())}),
-            "billed_cost_usd": float(summary.billed_by_currency.get("USD", Decimal(0))),
-            "effective_cost": float(effective),
-            "untagged_effective_cost": float(summary.untagged_effective),
-            "untagged_share": float(summary.untagged_effective / effective) if effective else 0.0,
-            "cost_by_service": dg.MetadataValue.md(
-                table(
-                    ["service", "currency", "billed"],
-                    [
-                        (s, c, f"{v:.6f}")
-                        for (s, c), v in sorted(summary.billed_by_service.items(), key=lambda item: -item[1])
-                    ],
-                )
-            ),
-            "cost_by_model_version": dg.MetadataValue.md(
-                table(
-                    ["model", "version", "effective (billing currency)"],
-                    [
-                        (m, v or "(untagged version)", f"{c:.4f}")
-                        for (m, v), c in sorted(
-                            summary.effective_by_model.items(), key=lambda i: (i[0][0], i[0][1] or "")
-                        )
-                    ],
-                )
-            ),
-            "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(f.name, str(f.type)) for f in focus.LEDGER_SCHEMA]
-            ),
-        }
-    )
-    yield reconcile(day, written, sources)  # the partition as read back from the lake
+    built: dict[date, _BuiltDay] = {}
+    for period in _billing_periods(days):
+        built.update(_build_period(store, billing, period))
+    for day in days:
+        written: dict[str, Decimal] = defaultdict(Decimal)
+        partition = {"date": day.isoformat()}
+        for batch in store.iter_batches("cost_ledger", partition, columns=["x_SourceUri", "BilledCost"]):
+            for uri, cost in LedgerSummary._sums(pa.Table.from_batches([batch]), ["x_SourceUri"], "BilledCost"):
+                written[uri] += cost
+        built[day].after = reconcile(day, written, built[day].sources)  # as read back from the lake
+    if len(days) == 1:
+        (only,) = built.values()
+        yield dg.MaterializeResult(metadata=_day_metadata(only))
+        yield only.after
+        yield _conformance_check(only.conformance)
+        return
+    yield dg.MaterializeResult(metadata=_range_metadata([built[d] for d in days]))
     yield dg.AssetCheckResult(
+        check_name="reconciles_with_export",
+        passed=all(b.after.passed for b in built.values()),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "days": dg.MetadataValue.md(
+                table(["day", "status"], [(d.isoformat(), "ok" if built[d].after.passed else "MISMATCH") for d in days])
+            )
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="focus_conformance",
+        passed=all(b.conformance.passed for b in built.values()),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"expectations per day": built[days[0]].conformance.evaluated},
+    )
+
+
+@dataclass
+class _BuiltDay:
+    day: date
+    fingerprint: str
+    sources: list[focus.SourceFile]
+    summary: LedgerSummary
+    conformance: object
+    uri: str = ""
+    after: dg.AssetCheckResult | None = None
+
+
+def _billing_periods(days: list[date]) -> list[list[date]]:
+    periods: dict[tuple[int, int], list[date]] = defaultdict(list)
+    for day in days:
+        periods[(day.year, day.month)].append(day)
+    return [periods[key] for key in sorted(periods)]
+
+
+def _build_period(store, billing: BillingExportsResource, days: list[date]) -> dict[date, _BuiltDay]:
+    # Taken before reading: a restatement during the read changes it, and the sensor notices.
+    fingerprints = {day: billing.export_fingerprint(day) for day in days}
+    sources = {day: billing.read_day(day) for day in days}
+    # A billing period's files serve every one of its days: each file is read once, for all of them.
+    files: dict[str, focus.SourceFile] = {}
+    days_of: dict[str, list[date]] = defaultdict(list)
+    for day in days:
+        for source in sources[day]:
+            files.setdefault(source.uri, source)
+            days_of[source.uri].append(day)
+    summaries = {day: LedgerSummary() for day in days}
+    profiles = {day: LedgerProfile(focus.LEDGER_SCHEMA) for day in days}
+    with ExitStack() as stack:
+        staged = {day: stack.enter_context(store.staged("cost_ledger", {"date": day.isoformat()})) for day in days}
+        # Streamed: rows go to each day's staged file batch by batch, so memory does not grow with
+        # the bill; a staged file is published only after its day reconciles and conforms.
+        writers = {day: pq.ParquetWriter(staged[day].path, focus.LEDGER_SCHEMA, compression="zstd") for day in days}
+        try:
+            for uri, source in files.items():
+                for day, batch in ledger_rows.to_focus_days(source, days_of[uri]):
+                    writers[day].write_batch(batch)
+                    summaries[day].add(batch)
+                    profiles[day].add(batch)
+        finally:
+            for writer in writers.values():
+                writer.close()
+        built = {}
+        for day in days:
+            before = reconcile(day, summaries[day].billed_by_source, sources[day])
+            if not before.passed:
+                raise dg.Failure(
+                    description=f"cost ledger for {day} does not reconcile with its exports; nothing of "
+                    f"{day:%Y-%m} was written",
+                    metadata=before.metadata,
+                )
+            conformance = validate_ledger(profiles[day])
+            if not conformance.passed:
+                raise dg.Failure(
+                    description=f"cost ledger for {day} does not conform to FOCUS 1.2; nothing of {day:%Y-%m} "
+                    "was written",
+                    metadata={"findings": dg.MetadataValue.md(_findings_table(conformance))},
+                )
+            built[day] = _BuiltDay(day, fingerprints[day], sources[day], summaries[day], conformance)
+        for day in days:
+            built[day].uri = staged[day].publish()
+    return built
+
+
+def _day_metadata(built: _BuiltDay) -> dict:
+    summary = built.summary
+    effective = summary.effective
+    return {
+        "dagster/row_count": summary.rows,
+        "dagster/uri": built.uri,
+        "source_files": dg.MetadataValue.json([s.uri for s in built.sources]),
+        EXPORT_FINGERPRINT: built.fingerprint,
+        "billed_cost": dg.MetadataValue.json({c: float(v) for c, v in sorted(summary.billed_by_currency.items())}),
+        "billed_cost_usd": float(summary.billed_by_currency.get("USD", Decimal(0))),
+        "effective_cost": float(effective),
+        "untagged_effective_cost": float(summary.untagged_effective),
+        "untagged_share": float(summary.untagged_effective / effective) if effective else 0.0,
+        "cost_by_service": dg.MetadataValue.md(
+            table(
+                ["service", "currency", "billed"],
+                [(s, c, f"{v:.6f}") for (s, c), v in sorted(summary.billed_by_service.items(), key=lambda i: -i[1])],
+            )
+        ),
+        "cost_by_model_version": dg.MetadataValue.md(
+            table(
+                ["model", "version", "effective (billing currency)"],
+                [
+                    (m, v or "(untagged version)", f"{c:.4f}")
+                    for (m, v), c in sorted(summary.effective_by_model.items(), key=lambda i: (i[0][0], i[0][1] or ""))
+                ],
+            )
+        ),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(f.name, str(f.type)) for f in focus.LEDGER_SCHEMA]
+        ),
+    }
+
+
+def _range_metadata(days: list[_BuiltDay]) -> dict:
+    """A backfill run's one materialisation, shared by its days: each day's figures in a table, and
+    each day's export digest by day (what the restatement sensor compares)."""
+    rows = []
+    for built in days:
+        summary = built.summary
+        effective = summary.effective
+        rows.append(
+            (
+                built.day.isoformat(),
+                summary.rows,
+                f"{summary.billed_by_currency.get('USD', Decimal(0)):.2f}",
+                f"{effective:.2f}",
+                f"{(summary.untagged_effective / effective) if effective else 0:.1%}",
+            )
+        )
+    return {
+        "days": dg.MetadataValue.md(table(["day", "rows", "billed USD", "effective", "untagged share"], rows)),
+        EXPORT_FINGERPRINT: dg.MetadataValue.json({b.day.isoformat(): b.fingerprint for b in days}),
+        "rows": sum(b.summary.rows for b in days),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(f.name, str(f.type)) for f in focus.LEDGER_SCHEMA]
+        ),
+    }
+
+
+def _conformance_check(conformance) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
         check_name="focus_conformance",
         passed=conformance.passed,
         severity=dg.AssetCheckSeverity.ERROR,
