@@ -81,6 +81,14 @@ def daily_totals(source: SourceFile) -> dict[str, Decimal]:
     raise ValueError(f"{source.uri}: no reconciliation witness for source kind {source.kind!r}")
 
 
+def grouped_sums(table: pa.Table, keys: list[str], value: str):
+    """(key..., exact sum of `value`) per group of `keys`; a group of nulls sums to 0."""
+    grouped = table.group_by(keys, use_threads=False).aggregate([(value, "sum")])
+    sums = [Decimal(0) if v is None else v for v in grouped.column(f"{value}_sum").to_pylist()]
+    columns = [grouped.column(k).to_pylist() for k in keys] + [sums]
+    return zip(*columns, strict=True)
+
+
 class LedgerSummary:
     """Exact (Decimal) totals of a ledger partition, accumulated batch by batch: what the
     reconciliation compares and what the materialisation shows."""
@@ -94,25 +102,18 @@ class LedgerSummary:
         self.effective = Decimal(0)
         self.untagged_effective = Decimal(0)
 
-    @staticmethod
-    def _sums(table: pa.Table, keys: list[str], value: str):
-        grouped = table.group_by(keys, use_threads=False).aggregate([(value, "sum")])
-        sums = [Decimal(0) if v is None else v for v in grouped.column(f"{value}_sum").to_pylist()]
-        columns = [grouped.column(k).to_pylist() for k in keys] + [sums]
-        return zip(*columns, strict=True)
-
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         if not table.num_rows:
             return
         self.rows += table.num_rows
-        for uri, cost in self._sums(table, ["x_SourceUri"], "BilledCost"):
+        for uri, cost in grouped_sums(table, ["x_SourceUri"], "BilledCost"):
             self.billed_by_source[uri] += cost
-        for currency, cost in self._sums(table, ["BillingCurrency"], "BilledCost"):
+        for currency, cost in grouped_sums(table, ["BillingCurrency"], "BilledCost"):
             self.billed_by_currency[currency] += cost
-        for service, currency, cost in self._sums(table, ["ServiceName", "BillingCurrency"], "BilledCost"):
+        for service, currency, cost in grouped_sums(table, ["ServiceName", "BillingCurrency"], "BilledCost"):
             self.billed_by_service[(service or "(none)", currency)] += cost
-        for model, version, cost in self._sums(table, ["x_ModelName", "x_ModelVersion"], "EffectiveCost"):
+        for model, version, cost in grouped_sums(table, ["x_ModelName", "x_ModelVersion"], "EffectiveCost"):
             if model is None:
                 self.untagged_effective += cost
             else:

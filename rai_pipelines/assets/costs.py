@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from rai_pipelines import focus
 from rai_pipelines import ledger as ledger_rows
-from rai_pipelines.ledger import LedgerSummary
+from rai_pipelines.ledger import LedgerSummary, grouped_sums
 from rai_pipelines.ledger_quality import LedgerProfile, validate_ledger
 from rai_pipelines.markdown import table
 from rai_pipelines.partitions import daily_partitions
@@ -70,7 +70,7 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
         written: dict[str, Decimal] = defaultdict(Decimal)
         partition = {"date": day.isoformat()}
         for batch in store.iter_batches("cost_ledger", partition, columns=["x_SourceUri", "BilledCost"]):
-            for uri, cost in LedgerSummary._sums(pa.Table.from_batches([batch]), ["x_SourceUri"], "BilledCost"):
+            for uri, cost in grouped_sums(pa.Table.from_batches([batch]), ["x_SourceUri"], "BilledCost"):
                 written[uri] += cost
         # as read back from the lake
         built[day].after = reconcile(day, written, built[day].sources, built[day].witness)
