@@ -865,28 +865,36 @@ def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str =
         raise
 
 
-WITNESS_CONVERSIONS = (_instants, _amounts, _instants, _instants)
+def witness_batch(
+    columns: list[pa.Array], fields: list[str], uri: str, rows: pa.Array, what: str, totals: dict[str, Decimal]
+) -> None:
+    """Add one batch's billed cost per ledger day to `totals`, from its raw charge start, cost,
+    billing period start and end (named `fields` in the file, for errors): the reconciliation's
+    witness, Arrow compute on raw values, sharing nothing with the DuckDB normalisations."""
+    conversions = (_instants, _amounts, _instants, _instants)
+    start, cost, period_start, period_end = (
+        convert(values, uri, field, rows, what)
+        for values, field, convert in zip(columns, fields, conversions, strict=True)
+    )
+    within = pc.and_(pc.greater_equal(start, period_start), pc.less(start, period_end))
+    day = pc.cast(pc.if_else(within, start, period_start), pa.date32())
+    sums = pa.table({"day": day, "cost": pc.fill_null(cost, pa.scalar(Decimal(0), MONEY))})
+    for row in sums.group_by("day").aggregate([("cost", "sum")]).to_pylist():
+        key = row["day"].isoformat()
+        totals[key] = totals.get(key, Decimal(0)) + row["cost_sum"]
 
 
 def source_daily_totals(source: SourceFile) -> dict[str, Decimal]:
     """Billed cost per ledger day straight from the export, computed apart from the normalisation
-    (Arrow compute on the four raw columns, not DuckDB on the prepared ones; the same day rule) so
-    that the reconciliation check is an independent witness. Streams like the normalisation."""
+    (`witness_batch` on the four raw columns; the same day rule) so that the reconciliation check is
+    an independent witness. Streams like the normalisation."""
     names = {canonical_cur_name(c): c for c in source.schema.names}
     for column in WITNESS_COLUMNS:
         if column not in names:
             raise BadInputError(f"{source.uri}: missing required CUR column {column}")
+    fields = [names[c] for c in WITNESS_COLUMNS]
     totals: dict[str, Decimal] = {}
     what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
-    for batch, rows in source.batches([names[c] for c in WITNESS_COLUMNS]):
-        start, cost, period_start, period_end = (
-            convert(batch.column(i), source.uri, names[c], rows, what)
-            for i, (c, convert) in enumerate(zip(WITNESS_COLUMNS, WITNESS_CONVERSIONS, strict=True))
-        )
-        within = pc.and_(pc.greater_equal(start, period_start), pc.less(start, period_end))
-        day = pc.cast(pc.if_else(within, start, period_start), pa.date32())
-        sums = pa.table({"day": day, "cost": pc.fill_null(cost, pa.scalar(Decimal(0), MONEY))})
-        for row in sums.group_by("day").aggregate([("cost", "sum")]).to_pylist():
-            key = row["day"].isoformat()
-            totals[key] = totals.get(key, Decimal(0)) + row["cost_sum"]
+    for batch, rows in source.batches(fields):
+        witness_batch(batch.columns, fields, source.uri, rows, what, totals)
     return totals

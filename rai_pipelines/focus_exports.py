@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rai_pipelines.errors import BadInputError
-from rai_pipelines.focus import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY, MONEY_SQL, SourceFile, tag_key
+from rai_pipelines.focus import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY_SQL, SourceFile, tag_key
 
 STRING_COLUMNS = (
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
@@ -436,9 +436,8 @@ def aws_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
 def _daily_totals(source: SourceFile, provider: FocusProvider) -> dict[str, Decimal]:
     """BilledCost per ledger day from the raw values, batch by batch: Arrow compute on five raw
     columns (the CUR witness's conversions), sharing nothing with the DuckDB normalisation."""
-    from rai_pipelines.focus import WITNESS_CONVERSIONS
+    from rai_pipelines.focus import witness_batch
 
-    instants, amounts = WITNESS_CONVERSIONS[0], WITNESS_CONVERSIONS[1]
     names = _columns_by_name(source.schema.names)
     needed = ("ChargePeriodStart", "BilledCost", "BillingPeriodStart", "BillingPeriodEnd", "BillingAccountId")
     found = {}
@@ -462,16 +461,7 @@ def _daily_totals(source: SourceFile, provider: FocusProvider) -> dict[str, Deci
                 f"{source.uri} {what} {rows[i]}: field BillingAccountId = {batch.column(4)[i].as_py()!r} "
                 f"is not the configured {expected!r}"
             )
-        start, cost, period_start, period_end = (
-            convert(batch.column(i), source.uri, found[c], rows, what)
-            for i, (c, convert) in enumerate(zip(needed[:4], (instants, amounts, instants, instants), strict=True))
-        )
-        within = pc.and_(pc.greater_equal(start, period_start), pc.less(start, period_end))
-        day = pc.cast(pc.if_else(within, start, period_start), pa.date32())
-        sums = pa.table({"day": day, "cost": pc.fill_null(cost, pa.scalar(Decimal(0), MONEY))})
-        for row in sums.group_by("day").aggregate([("cost", "sum")]).to_pylist():
-            key = row["day"].isoformat()
-            totals[key] = totals.get(key, Decimal(0)) + row["cost_sum"]
+        witness_batch(batch.columns[:4], [found[c] for c in needed[:4]], source.uri, rows, what, totals)
     return totals
 
 
