@@ -750,7 +750,7 @@ def cur_to_focus_days(
         if identified:
             line_items.append(con.sql(LINE_ITEM_HASH_SQL).fetchnumpy())
         con.unregister("cur")
-        for ledger_day, rows_of_day in _split_by_day(result, wanted):
+        for ledger_day, rows_of_day in split_by_day(result, wanted):
             for out in rows_of_day.cast(LEDGER_SCHEMA).to_batches():
                 if out.num_rows:
                     yield ledger_day, out
@@ -758,7 +758,7 @@ def cur_to_focus_days(
         _refuse_duplicate_line_items(source, layout, line_items, what)
 
 
-def _split_by_day(result: pa.Table, wanted: set[date]) -> Iterator[tuple[date, pa.Table]]:
+def split_by_day(result: pa.Table, wanted: set[date]) -> Iterator[tuple[date, pa.Table]]:
     """The rows of each wanted day, without the ledger_day column."""
     if not result.num_rows:
         return

@@ -264,75 +264,84 @@ def _ts(column: str) -> str:
     return f"TRY_CAST({_text(column)} AS TIMESTAMPTZ)"
 
 
-def _first(con, sql: str) -> tuple | None:
-    found = con.execute(sql + " ORDER BY source_row_number LIMIT 1").fetchall()
-    return found[0] if found else None
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _checks(provider: FocusProvider, expected: str) -> list[tuple[str, str, list[str], object]]:
+    """(condition of a bad row, column reported, values shown, values -> what is wrong), in the
+    order they are reported."""
+    compare = "lower" if provider.account_ids_case_insensitive else ""
+    account = _text("BillingAccountId")
+    checks = [
+        (
+            f"{account} IS NOT NULL AND {compare}({account}) <> {compare}({_quote(expected)})",
+            "BillingAccountId",
+            [account],
+            lambda v: f"= {v[0]!r}: the export belongs to another billing account than the configured {expected!r}",
+        )
+    ]
+    checks += [
+        (f"{_text(c)} IS NOT NULL AND {_money(c)} IS NULL", c, [_text(c)], lambda v: f"= {v[0]!r} is not a number")
+        for c in DECIMAL_COLUMNS
+    ]
+    checks += [
+        (
+            f"{_text(c)} IS NOT NULL AND {_ts(c)} IS NULL",
+            c,
+            [_text(c)],
+            lambda v: f"= {v[0]!r} is not an ISO 8601 date-time",
+        )
+        for c in TIMESTAMP_COLUMNS
+    ]
+    checks += [(f"{_text(c)} IS NULL", c, [], lambda v: "is empty") for c in NON_EMPTY_COLUMNS]
+    currency = _text("BillingCurrency")
+    checks.append(
+        (
+            f"NOT regexp_full_match({currency}, '[A-Z]{{3}}')",
+            "BillingCurrency",
+            [currency],
+            lambda v: f"= {v[0]!r} is not an ISO 4217 currency code",
+        )
+    )
+    for column, allowed in ALLOWED_VALUES.items():
+        listed = ", ".join(_quote(v) for v in allowed)
+        checks.append(
+            (
+                f"{_text(column)} IS NOT NULL AND {_text(column)} NOT IN ({listed})",
+                column,
+                [_text(column)],
+                lambda v, allowed=allowed: f"= {v[0]!r} is not one of FOCUS's values ({', '.join(allowed)})",
+            )
+        )
+    checks.append(
+        (
+            f"{_ts('ChargePeriodEnd')} < {_ts('ChargePeriodStart')}",
+            "ChargePeriodEnd",
+            [_text("ChargePeriodEnd"), _text("ChargePeriodStart")],
+            lambda v: f"= {v[0]!r} is before ChargePeriodStart {v[1]!r}",
+        )
+    )
+    return checks
 
 
 def _validate(con, source: SourceFile, provider: FocusProvider, original: dict[str, str]) -> None:
-    what = _where(source)
-
-    def fail(row, column: str, detail: str):
-        raise BadInputError(f"{source.uri} {what} {row}: field {original.get(column, column)} {detail}")
-
-    expected = _expected_account(source)
-    compare = "lower" if provider.account_ids_case_insensitive else ""
-    other = con.execute(
-        f"SELECT source_row_number, {_text('BillingAccountId')} FROM focus "
-        f"WHERE {_text('BillingAccountId')} IS NOT NULL AND {compare}({_text('BillingAccountId')}) <> {compare}(?) "
-        "ORDER BY source_row_number LIMIT 1",
-        [expected],
-    ).fetchall()
-    other = other[0] if other else None
-    if other:
-        fail(
-            other[0],
-            "BillingAccountId",
-            f"= {other[1]!r}: the export belongs to another billing account than the configured {expected!r}",
-        )
-    for column in DECIMAL_COLUMNS:
-        bad = _first(
-            con,
-            f"SELECT source_row_number, {_text(column)} FROM focus "
-            f"WHERE {_text(column)} IS NOT NULL AND {_money(column)} IS NULL",
-        )
-        if bad:
-            fail(bad[0], column, f"= {bad[1]!r} is not a number")
-    for column in TIMESTAMP_COLUMNS:
-        bad = _first(
-            con,
-            f"SELECT source_row_number, {_text(column)} FROM focus "
-            f"WHERE {_text(column)} IS NOT NULL AND {_ts(column)} IS NULL",
-        )
-        if bad:
-            fail(bad[0], column, f"= {bad[1]!r} is not an ISO 8601 date-time")
-    for column in NON_EMPTY_COLUMNS:
-        empty = _first(con, f"SELECT source_row_number FROM focus WHERE {_text(column)} IS NULL")
-        if empty:
-            fail(empty[0], column, "is empty")
-    currency = _first(
-        con,
-        f"SELECT source_row_number, {_text('BillingCurrency')} FROM focus "
-        f"WHERE NOT regexp_full_match({_text('BillingCurrency')}, '[A-Z]{{3}}')",
-    )
-    if currency:
-        fail(currency[0], "BillingCurrency", f"= {currency[1]!r} is not an ISO 4217 currency code")
-    for column, allowed in ALLOWED_VALUES.items():
-        listed = ", ".join("'" + v + "'" for v in allowed)
-        bad = _first(
-            con,
-            f"SELECT source_row_number, {_text(column)} FROM focus "
-            f"WHERE {_text(column)} IS NOT NULL AND {_text(column)} NOT IN ({listed})",
-        )
-        if bad:
-            fail(bad[0], column, f"= {bad[1]!r} is not one of FOCUS's values ({', '.join(allowed)})")
-    backwards = _first(
-        con,
-        f"SELECT source_row_number, {_text('ChargePeriodStart')}, {_text('ChargePeriodEnd')} FROM focus "
-        f"WHERE {_ts('ChargePeriodEnd')} < {_ts('ChargePeriodStart')}",
-    )
-    if backwards:
-        fail(backwards[0], "ChargePeriodEnd", f"= {backwards[2]!r} is before ChargePeriodStart {backwards[1]!r}")
+    """Every check in one pass over the batch (the first bad row of each); the first check that
+    finds one is reported, naming the file, the row and the field."""
+    checks = _checks(provider, _expected_account(source))
+    firsts = con.sql(
+        "SELECT " + ", ".join(f"min(CASE WHEN {c[0]} THEN source_row_number END)" for c in checks) + " FROM focus"
+    ).fetchall()[0]
+    for (_, column, shown, detail), row in zip(checks, firsts, strict=True):
+        if row is None:
+            continue
+        values = []
+        if shown:
+            values = con.sql(
+                f"SELECT {', '.join(shown)} FROM focus WHERE source_row_number = $row", params={"row": row}
+            ).fetchall()[0]
+        field = original.get(column, column)
+        raise BadInputError(f"{source.uri} {_where(source)} {row}: field {field} {detail(values)}")
 
 
 def _ledger_sql(provider: FocusProvider) -> str:
@@ -363,13 +372,16 @@ def _ledger_sql(provider: FocusProvider) -> str:
         *(f'"{c}" AS {c}' for c in ATTRIBUTION_TAGS),
     ]
     start, bp_start, bp_end = _ts("ChargePeriodStart"), _ts("BillingPeriodStart"), _ts("BillingPeriodEnd")
+    select.append(
+        f"""(CASE WHEN {start} >= {bp_start} AND {start} < {bp_end} THEN CAST({start} AS DATE)
+            ELSE CAST({bp_start} AS DATE) END) AS ledger_day"""
+    )
     return (
         "SELECT\n    "
         + ",\n    ".join(select)
-        + f"""
+        + """
 FROM focus
-WHERE (CASE WHEN {start} >= {bp_start} AND {start} < {bp_end} THEN CAST({start} AS DATE)
-            ELSE CAST({bp_start} AS DATE) END) = CAST($day AS DATE)
+WHERE ledger_day BETWEEN CAST($first AS DATE) AND CAST($last AS DATE)
 ORDER BY source_row_number"""
     )
 
@@ -392,8 +404,19 @@ def _needed_columns(source: SourceFile, provider: FocusProvider) -> list[str]:
 def focus_export_batches(source: SourceFile, day: date, provider: FocusProvider) -> Iterator[pa.RecordBatch]:
     """The ledger rows of `day` in one FOCUS-native export file, batch by batch (a streamed Parquet
     file is never held whole). Every batch is checked before any of its rows is returned."""
-    ledger_columns = [f.name for f in LEDGER_SCHEMA]
+    for _, batch in focus_export_days(source, [day], provider):
+        yield batch
+
+
+def focus_export_days(
+    source: SourceFile, days: list[date], provider: FocusProvider
+) -> Iterator[tuple[date, pa.RecordBatch]]:
+    """`focus_export_batches` for several days in one pass over the file: (day, batch) pairs."""
+    from rai_pipelines.focus import split_by_day
+
+    ledger_columns = [f.name for f in LEDGER_SCHEMA] + ["ledger_day"]
     sql = _ledger_sql(provider)
+    params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
     con = _connect()
     try:
         for batch, rows in source.batches(_needed_columns(source, provider)):
@@ -407,9 +430,10 @@ def focus_export_batches(source: SourceFile, day: date, provider: FocusProvider)
             table, original = _prepare(part, provider)
             con.register("focus", table)
             _validate(con, part, provider, original)
-            result = con.sql(sql, params={"uri": source.uri, "day": day.isoformat()}).to_arrow_table()
+            result = con.sql(sql, params=params).to_arrow_table().select(ledger_columns)
             con.unregister("focus")
-            yield from result.select(ledger_columns).cast(LEDGER_SCHEMA).to_batches()
+            for day, rows_of_day in split_by_day(result, set(days)):
+                yield from ((day, b) for b in rows_of_day.cast(LEDGER_SCHEMA).to_batches())
     finally:
         con.close()
 

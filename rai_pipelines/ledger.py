@@ -28,9 +28,15 @@ def to_focus_batches(source: SourceFile, day: date) -> Iterator[pa.RecordBatch]:
 
 
 def to_focus_days(source: SourceFile, days: list[date]) -> Iterator[tuple[date, pa.RecordBatch]]:
-    """(day, batch) pairs of several days' ledger rows: one pass over a CUR file, else day by day."""
+    """(day, batch) pairs of several days' ledger rows: one pass over a CUR or FOCUS export file,
+    else day by day."""
     if source.kind == "aws_cur":
         yield from focus.cur_to_focus_days(source, days)
+        return
+    if source.kind in ("aws_focus", "azure_focus"):
+        from rai_pipelines.focus_exports import AWS, AZURE, focus_export_days
+
+        yield from focus_export_days(source, days, AWS if source.kind == "aws_focus" else AZURE)
         return
     for day in sorted(days):
         for batch in to_focus_batches(source, day):

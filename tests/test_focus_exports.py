@@ -814,6 +814,19 @@ def test_an_azure_parquet_export_in_a_local_folder_reads_the_same(tmp_path):
         assert billed.quantize(CENT) == totals[day.isoformat()].quantize(CENT)
     second = [r["x_SourceRowNumber"] for day in DAYS for r in ledger_of(sources[1:], day).to_pylist()]
     assert sorted(second) == list(range(1, sources[1].table.num_rows + 1))  # Parquet rows: from 1 per file
+    # A backfill reads each file once for all its days, and gets each day's ledger exactly.
+    from rai_pipelines import ledger
+
+    seen: set[date] = set()
+    for source in sources:
+        by_day: dict[date, list] = {}
+        for day, batch in ledger.to_focus_days(source, DAYS):
+            by_day.setdefault(day, []).append(batch)
+        for day in DAYS:
+            one_pass = pa.Table.from_batches(by_day.get(day, []), schema=LEDGER_SCHEMA)
+            assert one_pass.equals(ledger_of([source], day))
+        seen |= set(by_day)
+    assert seen == set(DAYS)
 
 
 def test_the_latest_azure_run_is_read_and_a_restatement_changes_the_fingerprint(blob_container):
