@@ -87,6 +87,9 @@ def read_cur_csv(data: bytes, uri: str) -> pa.Table:
 class CurExportReader:
     """One AWS export: `layout` is "legacy" (CUR CSV with manifest) or "cur2" (Data Exports Parquet)."""
 
+    # Its files cover a whole billing period: what it reads for one day serves every day of the month.
+    files_cover_billing_period = True
+
     root: str
     layout: str
     prefix: str = "cur"

@@ -272,11 +272,12 @@ class ParquetInput:
         except (pa.ArrowInvalid, OSError) as exc:
             raise BadInputError(f"{self.uri}: not a readable Parquet file: {exc}") from exc
 
-    @property
+    # The footer is read once: layout, witness and row numbers all ask for it.
+    @functools.cached_property
     def schema(self) -> pa.Schema:
         return self._file().schema_arrow
 
-    @property
+    @functools.cached_property
     def num_rows(self) -> int:
         return self._file().metadata.num_rows
 

@@ -240,6 +240,9 @@ class AzureFocusExportReader:
                         credential (an account key, a SAS token, or an azure.identity credential).
     """
 
+    # Its files cover a whole billing period: what it reads for one day serves every day of the month.
+    files_cover_billing_period = True
+
     billing_account_id: str  # the export's BillingAccountId; rows of any other account are refused
     export_name: str
     directory: str = ""  # the export's rootFolderPath in the container
@@ -361,6 +364,9 @@ def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
 class AwsFocusExportReader:
     """One AWS Data Exports export of the "FOCUS 1.2 with AWS columns" table, in `root` (s3://bucket,
     with pyarrow's query options such as endpoint_override, or a local folder standing for the bucket)."""
+
+    # Its files cover a whole billing period: what it reads for one day serves every day of the month.
+    files_cover_billing_period = True
 
     root: str
     billing_account_id: str  # the payer account: rows of any other BillingAccountId are refused

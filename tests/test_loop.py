@@ -337,7 +337,17 @@ def test_a_backfill_is_one_run_that_reads_each_export_once_and_equals_the_daily_
         passes.append((source.uri.rsplit("/", 1)[-1], tuple(days)))
         return original(source, days)
 
+    from rai_pipelines.billing_exports import CurExportReader
+
+    reads = []
+    original_read = CurExportReader.read
+
+    def counted_read(reader, day):
+        reads.append((reader.layout, day))
+        return original_read(reader, day)
+
     ledger_rows.to_focus_days = counted
+    CurExportReader.read = counted_read
     try:
         job = dg.define_asset_job("ledger_backfill", selection=["cost_ledger"]).resolve(
             asset_graph=defs.resolve_asset_graph()
@@ -357,7 +367,10 @@ def test_a_backfill_is_one_run_that_reads_each_export_once_and_equals_the_daily_
             assert sensor.evaluate_tick(context).run_requests == []  # each day's digest is recorded
     finally:
         ledger_rows.to_focus_days = original
+        CurExportReader.read = original_read
     assert sorted(fingerprints) == [DAY1, DAY2]
+    # each CUR export read once for the billing period, not once per day
+    assert sorted(layout for layout, _ in reads) == ["cur2", "legacy"]
     # one pass per export file for both days, not one per day
     assert len(passes) == len({name for name, _ in passes}) and all(days == tuple(LOOP_DAYS) for _, days in passes)
 

@@ -121,7 +121,7 @@ def _billing_periods(days: list[date]) -> list[list[date]]:
 def _build_period(store, billing: BillingExportsResource, days: list[date]) -> dict[date, _BuiltDay]:
     # Taken before reading: a restatement during the read changes it, and the sensor notices.
     fingerprints = {day: billing.export_fingerprint(day) for day in days}
-    sources = {day: billing.read_day(day) for day in days}
+    sources = billing.read_days(days)
     # A billing period's files serve every one of its days: each file is read once, for all of them.
     files: dict[str, focus.SourceFile] = {}
     days_of: dict[str, list[date]] = defaultdict(list)

@@ -128,7 +128,20 @@ class BillingExportsResource(dg.ConfigurableResource):
         return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24]
 
     def read_day(self, day: date) -> list[SourceFile]:
-        files: list[SourceFile] = []
+        return self.read_days([day])[day]
+
+    def read_days(self, days: list[date]) -> dict[date, list[SourceFile]]:
+        """Each day's source files; a reader whose files cover a billing period reads them once per
+        month for all of its days (a backfill would otherwise read a month's CSV once per day)."""
+        files: dict[date, list[SourceFile]] = {day: [] for day in days}
         for reader in self.readers():
-            files.extend(reader.read(day))
+            by_period: dict[tuple[int, int], list[SourceFile]] = {}
+            for day in days:
+                if getattr(reader, "files_cover_billing_period", False):
+                    period = (day.year, day.month)
+                    if period not in by_period:
+                        by_period[period] = reader.read(day)
+                    files[day].extend(by_period[period])
+                else:
+                    files[day].extend(reader.read(day))
         return files
