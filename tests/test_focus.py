@@ -7,7 +7,7 @@ import gzip
 import io
 import json
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pyarrow as pa
@@ -363,6 +363,36 @@ def test_ledgers_conform_to_focus_and_violations_name_the_column(raw_csv):
     # The partition is validated through its distinct values: one wrong currency code, however many rows.
     assert ("BillingCurrency", "1 value(s) not matching ^[A-Z]{3}$") in found
     assert ("CostCenter", "not a FOCUS column and not prefixed x_") in found
+
+
+def test_a_profile_gathered_batch_by_batch_catches_one_bad_row_among_many(raw_csv):
+    from rai_pipelines.ledger_quality import LedgerProfile, validate_ledger
+
+    ledger = cur_to_focus(SourceFile("cur.csv", read_cur_csv(raw_csv, "cur.csv")), date(2023, 11, 1))
+    n = ledger.num_rows
+    billed = ledger.column("BilledCost").to_pylist()
+    ends = ledger.column("ChargePeriodEnd").to_pylist()
+    starts = ledger.column("ChargePeriodStart").to_pylist()
+    bad = ledger.set_column(
+        ledger.column_names.index("BilledCost"),
+        "BilledCost",
+        pa.array(billed[:-1] + [None], ledger.schema.field("BilledCost").type),
+    )
+    ends[n // 2] = starts[n // 2] - (ends[n // 2] - starts[n // 2]) - timedelta(hours=1)  # ends before it starts
+    bad = bad.set_column(
+        bad.column_names.index("ChargePeriodEnd"),
+        "ChargePeriodEnd",
+        pa.array(ends, ledger.schema.field("ChargePeriodEnd").type),
+    )
+    profile = LedgerProfile(bad.schema)
+    for batch in bad.to_batches(max_chunksize=7):  # many small batches, as the asset streams them
+        profile.add(batch)
+    assert profile.rows == n
+    found = {(f.column, f.detail.split(" (")[0]) for f in validate_ledger(profile).findings}
+    assert found == {
+        ("BilledCost", "missing in at least one row"),
+        ("ChargePeriodEnd", "1 row(s) where ChargePeriodEnd is before ChargePeriodStart"),
+    }
 
 
 def test_tax_rows_have_no_pricing_quantity_and_commitments_say_what_they_are():
