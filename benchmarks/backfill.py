@@ -103,9 +103,9 @@ def measure(args, workdir: Path) -> None:
     cpu = pin_to_one_core()
     import dagster as dg
 
-    from rai_pipelines.assets.costs import cost_ledger
-    from rai_pipelines.resources import LakeResource
-    from rai_pipelines.resources.billing import AwsCurExport, BillingExportsResource
+    from rai_pipelines.defs.costs.assets import cost_ledger
+    from rai_pipelines.defs.costs.resources import AwsCurExport, BillingExportsResource
+    from rai_pipelines.defs.resources import LakeResource
 
     days = _days(args)
     resources = {

@@ -161,7 +161,7 @@ def measure(args: argparse.Namespace) -> None:
     cpu = pin_to_one_core()  # before NumPy and Arrow are imported
     import pyarrow.parquet as pq
 
-    from rai_pipelines.drift import make_detector
+    from rai_pipelines.monitoring.drift import make_detector
 
     numeric, categorical = numeric_names(args.numeric), categorical_names(args.categorical)
     workdir = Path(args.workdir)
@@ -221,7 +221,7 @@ def measure_warm(args: argparse.Namespace) -> None:
     pin_to_one_core()  # before NumPy and Arrow are imported
     import pyarrow.parquet as pq
 
-    from rai_pipelines.drift import ReferenceProfile, make_detector
+    from rai_pipelines.monitoring.drift import ReferenceProfile, make_detector
 
     numeric, categorical = numeric_names(args.numeric), categorical_names(args.categorical)
     workdir = Path(args.workdir)

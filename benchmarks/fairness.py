@@ -85,7 +85,7 @@ def main() -> None:
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
 
-    from rai_pipelines.fairness import group_fairness, group_labels, summarise
+    from rai_pipelines.monitoring.fairness import group_fairness, group_labels, summarise
 
     start = time.perf_counter()
     frame = make_frame(args.rows, args.seed)

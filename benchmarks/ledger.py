@@ -573,7 +573,7 @@ def measure(args: argparse.Namespace) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from rai_pipelines import focus
+    from rai_pipelines.costs.sources import aws_cur as focus
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
@@ -592,8 +592,8 @@ def measure(args: argparse.Namespace) -> None:
 
     import pyarrow.fs as pafs
 
-    from rai_pipelines.ledger import LedgerSummary
-    from rai_pipelines.ledger_quality import LedgerProfile, validate_ledger
+    from rai_pipelines.costs.conformance import LedgerProfile, validate_ledger
+    from rai_pipelines.costs.ledger import LedgerSummary
 
     path = str(workdir / "cur.parquet")
     source = focus.SourceFile.streamed(focus.ParquetInput(pafs.LocalFileSystem(), path, SOURCE_URI))

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rai_pipelines.policy import PolicyBundle, RegopyEngine, evaluate_decisions
+from rai_pipelines.governance.rego import PolicyBundle, RegopyEngine, evaluate_decisions
 from rai_pipelines.settings import PROJECT_ROOT
 
 REFERENCE = """package apexlogic.ai_governance
@@ -93,12 +93,14 @@ def decisions_per_second(decisions: int, versions: int) -> tuple[float, float]:
 def sensor_tick_seconds(deployments: int, versions: int, work: Path) -> float:
     import dagster as dg
 
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.core.registry import load_registry
+    from rai_pipelines.defs.gitops.resources import GitOpsResource
+    from rai_pipelines.defs.governance.resources import PolicyResource
+    from rai_pipelines.defs.resources import LakeResource
+    from rai_pipelines.defs.sensors import build_policy_sensor
     from rai_pipelines.demo.world import _base_files
-    from rai_pipelines.facts import facts_table
-    from rai_pipelines.lake import Lake
-    from rai_pipelines.registry import load_registry
-    from rai_pipelines.resources import GitOpsResource, LakeResource, PolicyResource
-    from rai_pipelines.sensors import build_policy_sensor
+    from rai_pipelines.governance.facts import facts_table
 
     rng = random.Random(11)
     spec = load_registry(PROJECT_ROOT / "models")["credit-scoring-ai"]
@@ -144,7 +146,7 @@ def sensor_tick_seconds(deployments: int, versions: int, work: Path) -> float:
     )
     gitops = GitOpsResource(remote=str(remote), workdir=str(work / "checkouts"))
     policy = PolicyResource(bundle_dir=str(PROJECT_ROOT / "policies"))
-    from rai_pipelines.jobs import gitops_rollback_job
+    from rai_pipelines.defs.jobs import gitops_rollback_job
 
     sensor = build_policy_sensor(gitops_rollback_job)
     with dg.instance_for_test() as instance:

@@ -17,7 +17,7 @@ def _demo(args) -> int:
 
 
 def _load_bundle(path: str):
-    from rai_pipelines.policy import PolicyBundle, validate_bundle_compiles
+    from rai_pipelines.governance.rego import PolicyBundle, validate_bundle_compiles
 
     bundle = PolicyBundle.load(path)
     validate_bundle_compiles(bundle)
@@ -25,8 +25,8 @@ def _load_bundle(path: str):
 
 
 def _policy_test(args) -> int:
-    from rai_pipelines.errors import PolicyError
-    from rai_pipelines.policy import run_policy_tests
+    from rai_pipelines.core.errors import PolicyError
+    from rai_pipelines.governance.rego import run_policy_tests
 
     try:
         results = run_policy_tests(_load_bundle(args.bundle))
@@ -47,7 +47,7 @@ def _policy_test(args) -> int:
 
 
 def _policy_validate(args) -> int:
-    from rai_pipelines.errors import PolicyError
+    from rai_pipelines.core.errors import PolicyError
 
     try:
         bundle = _load_bundle(args.bundle)
@@ -68,10 +68,10 @@ def _policy_validate(args) -> int:
 def _policy_suggest(args) -> int:
     from datetime import date
 
-    from rai_pipelines.assets.governance import read_all_facts
-    from rai_pipelines.errors import RaiError
-    from rai_pipelines.lake import Lake
-    from rai_pipelines.suggestions import propose_branch, suggest_threshold_changes
+    from rai_pipelines.core.errors import RaiError
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.defs.governance.assets import read_all_facts
+    from rai_pipelines.governance.suggestions import propose_branch, suggest_threshold_changes
 
     try:
         bundle = _load_bundle(args.bundle)
@@ -106,7 +106,7 @@ def _policy_suggest(args) -> int:
 
 
 def _audit_verify(args) -> int:
-    from rai_pipelines.decision_log import DecisionLog
+    from rai_pipelines.core.decision_log import DecisionLog
 
     log = DecisionLog(args.log)
     if not log.path.exists():
@@ -125,7 +125,7 @@ def _audit_verify(args) -> int:
 
 
 def _gate(args) -> int:
-    from rai_pipelines.gate import EXIT_ERROR, GateResult, write_junit, write_sarif
+    from rai_pipelines.governance.gate import EXIT_ERROR, GateResult, write_junit, write_sarif
 
     try:
         return _run_gate(args)
@@ -142,14 +142,14 @@ def _gate(args) -> int:
 
 
 def _run_gate(args) -> int:
-    from rai_pipelines.decision_log import DecisionLog
-    from rai_pipelines.errors import PolicyError
-    from rai_pipelines.gate import EXIT_ERROR, GateResult, report_text, run_gate, write_junit, write_sarif
-    from rai_pipelines.policy import RegopyEngine
+    from rai_pipelines.core.decision_log import DecisionLog
+    from rai_pipelines.core.errors import PolicyError
+    from rai_pipelines.governance.gate import EXIT_ERROR, GateResult, report_text, run_gate, write_junit, write_sarif
+    from rai_pipelines.governance.rego import RegopyEngine
 
     try:
-        from rai_pipelines.errors import RaiError
-        from rai_pipelines.registry import load_registry
+        from rai_pipelines.core.errors import RaiError
+        from rai_pipelines.core.registry import load_registry
 
         bundle = _load_bundle(args.bundle).with_registry(load_registry(args.registry))
     except (PolicyError, RaiError) as exc:
@@ -166,9 +166,9 @@ def _run_gate(args) -> int:
         return EXIT_ERROR
     candidate = None
     if args.validation_set:
-        from rai_pipelines.candidate_facts import candidate_facts, read_validation_set
-        from rai_pipelines.errors import RaiError
-        from rai_pipelines.registry import load_registry
+        from rai_pipelines.core.errors import RaiError
+        from rai_pipelines.core.registry import load_registry
+        from rai_pipelines.governance.candidate_facts import candidate_facts, read_validation_set
 
         try:
             if not (args.model and args.candidate_version and args.candidate_score_column and args.daily_inferences):

@@ -8,23 +8,18 @@ from pathlib import Path
 
 import dagster as dg
 
-from rai_pipelines.assets.costs import cost_ledger
-from rai_pipelines.assets.governance import build_governance_facts, gitops_rollback
-from rai_pipelines.assets.monitoring import build_model_assets
-from rai_pipelines.billing_sources import load_billing_sources
-from rai_pipelines.jobs import daily_governance_job, gitops_rollback_job, late_labels_job
-from rai_pipelines.registry import load_registry
-from rai_pipelines.resources import (
-    AwsCurExport,
-    BillingExportsResource,
-    GitOpsResource,
-    LakeResource,
-    ModelRegistryResource,
-    OnPremUsage,
-    PolicyResource,
-)
-from rai_pipelines.schedules import daily_governance_schedule
-from rai_pipelines.sensors import (
+from rai_pipelines.core.registry import load_registry
+from rai_pipelines.defs.costs.assets import cost_ledger
+from rai_pipelines.defs.costs.declared_sources import load_billing_sources
+from rai_pipelines.defs.costs.resources import AwsCurExport, BillingExportsResource, OnPremUsage
+from rai_pipelines.defs.gitops.resources import GitOpsResource
+from rai_pipelines.defs.governance.assets import build_governance_facts, gitops_rollback
+from rai_pipelines.defs.governance.resources import PolicyResource
+from rai_pipelines.defs.jobs import daily_governance_job, gitops_rollback_job, late_labels_job
+from rai_pipelines.defs.monitoring.assets import build_model_assets
+from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
+from rai_pipelines.defs.schedules import daily_governance_schedule
+from rai_pipelines.defs.sensors import (
     build_late_labels_sensor,
     build_policy_sensor,
     build_restatement_sensor,

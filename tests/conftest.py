@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rai_pipelines.registry import load_registry
+from rai_pipelines.core.registry import load_registry
 from rai_pipelines.settings import PROJECT_ROOT, Settings
 
 SHARED_CUR = PROJECT_ROOT / "rai_pipelines" / "demo" / "data" / "aws_cur" / "cur_legacy_anonymized_2023-11.csv.gz"

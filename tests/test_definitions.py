@@ -100,7 +100,7 @@ gcp_storage:
 
 
 def test_billing_sources_declared_in_yaml_reach_the_resource(tmp_path, monkeypatch):
-    from rai_pipelines.billing_sources import load_billing_sources
+    from rai_pipelines.defs.costs.declared_sources import load_billing_sources
 
     path = tmp_path / "billing.yaml"
     path.write_text(BILLING_SOURCES)
@@ -124,8 +124,8 @@ def test_billing_sources_declared_in_yaml_reach_the_resource(tmp_path, monkeypat
 def test_bad_billing_source_declarations_name_file_source_and_field(tmp_path, monkeypatch):
     import pytest
 
-    from rai_pipelines.billing_sources import load_billing_sources
-    from rai_pipelines.errors import BadInputError
+    from rai_pipelines.core.errors import BadInputError
+    from rai_pipelines.defs.costs.declared_sources import load_billing_sources
 
     monkeypatch.delenv("RAI_TEST_AZURE_CONNECTION", raising=False)
     path = tmp_path / "billing.yaml"

@@ -11,7 +11,7 @@ import sys
 import dagster as dg
 import pytest
 
-from rai_pipelines.gitops import run_git
+from rai_pipelines.gitops.git import run_git
 
 
 @pytest.mark.slow

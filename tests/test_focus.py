@@ -13,9 +13,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from rai_pipelines.billing_exports import read_cur_csv
-from rai_pipelines.errors import BadInputError
-from rai_pipelines.focus import (
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.costs.sources.aws_cur import (
     LEDGER_SCHEMA,
     SourceFile,
     canonical_cur_name,
@@ -23,6 +22,7 @@ from rai_pipelines.focus import (
     source_daily_totals,
     tag_key,
 )
+from rai_pipelines.costs.sources.exports import read_cur_csv
 from tests.conftest import SHARED_CUR
 
 DAYS = [date(2023, 11, d) for d in range(1, 15)]
@@ -74,7 +74,7 @@ def test_every_line_item_lands_in_exactly_one_day(ledgers, raw_csv):
 
 
 def test_one_pass_over_the_file_gives_every_days_ledger(source, ledgers):
-    from rai_pipelines.focus import cur_to_focus_days
+    from rai_pipelines.costs.sources.aws_cur import cur_to_focus_days
 
     by_day: dict[date, list] = {}
     for day, batch in cur_to_focus_days(source, DAYS[2:9]):  # a backfill of seven days
@@ -236,7 +236,7 @@ def test_a_corrupt_gzip_export_is_named():
 
 
 def test_line_numbers_count_blank_lines_and_quoted_line_breaks(raw_csv):
-    from rai_pipelines.billing_exports import physical_lines
+    from rai_pipelines.costs.sources.exports import physical_lines
 
     rows = list(csv.reader(io.StringIO(raw_csv.decode())))
     rows[3][rows[0].index("lineItem/LineItemDescription")] = "first line\nsecond line"
@@ -253,7 +253,7 @@ def test_line_numbers_count_blank_lines_and_quoted_line_breaks(raw_csv):
 
 
 def test_a_line_break_inside_a_quoted_field_is_counted_without_blank_lines(raw_csv):
-    from rai_pipelines.billing_exports import physical_lines
+    from rai_pipelines.costs.sources.exports import physical_lines
 
     rows = list(csv.reader(io.StringIO(raw_csv.decode())))
     rows[3][rows[0].index("lineItem/LineItemDescription")] = "first\nsecond"  # no quote next to the break
@@ -329,7 +329,7 @@ def test_a_charge_for_an_earlier_period_lands_on_the_first_day_of_the_file():
 
 
 def test_model_cost_in_another_currency_is_refused_naming_the_row():
-    from rai_pipelines.facts import model_costs
+    from rai_pipelines.governance.facts import model_costs
 
     tags = {"resource_tags": [("user_model_name", "credit-scoring-ai"), ("user_model_version", "2.0.0")]}
     rows = [_cur2_row("Usage", 1.5, **tags), _cur2_row("Usage", 2.0, line_item_currency_code="EUR", **tags)]
@@ -348,7 +348,7 @@ def test_model_cost_in_another_currency_is_refused_naming_the_row():
 
 
 def test_ledgers_conform_to_focus_and_violations_name_the_column(raw_csv):
-    from rai_pipelines.ledger_quality import validate_ledger
+    from rai_pipelines.costs.conformance import validate_ledger
 
     ledger = cur_to_focus(SourceFile("cur.csv", read_cur_csv(raw_csv, "cur.csv")), date(2023, 11, 1))
     assert ledger.num_rows > 0 and validate_ledger(ledger).passed
@@ -366,7 +366,7 @@ def test_ledgers_conform_to_focus_and_violations_name_the_column(raw_csv):
 
 
 def test_a_profile_gathered_batch_by_batch_catches_one_bad_row_among_many(raw_csv):
-    from rai_pipelines.ledger_quality import LedgerProfile, validate_ledger
+    from rai_pipelines.costs.conformance import LedgerProfile, validate_ledger
 
     ledger = cur_to_focus(SourceFile("cur.csv", read_cur_csv(raw_csv, "cur.csv")), date(2023, 11, 1))
     n = ledger.num_rows
@@ -435,7 +435,7 @@ def test_cur2_product_attributes_come_from_the_product_map():
 
 @pytest.mark.parametrize("with_separator", [False, True])
 def test_map_tags_become_the_same_json_whatever_their_shape(with_separator):
-    from rai_pipelines.focus import ATTRIBUTION_TAGS, _map_tag_columns, _TagSets
+    from rai_pipelines.costs.sources.aws_cur import ATTRIBUTION_TAGS, _map_tag_columns, _TagSets
 
     value = "a\x1fb" if with_separator else "search"
     maps = [
@@ -496,7 +496,7 @@ def test_a_truncated_or_corrupt_parquet_export_is_named(tmp_path):
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    from rai_pipelines.focus import ParquetInput
+    from rai_pipelines.costs.sources.aws_cur import ParquetInput
 
     path = tmp_path / "cur.parquet"
     pq.write_table(_table([_cur2_row("Usage", 1.0)] * 100), path)

@@ -21,15 +21,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rai_pipelines.errors import BadInputError
-from rai_pipelines.focus import LEDGER_SCHEMA, SourceFile
-from rai_pipelines.focus_export_readers import AwsFocusExportReader, AzureFocusExportReader
-from rai_pipelines.focus_exports import (
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.costs.sources.aws_cur import LEDGER_SCHEMA, SourceFile
+from rai_pipelines.costs.sources.focus_export import (
     aws_focus_daily_totals,
     aws_focus_to_focus,
     azure_focus_daily_totals,
     azure_focus_to_focus,
 )
+from rai_pipelines.costs.sources.focus_export_readers import AwsFocusExportReader, AzureFocusExportReader
 from tests.azurite import Azurite
 
 MAY = date(2024, 5, 1)
@@ -690,14 +690,14 @@ def s3_export(s3_server):
 
 
 def ledger_of(sources: list[SourceFile], day: date) -> pa.Table:
-    from rai_pipelines import ledger
+    from rai_pipelines.costs import ledger
 
     parts = [ledger.to_focus(s, day) for s in sources]  # the asset's dispatch by source kind
     return pa.concat_tables(parts) if parts else LEDGER_SCHEMA.empty_table()
 
 
 def witness(source: SourceFile) -> dict[str, Decimal]:
-    from rai_pipelines import ledger
+    from rai_pipelines.costs import ledger
 
     return ledger.daily_totals(source)
 
@@ -815,7 +815,7 @@ def test_an_azure_parquet_export_in_a_local_folder_reads_the_same(tmp_path):
     second = [r["x_SourceRowNumber"] for day in DAYS for r in ledger_of(sources[1:], day).to_pylist()]
     assert sorted(second) == list(range(1, sources[1].table.num_rows + 1))  # Parquet rows: from 1 per file
     # A backfill reads each file once for all its days, and gets each day's ledger exactly.
-    from rai_pipelines import ledger
+    from rai_pipelines.costs import ledger
 
     seen: set[date] = set()
     for source in sources:
@@ -1160,7 +1160,7 @@ def test_the_finops_foundations_validator_passes_on_ledgers_from_both_sources(tm
     )
     ledger = pa.concat_tables([ledger_of(sources, day) for day in DAYS])
     assert set(ledger.column("x_SourceProvider").to_pylist()) == {"azure", "aws"}
-    from rai_pipelines.ledger_quality import validate_ledger
+    from rai_pipelines.costs.conformance import validate_ledger
 
     conformance = validate_ledger(ledger)  # the cost_ledger asset's own blocking FOCUS 1.2 check
     assert conformance.passed, conformance.findings
@@ -1191,10 +1191,10 @@ def test_a_reader_needs_one_storage_and_the_expected_account(tmp_path):
 def test_the_cost_ledger_asset_takes_both_focus_exports_together(tmp_path, blob_container, s3_export):
     import dagster as dg
 
-    from rai_pipelines.assets.costs import cost_ledger
-    from rai_pipelines.lake import Lake
-    from rai_pipelines.resources import LakeResource
-    from rai_pipelines.resources.billing import AwsFocusExport, AzureFocusExport, BillingExportsResource
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.defs.costs.assets import cost_ledger
+    from rai_pipelines.defs.costs.resources import AwsFocusExport, AzureFocusExport, BillingExportsResource
+    from rai_pipelines.defs.resources import LakeResource
 
     azure, aws = azure_rows(), aws_rows()
     write_azure_run(blob_container, azure, "run-1", "2024-05-03T06:12:44.1234567Z")

@@ -17,11 +17,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rai_pipelines.errors import BadInputError
-from rai_pipelines.focus import LEDGER_SCHEMA, SourceFile
-from rai_pipelines.gcp_billing import bigquery_day_sql, billing_export_table, gcp_daily_totals, gcp_to_focus
-from rai_pipelines.gcp_readers import BigQueryBillingExportReader, GcsBillingExportReader
-from rai_pipelines.ledger_quality import validate_ledger
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.costs.conformance import validate_ledger
+from rai_pipelines.costs.sources.aws_cur import LEDGER_SCHEMA, SourceFile
+from rai_pipelines.costs.sources.gcp_billing import (
+    bigquery_day_sql,
+    billing_export_table,
+    gcp_daily_totals,
+    gcp_to_focus,
+)
+from rai_pipelines.costs.sources.gcp_readers import BigQueryBillingExportReader, GcsBillingExportReader
 from tests.gcp_servers import PROJECT, bigquery_emulator, gcs_emulator  # noqa: F401 (session fixtures)
 
 ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
@@ -294,7 +299,7 @@ def bq_ledger(bq):
 def test_the_query_filters_one_day_unnests_credits_and_keeps_labels_as_arrays(bq):
     from google.cloud.bigquery import SchemaField
 
-    from rai_pipelines.gcp_billing import bigquery_paths
+    from rai_pipelines.costs.sources.gcp_billing import bigquery_paths
 
     paths = bigquery_paths([SchemaField(f.name, f.field_type, mode=f.mode, fields=f.fields) for f in _schema()])
     sql = bigquery_day_sql("p.d.t", paths)
@@ -626,10 +631,10 @@ def test_the_finops_foundations_validator_passes_on_the_gcp_ledger(bq_ledger, gc
 def test_the_cost_ledger_asset_reads_the_bigquery_export_through_the_resource(bq, tmp_path):
     import dagster as dg
 
-    from rai_pipelines.assets.costs import cost_ledger
-    from rai_pipelines.lake import Lake
-    from rai_pipelines.resources import LakeResource
-    from rai_pipelines.resources.billing import BillingExportsResource, GcpBigQueryExport
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.defs.costs.assets import cost_ledger
+    from rai_pipelines.defs.costs.resources import BillingExportsResource, GcpBigQueryExport
+    from rai_pipelines.defs.resources import LakeResource
 
     billing = BillingExportsResource(
         aws=[],

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from rai_pipelines.core.errors import BadInputError, GitOpsError
+from rai_pipelines.core.registry import validate_model_version
 from rai_pipelines.demo.world import write_gitops_repo
-from rai_pipelines.errors import BadInputError, GitOpsError
-from rai_pipelines.gitops import (
+from rai_pipelines.gitops.git import (
     GitOpsCheckout,
     check_rendered,
     kustomize_render,
@@ -18,10 +19,9 @@ from rai_pipelines.gitops import (
     remote_head,
     run_git,
 )
-from rai_pipelines.governance import NoCompliantVersion
-from rai_pipelines.policy import PolicyBundle, RegopyEngine
-from rai_pipelines.registry import validate_model_version
-from rai_pipelines.remediation import rollback_model
+from rai_pipelines.governance.decisions import NoCompliantVersion
+from rai_pipelines.governance.rego import PolicyBundle, RegopyEngine
+from rai_pipelines.governance.remediation import rollback_model
 from rai_pipelines.settings import PROJECT_ROOT
 
 OVERLAY = "apps/credit-scoring-ai/overlays/production"
@@ -210,7 +210,7 @@ def test_commit_message_states_the_violation_found_now(remote, git_daemon, specs
 
 
 def test_credentials_in_remote_urls_are_redacted():
-    from rai_pipelines.gitops import redact
+    from rai_pipelines.gitops.git import redact
 
     text = "git push https://bot:ghp_secret@git.example.com/ops/gitops.git failed"
     assert redact(text) == "git push https://***@git.example.com/ops/gitops.git failed"
@@ -220,7 +220,7 @@ def test_credentials_in_remote_urls_are_redacted():
 
 
 def test_a_new_commit_renders_again_only_what_changed(remote, tmp_path):
-    from rai_pipelines.gitops import _RENDER_CACHE, rendered_deployments
+    from rai_pipelines.gitops.git import _RENDER_CACHE, rendered_deployments
 
     glob = "apps/*/overlays/production"
     _RENDER_CACHE.clear()

@@ -16,11 +16,11 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from rai_pipelines.assets.costs import reconcile
-from rai_pipelines.decision_log import DecisionLog
+from rai_pipelines.core.decision_log import DecisionLog
+from rai_pipelines.core.lake import Lake
 from rai_pipelines.definitions import build_definitions
-from rai_pipelines.gitops import GitOpsCheckout, kustomize_render, remote_head, run_git
-from rai_pipelines.lake import Lake
+from rai_pipelines.defs.costs.assets import reconcile
+from rai_pipelines.gitops.git import GitOpsCheckout, kustomize_render, remote_head, run_git
 from tests.conftest import LOOP_DAYS, make_world, settings_for
 
 DAY1, DAY2 = (d.isoformat() for d in LOOP_DAYS)
@@ -117,7 +117,7 @@ def test_governance_facts_are_computed_from_data(loop):
 def test_serving_hours_charge_each_version_for_its_own_part_of_the_day():
     import pandas as pd
 
-    from rai_pipelines.assets.governance import serving_hours
+    from rai_pipelines.defs.governance.assets import serving_hours
 
     day = pd.Timestamp("2023-11-06", tz="UTC")
     morning = pd.Series([day + pd.Timedelta(minutes=m) for m in range(0, 14 * 60, 7)])
@@ -127,7 +127,7 @@ def test_serving_hours_charge_each_version_for_its_own_part_of_the_day():
 
 
 def _billed_by_source(ledger):
-    from rai_pipelines.ledger import LedgerSummary
+    from rai_pipelines.costs.ledger import LedgerSummary
 
     summary = LedgerSummary()
     summary.add(ledger)
@@ -322,7 +322,7 @@ def test_a_billing_restatement_rebuilds_exactly_the_days_built_from_older_files(
 
 
 def test_a_backfill_is_one_run_that_reads_each_export_once_and_equals_the_daily_runs(loop, tmp_path):
-    from rai_pipelines import ledger as ledger_rows
+    from rai_pipelines.costs import ledger as ledger_rows
     from rai_pipelines.definitions import build_definitions
     from tests.conftest import copy_world
 
@@ -337,7 +337,7 @@ def test_a_backfill_is_one_run_that_reads_each_export_once_and_equals_the_daily_
         passes.append((source.uri.rsplit("/", 1)[-1], tuple(days)))
         return original(source, days)
 
-    from rai_pipelines.billing_exports import CurExportReader
+    from rai_pipelines.costs.sources.exports import CurExportReader
 
     reads = []
     original_read = CurExportReader.read
@@ -388,8 +388,8 @@ def test_cur2_files_come_from_the_export_manifest_not_the_folder(loop, tmp_path)
     a period whose manifest has not landed yet has no files; a broken manifest names itself."""
     from datetime import date
 
-    from rai_pipelines.billing_exports import CurExportReader
-    from rai_pipelines.errors import BadInputError
+    from rai_pipelines.core.errors import BadInputError
+    from rai_pipelines.costs.sources.exports import CurExportReader
     from tests.conftest import copy_world
 
     world = copy_world(loop["world"], tmp_path / "world")

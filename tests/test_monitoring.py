@@ -7,11 +7,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from rai_pipelines.errors import BadInputError
-from rai_pipelines.fairness import demographic_parity
-from rai_pipelines.reports import drift_summary, fairness_summary
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.monitoring.fairness import demographic_parity
+from rai_pipelines.monitoring.reports import drift_summary, fairness_summary
+from rai_pipelines.monitoring.snapshots import PROTECTED_PREFIX, build_snapshot
 from rai_pipelines.settings import PROJECT_ROOT
-from rai_pipelines.snapshots import PROTECTED_PREFIX, build_snapshot
 
 DATA = PROJECT_ROOT / "rai_pipelines" / "demo" / "data"
 KEY = b"0123456789abcdef0123456789abcdef"

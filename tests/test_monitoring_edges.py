@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rai_pipelines.drift import as_levels, make_detector
-from rai_pipelines.errors import BadInputError
-from rai_pipelines.facts import ai_models_document
-from rai_pipelines.fairness import group_fairness, summarise
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.governance.facts import ai_models_document
+from rai_pipelines.monitoring.drift import as_levels, make_detector
+from rai_pipelines.monitoring.fairness import group_fairness, summarise
 
 
 def test_an_enforced_attribute_that_cannot_be_scored_leaves_no_score():
@@ -67,7 +67,7 @@ def test_small_groups_are_counted_but_their_rates_are_not_published():
 def test_a_protected_attribute_may_not_be_declared_as_a_feature(specs, tmp_path):
     from ruamel.yaml import YAML
 
-    from rai_pipelines.registry import load_model_spec
+    from rai_pipelines.core.registry import load_model_spec
 
     yaml = YAML(typ="safe")
     doc = yaml.load(open(specs["employment-screening-ai"].source).read())
@@ -91,7 +91,7 @@ def test_the_policies_see_the_latest_labelled_performance_not_a_null():
 
 
 def test_the_classifier_skips_a_window_too_small_to_train_on(specs):
-    from rai_pipelines.reports import drift_summary
+    from rai_pipelines.monitoring.reports import drift_summary
 
     spec = replace(specs["credit-scoring-ai"], drift_multivariate="classifier")
     rng = np.random.default_rng(0)

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rai_pipelines.drift import corrected_threshold, ks_wasserstein, make_detector
-from rai_pipelines.fairness import group_fairness, group_labels, summarise
-from rai_pipelines.performance import performance
+from rai_pipelines.monitoring.drift import corrected_threshold, ks_wasserstein, make_detector
+from rai_pipelines.monitoring.fairness import group_fairness, group_labels, summarise
+from rai_pipelines.monitoring.performance import performance
 from rai_pipelines.settings import PROJECT_ROOT
 
 DATA = PROJECT_ROOT / "rai_pipelines" / "demo" / "data"
@@ -169,7 +169,7 @@ def test_bootstrap_intervals_cover_the_estimate_and_are_wide_for_small_groups():
 
 
 def test_a_domain_classifier_finds_the_change_and_not_the_noise(car_loan, specs):
-    from rai_pipelines.drift import classifier_drift
+    from rai_pipelines.monitoring.drift import classifier_drift
 
     spec = specs["credit-scoring-ai"]
     reference, analysis = car_loan
@@ -193,7 +193,7 @@ def test_categorical_levels_no_row_has_are_ignored(car_loan):
 
 
 def test_a_stored_reference_profile_gives_the_same_report(car_loan, detector, specs):
-    from rai_pipelines.drift import ReferenceProfile
+    from rai_pipelines.monitoring.drift import ReferenceProfile
 
     spec = specs["credit-scoring-ai"]
     reference, analysis = car_loan

@@ -15,16 +15,16 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
-from rai_pipelines.data_quality import validate_snapshot
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.lake import Lake
+from rai_pipelines.core.registry import Sampling, load_model_spec
 from rai_pipelines.definitions import build_definitions
-from rai_pipelines.drift import ReferenceProfile
-from rai_pipelines.errors import BadInputError
-from rai_pipelines.fairness import group_fairness
-from rai_pipelines.labels import match_labels
-from rai_pipelines.lake import Lake
-from rai_pipelines.registry import Sampling, load_model_spec
-from rai_pipelines.reports import drift_summary, fairness_summary
-from rai_pipelines.snapshots import build_snapshot, stratified_sample
+from rai_pipelines.monitoring.data_quality import validate_snapshot
+from rai_pipelines.monitoring.drift import ReferenceProfile
+from rai_pipelines.monitoring.fairness import group_fairness
+from rai_pipelines.monitoring.labels import match_labels
+from rai_pipelines.monitoring.reports import drift_summary, fairness_summary
+from rai_pipelines.monitoring.snapshots import build_snapshot, stratified_sample
 from tests.conftest import make_world, settings_for
 
 DAYS = [date(2023, 11, 5) + timedelta(days=i) for i in range(4)]  # credit labels lag 3 days
@@ -243,7 +243,7 @@ def _declaration(tmp_path, spec, **changes):
 
 
 def test_weekly_window_and_a_period_reference_are_read_from_the_snapshots(specs, world, tmp_path):
-    from rai_pipelines.assets.monitoring import read_reference, read_window
+    from rai_pipelines.defs.monitoring.assets import read_reference, read_window
 
     source_lake, lake = Lake(str(world.lake_root)), Lake(str(tmp_path / "lake"))
     spec = replace(specs["credit-scoring-ai"], drift_window_days=7)
@@ -275,7 +275,7 @@ def test_group_fairness_ignores_rows_without_a_group():
 
 
 def test_a_json_lines_log_gives_the_same_snapshot_as_parquet(specs, world, tmp_path):
-    from rai_pipelines.snapshots import read_inference_log
+    from rai_pipelines.monitoring.snapshots import read_inference_log
 
     spec = specs["credit-scoring-ai"]
     partition = {"model": spec.name, "date": DAY}
@@ -297,8 +297,8 @@ def test_a_json_lines_log_gives_the_same_snapshot_as_parquet(specs, world, tmp_p
 def test_the_monitoring_assets_run_on_an_s3_lake(specs, world, s3_server, tmp_path):
     """Inference logs as JSON lines in an S3 bucket (moto's server on loopback), reference and
     labels beside them: the snapshot, checks and reports are written to and read from the bucket."""
-    from rai_pipelines.assets.monitoring import build_model_assets
-    from rai_pipelines.resources import LakeResource
+    from rai_pipelines.defs.monitoring.assets import build_model_assets
+    from rai_pipelines.defs.resources import LakeResource
 
     spec = specs["credit-scoring-ai"]
     local = Lake(str(world.lake_root))
@@ -325,7 +325,7 @@ def test_the_monitoring_assets_run_on_an_s3_lake(specs, world, s3_server, tmp_pa
 
 
 def test_the_reference_profile_is_built_once_and_rebuilt_when_the_reference_changes(specs, world, tmp_path):
-    from rai_pipelines.assets.monitoring import reference_profile
+    from rai_pipelines.defs.monitoring.assets import reference_profile
 
     spec = specs["credit-scoring-ai"]
     lake = Lake(str(tmp_path / "lake"))
@@ -366,7 +366,7 @@ def test_a_labels_file_rewritten_after_the_snapshot_read_it_is_stale_whatever_it
 
 
 def test_labels_are_cast_to_outcome_codes_and_a_bad_file_names_itself(specs, world, tmp_path):
-    from rai_pipelines.labels import labels_for_day, read_label_file
+    from rai_pipelines.monitoring.labels import labels_for_day, read_label_file
 
     spec = specs["credit-scoring-ai"]
     lake = Lake(str(tmp_path / "lake"))

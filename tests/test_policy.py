@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rai_pipelines.errors import PolicyError
-from rai_pipelines.policy import (
+from rai_pipelines.core.errors import PolicyError
+from rai_pipelines.governance.rego import (
     MAX_INPUT_DEPTH,
     PolicyBundle,
     RegopyEngine,
@@ -423,8 +423,8 @@ def test_policy_test_command_exit_codes(tmp_path, capsys):
 
 
 def test_one_bad_deployment_or_ambiguous_version_never_stops_the_others(bundle):
-    from rai_pipelines.gitops import RenderedDeployment
-    from rai_pipelines.governance import evaluate_deployments
+    from rai_pipelines.gitops.git import RenderedDeployment
+    from rai_pipelines.governance.decisions import evaluate_deployments
 
     huge = RenderedDeployment("apps/huge", deployment(app="huge", labels={"blob": "x" * 1_100_000}))
     unfair = RenderedDeployment("apps/credit", deployment(version="2.0.0"))

@@ -7,10 +7,10 @@ import json
 import pyarrow as pa
 import pytest
 
-from rai_pipelines.decision_log import DecisionLog
-from rai_pipelines.errors import BadInputError
-from rai_pipelines.lake import Lake
-from rai_pipelines.registry import load_model_spec, load_registry
+from rai_pipelines.core.decision_log import DecisionLog
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.lake import Lake
+from rai_pipelines.core.registry import load_model_spec, load_registry
 from rai_pipelines.settings import PROJECT_ROOT
 
 
@@ -133,7 +133,7 @@ def test_registry_refuses_bad_declarations_naming_the_file(tmp_path, mutation, m
 
 
 def test_the_pseudonymisation_key_is_created_only_on_the_embedded_default(tmp_path):
-    from rai_pipelines.resources.lake import LakeResource
+    from rai_pipelines.defs.resources import LakeResource
 
     production = LakeResource(
         root=str(tmp_path),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from rai_pipelines.gitops import remote_head, run_git
+from rai_pipelines.gitops.git import remote_head, run_git
+from rai_pipelines.governance.suggestions import propose_branch, suggest_threshold_changes
 from rai_pipelines.settings import PROJECT_ROOT
-from rai_pipelines.suggestions import propose_branch, suggest_threshold_changes
 
 ORG = {"fairness_score_min": 0.8, "estimated_cost_per_inference_usd_max": 0.005, "drift_share_warn": 0.3}
 
@@ -95,7 +95,7 @@ def test_the_proposal_is_a_branch_with_the_rationale_and_main_is_untouched(git_d
 def test_an_existing_proposal_branch_is_never_overwritten(git_daemon, tmp_path):
     import pytest
 
-    from rai_pipelines.errors import GitOpsError
+    from rai_pipelines.core.errors import GitOpsError
 
     remote = _policy_repo(git_daemon, tmp_path, "policy-repo-2")
     url = git_daemon.url(remote)

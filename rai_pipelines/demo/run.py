@@ -39,15 +39,15 @@ def _prepare_environment(home: Path) -> Path:
 
 def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: float = 300) -> DemoResult:
     home = home.resolve()
+    from rai_pipelines.core.registry import load_registry
     from rai_pipelines.demo.world import build_world
-    from rai_pipelines.registry import load_registry
     from rai_pipelines.settings import Settings
 
     specs = list(load_registry(Settings.from_env().model_registry_dir).values())
     key_file = home / "secrets" / "pseudonymisation.key"
 
     def key() -> bytes:
-        from rai_pipelines.resources.lake import LakeResource
+        from rai_pipelines.defs.resources import LakeResource
 
         return LakeResource(
             root=str(home / "lake"),
@@ -100,7 +100,7 @@ def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: flo
 
 
 def _print_day_summaries(world, specs, say) -> None:
-    from rai_pipelines.lake import Lake
+    from rai_pipelines.core.lake import Lake
 
     lake = Lake(str(world.lake_root))
     say("\nCost ledger (FOCUS 1.2), per day:")
@@ -131,7 +131,7 @@ def _print_day_summaries(world, specs, say) -> None:
 def _run_daemon_until_rollbacks_finish(world, instance, timeout: float, result: DemoResult, say) -> None:
     import dagster as dg
 
-    from rai_pipelines.decision_log import DecisionLog
+    from rai_pipelines.core.decision_log import DecisionLog
 
     log = DecisionLog(world.home / "decision_log")
     env = {**os.environ}
@@ -177,8 +177,8 @@ def _run_daemon_until_rollbacks_finish(world, instance, timeout: float, result: 
 
 
 def _print_rollbacks(world, result: DemoResult, say) -> None:
-    from rai_pipelines.decision_log import DecisionLog
-    from rai_pipelines.gitops import run_git
+    from rai_pipelines.core.decision_log import DecisionLog
+    from rai_pipelines.gitops.git import run_git
 
     for run_id, status in result.rollback_runs:
         say(f"  rollback run {run_id[:8]}: {status}")

@@ -33,11 +33,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rai_pipelines.billing_exports import billing_period_folder
-from rai_pipelines.gitops import run_git
-from rai_pipelines.lake import Lake
-from rai_pipelines.registry import ModelSpec
-from rai_pipelines.snapshots import build_snapshot
+from rai_pipelines.core.lake import Lake
+from rai_pipelines.core.registry import ModelSpec
+from rai_pipelines.costs.sources.exports import billing_period_folder
+from rai_pipelines.gitops.git import run_git
+from rai_pipelines.monitoring.snapshots import build_snapshot
 
 DATA_DIR = Path(__file__).parent / "data"
 START = date(2023, 11, 1)

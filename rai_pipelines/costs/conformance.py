@@ -1,0 +1,179 @@
+"""FOCUS conformance of a cost-ledger partition, as a Great Expectations suite: the mandatory
+columns FOCUS 1.2 asks of every row are present and filled, the columns with allowed values hold
+only those, currencies are ISO 4217 codes, charge periods end after they start, timestamps are UTC,
+and every column that is not FOCUS's own carries the x_ prefix.
+
+Every one of these rules is decided row by row on one column or one pair of columns, so its verdict
+depends only on which values occur, not on how often. A day of ten million line items is therefore
+validated through its profile: each checked column's distinct values (for a column that only has
+to be filled, one value and whether any is missing) and the distinct charge and billing periods,
+gathered batch by batch as the ledger is written. Great Expectations then sees every distinct value
+the partition holds, and a finding names the offending values; it counts distinct values, not rows.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rai_pipelines.monitoring.data_quality import Finding, SuiteResult, run_suite
+
+# FOCUS 1.2 column names this ledger emits; anything else must be prefixed x_.
+FOCUS_COLUMNS = {
+    "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
+    "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+    "ChargeClass", "ChargeFrequency", "ChargeDescription", "BilledCost", "EffectiveCost", "ListCost",
+    "ContractedCost", "ListUnitPrice", "ContractedUnitPrice", "PricingQuantity", "PricingUnit", "PricingCategory",
+    "ConsumedQuantity", "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId",
+    "ServiceName", "ServiceCategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId", "ResourceName",
+    "ResourceType", "SkuId", "SkuPriceId", "CommitmentDiscountId", "CommitmentDiscountCategory",
+    "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType", "Tags",
+}  # fmt: skip
+NOT_NULL = [
+    "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
+    "ChargePeriodEnd", "ChargeCategory", "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
+    "ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceCategory",
+]  # fmt: skip
+ALLOWED = {
+    "ChargeCategory": ["Usage", "Purchase", "Tax", "Credit", "Adjustment"],
+    "ChargeClass": ["Correction"],
+    "ChargeFrequency": ["One-Time", "Recurring", "Usage-Based"],
+    "PricingCategory": ["Standard", "Dynamic", "Committed", "Other"],
+    "CommitmentDiscountCategory": ["Spend", "Usage"],
+    "CommitmentDiscountStatus": ["Used", "Unused"],
+    "ServiceCategory": [
+        "AI and Machine Learning", "Analytics", "Business Applications", "Compute", "Databases", "Developer Tools",
+        "Multicloud", "Identity", "Integration", "Internet of Things", "Management and Governance", "Media",
+        "Migration", "Mobile", "Networking", "Security", "Storage", "Web", "Other",
+    ],
+}  # fmt: skip
+TIMESTAMPS = ["BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"]
+
+
+def _schema_findings(schema: pa.Schema) -> list[Finding]:
+    findings = [
+        Finding("focus_custom_column_prefix", name, "not a FOCUS column and not prefixed x_")
+        for name in schema.names
+        if name not in FOCUS_COLUMNS and not name.startswith("x_")
+    ]
+    for name in TIMESTAMPS:
+        if name in schema.names:
+            kind = schema.field(name).type
+            if not pa.types.is_timestamp(kind) or kind.tz not in ("UTC", "+00:00"):
+                findings.append(Finding("focus_utc_timestamp", name, f"type {kind}, expected a UTC timestamp"))
+    return findings
+
+
+PERIODS = [("ChargePeriodStart", "ChargePeriodEnd"), ("BillingPeriodStart", "BillingPeriodEnd")]
+VALUE_CHECKED = sorted(set(ALLOWED) | {"BillingCurrency"})
+FILLED_ONLY = sorted(set(NOT_NULL) - set(VALUE_CHECKED) - set(TIMESTAMPS))
+
+
+class LedgerProfile:
+    """What the FOCUS rules need to know of a partition, gathered batch by batch (see above)."""
+
+    def __init__(self, schema: pa.Schema):
+        self.schema = schema
+        self.rows = 0
+        self._distinct: dict[str, set] = {c: set() for c in VALUE_CHECKED if c in schema.names}
+        self._filled: dict[str, list] = {c: [None, False] for c in FILLED_ONLY if c in schema.names}
+        self._periods: set[tuple] = set()
+        self._period_columns = [c for pair in PERIODS for c in pair if c in schema.names]
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        self.rows += batch.num_rows
+        for column, values in self._distinct.items():
+            values.update(pc.unique(batch.column(column)).to_pylist())
+        for column, state in self._filled.items():
+            values = batch.column(column)
+            if state[0] is None:
+                present = pc.drop_null(values)
+                if len(present):
+                    state[0] = present[0].as_py()
+            state[1] = state[1] or values.null_count > 0
+        if self._period_columns:
+            periods = pa.table([batch.column(c) for c in self._period_columns], names=self._period_columns)
+            distinct = periods.group_by(self._period_columns).aggregate([])
+            self._periods.update(zip(*(distinct.column(c).to_pylist() for c in self._period_columns), strict=True))
+
+    def frames(self):
+        """The profile as data frames for Great Expectations: the distinct values of the columns
+        with allowed values (padded with nulls, which those rules skip), whether each mandatory
+        column is filled (padded with its own value, which that rule accepts), and the periods."""
+        import pandas as pd
+
+        def frame(columns: dict[str, list], pad) -> pd.DataFrame:
+            length = max([len(v) for v in columns.values()] + [1])
+            return pd.DataFrame(
+                {c: pd.Series(v + [pad(v)] * (length - len(v)), dtype=object) for c, v in columns.items()}
+            )
+
+        distinct = {c: sorted((x for x in v if x is not None), key=str) for c, v in self._distinct.items()}
+        filled = {}
+        for column in NOT_NULL:
+            if column in self._filled:
+                value, missing = self._filled[column]
+            elif column in self._distinct:
+                values = self._distinct[column]
+                value, missing = next((x for x in values if x is not None), None), None in values
+            else:
+                continue
+            filled[column] = ([value] if value is not None else []) + ([None] if missing else [])
+        values = frame(distinct, lambda v: None)
+        mandatory = frame(filled, lambda v: v[0] if v else None)
+        periods = pd.DataFrame(sorted(self._periods, key=str), columns=self._period_columns)
+        return values, mandatory, periods
+
+
+def validate_ledger(ledger: pa.Table | LedgerProfile) -> SuiteResult:
+    """Run the FOCUS suite on a ledger partition (a table, or the profile of one written in batches)."""
+    import great_expectations as gx
+
+    if isinstance(ledger, pa.Table):
+        profile = LedgerProfile(ledger.schema)
+        profile.add(ledger)
+    else:
+        profile = ledger
+    e = gx.expectations
+    present = set(profile.schema.names)
+    missing = [
+        Finding("expect_column_to_exist", c, "column is missing")
+        for c in sorted(set(NOT_NULL) | set(ALLOWED))
+        if c not in present
+    ]
+    filled = [e.ExpectColumnValuesToNotBeNull(column=c) for c in NOT_NULL if c in present and c not in TIMESTAMPS]
+    allowed = [
+        e.ExpectColumnValuesToBeInSet(column=c, value_set=v, meta={"allowed": f"FOCUS 1.2's allowed values for {c}"})
+        for c, v in ALLOWED.items()
+        if c in present
+    ]
+    if "BillingCurrency" in present:
+        allowed.append(e.ExpectColumnValuesToMatchRegex(column="BillingCurrency", regex=r"^[A-Z]{3}$"))
+    period_rules = [e.ExpectColumnValuesToNotBeNull(column=c) for c in TIMESTAMPS if c in present]
+    for start, end in PERIODS:
+        if start in present and end in present:
+            period_rules.append(
+                e.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=end, column_B=start, or_equal=True, ignore_row_if="either_value_is_missing"
+                )
+            )
+    values, mandatory, periods = profile.frames()
+    name = "cost_ledger.focus_conformance"
+    filled_result = run_suite(mandatory, name + ".filled", filled)
+    # The profile keeps whether a column has a missing value, not how many: say so, not "1 of 2".
+    filled_result = SuiteResult(
+        filled_result.suite,
+        filled_result.evaluated,
+        [
+            Finding(f.expectation, f.column, "missing in at least one row")
+            if f.expectation == "expect_column_values_to_not_be_null"
+            else f
+            for f in filled_result.findings
+        ],
+    )
+    results = [run_suite(values, name, allowed), filled_result]
+    if len(periods):
+        results.append(run_suite(periods, name + ".periods", period_rules))
+    findings = [f for r in results for f in r.findings] + missing + _schema_findings(profile.schema)
+    evaluated = sum(r.evaluated for r in results) + len(missing) + len(TIMESTAMPS) + 1
+    return SuiteResult("cost_ledger.focus_conformance", evaluated, findings)

@@ -1,0 +1,499 @@
+"""Billing exports that are FOCUS already -> cost ledger rows.
+
+Two sources deliver FOCUS themselves: Azure Cost Management's "Cost and usage details (FOCUS)"
+export (FocusCost 1.0 / 1.0r2: FOCUS 1.0 columns plus x_ Azure columns, CSV or Parquet) and AWS Data
+Exports' "FOCUS 1.2 with AWS columns" (Parquet, `Tags` a map<string, string>). Normalising them is
+selecting and casting into `focus.LEDGER_SCHEMA` (decimals, UTC timestamps, the same column order),
+checking every row, adding the x_ lineage columns and attributing each charge from its tags.
+
+Rules, the same as the CUR normalisation in focus.py:
+
+- A charge belongs to the UTC date of its ChargePeriodStart; one whose charge period starts outside
+  the row's billing period (a correction of an earlier month) lands on the billing period's first day,
+  so that nothing in a billing period's file is left out of every partition.
+- Tags become one JSON object with sorted keys, each key normalised by `focus.tag_key` (Azure's tag
+  keys are free-form: "Model-Name", "model_name" and "MODEL-NAME" are one key; the first non-empty
+  value, in the order of the original keys, wins). Attribution reads `focus.ATTRIBUTION_TAGS`.
+- Duplicate line items are kept. Neither export carries a line-item id, two identical rows are two
+  charges as far as the file (and the invoice) is concerned, and the ledger must equal the export's
+  total to the cent. Each keeps its own x_SourceRowNumber and x_SourceRowHash. Double counting across
+  export runs is the reader's business: it reads only the files the current run's manifest lists.
+- PublisherName and InvoiceIssuerName, which AWS documents as possibly null, fall back to
+  ProviderName; a missing ServiceCategory becomes "Other". Every other value is the provider's own.
+- Columns the ledger has no place for (x_BilledCostInUsd, x_SkuMeterName, x_Discounts, ... and any
+  column a provider adds later) are ignored.
+
+Bad input raises BadInputError naming the file, the row (CSV: the physical line; Parquet: the row
+number from 1) and the field. The export must be of the billing account the reader was configured
+with (`SourceFile.context`); a row of any other account is refused.
+
+`azure_focus_daily_totals` and `aws_focus_daily_totals` are the reconciliation's witnesses: plain
+Decimal arithmetic over the raw values, sharing no code with the normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.costs.sources.aws_cur import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY_SQL, SourceFile, tag_key
+
+STRING_COLUMNS = (
+    "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
+    "ChargeCategory", "ChargeClass", "ChargeFrequency", "ChargeDescription", "PricingUnit", "PricingCategory",
+    "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId", "ServiceName",
+    "ServiceCategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId", "ResourceName", "ResourceType",
+    "SkuId", "SkuPriceId", "CommitmentDiscountId", "CommitmentDiscountCategory", "CommitmentDiscountName",
+    "CommitmentDiscountStatus", "CommitmentDiscountType",
+)  # fmt: skip
+TIMESTAMP_COLUMNS = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")
+DECIMAL_COLUMNS = (
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ListUnitPrice", "ContractedUnitPrice",
+    "PricingQuantity", "ConsumedQuantity",
+)  # fmt: skip
+# Without these a row cannot be put in the ledger: the file is refused when one is missing.
+MANDATORY_COLUMNS = (
+    "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
+    "ChargePeriodEnd", "ChargeCategory", "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
+    "ProviderName", "ServiceName",
+)  # fmt: skip
+# ... and these must be filled on every row (FOCUS: "MUST NOT be null").
+NON_EMPTY_COLUMNS = (
+    "BillingAccountId", "BillingCurrency", *TIMESTAMP_COLUMNS, "ChargeCategory",
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
+)  # fmt: skip
+# FOCUS 1.2's allowed values (FOCUS 1.0, which Azure's FocusCost 1.0 follows, allows the same).
+ALLOWED_VALUES = {
+    "ChargeCategory": ("Usage", "Purchase", "Tax", "Credit", "Adjustment"),
+    "ChargeClass": ("Correction",),
+    "ChargeFrequency": ("One-Time", "Recurring", "Usage-Based"),
+    "PricingCategory": ("Standard", "Dynamic", "Committed", "Other"),
+    "CommitmentDiscountCategory": ("Spend", "Usage"),
+    "CommitmentDiscountStatus": ("Used", "Unused"),
+    "ServiceCategory": (
+        "AI and Machine Learning", "Analytics", "Business Applications", "Compute", "Databases", "Developer Tools",
+        "Multicloud", "Identity", "Integration", "Internet of Things", "Management and Governance", "Media",
+        "Migration", "Mobile", "Networking", "Security", "Storage", "Web", "Other",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FocusProvider:
+    """What differs between the FOCUS-native exports."""
+
+    name: str  # x_SourceProvider
+    kind: str  # SourceFile.kind
+    # Ledger column -> the export's columns to take it from, first found wins.
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The provider's own charge-type column for x_LineItemType, when an export carries one; neither
+    # FocusCost 1.0r2 nor AWS's FOCUS 1.2 documents one today, so ChargeCategory is the fallback.
+    line_item_type_columns: tuple[str, ...] = ()
+    # Azure resource ids (BillingAccountId is one for MCA) are case-insensitive.
+    account_ids_case_insensitive: bool = False
+
+
+AZURE = FocusProvider(
+    "azure",
+    "azure_focus",
+    aliases={"InvoiceId": ("InvoiceId", "x_InvoiceId")},  # InvoiceId is FOCUS 1.2; FocusCost 1.0 has x_InvoiceId
+    line_item_type_columns=("x_ChargeType", "ChargeType"),
+    account_ids_case_insensitive=True,
+)
+AWS = FocusProvider("aws", "aws_focus", line_item_type_columns=("x_LineItemType", "line_item_line_item_type"))
+
+
+def _columns_by_name(names: list[str]) -> dict[str, str]:
+    """Lower-cased name -> the name as in the file (a CSV header may carry a byte-order mark)."""
+    out: dict[str, str] = {}
+    for name in names:
+        out.setdefault(name.strip().lstrip("\ufeff").lower(), name)
+    return out
+
+
+def _find(names: dict[str, str], candidates: tuple[str, ...]) -> str | None:
+    for candidate in candidates:
+        found = names.get(candidate.lower())
+        if found is not None:
+            return found
+    return None
+
+
+def _where(source: SourceFile) -> str:
+    return "line" if source.uri.endswith((".csv", ".csv.gz", ".gz")) else "row"
+
+
+def _expected_account(source: SourceFile) -> str:
+    expected = source.context
+    if not isinstance(expected, str) or not expected:
+        raise ValueError(
+            f"{source.uri}: no expected billing account id in SourceFile.context; "
+            "the reader must be configured with the account the export belongs to"
+        )
+    return expected
+
+
+# --- tags -------------------------------------------------------------------------------------------
+
+
+def _tag_pairs_from_text(text: str) -> list[tuple[str, object]]:
+    text = text.strip()
+    if not text:
+        return []
+    if not text.startswith("{"):  # Azure's older cost exports write the pairs without braces
+        text = "{" + text + "}"
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return list(value.items())
+
+
+def _normalised_tags(pairs) -> tuple[tuple[str, object], ...]:
+    out: dict[str, object] = {}
+    for key, value in sorted(pairs, key=lambda kv: str(kv[0])):
+        if value is None or value == "":
+            continue
+        out.setdefault(tag_key(str(key)), value)
+    return tuple(sorted(out.items()))
+
+
+def _tags(source: SourceFile, column: str | None) -> tuple[list[str], dict[str, list[str | None]]]:
+    """The Tags JSON of every row and the attribution columns read from it. Tag sets repeat a lot,
+    so each distinct raw value is parsed once."""
+    n = source.table.num_rows
+    attribution: dict[str, list[str | None]] = {c: [] for c in ATTRIBUTION_TAGS}
+    if column is None:
+        for values in attribution.values():
+            values.extend([None] * n)
+        return ["{}"] * n, attribution
+    raw_values = source.table.column(column).to_pylist()
+    rows = source.row_numbers()
+    cache: dict[object, tuple[str, tuple]] = {}
+    texts = []
+    for i, raw in enumerate(raw_values):
+        if isinstance(raw, list):
+            key = tuple(raw)
+        elif isinstance(raw, dict):
+            key = tuple(sorted(raw.items()))
+        else:
+            key = raw
+        hit = cache.get(key)
+        if hit is None:
+            if raw is None:
+                pairs = []
+            elif isinstance(raw, str):
+                try:
+                    pairs = _tag_pairs_from_text(raw)
+                except ValueError as exc:
+                    raise BadInputError(
+                        f"{source.uri} {_where(source)} {rows[i]}: field {column} = {raw[:80]!r} "
+                        f"is not a JSON object of tags ({exc})"
+                    ) from None
+            elif isinstance(raw, list):  # an Arrow map<string, string>
+                pairs = list(raw)
+            elif isinstance(raw, dict):  # a struct
+                pairs = list(raw.items())
+            else:
+                raise BadInputError(f"{source.uri} {_where(source)} {rows[i]}: field {column} has type {type(raw)}")
+            tags = _normalised_tags(pairs)
+            as_dict = dict(tags)
+            found = tuple(
+                next((str(as_dict[k]) for k in keys if k in as_dict), None) for keys in ATTRIBUTION_TAGS.values()
+            )
+            hit = cache[key] = (json.dumps(as_dict, sort_keys=True), found)
+        texts.append(hit[0])
+        for name, value in zip(ATTRIBUTION_TAGS, hit[1], strict=True):
+            attribution[name].append(value)
+    return texts, attribution
+
+
+# --- normalisation ----------------------------------------------------------------------------------
+
+
+def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dict[str, str]]:
+    """The ledger's source columns under their FOCUS names (absent optional ones as nulls), the tags
+    as JSON, the attribution, the line item type and the source row number; plus ledger name -> name
+    in the file, for error messages."""
+    table = source.table
+    names = _columns_by_name(table.column_names)
+    missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.aliases.get(c, (c,))) is None]
+    if missing:
+        raise BadInputError(f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}")
+    n = table.num_rows
+    original: dict[str, str] = {}
+    columns, out_names = [], []
+    for column in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS):
+        found = _find(names, provider.aliases.get(column, (column,)))
+        if found is None:
+            columns.append(pa.nulls(n, pa.string()))
+        else:
+            original[column] = found
+            columns.append(table.column(found))
+        out_names.append(column)
+    line_type = _find(names, provider.line_item_type_columns) or original["ChargeCategory"]
+    columns.append(table.column(line_type))
+    out_names.append("line_item_type")
+    tags_json, attribution = _tags(source, _find(names, ("Tags",)))
+    columns.append(pa.array(tags_json, pa.string()))
+    out_names.append("tags_json")
+    for name, values in attribution.items():
+        columns.append(pa.array(values, pa.string()))
+        out_names.append(name)
+    columns.append(pa.array(source.row_numbers(), pa.int64()))
+    out_names.append("source_row_number")
+    return pa.Table.from_arrays(columns, names=out_names), original
+
+
+def _text(column: str) -> str:
+    return f"NULLIF(TRIM(CAST(\"{column}\" AS VARCHAR)), '')"
+
+
+def _money(column: str) -> str:
+    return f"TRY_CAST({_text(column)} AS {MONEY_SQL})"
+
+
+def _ts(column: str) -> str:
+    return f"TRY_CAST({_text(column)} AS TIMESTAMPTZ)"
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _checks(provider: FocusProvider, expected: str) -> list[tuple[str, str, list[str], object]]:
+    """(condition of a bad row, column reported, values shown, values -> what is wrong), in the
+    order they are reported."""
+    compare = "lower" if provider.account_ids_case_insensitive else ""
+    account = _text("BillingAccountId")
+    checks = [
+        (
+            f"{account} IS NOT NULL AND {compare}({account}) <> {compare}({_quote(expected)})",
+            "BillingAccountId",
+            [account],
+            lambda v: f"= {v[0]!r}: the export belongs to another billing account than the configured {expected!r}",
+        )
+    ]
+    checks += [
+        (f"{_text(c)} IS NOT NULL AND {_money(c)} IS NULL", c, [_text(c)], lambda v: f"= {v[0]!r} is not a number")
+        for c in DECIMAL_COLUMNS
+    ]
+    checks += [
+        (
+            f"{_text(c)} IS NOT NULL AND {_ts(c)} IS NULL",
+            c,
+            [_text(c)],
+            lambda v: f"= {v[0]!r} is not an ISO 8601 date-time",
+        )
+        for c in TIMESTAMP_COLUMNS
+    ]
+    checks += [(f"{_text(c)} IS NULL", c, [], lambda v: "is empty") for c in NON_EMPTY_COLUMNS]
+    currency = _text("BillingCurrency")
+    checks.append(
+        (
+            f"NOT regexp_full_match({currency}, '[A-Z]{{3}}')",
+            "BillingCurrency",
+            [currency],
+            lambda v: f"= {v[0]!r} is not an ISO 4217 currency code",
+        )
+    )
+    for column, allowed in ALLOWED_VALUES.items():
+        listed = ", ".join(_quote(v) for v in allowed)
+        checks.append(
+            (
+                f"{_text(column)} IS NOT NULL AND {_text(column)} NOT IN ({listed})",
+                column,
+                [_text(column)],
+                lambda v, allowed=allowed: f"= {v[0]!r} is not one of FOCUS's values ({', '.join(allowed)})",
+            )
+        )
+    checks.append(
+        (
+            f"{_ts('ChargePeriodEnd')} < {_ts('ChargePeriodStart')}",
+            "ChargePeriodEnd",
+            [_text("ChargePeriodEnd"), _text("ChargePeriodStart")],
+            lambda v: f"= {v[0]!r} is before ChargePeriodStart {v[1]!r}",
+        )
+    )
+    return checks
+
+
+def _validate(con, source: SourceFile, provider: FocusProvider, original: dict[str, str]) -> None:
+    """Every check in one pass over the batch (the first bad row of each); the first check that
+    finds one is reported, naming the file, the row and the field."""
+    checks = _checks(provider, _expected_account(source))
+    firsts = con.sql(
+        "SELECT " + ", ".join(f"min(CASE WHEN {c[0]} THEN source_row_number END)" for c in checks) + " FROM focus"
+    ).fetchall()[0]
+    for (_, column, shown, detail), row in zip(checks, firsts, strict=True):
+        if row is None:
+            continue
+        values = []
+        if shown:
+            values = con.sql(
+                f"SELECT {', '.join(shown)} FROM focus WHERE source_row_number = $row", params={"row": row}
+            ).fetchall()[0]
+        field = original.get(column, column)
+        raise BadInputError(f"{source.uri} {_where(source)} {row}: field {field} {detail(values)}")
+
+
+def _ledger_sql(provider: FocusProvider) -> str:
+    text_columns = {c: _text(c) for c in STRING_COLUMNS}
+    text_columns["PublisherName"] = f"COALESCE({_text('PublisherName')}, {_text('ProviderName')})"
+    text_columns["InvoiceIssuerName"] = f"COALESCE({_text('InvoiceIssuerName')}, {_text('ProviderName')})"
+    text_columns["ServiceCategory"] = f"COALESCE({_text('ServiceCategory')}, 'Other')"
+    select = []
+    for f in LEDGER_SCHEMA:
+        name = f.name
+        if name in text_columns:
+            select.append(f"{text_columns[name]} AS {name}")
+        elif name in TIMESTAMP_COLUMNS:
+            select.append(f"{_ts(name)} AS {name}")
+        elif name in DECIMAL_COLUMNS:
+            select.append(f"{_money(name)} AS {name}")
+    identity = " || ':' || ".join(
+        f"COALESCE({_text(c)}, '')"
+        for c in ("ChargePeriodStart", "ChargeCategory", "ResourceId", "SkuPriceId", "BilledCost", "EffectiveCost")
+    )
+    select += [
+        "tags_json AS Tags",
+        f"'{provider.name}' AS x_SourceProvider",
+        "$uri AS x_SourceUri",
+        "source_row_number AS x_SourceRowNumber",
+        f"sha256($uri || ':' || CAST(source_row_number AS VARCHAR) || ':' || {identity}) AS x_SourceRowHash",
+        f"COALESCE({_text('line_item_type')}, {_text('ChargeCategory')}) AS x_LineItemType",
+        *(f'"{c}" AS {c}' for c in ATTRIBUTION_TAGS),
+    ]
+    start, bp_start, bp_end = _ts("ChargePeriodStart"), _ts("BillingPeriodStart"), _ts("BillingPeriodEnd")
+    select.append(
+        f"""(CASE WHEN {start} >= {bp_start} AND {start} < {bp_end} THEN CAST({start} AS DATE)
+            ELSE CAST({bp_start} AS DATE) END) AS ledger_day"""
+    )
+    return (
+        "SELECT\n    "
+        + ",\n    ".join(select)
+        + """
+FROM focus
+WHERE ledger_day BETWEEN CAST($first AS DATE) AND CAST($last AS DATE)
+ORDER BY source_row_number"""
+    )
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _needed_columns(source: SourceFile, provider: FocusProvider) -> list[str]:
+    """The file's columns the ledger reads: the rest (x_ provider columns, new ones) are not read."""
+    names = _columns_by_name(source.schema.names)
+    wanted = [provider.aliases.get(c, (c,)) for c in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS)]
+    wanted += [provider.line_item_type_columns, ("Tags",)]
+    found = {_find(names, candidates) for candidates in wanted}
+    return [n for n in source.schema.names if n in found]
+
+
+def focus_export_batches(source: SourceFile, day: date, provider: FocusProvider) -> Iterator[pa.RecordBatch]:
+    """The ledger rows of `day` in one FOCUS-native export file, batch by batch (a streamed Parquet
+    file is never held whole). Every batch is checked before any of its rows is returned."""
+    for _, batch in focus_export_days(source, [day], provider):
+        yield batch
+
+
+def focus_export_days(
+    source: SourceFile, days: list[date], provider: FocusProvider
+) -> Iterator[tuple[date, pa.RecordBatch]]:
+    """`focus_export_batches` for several days in one pass over the file: (day, batch) pairs."""
+    from rai_pipelines.costs.sources.aws_cur import split_by_day
+
+    ledger_columns = [f.name for f in LEDGER_SCHEMA] + ["ledger_day"]
+    sql = _ledger_sql(provider)
+    params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
+    con = _connect()
+    try:
+        for batch, rows in source.batches(_needed_columns(source, provider)):
+            part = SourceFile(
+                source.uri,
+                pa.Table.from_batches([batch]),
+                kind=source.kind,
+                context=source.context,
+                row_lines=rows.to_pylist(),
+            )
+            table, original = _prepare(part, provider)
+            con.register("focus", table)
+            _validate(con, part, provider, original)
+            result = con.sql(sql, params=params).to_arrow_table().select(ledger_columns)
+            con.unregister("focus")
+            for day, rows_of_day in split_by_day(result, set(days)):
+                yield from ((day, b) for b in rows_of_day.cast(LEDGER_SCHEMA).to_batches())
+    finally:
+        con.close()
+
+
+def _focus_to_ledger(source: SourceFile, day: date, provider: FocusProvider) -> pa.Table:
+    return pa.Table.from_batches(list(focus_export_batches(source, day, provider)), schema=LEDGER_SCHEMA)
+
+
+def azure_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
+    """Ledger rows of `day` from one Azure Cost Management FOCUS export file (`kind="azure_focus"`,
+    `context` = the expected billing account id)."""
+    return _focus_to_ledger(source, day, AZURE)
+
+
+def aws_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
+    """Ledger rows of `day` from one AWS Data Exports "FOCUS 1.2 with AWS columns" file
+    (`kind="aws_focus"`, `context` = the expected billing account id)."""
+    return _focus_to_ledger(source, day, AWS)
+
+
+# --- the witness ------------------------------------------------------------------------------------
+
+
+def _daily_totals(source: SourceFile, provider: FocusProvider) -> dict[str, Decimal]:
+    """BilledCost per ledger day from the raw values, batch by batch: Arrow compute on five raw
+    columns (the CUR witness's conversions), sharing nothing with the DuckDB normalisation."""
+    from rai_pipelines.costs.sources.aws_cur import witness_batch
+
+    names = _columns_by_name(source.schema.names)
+    needed = ("ChargePeriodStart", "BilledCost", "BillingPeriodStart", "BillingPeriodEnd", "BillingAccountId")
+    found = {}
+    for column in needed:
+        name = names.get(column.lower())
+        if name is None:
+            raise BadInputError(f"{source.uri}: missing mandatory FOCUS column {column}")
+        found[column] = name
+    expected = _expected_account(source)
+    fold = str.lower if provider.account_ids_case_insensitive else str
+    what = _where(source)
+    totals: dict[str, Decimal] = {}
+    for batch, rows in source.batches([found[c] for c in needed]):
+        accounts = pc.utf8_trim_whitespace(pc.cast(batch.column(4), pa.string()))
+        if provider.account_ids_case_insensitive:
+            accounts = pc.utf8_lower(accounts)
+        other = pc.not_equal(pc.fill_null(accounts, ""), fold(expected))
+        if pc.any(other).as_py():
+            i = pc.index(other, True).as_py()
+            raise BadInputError(
+                f"{source.uri} {what} {rows[i]}: field BillingAccountId = {batch.column(4)[i].as_py()!r} "
+                f"is not the configured {expected!r}"
+            )
+        witness_batch(batch.columns[:4], [found[c] for c in needed[:4]], source.uri, rows, what, totals)
+    return totals
+
+
+def azure_focus_daily_totals(source: SourceFile) -> dict[str, Decimal]:
+    """BilledCost per ledger day straight from the raw values of an Azure FOCUS export file."""
+    return _daily_totals(source, AZURE)
+
+
+def aws_focus_daily_totals(source: SourceFile) -> dict[str, Decimal]:
+    """BilledCost per ledger day straight from the raw values of an AWS FOCUS export file."""
+    return _daily_totals(source, AWS)

@@ -1,0 +1,452 @@
+"""Reading the FOCUS-native billing exports where the providers deliver them.
+
+Azure Cost Management exports (FocusCost, CSV, gzip CSV or Parquet) in an Azure Blob Storage
+container, or a local folder laid out the same way:
+
+    {directory}/{export-name}/{YYYYMMDD-YYYYMMDD}/{run}/part_*.csv[.gz] | part_*.parquet
+    {directory}/{export-name}/{YYYYMMDD-YYYYMMDD}/{run}/manifest.json
+
+`{run}` is the run id (some API versions write `{export-time}/{run-id}`); every run writes its own
+manifest.json (Cost Management's "exports v2" manifest: `blobs[].blobName|byteCount|dataRowCount`,
+`runInfo.runId|submittedTime|startDate|endDate`, `exportConfig.type|dataVersion`, as documented in
+Microsoft Learn's "Tutorial: Improved exports experience" and FinOps hubs' data-processing notes). A
+restatement writes a new run, so the current version of a billing period is the run whose manifest has
+the latest runInfo.submittedTime, and only the files that manifest lists are read. Azure names the
+period folder `{first day}-{last day}` of the month; `{first day}-{first day of next month}` is read too.
+
+AWS Data Exports "FOCUS 1.2 with AWS columns" (Parquet, or gzip CSV) in S3 or a local folder that
+stands for the bucket, read through pyarrow.fs like CurExportReader:
+
+    {prefix}/{export-name}/data/BILLING_PERIOD=YYYY-MM/...parquet
+    {prefix}/{export-name}/metadata/BILLING_PERIOD=YYYY-MM/[...]/{export-name}-Manifest.json
+
+whose manifest's `dataFiles` (s3:// URIs) name the current files of the period; when several
+manifests are there (exports that keep every version), the newest one is the current version.
+
+Both readers return `SourceFile`s whose `context` is the billing account id the reader was
+configured with; the normalisation refuses any row of another account.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import posixpath
+import zlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.costs.sources.aws_cur import ParquetInput, SourceFile
+from rai_pipelines.costs.sources.exports import physical_lines
+
+Fingerprint = tuple[str, int | str, float]
+
+
+# --- file contents ------------------------------------------------------------------------------------
+
+
+def read_focus_csv(data: bytes, uri: str) -> tuple[pa.Table, list[int] | None]:
+    """A FOCUS CSV (plain or gzip) with every column as text, so that a bad value is reported with its
+    line instead of silently becoming null; and the physical line of each row when it differs from
+    index + 2."""
+    if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BadInputError(f"{uri}: not a readable gzip file: {exc}") from exc
+    header = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
+    if not header:
+        raise BadInputError(f"{uri}: empty file, no FOCUS header")
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(encoding="utf-8"),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in _csv_header(header)}, strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{uri}: not a readable CSV file: {exc}") from exc
+    table = table.rename_columns([c.lstrip("\ufeff") for c in table.column_names])
+    lines = physical_lines(data, table.num_rows)
+    if lines is not None and len(lines) != table.num_rows:
+        raise BadInputError(f"{uri}: {len(lines)} records by line but {table.num_rows} parsed rows")
+    return table, lines
+
+
+def _csv_header(header: str) -> list[str]:
+    return next(csv.reader([header]))
+
+
+def read_focus_parquet(data: bytes, uri: str) -> pa.Table:
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BadInputError(f"{uri}: not a readable Parquet file: {exc}") from exc
+
+
+def _source_file(data: bytes, uri: str, kind: str, account: str) -> SourceFile:
+    name = uri.rsplit("/", 1)[-1].lower()
+    if name.endswith(".parquet"):
+        return SourceFile(uri, read_focus_parquet(data, uri), first_data_line=1, kind=kind, context=account)
+    if name.endswith((".csv", ".csv.gz", ".gz")):
+        table, lines = read_focus_csv(data, uri)
+        return SourceFile(uri, table, first_data_line=2, kind=kind, context=account, row_lines=lines)
+    raise BadInputError(f"{uri}: not a CSV, gzip CSV or Parquet export file")
+
+
+def _load_json(data: bytes, uri: str) -> dict:
+    try:
+        manifest = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{uri}: manifest is not JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BadInputError(f"{uri}: manifest is not a JSON object")
+    return manifest
+
+
+def _month_bounds(day: date) -> tuple[date, date]:
+    first = day.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return first, following
+
+
+# --- Azure --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    name: str  # blob name in the container (local: path relative to the root), '/'-separated
+    size: int
+    etag: str
+    modified: float  # POSIX seconds
+
+
+class _LocalBlobs:
+    """A local folder laid out like the container."""
+
+    def __init__(self, root: str):
+        self.root = Path(root).resolve()
+
+    def list(self, prefix: str) -> list[BlobEntry]:
+        folder = self.root / prefix.rstrip("/") if prefix else self.root
+        base = folder if prefix.endswith("/") or not prefix else folder.parent
+        if not base.is_dir():
+            return []
+        out = []
+        for path in base.rglob("*"):
+            if not path.is_file():
+                continue
+            name = path.relative_to(self.root).as_posix()
+            if name.startswith(prefix):
+                stat = path.stat()
+                out.append(BlobEntry(name, stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime))
+        return sorted(out, key=lambda b: b.name)
+
+    def read(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
+
+    def uri(self, name: str) -> str:
+        return str(self.root / name)
+
+
+class _AzureBlobs:
+    """A container in Azure Blob Storage, through the azure-storage-blob SDK."""
+
+    def __init__(self, container: str, connection_string: str | None, account_url: str | None, credential: Any):
+        from azure.storage.blob import BlobServiceClient
+
+        if connection_string:
+            service = BlobServiceClient.from_connection_string(connection_string, credential=credential)
+        elif account_url:
+            service = BlobServiceClient(account_url, credential=credential)
+        else:
+            raise ValueError("an Azure export needs a connection string or an account URL")
+        self.client = service.get_container_client(container)
+        self.base_url = self.client.url.split("?", 1)[0].rstrip("/")  # never a SAS token in a lineage URI
+
+    def list(self, prefix: str) -> list[BlobEntry]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            blobs = list(self.client.list_blobs(name_starts_with=prefix))
+        except ResourceNotFoundError:
+            return []
+        return sorted(
+            (
+                BlobEntry(
+                    b.name,
+                    int(b.size or 0),
+                    str(b.etag or ""),
+                    b.last_modified.timestamp() if b.last_modified else 0.0,
+                )
+                for b in blobs
+            ),
+            key=lambda b: b.name,
+        )
+
+    def read(self, name: str) -> bytes:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self.client.download_blob(name).readall()
+        except ResourceNotFoundError:
+            raise BadInputError(f"{self.uri(name)}: listed in the manifest but missing from the export") from None
+
+    def uri(self, name: str) -> str:
+        return f"{self.base_url}/{name}"
+
+
+@dataclass(frozen=True)
+class AzureRun:
+    """One export run of a billing period: its manifest and the data blobs it lists."""
+
+    manifest: BlobEntry
+    run_id: str
+    submitted: datetime
+    blobs: list[BlobEntry]
+    row_counts: dict[str, int]  # blob name -> dataRowCount, where the manifest gives one
+
+
+def _submitted(manifest: dict, entry: BlobEntry, uri: str) -> datetime:
+    text = (manifest.get("runInfo") or {}).get("submittedTime")
+    if not text:
+        return datetime.fromtimestamp(entry.modified, timezone.utc)
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInputError(f"{uri}: runInfo.submittedTime {text!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class AzureFocusExportReader:
+    """One Azure Cost Management FOCUS export ("Cost and usage details (FOCUS)").
+
+    Storage, one of:
+      root              a local folder laid out like the container;
+      container         a Blob Storage container, with connection_string (e.g. from the portal, or
+                        Azurite's), or account_url ("https://<account>.blob.core.windows.net") and a
+                        credential (an account key, a SAS token, or an azure.identity credential).
+    """
+
+    # Its files cover a whole billing period: what it reads for one day serves every day of the month.
+    files_cover_billing_period = True
+
+    billing_account_id: str  # the export's BillingAccountId; rows of any other account are refused
+    export_name: str
+    directory: str = ""  # the export's rootFolderPath in the container
+    root: str | None = None
+    container: str | None = None
+    connection_string: str | None = field(default=None, repr=False)
+    account_url: str | None = None
+    credential: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.billing_account_id:
+            raise ValueError("AzureFocusExportReader needs the billing account id the export belongs to")
+        if (self.root is None) == (self.container is None):
+            raise ValueError("give either root (a local folder) or container (Azure Blob Storage)")
+        if self.root is not None:
+            self.store: _LocalBlobs | _AzureBlobs = _LocalBlobs(self.root)
+        else:
+            self.store = _AzureBlobs(self.container, self.connection_string, self.account_url, self.credential)
+
+    def _export_prefix(self) -> str:
+        parts = [p for p in (self.directory.strip("/"), self.export_name.strip("/")) if p]
+        return "/".join(parts) + "/"
+
+    def _period_folders(self, day: date) -> list[str]:
+        first, following = _month_bounds(day)
+        last = following - timedelta(days=1)
+        return [
+            f"{self._export_prefix()}{first:%Y%m%d}-{last:%Y%m%d}/",
+            f"{self._export_prefix()}{first:%Y%m%d}-{following:%Y%m%d}/",
+        ]
+
+    def runs(self, day: date) -> tuple[list[AzureRun], dict[str, BlobEntry]]:
+        """Every run of the billing period of `day`, oldest first, and every blob under the period."""
+        listed: dict[str, BlobEntry] = {}
+        for folder in self._period_folders(day):
+            for entry in self.store.list(folder):
+                listed[entry.name] = entry
+        runs = []
+        for entry in listed.values():
+            if posixpath.basename(entry.name).lower() != "manifest.json":
+                continue
+            uri = self.store.uri(entry.name)
+            manifest = _load_json(self.store.read(entry.name), uri)
+            kind = str((manifest.get("exportConfig") or {}).get("type") or "FocusCost")
+            if kind.lower() != "focuscost":
+                raise BadInputError(
+                    f"{uri}: exportConfig.type is {kind!r}, not FocusCost; this folder must hold a FOCUS export"
+                )
+            blobs = manifest.get("blobs")
+            if not isinstance(blobs, list) or not blobs or not all(isinstance(b, dict) for b in blobs):
+                raise BadInputError(f"{uri}: manifest has no blobs list")
+            names, counts = [], {}
+            for i, blob in enumerate(blobs):
+                name = str(blob.get("blobName") or "").strip().lstrip("/")
+                if not name or ".." in name.split("/"):
+                    raise BadInputError(f"{uri}: blobs[{i}] has no usable blobName ({name!r})")
+                if name in names:
+                    # The same part twice would count every charge in it twice.
+                    raise BadInputError(f"{uri}: blobs[{i}] lists {name} a second time")
+                names.append(name)
+                if isinstance(blob.get("dataRowCount"), int):
+                    counts[name] = blob["dataRowCount"]
+            entries = []
+            for name in names:
+                found = listed.get(name) or next((b for b in self.store.list(name) if b.name == name), None)
+                if found is None:
+                    raise BadInputError(f"{self.store.uri(name)}: listed in {uri} but missing from the export")
+                entries.append(found)
+            run_id = str((manifest.get("runInfo") or {}).get("runId") or posixpath.dirname(entry.name))
+            runs.append(AzureRun(entry, run_id, _submitted(manifest, entry, uri), entries, counts))
+        runs.sort(key=lambda r: (r.submitted, r.manifest.modified, r.manifest.name))
+        return runs, listed
+
+    def current_run(self, day: date) -> AzureRun | None:
+        runs, _ = self.runs(day)
+        return runs[-1] if runs else None
+
+    def file_paths(self, day: date) -> list[str]:
+        """The data files of the billing period of `day`, current run only (URIs / local paths)."""
+        run = self.current_run(day)
+        return [self.store.uri(b.name) for b in run.blobs] if run else []
+
+    def fingerprint(self, day: date) -> list[Fingerprint]:
+        """(path, ETag, modification time) of the current run's manifest and data files: a restatement
+        (a new run) or a file rewritten in place changes it."""
+        run = self.current_run(day)
+        if run is None:
+            return []
+        return [(self.store.uri(b.name), b.etag, b.modified) for b in (run.manifest, *run.blobs)]
+
+    def read(self, day: date) -> list[SourceFile]:
+        run = self.current_run(day)
+        if run is None:
+            return []
+        files = []
+        for blob in run.blobs:
+            uri = self.store.uri(blob.name)
+            source = _source_file(self.store.read(blob.name), uri, "azure_focus", self.billing_account_id)
+            expected = run.row_counts.get(blob.name)
+            if expected is not None and expected != source.table.num_rows:
+                raise BadInputError(
+                    f"{uri}: {source.table.num_rows} data rows, but the manifest "
+                    f"{self.store.uri(run.manifest.name)} says {expected} (a partly written or truncated file)"
+                )
+            files.append(source)
+        return files
+
+
+# --- AWS ----------------------------------------------------------------------------------------------
+
+
+def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in root:
+        return pafs.FileSystem.from_uri(root.rstrip("/"))
+    return pafs.LocalFileSystem(), str(Path(root).resolve())
+
+
+@dataclass
+class AwsFocusExportReader:
+    """One AWS Data Exports export of the "FOCUS 1.2 with AWS columns" table, in `root` (s3://bucket,
+    with pyarrow's query options such as endpoint_override, or a local folder standing for the bucket)."""
+
+    # Its files cover a whole billing period: what it reads for one day serves every day of the month.
+    files_cover_billing_period = True
+
+    root: str
+    billing_account_id: str  # the payer account: rows of any other BillingAccountId are refused
+    prefix: str = "focus"
+    name: str = "rai-focus"
+
+    def __post_init__(self) -> None:
+        if not self.billing_account_id:
+            raise ValueError("AwsFocusExportReader needs the billing account id the export belongs to")
+        self.fs, self._base = _filesystem(self.root)
+        self._s3 = self.root.startswith("s3://")
+
+    def _uri(self, path: str) -> str:
+        return f"s3://{path}" if self._s3 else path
+
+    def _export_dir(self) -> str:
+        parts = [p for p in (self.prefix.strip("/"), self.name.strip("/")) if p]
+        return "/".join([self._base, *parts])
+
+    def _manifest(self, day: date) -> pafs.FileInfo | None:
+        folder = f"{self._export_dir()}/metadata/BILLING_PERIOD={day:%Y-%m}"
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return None
+        found = [
+            info
+            for info in self.fs.get_file_info(pafs.FileSelector(folder, recursive=True))
+            if info.type == pafs.FileType.File and info.base_name == f"{self.name}-Manifest.json"
+        ]
+        if not found:
+            return None
+        # Several manifests: an export that keeps every version; the newest is the current one.
+        return max(found, key=lambda i: (i.mtime.timestamp() if i.mtime else 0.0, i.path))
+
+    def file_paths(self, day: date) -> list[str]:
+        """The data files the current manifest of the billing period of `day` names."""
+        info = self._manifest(day)
+        if info is None:
+            return []
+        uri = self._uri(info.path)
+        with self.fs.open_input_stream(info.path) as f:
+            manifest = _load_json(f.read(), uri)
+        files = manifest.get("dataFiles")
+        if not isinstance(files, list) or not all(isinstance(f, str) and f.startswith("s3://") for f in files):
+            raise BadInputError(f"{uri}: manifest has no dataFiles list of s3:// URIs")
+        if len(set(files)) != len(files):
+            raise BadInputError(f"{uri}: manifest lists a data file twice")
+        bucket = self._base.split("/", 1)[0]
+        paths = []
+        for f in files:
+            file_bucket, _, key = f[len("s3://") :].partition("/")
+            if self._s3 and file_bucket != bucket:
+                raise BadInputError(f"{uri}: data file {f} is not in the export's bucket {bucket}")
+            # s3://<bucket>/<key>: locally, the root stands for the bucket.
+            paths.append(f"{file_bucket}/{key}" if self._s3 else f"{self._base}/{key}")
+        return paths
+
+    def fingerprint(self, day: date) -> list[Fingerprint]:
+        """(path, size, modification time) of the current manifest and its data files."""
+        info = self._manifest(day)
+        if info is None:
+            return []
+        out = [(self._uri(info.path), info.size or 0, info.mtime.timestamp() if info.mtime else 0.0)]
+        for path in self.file_paths(day):
+            file_info = self.fs.get_file_info(path)
+            out.append((self._uri(path), file_info.size or 0, file_info.mtime.timestamp() if file_info.mtime else 0.0))
+        return out
+
+    def read(self, day: date) -> list[SourceFile]:
+        files = []
+        for path in self.file_paths(day):
+            uri = self._uri(path)
+            if self.fs.get_file_info(path).type != pafs.FileType.File:
+                raise BadInputError(f"{uri}: listed in the manifest but missing from the export")
+            if uri.lower().endswith(".parquet"):
+                # Streamed like CUR 2.0: an AWS FOCUS export has about as many rows as the CUR.
+                parquet = ParquetInput(self.fs, path, uri)
+                _ = parquet.schema  # a file that is no Parquet at all fails here, naming it
+                files.append(SourceFile.streamed(parquet, kind="aws_focus", context=self.billing_account_id))
+                continue
+            with self.fs.open_input_stream(path, compression=None) as f:
+                data = f.read()
+            files.append(_source_file(data, uri, "aws_focus", self.billing_account_id))
+        return files

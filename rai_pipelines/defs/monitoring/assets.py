@@ -1,0 +1,362 @@
+"""Per-model monitoring assets, built from the model registry: feature snapshots (with Great
+Expectations checks), drift, fairness and performance reports, one partition per day. Adding a
+model file adds its assets; the computations live in plain modules (reports, drift, fairness)."""
+
+import hashlib
+import json
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.markdown import table
+from rai_pipelines.core.registry import ModelSpec
+from rai_pipelines.defs.partitions import daily_partitions
+from rai_pipelines.defs.resources import LakeResource
+from rai_pipelines.monitoring.data_quality import SuiteResult, validate_snapshot
+from rai_pipelines.monitoring.drift import PSI_BINS, ReferenceProfile
+from rai_pipelines.monitoring.labels import LABELS_READ, labels_for_day
+from rai_pipelines.monitoring.plots import distribution_plot, fairness_history_plot
+from rai_pipelines.monitoring.reports import (
+    drift_markdown,
+    drift_summary,
+    fairness_markdown,
+    fairness_summary,
+    performance_markdown,
+    performance_summary,
+)
+from rai_pipelines.monitoring.snapshots import build_snapshot, read_inference_log
+
+FAIRNESS_HISTORY_DAYS = 30
+REPORTS = ("drift_report", "fairness_report", "performance_report")
+
+
+def _partition(spec: ModelSpec, day: str) -> dict[str, str]:
+    return {"model": spec.name, "date": day}
+
+
+def read_snapshot(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
+    return lake.read_table("feature_snapshots", _partition(spec, day)).to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _days(start: str, end: str) -> list[str]:
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def read_window(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
+    """The traffic the drift report compares: the day's, or the week's ending that day."""
+    last = date.fromisoformat(day)
+    days = _days((last - timedelta(days=spec.drift_window_days - 1)).isoformat(), day)
+    frames = [
+        read_snapshot(lake, spec, d) for d in days if d == day or lake.exists("feature_snapshots", _partition(spec, d))
+    ]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _reference_parts(lake, spec: ModelSpec) -> list[tuple[str, dict[str, str]]]:
+    """The files the reference is made of: the training data, or the period's snapshots."""
+    if spec.reference.is_period:
+        days = _days(spec.reference.start, spec.reference.end)
+        parts = [("feature_snapshots", _partition(spec, d)) for d in days]
+        parts = [(dataset, p) for dataset, p in parts if lake.exists(dataset, p)]
+        if not parts:
+            raise BadInputError(
+                f"{spec.name}: no feature snapshot in the reference period {spec.reference.start}..{spec.reference.end}"
+            )
+        return parts
+    partition = {"model": spec.name}
+    if not lake.exists("reference", partition):
+        raise BadInputError(f"{spec.name}: no reference window at {lake.uri('reference', partition)}")
+    return [("reference", partition)]
+
+
+def read_reference(lake, spec: ModelSpec, columns: list[str] | None = None) -> pd.DataFrame:
+    """The training data (the lake's reference dataset) or the declared period of snapshots."""
+    frames = [
+        lake.read_table(dataset, partition, columns=columns).to_pandas(split_blocks=True, self_destruct=True)
+        for dataset, partition in _reference_parts(lake, spec)
+    ]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def reference_profile(lake, spec: ModelSpec) -> ReferenceProfile:
+    """The reference's drift profile, stored in the lake under a key of the reference files'
+    fingerprints and the declared features: built (sorting the reference) once, not every day."""
+    parts = _reference_parts(lake, spec)
+    identity = {
+        "files": [[lake.uri(d, p), lake.fingerprint(d, p)] for d, p in parts],
+        "numeric": list(spec.numeric_features),
+        "categorical": list(spec.categorical_features),
+        "format": ReferenceProfile.FORMAT,
+        "psi_bins": PSI_BINS,
+    }
+    name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24] + ".npz"
+    partition = {"model": spec.name}
+    if lake.exists("reference_profile", partition, name):
+        return ReferenceProfile.from_bytes(lake.read_bytes("reference_profile", partition, name))
+    profile = ReferenceProfile.from_frame(
+        read_reference(lake, spec), list(spec.numeric_features), list(spec.categorical_features), "score"
+    )
+    lake.write_bytes("reference_profile", partition, name, profile.to_bytes())
+    return profile
+
+
+def report_json(lake, dataset: str, spec: ModelSpec, day: str) -> dict:
+    return lake.read_json(dataset, _partition(spec, day), "report.json")
+
+
+def _check_result(name: str, result: SuiteResult, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=result.passed,
+        severity=severity,
+        metadata={
+            "expectations": result.evaluated,
+            "failed": dg.MetadataValue.md(
+                table(
+                    ["column", "expectation", "finding"], [(f.column, f.expectation, f.detail) for f in result.findings]
+                )
+                if result.findings
+                else "none"
+            ),
+        },
+    )
+
+
+def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    prefix = [spec.asset_prefix]
+    tags = {"model": spec.name}
+    snapshot_key = dg.AssetKey([*prefix, "feature_snapshots"])
+
+    @dg.asset(
+        name="feature_snapshots",
+        key_prefix=prefix,
+        partitions_def=daily_partitions,
+        group_name="monitoring",
+        kinds={"parquet"},
+        tags=tags,
+        owners=[f"team:{spec.team}"] if spec.team else None,
+        description=f"{spec.name}: the day's inference log (sampled as declared) with features, score, decision, "
+        "protected attributes (restricted columns) and the labels that have arrived; request ids pseudonymised, "
+        "undeclared columns (PII among them) left behind.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "snapshot_is_complete",
+                asset=snapshot_key,
+                blocking=True,
+                description="Great Expectations: rows present, every declared column there, no missing feature, "
+                "score or decision, scores in [0, 1]. A failure stops the reports of this run.",
+            ),
+            dg.AssetCheckSpec(
+                "snapshot_matches_reference",
+                asset=snapshot_key,
+                description="Great Expectations: numeric features within the reference's range (99% of rows), "
+                "categorical features within its levels, more than one group per protected attribute.",
+            ),
+        ],
+    )
+    def feature_snapshots(context: dg.AssetExecutionContext, lake: LakeResource):
+        day = context.partition_key
+        store = lake.lake()
+        log_partition = _partition(spec, day)
+        found = read_inference_log(store, log_partition)
+        if found is None:
+            raise BadInputError(
+                f"{spec.name}: no inference log for {day} at {store.uri('inference_logs', log_partition)} "
+                "(data.parquet or data.jsonl)"
+            )
+        log, source = found
+        labels, read = labels_for_day(store, spec, day)
+        snapshot = build_snapshot(spec, log, labels, lake.pseudonymisation_key(), source)
+        frame = snapshot.to_pandas()
+        complete = validate_snapshot(frame, spec, None, "complete")
+        if complete.passed:
+            uri = store.write_table("feature_snapshots", log_partition, snapshot)
+            store.write_json("feature_snapshots", log_partition, LABELS_READ, read)
+        else:
+            # Kept for inspection, never where the reports, the weekly window or a period reference
+            # read: the day's previous snapshot, if any, stays as it was.
+            uri = store.write_table("feature_snapshots_rejected", log_partition, snapshot)
+        like_reference = validate_snapshot(frame, spec, reference_profile(store, spec), "like_reference")
+        versions = frame["model_version"].value_counts().sort_index()
+        left_behind = sorted(set(log.column_names) & set(spec.pii_columns))
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": snapshot.num_rows,
+                "dagster/uri": uri,
+                "log_rows": log.num_rows,
+                "labelled_rows": int(frame["label"].notna().sum()),
+                "pii_columns_dropped": ", ".join(left_behind) or "none in the log",
+                "rows_by_version": dg.MetadataValue.md(table(["model version", "rows"], versions.items())),
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[dg.TableColumn(f.name, str(f.type)) for f in snapshot.schema]
+                ),
+            }
+        )
+        yield _check_result("snapshot_is_complete", complete, dg.AssetCheckSeverity.ERROR)
+        yield _check_result("snapshot_matches_reference", like_reference, dg.AssetCheckSeverity.WARN)
+
+    # The reports are daily, per model, computed from the feature snapshot.
+    report = {
+        "key_prefix": prefix,
+        "deps": [feature_snapshots],
+        "partitions_def": daily_partitions,
+        "group_name": "monitoring",
+        "tags": tags,
+        "kinds": {"python"},
+    }
+
+    @dg.asset(
+        name="drift_report",
+        **report,
+        description=f"{spec.name}: drift of the features against the reference (KS for numeric, chi-squared for "
+        "categorical, corrected for multiple tests, with an effect size beside every p-value) and of the model "
+        "score; PNG plots of the drifted features.",
+    )
+    def drift_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        day = context.partition_key
+        store = lake.lake()
+        current = read_window(store, spec, day)
+        needs_rows = spec.drift_backend == "alibi-detect" or spec.drift_multivariate != "none"
+        reference = read_reference(store, spec) if needs_rows else None
+        summary = drift_summary(spec, reference, current, reference_profile(store, spec))
+        drifted = sorted({f["feature"] for d in summary["versions"].values() for f in d["features"] if f["drifted"]})
+        if reference is None and drifted:
+            reference = read_reference(store, spec, columns=drifted)  # for the plots only
+        rows = [
+            {
+                "model_version": v,
+                **{k: f[k] for k in ("feature", "kind", "p_value", "statistic", "effect_size", "psi", "drifted")},
+            }
+            for v, doc in summary["versions"].items()
+            for f in doc["features"]
+        ]
+        store.write_table("drift_report", _partition(spec, day), pa.Table.from_pylist(rows))
+        plots = {}
+        for version, doc in summary["versions"].items():
+            for feature in doc["features"]:
+                if feature["drifted"]:
+                    name = f"{version}__{feature['feature']}.png"
+                    png = distribution_plot(
+                        feature["feature"],
+                        feature["kind"],
+                        reference[feature["feature"]],
+                        current.loc[current["model_version"] == version, feature["feature"]],
+                        f"{spec.name} {version} {day}: {feature['feature']} "
+                        f"(effect {feature['effect_size']:.2f}, p={feature['p_value']:.2g})",
+                    )
+                    plots[name] = store.write_bytes("drift_report", _partition(spec, day), name, png)
+        uri = store.write_json("drift_report", _partition(spec, day), "report.json", {**summary, "plots": plots})
+        return dg.MaterializeResult(
+            metadata={
+                "report": dg.MetadataValue.md(drift_markdown(spec, summary)),
+                "dagster/uri": uri,
+                "drift_share": {v: d["drift_share"] for v, d in summary["versions"].items()},
+                **{f"plot {name}": dg.MetadataValue.path(path) for name, path in plots.items()},
+            }
+        )
+
+    @dg.asset(
+        name="fairness_report",
+        **report,
+        description=f"{spec.name}: favourable-outcome rate and, where labels exist, true- and false-positive rates "
+        "per protected group and declared intersection; demographic-parity and equalized-odds ratios with "
+        "bootstrap intervals; groups below the minimum size are shown but not scored; fairness over time as PNG.",
+    )
+    def fairness_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        day = context.partition_key
+        store = lake.lake()
+        summary = fairness_summary(spec, read_snapshot(store, spec, day))
+        rows = [
+            {
+                "model_version": v,
+                "attribute": a["attribute"],
+                "enforced": a["enforced"],
+                "group": g,
+                "count": s["count"],
+                "favourable_rate": s["favourable_rate"],
+                "tpr": s["tpr"],
+                "fpr": s["fpr"],
+                "eligible": s["eligible"],
+                "attribute_ratio": a["ratio"],
+            }
+            for v, doc in summary["versions"].items()
+            for a in doc["attributes"]
+            for g, s in a["groups"].items()
+        ]
+        if rows:
+            store.write_table("fairness_report", _partition(spec, day), pa.Table.from_pylist(rows))
+        metadata = {}
+        if spec.protected_attributes:
+            history = _fairness_history(store, spec, day, summary)
+            png = fairness_history_plot(history, None, f"{spec.name}: demographic parity up to {day}")
+            metadata["plot fairness_over_time.png"] = dg.MetadataValue.path(
+                store.write_bytes("fairness_report", _partition(spec, day), "fairness_over_time.png", png)
+            )
+        uri = store.write_json("fairness_report", _partition(spec, day), "report.json", summary)
+        return dg.MaterializeResult(
+            metadata={
+                "report": dg.MetadataValue.md(fairness_markdown(spec, summary)),
+                "dagster/uri": uri,
+                "fairness_score": dg.MetadataValue.json(
+                    {v: d["fairness_score"] for v, d in summary["versions"].items()}
+                ),
+                **metadata,
+            }
+        )
+
+    @dg.asset(
+        name="performance_report",
+        **report,
+        description=f"{spec.name}: ROC AUC, accuracy and calibration (Brier score, expected calibration error) "
+        "on the labelled rows of the day; re-materialised when late labels arrive.",
+    )
+    def performance_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        day = context.partition_key
+        store = lake.lake()
+        summary = performance_summary(spec, read_snapshot(store, spec, day))
+        uri = store.write_json("performance_report", _partition(spec, day), "report.json", summary)
+        return dg.MaterializeResult(
+            metadata={
+                "report": dg.MetadataValue.md(performance_markdown(spec, summary)),
+                "dagster/uri": uri,
+                "labelled_rows": sum(d["labelled_rows"] for d in summary["versions"].values()),
+                "roc_auc": dg.MetadataValue.json({v: d["roc_auc"] for v, d in summary["versions"].items()}),
+            }
+        )
+
+    return [feature_snapshots, drift_report, fairness_report, performance_report]
+
+
+def _fairness_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame:
+    """Each enforced attribute's parity per version over the last days whose reports exist."""
+    last = date.fromisoformat(day)
+    rows = []
+    for offset in range(FAIRNESS_HISTORY_DAYS - 1, -1, -1):
+        current = (last - timedelta(days=offset)).isoformat()
+        if current == day:
+            summary = today
+        elif store.exists("fairness_report", _partition(spec, current), "report.json"):
+            summary = report_json(store, "fairness_report", spec, current)
+        else:
+            continue
+        for version, doc in summary["versions"].items():
+            for a in doc["attributes"]:
+                if a["ratio"] is not None and "&" not in a["attribute"]:
+                    low, high = a["ratio_ci"] or (None, None)
+                    rows.append(
+                        {
+                            "date": current,
+                            "series": f"{version} {a['attribute']}",
+                            "ratio": a["ratio"],
+                            "low": low,
+                            "high": high,
+                        }
+                    )
+    return pd.DataFrame(rows, columns=["date", "series", "ratio", "low", "high"])
+
+
+__all__ = ["build_model_assets", "report_json", "read_snapshot", "REPORTS"]

@@ -1,0 +1,143 @@
+"""Governance facts: one row per model version and day, the document policies see as data.ai_models."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pyarrow as pa
+
+from rai_pipelines.core.errors import BadInputError
+
+FACTS_SCHEMA = pa.schema(
+    [
+        ("date", pa.string()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("inference_count", pa.int64()),
+        ("fairness_applicable", pa.bool_()),  # the model declares protected attributes to enforce
+        ("fairness_score", pa.float64()),
+        ("fairness_worst_attribute", pa.string()),
+        ("fairness_worst_group", pa.string()),
+        ("fairness_by_attribute", pa.string()),  # JSON {attribute: ratio}
+        ("fairness_score_ci_lower", pa.float64()),  # 95% bootstrap interval of fairness_score
+        ("fairness_score_ci_upper", pa.float64()),
+        ("equalized_odds_ratio", pa.float64()),  # worst enforced attribute, labelled rows only
+        ("drift_share", pa.float64()),
+        ("drifted_features", pa.list_(pa.string())),
+        ("drift_max_effect_size", pa.float64()),
+        ("drift_classifier_auc", pa.float64()),  # multivariate drift, when the model asks for it
+        ("prediction_drift_p_value", pa.float64()),
+        ("prediction_drift_effect_size", pa.float64()),
+        ("labelled_rows", pa.int64()),
+        ("roc_auc", pa.float64()),
+        ("accuracy", pa.float64()),
+        ("expected_calibration_error", pa.float64()),
+        ("daily_cost_usd", pa.float64()),
+        ("cost_per_inference_usd", pa.float64()),
+        ("serving_hours", pa.int64()),  # hours of the day the version served (first to last request)
+        ("declared_daily_cost_usd", pa.float64()),  # declared serving cost for those hours
+        ("estimated_cost_per_inference_usd", pa.float64()),
+        ("source_run_ids", pa.list_(pa.string())),
+    ]
+)
+
+
+def _finite(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+PERFORMANCE_FIELDS = ("labelled_rows", "roc_auc", "accuracy", "expected_calibration_error")
+POLICY_CURRENCY = "USD"  # the currency of the policies' budgets (estimated_cost_per_inference_usd_max)
+MODEL_COST_COLUMNS = (
+    "x_ModelName",
+    "x_ModelVersion",
+    "EffectiveCost",
+    "BillingCurrency",
+    "x_SourceUri",
+    "x_SourceRowNumber",
+)
+
+
+def model_costs(ledger: pa.Table, where: str) -> dict[tuple[str, str], Decimal]:
+    """Effective cost per (model, version) from the day's ledger rows that carry a model tag."""
+    cost: dict[tuple[str, str], Decimal] = {}
+    for model, version, amount, currency, uri, row in zip(
+        *(ledger.column(c).to_pylist() for c in MODEL_COST_COLUMNS), strict=True
+    ):
+        if not model:
+            continue
+        if currency != POLICY_CURRENCY:
+            # The policies' budgets are in USD: adding another currency's amounts to them would be
+            # wrong by the exchange rate, and silently.
+            raise BadInputError(
+                f"{where}: {uri} row {row} charges {model} {version} in {currency}, not {POLICY_CURRENCY}; "
+                f"cost per inference is only computed for {POLICY_CURRENCY} bills"
+            )
+        cost[(model, version)] = cost.get((model, version), Decimal(0)) + amount
+    return cost
+
+
+def cost_per_inference(cost: Decimal | float | None, inferences: int) -> float | None:
+    if cost is None or inferences <= 0:
+        return None
+    return float(cost) / inferences
+
+
+def facts_table(rows: list[dict]) -> pa.Table:
+    clean = []
+    for row in rows:
+        out = {name: row.get(name) for name in FACTS_SCHEMA.names}
+        for name in FACTS_SCHEMA.names:
+            if FACTS_SCHEMA.field(name).type == pa.float64():
+                out[name] = _finite(out[name])
+        out["drifted_features"] = list(out["drifted_features"] or [])
+        out["source_run_ids"] = list(out["source_run_ids"] or [])
+        clean.append(out)
+    return pa.Table.from_pylist(clean, schema=FACTS_SCHEMA)
+
+
+def ai_models_document(facts: list[dict], conflicts: list[str] | None = None) -> dict[str, dict]:
+    """data.ai_models for the policies: keyed by model version, the latest day's facts of each.
+
+    Fields without a value are left out rather than set to null: in Rego `null < 0.8` is true, so a
+    null fairness score would read as a violation, while a missing one is undefined.
+    """
+    latest: dict[str, dict] = {}
+    owner: dict[str, str] = {}
+    for row in sorted(facts, key=lambda r: (r["date"], r["model_name"])):
+        version, model = row["model_version"], row["model_name"]
+        if owner.setdefault(version, model) != model:
+            message = (
+                f"model version {version!r} is used by both {owner[version]} and {model}: the policies key "
+                "data.ai_models by version alone, so versions must be unique across models"
+            )
+            if conflicts is None:
+                raise BadInputError(message)
+            conflicts.append(message)
+            continue
+        latest[version] = row
+    # Labels arrive days after the traffic, so the newest row of a version has no performance yet:
+    # carry the latest labelled day's numbers forward, with the date they are from.
+    labelled: dict[str, dict] = {}
+    for row in sorted(facts, key=lambda r: r["date"]):
+        if row.get("roc_auc") is not None or row.get("accuracy") is not None:
+            labelled[row["model_version"]] = row
+    document = {}
+    clashing = {m.split("'")[1] for m in conflicts or []}
+    for version, row in latest.items():
+        if version in clashing:
+            continue  # no facts for an ambiguous version: its deployments are alerted, never allowed
+        entry = {k: v for k, v in row.items() if v is not None and k != "model_version"}
+        if version in labelled and labelled[version] is not row:
+            for field in PERFORMANCE_FIELDS:
+                if labelled[version].get(field) is not None:
+                    entry[field] = labelled[version][field]
+            entry["performance_date"] = labelled[version]["date"]
+        elif version in labelled:
+            entry["performance_date"] = row["date"]
+        document[version] = entry
+    return document

@@ -1,0 +1,132 @@
+"""Rollback as a Git change: pin the last compliant model version in the overlay, prove the
+render, commit with trailers, push. Argo CD or Flux then reconcile the cluster to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from rai_pipelines.core.errors import BadInputError, GitOpsError
+from rai_pipelines.core.registry import ModelSpec, validate_model_version
+from rai_pipelines.gitops.git import GitOpsCheckout, check_rendered, kustomize_render, pin_model_version, run_git
+from rai_pipelines.governance.decisions import NoCompliantVersion, choose_rollback_target
+from rai_pipelines.governance.facts import ai_models_document
+from rai_pipelines.governance.rego import PolicyBundle, PolicyEngine, evaluate_decisions
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    status: str  # "committed" or "already_remediated"
+    target_version: str | None
+    commit_sha: str | None
+    considered: list
+    diff: str = ""
+    branch: str | None = None  # the review branch, in review mode
+    violations: list[str] = field(default_factory=list)  # what the policies deny now
+
+
+def safe_overlay_path(overlay: str) -> str:
+    path = PurePosixPath(overlay)
+    if path.is_absolute() or ".." in path.parts or not overlay or any(c in overlay for c in "\n\r\0"):
+        raise BadInputError(f"overlay path {overlay!r} must be a relative path inside the GitOps repository")
+    return str(path)
+
+
+def _current_deployment(checkout: Path, overlay: str, deployment: str) -> dict:
+    for doc in kustomize_render(checkout / overlay):
+        if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == deployment:
+            return doc
+    raise GitOpsError(f"{overlay}: no Deployment named {deployment} in the rendered overlay")
+
+
+def _is_non_fast_forward(error: GitOpsError) -> bool:
+    text = str(error)
+    return "non-fast-forward" in text or "fetch first" in text
+
+
+def rollback_model(
+    checkout: GitOpsCheckout,
+    spec: ModelSpec,
+    overlay: str,
+    deployment: str,
+    bad_version: str,
+    decision_id: str,
+    engine: PolicyEngine,
+    bundle: PolicyBundle,
+    facts_rows: list[dict],
+    push_attempts: int = 2,
+    review_branch: str | None = None,
+) -> RollbackResult:
+    """Pin the last compliant version and push it to the GitOps branch, or, with `review_branch`,
+    to a new branch from which a pull request is opened for a person to merge.
+
+    Nothing is taken on trust from the request: the deployed version is read from the rendered
+    overlay and evaluated again with the current facts, and the pinned render must itself pass
+    the policies before it is committed."""
+    validate_model_version(bad_version, "rollback: bad version")
+    overlay = safe_overlay_path(overlay)
+    assert checkout.path is not None
+    if not (checkout.path / overlay).resolve().is_relative_to(checkout.path.resolve()):
+        raise BadInputError(f"overlay {overlay} resolves outside the GitOps repository (a symbolic link?)")
+    ai_models = ai_models_document(facts_rows)
+    manifest = _current_deployment(checkout.path, overlay, deployment)
+    deployed = manifest["spec"]["template"].get("metadata", {}).get("labels", {}).get("model-version")
+    if deployed != bad_version:
+        return RollbackResult("already_remediated", deployed, None, [])
+    current = evaluate_decisions(engine, bundle, [manifest], ai_models)[0]
+    if current.remediation not in ("rollback", "review"):
+        return RollbackResult("no_longer_violating", bad_version, None, [], violations=current.deny)
+    target, considered = choose_rollback_target(
+        engine, bundle, manifest, spec.name, bad_version, facts_rows, list(spec.versions)
+    )
+    declared = spec.version(target)
+    image = declared.image
+    note = f"decision {decision_id}; {bad_version} violated policy"
+    for attempt in range(1, push_attempts + 1):
+        pin_model_version(
+            checkout.path / overlay,
+            deployment,
+            image,
+            target,
+            note,
+            declared.serving.replicas,
+            declared.serving.instance_type,
+        )
+        rendered = check_rendered(checkout.path / overlay, deployment, image, target)
+        pinned = evaluate_decisions(engine, bundle, [rendered], ai_models)[0]
+        if not pinned.allowed:
+            raise NoCompliantVersion(
+                f"{spec.name}: the overlay pinned to {target} renders a Deployment the policies deny "
+                f"({'; '.join(pinned.deny)}); rollback refused, alert raised"
+            )
+        diff = run_git(["diff"], cwd=checkout.path)
+        body = "\n".join(
+            [f"Policy {bundle.revision or bundle.digest} denies {spec.name} {bad_version}:"]
+            + [f"- {v}" for v in current.deny]
+            + ["", f"Restores {target}, the most recent version the same policies allow with its own facts."]
+        )
+        sha = checkout.commit(
+            f"rollback({spec.name}): pin {target}, {bad_version} violates policy",
+            body,
+            {
+                "Rai-Decision-Id": decision_id,
+                "Rai-Model": spec.name,
+                "Rai-Bad-Version": bad_version,
+                "Rai-Restored-Version": target,
+                "Rai-Policy-Digest": bundle.digest,
+            },
+        )
+        try:
+            checkout.push(review_branch)
+            status = "committed" if review_branch is None else "review_branch_pushed"
+            return RollbackResult(status, target, sha, considered, diff, review_branch, current.deny)
+        except GitOpsError as error:
+            if attempt == push_attempts or not _is_non_fast_forward(error):
+                raise
+            # Someone pushed in between: start again from the remote's head, re-check, re-apply.
+            run_git(["reset", "--quiet", "--hard", "HEAD~1"], cwd=checkout.path)
+            checkout.rebase_onto_remote()
+            manifest = _current_deployment(checkout.path, overlay, deployment)
+            if manifest["spec"]["template"]["metadata"]["labels"].get("model-version") != bad_version:
+                return RollbackResult("already_remediated", target, None, considered)
+    raise AssertionError("unreachable")

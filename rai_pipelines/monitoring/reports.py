@@ -1,0 +1,233 @@
+"""The monitoring reports as plain documents (JSON-ready dicts), one section per model version, and
+their markdown summaries for the Dagster UI. Nothing here knows about Dagster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.markdown import table
+from rai_pipelines.core.registry import ModelSpec
+from rai_pipelines.monitoring.drift import ReferenceProfile, classifier_drift, make_detector
+from rai_pipelines.monitoring.fairness import group_fairness, group_labels, summarise
+from rai_pipelines.monitoring.performance import performance
+from rai_pipelines.monitoring.snapshots import PROTECTED_PREFIX
+
+CLASSIFIER_MIN_ROWS = 50
+
+
+def _versions(snapshot: pd.DataFrame):
+    if snapshot.empty:
+        raise BadInputError("the feature snapshot holds no rows: no report is computed on an empty day")
+    return snapshot.groupby("model_version", sort=True)
+
+
+# -- drift ---------------------------------------------------------------------------------------------
+def drift_detector(spec: ModelSpec):
+    return make_detector(
+        spec.drift_backend,
+        list(spec.numeric_features),
+        list(spec.categorical_features),
+        spec.drift_p_value,
+        spec.drift_correction,
+        spec.drift_min_effect_size,
+    )
+
+
+def drift_summary(
+    spec: ModelSpec, reference: pd.DataFrame | None, snapshot: pd.DataFrame, profile: ReferenceProfile | None = None
+) -> dict:
+    """The drift report, against the reference frame or its stored profile; the multivariate
+    classifier and the alibi-detect backend need the frame itself."""
+    detector = drift_detector(spec)
+    versions = {}
+    for version, current in _versions(snapshot):
+        result = detector.detect(reference, current, score_column="score", profile=profile)
+        multivariate = None
+        if spec.drift_multivariate == "classifier":
+            if min(len(current), len(reference)) < CLASSIFIER_MIN_ROWS:
+                # A rollout day can leave a version a handful of rows: too few to train on.
+                multivariate = {"skipped": f"fewer than {CLASSIFIER_MIN_ROWS} rows in a window"}
+            else:
+                found = classifier_drift(
+                    reference, current, list(spec.numeric_features), list(spec.categorical_features), spec.drift_p_value
+                )
+                multivariate = {"method": "domain classifier (scikit-learn gradient boosting, 5-fold)", **vars(found)}
+        versions[version] = {
+            "multivariate": multivariate,
+            "rows": result.current_rows,
+            "reference_rows": result.reference_rows,
+            "threshold": result.threshold,
+            "correction": result.correction,
+            "min_effect_size": result.min_effect_size,
+            "dataset_drift": result.dataset_drift,
+            "drift_share": result.drift_share,
+            "drifted_features": result.drifted_features,
+            "max_effect_size": result.max_effect_size,
+            "prediction_drift_p_value": result.prediction_p_value,
+            "prediction_drift_effect_size": result.prediction_effect_size,
+            "prediction_drift": result.prediction_drift,
+            "features": [vars(f) for f in result.features],
+        }
+    return {
+        "model": spec.name,
+        "backend": spec.drift_backend,
+        "tests": "Kolmogorov-Smirnov (numeric), chi-squared (categorical), KS on the model score",
+        "effect_sizes": "Wasserstein distance / reference std (numeric), Jensen-Shannon distance base 2 (categorical)",
+        "window_days": spec.drift_window_days,
+        "versions": versions,
+    }
+
+
+def drift_markdown(spec: ModelSpec, summary: dict) -> str:
+    md = []
+    for version, doc in summary["versions"].items():
+        p = doc["prediction_drift_p_value"]
+        md.append(
+            f"**{spec.name} {version}**: {len(doc['drifted_features'])} of {len(doc['features'])} features drifted "
+            f"({', '.join(doc['drifted_features']) or 'none'}; p < {doc['threshold']:.3g} after {doc['correction']} "
+            f"and effect size ≥ {doc['min_effect_size']:g}); prediction drift "
+            + (f"p = {p:.3g}, effect {doc['prediction_drift_effect_size']:.3f}" if p is not None else "not computed")
+        )
+        if doc["multivariate"] and "skipped" in doc["multivariate"]:
+            md.append(f"Multivariate: not computed ({doc['multivariate']['skipped']})")
+        elif doc["multivariate"]:
+            m = doc["multivariate"]
+            md.append(
+                f"Multivariate: a domain classifier separates the windows with ROC AUC {m['auc']:.3f} "
+                f"(p = {m['p_value']:.3g}; drift at AUC ≥ {m['min_auc']}): {'drift' if m['drifted'] else 'no drift'}"
+            )
+        rows = sorted(doc["features"], key=lambda f: -f["effect_size"])
+        md.append(
+            table(
+                ["feature", "test", "p-value", "effect size", "PSI", "drifted", "unseen levels"],
+                [
+                    (
+                        f["feature"],
+                        "KS" if f["kind"] == "numeric" else "chi²",
+                        f["p_value"],
+                        f"{f['effect_size']:.3f} ({'W/σ' if f['kind'] == 'numeric' else 'JS'})",
+                        f["psi"],
+                        "yes" if f["drifted"] else ("significant, small" if f["significant"] else ""),
+                        ", ".join(f["unseen_categories"]),
+                    )
+                    for f in rows
+                ],
+            )
+        )
+    return "\n\n".join(md)
+
+
+# -- fairness ------------------------------------------------------------------------------------------
+def _attribute_sets(spec: ModelSpec) -> list[tuple[str, list[str], bool]]:
+    singles = [(a, [a], a in spec.enforced_protected_attributes) for a in spec.protected_attributes]
+    return singles + [("&".join(members), list(members), False) for members in spec.intersections]
+
+
+def fairness_summary(spec: ModelSpec, snapshot: pd.DataFrame) -> dict:
+    versions = {}
+    for version, current in _versions(snapshot):
+        labels = current["label"] if "label" in current and current["label"].notna().any() else None
+        results = []
+        for name, members, enforced in _attribute_sets(spec):
+            groups = group_labels(current, [PROTECTED_PREFIX + m for m in members])
+            results.append(
+                group_fairness(
+                    current["decision"], groups, spec.favourable_outcome, spec.min_group_size, name, enforced, labels
+                )
+            )
+        overall = summarise(results)
+        versions[version] = {
+            "rows": len(current),
+            "labelled_rows": int(labels.notna().sum()) if labels is not None else 0,
+            "favourable_rate": float((current["decision"] == spec.favourable_outcome).mean()),
+            "fairness_score": overall.score,
+            "fairness_score_ci": list(overall.score_ci) if overall.score_ci else None,
+            "equalized_odds_ratio": overall.equalized_odds,
+            "worst_attribute": overall.worst_attribute,
+            "worst_group": overall.worst_group,
+            "attributes": [r.as_dict() for r in results],
+        }
+    return {
+        "model": spec.name,
+        "metric": "demographic parity ratio of the favourable outcome (four-fifths rule); equalized odds "
+        "ratio where labels exist; 95% stratified bootstrap intervals",
+        "min_group_size": spec.min_group_size,
+        "versions": versions,
+    }
+
+
+def _ratio_text(ratio: float | None, interval) -> str:
+    if ratio is None:
+        return "–"
+    return f"{ratio:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def fairness_markdown(spec: ModelSpec, summary: dict) -> str:
+    if not spec.protected_attributes:
+        return f"{spec.name} declares no protected attribute: fairness is not computed."
+    md = []
+    for version, doc in summary["versions"].items():
+        md.append(
+            f"**{spec.name} {version}**: fairness score {_ratio_text(doc['fairness_score'], doc['fairness_score_ci'])}"
+            f"; worst off: {doc['worst_attribute']} = {doc['worst_group']}; equalized odds "
+            f"{_ratio_text(doc['equalized_odds_ratio'], None)} ({doc['labelled_rows']} labelled rows)"
+        )
+        for a in doc["attributes"]:
+            md.append(
+                f"{a['attribute']} ({'enforced' if a['enforced'] else 'reported'}): parity "
+                f"{_ratio_text(a['ratio'], a['ratio_ci'])}, worst group {a['worst_group']}; equalized odds "
+                f"{_ratio_text(a['equalized_odds_ratio'], a['equalized_odds_ci'])} {a['note']} {a['eo_note']}".rstrip()
+            )
+            md.append(
+                table(
+                    ["group", "rows", "favourable rate", "TPR", "FPR", "scored"],
+                    [
+                        (
+                            g,
+                            s["count"],
+                            s["favourable_rate"],
+                            s["tpr"],
+                            s["fpr"],
+                            "yes" if s["eligible"] else "no (small)",
+                        )
+                        for g, s in sorted(a["groups"].items())
+                    ],
+                )
+            )
+    return "\n\n".join(md)
+
+
+# -- performance ---------------------------------------------------------------------------------------
+def performance_summary(spec: ModelSpec, snapshot: pd.DataFrame) -> dict:
+    versions = {}
+    for version, current in _versions(snapshot):
+        labelled = current[current["label"].notna()]
+        versions[version] = {
+            "rows": len(current),
+            **performance(
+                labelled["label"].to_numpy(dtype=np.int64),
+                labelled["score"].to_numpy(dtype=np.float64),
+                labelled["decision"].to_numpy(dtype=np.int64),
+                spec.favourable_outcome,
+            ),
+        }
+    return {"model": spec.name, "versions": versions}
+
+
+def performance_markdown(spec: ModelSpec, summary: dict) -> str:
+    rows = [
+        (
+            version,
+            doc["rows"],
+            doc["labelled_rows"],
+            doc["roc_auc"],
+            doc["accuracy"],
+            doc["brier_score"],
+            doc["expected_calibration_error"],
+            doc["note"],
+        )
+        for version, doc in summary["versions"].items()
+    ]
+    return table(["version", "rows", "labelled", "ROC AUC", "accuracy", "Brier", "ECE", "note"], rows)
