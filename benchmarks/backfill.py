@@ -103,13 +103,14 @@ def measure(args, workdir: Path) -> None:
     cpu = pin_to_one_core()
     import dagster as dg
 
+    from rai_pipelines.costs.sources.aws_cur import AwsCurExport
     from rai_pipelines.defs.costs.assets import cost_ledger
-    from rai_pipelines.defs.costs.resources import AwsCurExport, BillingExportsResource
+    from rai_pipelines.defs.costs.resources import BillingExportsResource
     from rai_pipelines.defs.resources import LakeResource
 
     days = _days(args)
     resources = {
-        "billing": BillingExportsResource(aws=[AwsCurExport(root=str(workdir / "export"), layout="cur2")]),
+        "billing": BillingExportsResource.of([AwsCurExport(root=str(workdir / "export"), layout="cur2")]),
         "lake": LakeResource(
             root=str(workdir / "lake"),
             decision_log_dir=str(workdir / "log"),

@@ -70,7 +70,7 @@ def _policy_suggest(args) -> int:
 
     from rai_pipelines.core.errors import RaiError
     from rai_pipelines.core.lake import Lake
-    from rai_pipelines.defs.governance.assets import read_all_facts
+    from rai_pipelines.governance.facts import read_all_facts
     from rai_pipelines.governance.suggestions import propose_branch, suggest_threshold_changes
 
     try:

@@ -9,9 +9,11 @@ from pathlib import Path
 import dagster as dg
 
 from rai_pipelines.core.registry import load_registry
+from rai_pipelines.costs.sources import load_billing_sources
+from rai_pipelines.costs.sources.aws_cur import AwsCurExport
+from rai_pipelines.costs.sources.onprem import OnPremUsage
 from rai_pipelines.defs.costs.assets import cost_ledger
-from rai_pipelines.defs.costs.declared_sources import load_billing_sources
-from rai_pipelines.defs.costs.resources import AwsCurExport, BillingExportsResource, OnPremUsage
+from rai_pipelines.defs.costs.resources import BillingExportsResource
 from rai_pipelines.defs.gitops.resources import GitOpsResource
 from rai_pipelines.defs.governance.assets import build_governance_facts, gitops_rollback
 from rai_pipelines.defs.governance.resources import PolicyResource
@@ -29,22 +31,15 @@ from rai_pipelines.settings import Settings
 
 
 def _billing(settings: Settings) -> BillingExportsResource:
+    defaults = [
+        AwsCurExport(root=root, layout=layout)
+        for root, layout in ((settings.aws_cur_export_root, "legacy"), (settings.aws_cur2_export_root, "cur2"))
+        if root.lower() != "none"  # RAI_AWS_CUR_EXPORT_ROOT=none: no such export
+    ]
+    if settings.onprem_usage_root.lower() != "none":
+        defaults.append(OnPremUsage(usage_root=settings.onprem_usage_root, declaration=settings.onprem_declaration))
     declared = load_billing_sources(settings.billing_sources) if settings.billing_sources else {}
-    return BillingExportsResource(
-        aws=[
-            AwsCurExport(root=root, layout=layout)
-            for root, layout in ((settings.aws_cur_export_root, "legacy"), (settings.aws_cur2_export_root, "cur2"))
-            if root.lower() != "none"  # RAI_AWS_CUR_EXPORT_ROOT=none: no such export
-        ]
-        + declared.get("aws_cur", []),
-        aws_focus=declared.get("aws_focus", []),
-        azure_focus=declared.get("azure_focus", []),
-        gcp_bigquery=declared.get("gcp_bigquery", []),
-        gcp_storage=declared.get("gcp_storage", []),
-        onprem=[]
-        if settings.onprem_usage_root.lower() == "none"
-        else [OnPremUsage(usage_root=settings.onprem_usage_root, declaration=settings.onprem_declaration)],
-    )
+    return BillingExportsResource.of([*defaults, *(config for configs in declared.values() for config in configs)])
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 
 from rai_pipelines.settings import PROJECT_ROOT
 
@@ -100,7 +101,7 @@ gcp_storage:
 
 
 def test_billing_sources_declared_in_yaml_reach_the_resource(tmp_path, monkeypatch):
-    from rai_pipelines.defs.costs.declared_sources import load_billing_sources
+    from rai_pipelines.costs.sources import load_billing_sources
 
     path = tmp_path / "billing.yaml"
     path.write_text(BILLING_SOURCES)
@@ -118,14 +119,15 @@ def test_billing_sources_declared_in_yaml_reach_the_resource(tmp_path, monkeypat
     monkeypatch.setenv("RAI_HOME", str(tmp_path))
     monkeypatch.setenv("RAI_BILLING_SOURCES", str(path))
     billing = _billing(Settings.from_env())
-    assert (len(billing.aws), len(billing.aws_focus), len(billing.gcp_bigquery)) == (3, 1, 1)
+    kinds = Counter(source.kind for source in billing.sources)
+    assert (kinds["aws_cur"], kinds["aws_focus"], kinds["gcp_bigquery"], kinds["onprem"]) == (3, 1, 1, 1)
 
 
 def test_bad_billing_source_declarations_name_file_source_and_field(tmp_path, monkeypatch):
     import pytest
 
     from rai_pipelines.core.errors import BadInputError
-    from rai_pipelines.defs.costs.declared_sources import load_billing_sources
+    from rai_pipelines.costs.sources import load_billing_sources
 
     monkeypatch.delenv("RAI_TEST_AZURE_CONNECTION", raising=False)
     path = tmp_path / "billing.yaml"

@@ -14,15 +14,8 @@ import pyarrow as pa
 import pytest
 
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.costs.sources.aws_cur import (
-    LEDGER_SCHEMA,
-    SourceFile,
-    canonical_cur_name,
-    cur_to_focus,
-    source_daily_totals,
-    tag_key,
-)
-from rai_pipelines.costs.sources.exports import read_cur_csv
+from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile, tag_key
+from rai_pipelines.costs.sources.aws_cur import canonical_cur_name, cur_to_focus, read_cur_csv, source_daily_totals
 from tests.conftest import SHARED_CUR
 
 DAYS = [date(2023, 11, d) for d in range(1, 15)]
@@ -236,7 +229,7 @@ def test_a_corrupt_gzip_export_is_named():
 
 
 def test_line_numbers_count_blank_lines_and_quoted_line_breaks(raw_csv):
-    from rai_pipelines.costs.sources.exports import physical_lines
+    from rai_pipelines.costs.sources.export_files import physical_lines
 
     rows = list(csv.reader(io.StringIO(raw_csv.decode())))
     rows[3][rows[0].index("lineItem/LineItemDescription")] = "first line\nsecond line"
@@ -253,7 +246,7 @@ def test_line_numbers_count_blank_lines_and_quoted_line_breaks(raw_csv):
 
 
 def test_a_line_break_inside_a_quoted_field_is_counted_without_blank_lines(raw_csv):
-    from rai_pipelines.costs.sources.exports import physical_lines
+    from rai_pipelines.costs.sources.export_files import physical_lines
 
     rows = list(csv.reader(io.StringIO(raw_csv.decode())))
     rows[3][rows[0].index("lineItem/LineItemDescription")] = "first\nsecond"  # no quote next to the break
@@ -435,7 +428,8 @@ def test_cur2_product_attributes_come_from_the_product_map():
 
 @pytest.mark.parametrize("with_separator", [False, True])
 def test_map_tags_become_the_same_json_whatever_their_shape(with_separator):
-    from rai_pipelines.costs.sources.aws_cur import ATTRIBUTION_TAGS, _map_tag_columns, _TagSets
+    from rai_pipelines.costs.ledger_schema import ATTRIBUTION_TAGS
+    from rai_pipelines.costs.sources.aws_cur import _map_tag_columns, _TagSets
 
     value = "a\x1fb" if with_separator else "search"
     maps = [
@@ -496,7 +490,7 @@ def test_a_truncated_or_corrupt_parquet_export_is_named(tmp_path):
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    from rai_pipelines.costs.sources.aws_cur import ParquetInput
+    from rai_pipelines.costs.ledger_schema import ParquetInput
 
     path = tmp_path / "cur.parquet"
     pq.write_table(_table([_cur2_row("Usage", 1.0)] * 100), path)

@@ -22,14 +22,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.costs.sources.aws_cur import LEDGER_SCHEMA, SourceFile
+from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
+from rai_pipelines.costs.sources.aws_focus import AwsFocusExportReader
+from rai_pipelines.costs.sources.azure_focus import AzureFocusExportReader
 from rai_pipelines.costs.sources.focus_export import (
     aws_focus_daily_totals,
     aws_focus_to_focus,
     azure_focus_daily_totals,
     azure_focus_to_focus,
 )
-from rai_pipelines.costs.sources.focus_export_readers import AwsFocusExportReader, AzureFocusExportReader
 from tests.azurite import Azurite
 
 MAY = date(2024, 5, 1)
@@ -1192,28 +1193,28 @@ def test_the_cost_ledger_asset_takes_both_focus_exports_together(tmp_path, blob_
     import dagster as dg
 
     from rai_pipelines.core.lake import Lake
+    from rai_pipelines.costs.sources.aws_focus import AwsFocusExport
+    from rai_pipelines.costs.sources.azure_focus import AzureFocusExport
     from rai_pipelines.defs.costs.assets import cost_ledger
-    from rai_pipelines.defs.costs.resources import AwsFocusExport, AzureFocusExport, BillingExportsResource
+    from rai_pipelines.defs.costs.resources import BillingExportsResource
     from rai_pipelines.defs.resources import LakeResource
 
     azure, aws = azure_rows(), aws_rows()
     write_azure_run(blob_container, azure, "run-1", "2024-05-03T06:12:44.1234567Z")
     s3_export.write({"part-0.parquet": aws_parquet(aws)})
-    billing = BillingExportsResource(
-        aws=[],
-        aws_focus=[
-            AwsFocusExport(root=s3_export.root, billing_account_id=AWS_ACCOUNT, prefix="focus", name="rai-focus")
-        ],
-        azure_focus=[
+    billing = BillingExportsResource.of(
+        [
+            AwsFocusExport(root=s3_export.root, billing_account_id=AWS_ACCOUNT, prefix="focus", name="rai-focus"),
             AzureFocusExport(
                 billing_account_id=AZURE_ACCOUNT,
                 export_name="focus-cost",
                 directory="exports",
                 container=blob_container.name,
                 connection_string=blob_container.azurite.connection_string,
-            )
-        ],
+            ),
+        ]
     )
+
     lake = LakeResource(
         root=str(tmp_path / "lake"),
         decision_log_dir=str(tmp_path / "log"),

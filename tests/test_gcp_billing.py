@@ -19,14 +19,10 @@ import pytest
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.conformance import validate_ledger
-from rai_pipelines.costs.sources.aws_cur import LEDGER_SCHEMA, SourceFile
-from rai_pipelines.costs.sources.gcp_billing import (
-    bigquery_day_sql,
-    billing_export_table,
-    gcp_daily_totals,
-    gcp_to_focus,
-)
-from rai_pipelines.costs.sources.gcp_readers import BigQueryBillingExportReader, GcsBillingExportReader
+from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
+from rai_pipelines.costs.sources.gcp_bigquery import BigQueryBillingExportReader, bigquery_day_sql, billing_export_table
+from rai_pipelines.costs.sources.gcp_billing import gcp_daily_totals, gcp_to_focus
+from rai_pipelines.costs.sources.gcp_storage import GcsBillingExportReader
 from tests.gcp_servers import PROJECT, bigquery_emulator, gcs_emulator  # noqa: F401 (session fixtures)
 
 ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
@@ -299,7 +295,7 @@ def bq_ledger(bq):
 def test_the_query_filters_one_day_unnests_credits_and_keeps_labels_as_arrays(bq):
     from google.cloud.bigquery import SchemaField
 
-    from rai_pipelines.costs.sources.gcp_billing import bigquery_paths
+    from rai_pipelines.costs.sources.gcp_bigquery import bigquery_paths
 
     paths = bigquery_paths([SchemaField(f.name, f.field_type, mode=f.mode, fields=f.fields) for f in _schema()])
     sql = bigquery_day_sql("p.d.t", paths)
@@ -597,7 +593,7 @@ def test_a_local_folder_copy_reads_like_the_bucket(gcs, tmp_path):
     (source,) = reader.read(DAY)
     assert gcp_to_focus(source, DAY).num_rows == 25 and len(reader.fingerprint(DAY)) == 1
     # Export rows as read (nested) are flattened by the normalisation itself.
-    nested = SourceFile(source.uri, _base_day_table(gcs), first_data_line=1, kind="gcp_billing", context=ACCOUNT)
+    nested = SourceFile(source.uri, _base_day_table(gcs), first_data_line=1, kind="gcp_storage", context=ACCOUNT)
     assert _comparable(gcp_to_focus(nested, DAY)) == _comparable(gcp_to_focus(source, DAY))
     assert gcp_daily_totals(nested) == gcp_daily_totals(source)
 
@@ -632,17 +628,17 @@ def test_the_cost_ledger_asset_reads_the_bigquery_export_through_the_resource(bq
     import dagster as dg
 
     from rai_pipelines.core.lake import Lake
+    from rai_pipelines.costs.sources.gcp_bigquery import GcpBigQueryExport
     from rai_pipelines.defs.costs.assets import cost_ledger
-    from rai_pipelines.defs.costs.resources import BillingExportsResource, GcpBigQueryExport
+    from rai_pipelines.defs.costs.resources import BillingExportsResource
     from rai_pipelines.defs.resources import LakeResource
 
-    billing = BillingExportsResource(
-        aws=[],
-        gcp_bigquery=[
+    billing = BillingExportsResource.of(
+        [
             GcpBigQueryExport(
                 project=PROJECT, dataset=DATASET, billing_account_id=ACCOUNT, detailed=True, endpoint=bq["endpoint"]
             )
-        ],
+        ]
     )
     lake = LakeResource(
         root=str(tmp_path / "lake"),

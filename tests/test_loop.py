@@ -117,7 +117,7 @@ def test_governance_facts_are_computed_from_data(loop):
 def test_serving_hours_charge_each_version_for_its_own_part_of_the_day():
     import pandas as pd
 
-    from rai_pipelines.defs.governance.assets import serving_hours
+    from rai_pipelines.governance.facts import serving_hours
 
     day = pd.Timestamp("2023-11-06", tz="UTC")
     morning = pd.Series([day + pd.Timedelta(minutes=m) for m in range(0, 14 * 60, 7)])
@@ -337,7 +337,7 @@ def test_a_backfill_is_one_run_that_reads_each_export_once_and_equals_the_daily_
         passes.append((source.uri.rsplit("/", 1)[-1], tuple(days)))
         return original(source, days)
 
-    from rai_pipelines.costs.sources.exports import CurExportReader
+    from rai_pipelines.costs.sources.aws_cur import CurExportReader
 
     reads = []
     original_read = CurExportReader.read
@@ -389,7 +389,7 @@ def test_cur2_files_come_from_the_export_manifest_not_the_folder(loop, tmp_path)
     from datetime import date
 
     from rai_pipelines.core.errors import BadInputError
-    from rai_pipelines.costs.sources.exports import CurExportReader
+    from rai_pipelines.costs.sources.aws_cur import CurExportReader
     from tests.conftest import copy_world
 
     world = copy_world(loop["world"], tmp_path / "world")

@@ -243,7 +243,7 @@ def _declaration(tmp_path, spec, **changes):
 
 
 def test_weekly_window_and_a_period_reference_are_read_from_the_snapshots(specs, world, tmp_path):
-    from rai_pipelines.defs.monitoring.assets import read_reference, read_window
+    from rai_pipelines.monitoring.lake_reads import read_reference, read_window
 
     source_lake, lake = Lake(str(world.lake_root)), Lake(str(tmp_path / "lake"))
     spec = replace(specs["credit-scoring-ai"], drift_window_days=7)
@@ -325,7 +325,7 @@ def test_the_monitoring_assets_run_on_an_s3_lake(specs, world, s3_server, tmp_pa
 
 
 def test_the_reference_profile_is_built_once_and_rebuilt_when_the_reference_changes(specs, world, tmp_path):
-    from rai_pipelines.defs.monitoring.assets import reference_profile
+    from rai_pipelines.monitoring.lake_reads import reference_profile
 
     spec = specs["credit-scoring-ai"]
     lake = Lake(str(tmp_path / "lake"))

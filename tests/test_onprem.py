@@ -15,8 +15,7 @@ from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.lake import Lake
 from rai_pipelines.costs.conformance import validate_ledger
 from rai_pipelines.costs.ledger import daily_totals, to_focus
-from rai_pipelines.costs.sources.exports import OnPremUsageReader
-from rai_pipelines.costs.sources.onprem import load_declaration
+from rai_pipelines.costs.sources.onprem import OnPremUsageReader, load_declaration
 from rai_pipelines.settings import PROJECT_ROOT
 
 DECLARATION = PROJECT_ROOT / "costs" / "onprem.yaml"

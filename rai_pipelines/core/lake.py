@@ -19,11 +19,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from rai_pipelines.core.storage import filesystem
 
 DATA_FILE = "data.parquet"
 
@@ -43,12 +44,8 @@ class Lake:
 
     def __init__(self, root: str):
         self.root = root.rstrip("/")
-        if "://" in self.root:
-            self.fs, self._base = pafs.FileSystem.from_uri(self.root)
-            self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
-        else:
-            self.fs, self._base = pafs.LocalFileSystem(), str(Path(self.root).resolve())
-            self.is_local = True
+        self.fs, self._base = filesystem(self.root)
+        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
 
     def path(self, dataset: str, partition: Mapping[str, str] | None = None, name: str = DATA_FILE) -> str:
         rel = _partition_path(dataset, partition or {})

@@ -1,5 +1,6 @@
-"""One entry point for every cost source: each file becomes FOCUS rows by its own normalisation,
-and each has its own independent witness of the day's total for the reconciliation."""
+"""One entry point for every cost source: each file becomes FOCUS rows by its own kind's
+normalisation, and each kind has its own independent witness of the day's total for the
+reconciliation (costs.sources.SOURCE_KINDS)."""
 
 from __future__ import annotations
 
@@ -10,81 +11,30 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from rai_pipelines.costs.sources import aws_cur as focus
-from rai_pipelines.costs.sources.aws_cur import SourceFile
-
-
-def to_focus_batches(source: SourceFile, day: date) -> Iterator[pa.RecordBatch]:
-    """The day's ledger rows of one source file, batch by batch (streamed where the source allows)."""
-    if source.kind == "aws_cur":
-        yield from focus.cur_to_focus_batches(source, day)
-        return
-    if source.kind in ("aws_focus", "azure_focus"):
-        from rai_pipelines.costs.sources.focus_export import AWS, AZURE, focus_export_batches
-
-        yield from focus_export_batches(source, day, AWS if source.kind == "aws_focus" else AZURE)
-        return
-    yield from to_focus(source, day).to_batches()
+from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
+from rai_pipelines.costs.sources import source_kind
 
 
 def to_focus_days(source: SourceFile, days: list[date]) -> Iterator[tuple[date, pa.RecordBatch]]:
-    """(day, batch) pairs of several days' ledger rows: one pass over a CUR or FOCUS export file,
-    else day by day."""
-    if source.kind == "aws_cur":
-        yield from focus.cur_to_focus_days(source, days)
-        return
-    if source.kind in ("aws_focus", "azure_focus"):
-        from rai_pipelines.costs.sources.focus_export import AWS, AZURE, focus_export_days
+    """(day, batch) pairs of several days' ledger rows, in one pass over the file where the source
+    streams (CUR, FOCUS exports), else day by day."""
+    yield from source_kind(source.kind, source.uri).days(source, days)
 
-        yield from focus_export_days(source, days, AWS if source.kind == "aws_focus" else AZURE)
-        return
-    for day in sorted(days):
-        for batch in to_focus_batches(source, day):
-            yield day, batch
+
+def to_focus_batches(source: SourceFile, day: date) -> Iterator[pa.RecordBatch]:
+    """The day's ledger rows of one source file, batch by batch."""
+    for _, batch in to_focus_days(source, [day]):
+        yield batch
 
 
 def to_focus(source: SourceFile, day: date) -> pa.Table:
-    if source.kind == "aws_cur":
-        return focus.cur_to_focus(source, day)
-    if source.kind == "onprem":
-        from rai_pipelines.costs.sources.onprem import onprem_to_focus
-
-        return onprem_to_focus(source, source.context, day)
-    if source.kind == "azure_focus":
-        from rai_pipelines.costs.sources.focus_export import azure_focus_to_focus
-
-        return azure_focus_to_focus(source, day)
-    if source.kind == "aws_focus":
-        from rai_pipelines.costs.sources.focus_export import aws_focus_to_focus
-
-        return aws_focus_to_focus(source, day)
-    if source.kind == "gcp_billing":
-        from rai_pipelines.costs.sources.gcp_billing import gcp_to_focus
-
-        return gcp_to_focus(source, day)
-    raise ValueError(f"{source.uri}: no normalisation for source kind {source.kind!r}")
+    """The day's ledger rows of one source file as one table, for files that fit in memory."""
+    return pa.Table.from_batches(list(to_focus_batches(source, day)), schema=LEDGER_SCHEMA)
 
 
 def daily_totals(source: SourceFile) -> dict[str, Decimal]:
-    if source.kind == "aws_cur":
-        return focus.source_daily_totals(source)
-    if source.kind == "onprem":
-        from rai_pipelines.costs.sources.onprem import onprem_daily_totals
-
-        return onprem_daily_totals(source, source.context)
-    if source.kind == "azure_focus":
-        from rai_pipelines.costs.sources.focus_export import azure_focus_daily_totals
-
-        return azure_focus_daily_totals(source)
-    if source.kind == "aws_focus":
-        from rai_pipelines.costs.sources.focus_export import aws_focus_daily_totals
-
-        return aws_focus_daily_totals(source)
-    if source.kind == "gcp_billing":
-        from rai_pipelines.costs.sources.gcp_billing import gcp_daily_totals
-
-        return gcp_daily_totals(source)
-    raise ValueError(f"{source.uri}: no reconciliation witness for source kind {source.kind!r}")
+    """The export's own billed total per ledger day, computed apart from the normalisation."""
+    return source_kind(source.kind, source.uri).daily_totals(source)
 
 
 def grouped_sums(table: pa.Table, keys: list[str], value: str):

@@ -12,12 +12,12 @@ from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.defs.costs.assets import EXPORT_FINGERPRINT
 from rai_pipelines.defs.costs.resources import BillingExportsResource
 from rai_pipelines.defs.gitops.resources import GitOpsResource
-from rai_pipelines.defs.governance.assets import model_asset_keys, read_all_facts
+from rai_pipelines.defs.governance.assets import model_asset_keys
 from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.resources import LakeResource
 from rai_pipelines.gitops.git import cached_render, rendered_deployments
 from rai_pipelines.governance.decisions import evaluate_deployments, rollback_run_key
-from rai_pipelines.governance.facts import ai_models_document
+from rai_pipelines.governance.facts import ai_models_document, read_all_facts
 from rai_pipelines.monitoring.labels import label_partitions, labels_read, match_labels
 
 FACTS_KEY = dg.AssetKey("governance_facts")

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from rai_pipelines.core.lake import Lake
 from rai_pipelines.core.registry import ModelSpec
-from rai_pipelines.costs.sources.exports import billing_period_folder
+from rai_pipelines.costs.sources.export_files import billing_period_folder
 from rai_pipelines.gitops.git import run_git
 from rai_pipelines.monitoring.snapshots import build_snapshot
 

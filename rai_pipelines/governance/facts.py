@@ -141,3 +141,19 @@ def ai_models_document(facts: list[dict], conflicts: list[str] | None = None) ->
             entry["performance_date"] = row["date"]
         document[version] = entry
     return document
+
+
+def serving_hours(timestamps) -> int:
+    """Hours of the day a version served, from its first to its last request, in whole hours: on a
+    day a rollout or rollback switches versions, each is charged for its own hours only."""
+    span = (timestamps.max() - timestamps.min()).total_seconds() if len(timestamps) else 0.0
+    return int(min(24, max(1, math.ceil(span / 3600))))
+
+
+def read_all_facts(lake) -> list[dict]:
+    table_ = lake.read_dataset("governance_facts")
+    if table_ is None:
+        return []
+    if "date" in table_.column_names:
+        table_ = table_.sort_by("date")
+    return table_.to_pylist()

@@ -1,29 +1,52 @@
-"""AWS Cost and Usage Report (legacy CSV and CUR 2.0 Parquet) -> FOCUS 1.2 cost ledger rows.
+"""AWS Cost and Usage Report: reading the exports and normalising them to FOCUS ledger rows.
 
-Pure logic: takes an Arrow table as read from one export file and returns the ledger rows of one
-day, with FOCUS column names and types, plus the x_ lineage and attribution columns. DuckDB does
-the columnar work. Bad values raise BadInputError naming the file, the row and the field.
+Where AWS delivers them (a local folder laid out like the bucket, or S3):
+
+Legacy CUR:  {root}/{prefix}/{report}/{YYYYMMDD-YYYYMMDD}/{report}-Manifest.json, whose
+             `reportKeys` name the current CSV (optionally gzip) files of the billing period.
+CUR 2.0:     {root}/{prefix}/{export}/data/BILLING_PERIOD=YYYY-MM/*.parquet
+
+The normalisation takes one export file and returns the ledger rows of the days asked for, with
+FOCUS column names and types plus the x_ lineage and attribution columns; DuckDB does the columnar
+work (the SQL is in aws_cur_sql.py). Bad values raise BadInputError naming the file, the row and the
+field.
 """
 
 from __future__ import annotations
 
-import functools
+import csv
+import gzip
+import io
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from decimal import Decimal
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 
 from rai_pipelines.core.errors import BadInputError
-
-MONEY = pa.decimal128(38, 12)
-MONEY_SQL = "DECIMAL(38,12)"
+from rai_pipelines.core.storage import filesystem, scheme_uri
+from rai_pipelines.costs.ledger_schema import (
+    ATTRIBUTION_TAGS,
+    BATCH_ROWS,
+    LEDGER_SCHEMA,
+    ParquetInput,
+    SourceConfig,
+    SourceFile,
+    SourceKind,
+    duckdb_connection,
+    first_bad_rows_sql,
+    split_by_day,
+    tag_key,
+)
+from rai_pipelines.costs.sources.aws_cur_sql import LINE_ITEM_HASH_SQL, CurSql, cur_checks, cur_ledger_sql
+from rai_pipelines.costs.sources.export_files import billing_period_folder, physical_lines
+from rai_pipelines.costs.witness import witness_batch
 
 # CUR columns the ledger needs, by their CUR 2.0 (snake_case) names. The legacy CSV names map onto
 # these with `canonical_cur_name` ("lineItem/UnblendedCost" -> "line_item_unblended_cost").
@@ -75,153 +98,6 @@ OPTIONAL_CUR_COLUMNS = (
     "savings_plan_used_commitment",
 )
 PRODUCT_MAP_KEYS = ("product_name", "servicecode", "region_code", "location", "sku")
-NUMERIC_CUR_COLUMNS = (
-    "line_item_unblended_cost",
-    "line_item_net_unblended_cost",
-    "line_item_usage_amount",
-    "line_item_unblended_rate",
-    "pricing_public_on_demand_cost",
-    "pricing_public_on_demand_rate",
-    "reservation_effective_cost",
-    "reservation_unused_amortized_upfront_fee_for_billing_period",
-    "reservation_unused_recurring_fee",
-    "savings_plan_savings_plan_effective_cost",
-    "savings_plan_total_commitment_to_date",
-    "savings_plan_used_commitment",
-)
-NON_EMPTY_CUR_COLUMNS = (
-    "bill_payer_account_id",
-    "line_item_usage_account_id",
-    "line_item_currency_code",
-    "line_item_unblended_cost",
-)
-TIMESTAMP_CUR_COLUMNS = (
-    "line_item_usage_start_date",
-    "line_item_usage_end_date",
-    "bill_billing_period_start_date",
-    "bill_billing_period_end_date",
-)
-
-# lineItem/LineItemType -> FOCUS ChargeCategory, as AWS documents its FOCUS export.
-CHARGE_CATEGORY = {
-    "Usage": "Usage",
-    "DiscountedUsage": "Usage",
-    "SavingsPlanCoveredUsage": "Usage",
-    "SavingsPlanNegation": "Usage",
-    "Tax": "Tax",
-    "Credit": "Credit",
-    "Refund": "Credit",
-    "Discount": "Credit",
-    "BundledDiscount": "Credit",
-    "EdpDiscount": "Credit",
-    "PrivateRateDiscount": "Credit",
-    "Fee": "Purchase",
-    "RIFee": "Purchase",
-    "SavingsPlanUpfrontFee": "Purchase",
-    "SavingsPlanRecurringFee": "Purchase",
-}
-CHARGE_FREQUENCY = {
-    "Fee": "One-Time",
-    "SavingsPlanUpfrontFee": "One-Time",
-    "RIFee": "Recurring",
-    "SavingsPlanRecurringFee": "Recurring",
-    "Tax": "Recurring",
-    "Credit": "One-Time",
-    "Refund": "One-Time",
-}
-PRICING_CATEGORY = {"OnDemand": "Standard", "Reserved": "Committed", "Spot": "Dynamic"}
-SERVICE_CATEGORY = {
-    "AmazonEC2": "Compute",
-    "AWSLambda": "Compute",
-    "AmazonECS": "Compute",
-    "AmazonEKS": "Compute",
-    "AmazonSageMaker": "AI and Machine Learning",
-    "AmazonBedrock": "AI and Machine Learning",
-    "AmazonS3": "Storage",
-    "AmazonEFS": "Storage",
-    "AmazonEBS": "Storage",
-    "AWSGlue": "Analytics",
-    "AmazonAthena": "Analytics",
-    "AWSQueueService": "Integration",
-    "AmazonSNS": "Integration",
-    "AmazonStates": "Integration",
-    "AmazonCloudWatch": "Management and Governance",
-    "AWSCloudTrail": "Management and Governance",
-    "awskms": "Security",
-    "AWSSecretsManager": "Security",
-    "AWSCloudShell": "Developer Tools",
-    "AWSDataTransfer": "Networking",
-    "AWSIoT": "Internet of Things",
-    "AWSMigrationHubRefactorSpaces": "Migration",
-}
-
-# Tag keys (after the provider prefix is dropped and '-' folded to '_') -> attribution column.
-ATTRIBUTION_TAGS = {
-    "x_ModelName": ("model_name", "model"),
-    "x_ModelVersion": ("model_version",),
-    "x_Team": ("team", "owner_team"),
-    "x_Environment": ("environment", "env"),
-    "x_Workload": ("workload", "app", "application"),
-}
-
-LEDGER_SCHEMA = pa.schema(
-    [
-        ("BillingAccountId", pa.string()),
-        ("BillingAccountName", pa.string()),
-        ("SubAccountId", pa.string()),
-        ("SubAccountName", pa.string()),
-        ("BillingCurrency", pa.string()),
-        ("BillingPeriodStart", pa.timestamp("us", tz="UTC")),
-        ("BillingPeriodEnd", pa.timestamp("us", tz="UTC")),
-        ("ChargePeriodStart", pa.timestamp("us", tz="UTC")),
-        ("ChargePeriodEnd", pa.timestamp("us", tz="UTC")),
-        ("ChargeCategory", pa.string()),
-        ("ChargeClass", pa.string()),
-        ("ChargeFrequency", pa.string()),
-        ("ChargeDescription", pa.string()),
-        ("BilledCost", MONEY),
-        ("EffectiveCost", MONEY),
-        ("ListCost", MONEY),
-        ("ContractedCost", MONEY),
-        ("ListUnitPrice", MONEY),
-        ("ContractedUnitPrice", MONEY),
-        ("PricingQuantity", pa.decimal128(38, 12)),
-        ("PricingUnit", pa.string()),
-        ("PricingCategory", pa.string()),
-        ("ConsumedQuantity", pa.decimal128(38, 12)),
-        ("ConsumedUnit", pa.string()),
-        ("ProviderName", pa.string()),
-        ("PublisherName", pa.string()),
-        ("InvoiceIssuerName", pa.string()),
-        ("InvoiceId", pa.string()),
-        ("ServiceName", pa.string()),
-        ("ServiceCategory", pa.string()),
-        ("RegionId", pa.string()),
-        ("RegionName", pa.string()),
-        ("AvailabilityZone", pa.string()),
-        ("ResourceId", pa.string()),
-        ("ResourceName", pa.string()),
-        ("ResourceType", pa.string()),
-        ("SkuId", pa.string()),
-        ("SkuPriceId", pa.string()),
-        ("CommitmentDiscountId", pa.string()),
-        ("CommitmentDiscountCategory", pa.string()),
-        ("CommitmentDiscountName", pa.string()),
-        ("CommitmentDiscountStatus", pa.string()),
-        ("CommitmentDiscountType", pa.string()),
-        ("Tags", pa.string()),
-        ("x_SourceProvider", pa.string()),
-        ("x_SourceUri", pa.string()),
-        ("x_SourceRowNumber", pa.int64()),
-        ("x_SourceRowHash", pa.string()),
-        ("x_LineItemType", pa.string()),
-        ("x_Workload", pa.string()),
-        ("x_ModelName", pa.string()),
-        ("x_ModelVersion", pa.string()),
-        ("x_Team", pa.string()),
-        ("x_Environment", pa.string()),
-    ]
-)
 
 
 def canonical_cur_name(name: str) -> str:
@@ -232,110 +108,6 @@ def canonical_cur_name(name: str) -> str:
     category = re.sub(r"(?<!^)(?=[A-Z])", "_", category).lower()
     field = re.sub(r"(?<!^)(?=[A-Z])", "_", field).lower()
     return f"{category}_{field}"
-
-
-@functools.lru_cache(maxsize=65_536)
-def tag_key(raw: str) -> str:
-    """Normalise a resource tag key across export formats: `user:model-name`, `user_model_name`
-    and `model-name` all become `model_name`; AWS-generated `aws:` keys keep their prefix."""
-    key = raw
-    for prefix in ("resource_tags_", "resourceTags/"):
-        if key.startswith(prefix):
-            key = key[len(prefix) :]
-    if key.startswith("user:"):
-        key = key[5:]
-    elif key.startswith("user_"):
-        key = key[5:]
-    return key.replace("-", "_").replace(":", "_").lower()
-
-
-# Rows per batch of the streamed normalisation: large enough that DuckDB's per-query overhead is
-# noise, small enough for the CPU caches (measured: Parquet decodes a 64k batch fastest).
-BATCH_ROWS = 65_536
-
-
-@dataclass(frozen=True)
-class ParquetInput:
-    """A Parquet export file read batch by batch, with only the columns the ledger needs."""
-
-    filesystem: pafs.FileSystem
-    path: str
-    uri: str
-
-    def _file(self):
-        import pyarrow.parquet as pq
-
-        try:
-            # Buffered page reads, not whole column chunks: a row group of a million rows would
-            # otherwise be held decoded at once (measured: 690 MB against 410 MB, and slower).
-            return pq.ParquetFile(self.filesystem.open_input_file(self.path), buffer_size=1 << 20, pre_buffer=False)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise BadInputError(f"{self.uri}: not a readable Parquet file: {exc}") from exc
-
-    # The footer is read once: layout, witness and row numbers all ask for it.
-    @functools.cached_property
-    def schema(self) -> pa.Schema:
-        return self._file().schema_arrow
-
-    @functools.cached_property
-    def num_rows(self) -> int:
-        return self._file().metadata.num_rows
-
-    def batches(self, columns: list[str], batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        reader = self._file()
-        try:
-            yield from reader.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise BadInputError(f"{self.uri}: not a readable Parquet file: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One export file: where it is and its rows, either read (`table`) or streamed (`parquet`)."""
-
-    uri: str
-    table: pa.Table | None
-    first_data_line: int = 2  # CSV: line 1 is the header. Parquet: row numbers start at 1.
-    kind: str = "aws_cur"  # which normalisation reads it: "aws_cur" or "onprem"
-    # What that normalisation needs besides the file: the declared rates (on-prem), the billing
-    # account the export must belong to (cloud exports).
-    context: object = None
-    # CSV only: the physical line of each row, when blank lines or quoted line breaks make it
-    # differ from first_data_line + row index.
-    row_lines: list[int] | None = None
-    parquet: ParquetInput | None = None
-
-    @classmethod
-    def streamed(cls, parquet: ParquetInput, kind: str = "aws_cur", context: object = None) -> SourceFile:
-        return cls(parquet.uri, None, first_data_line=1, kind=kind, context=context, parquet=parquet)
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self.parquet.schema if self.parquet is not None else self.table.schema
-
-    def row_numbers(self) -> list[int]:
-        if self.row_lines is not None:
-            return self.row_lines
-        return list(range(self.first_data_line, self.first_data_line + self.num_rows))
-
-    @property
-    def num_rows(self) -> int:
-        return self.parquet.num_rows if self.parquet is not None else self.table.num_rows
-
-    def batches(self, columns: list[str], batch_size: int = BATCH_ROWS) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
-        """(batch, the row number of each of its rows), `columns` only, in file order."""
-        if self.parquet is not None:
-            offset = self.first_data_line
-            for batch in self.parquet.batches(columns, batch_size):
-                yield batch, pa.array(range(offset, offset + batch.num_rows), pa.int64())
-                offset += batch.num_rows
-            return
-        table = self.table.select(columns)
-        lines = pa.array(self.row_numbers(), pa.int64())
-        start = 0
-        for batch in table.to_batches(max_chunksize=batch_size):
-            yield batch, lines.slice(start, batch.num_rows)
-            start += batch.num_rows
 
 
 def _legacy_tag_columns(names: list[str]) -> list[str]:
@@ -520,185 +292,6 @@ def _prepare_batch(batch: pa.RecordBatch, rows: pa.Array, layout: _Layout, sets:
     return pa.Table.from_arrays(columns, names=names)
 
 
-def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
-
-
-class _Sql:
-    """SQL fragments for one batch schema: a typed column is used as it is, a text column (CSV, or
-    a Parquet file that stores numbers as text) is parsed, with its bad values reported first."""
-
-    def __init__(self, schema: pa.Schema):
-        self.types = {f.name: f.type for f in schema}
-
-    def text(self, column: str) -> str:
-        return f"NULLIF({column}, '')" if _is_text(self.types[column]) else f"CAST({column} AS VARCHAR)"
-
-    def money(self, column: str) -> str:
-        if _is_text(self.types[column]):
-            return f"TRY_CAST(NULLIF({column}, '') AS {MONEY_SQL})"
-        return f"CAST({column} AS {MONEY_SQL})"
-
-    def ts(self, column: str) -> str:
-        kind = self.types[column]
-        if pa.types.is_timestamp(kind) and kind.tz is not None:
-            return column
-        return f"TRY_CAST({column} AS TIMESTAMPTZ)"
-
-    def bad_number(self, column: str) -> str:
-        if _is_text(self.types[column]):
-            return f"{column} IS NOT NULL AND {column} <> '' AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL"
-        if pa.types.is_floating(self.types[column]):
-            return f"NOT isfinite({column})"
-        return "false"
-
-    def bad_timestamp(self, column: str) -> str:
-        if _is_text(self.types[column]):
-            return f"{column} IS NOT NULL AND {column} <> '' AND TRY_CAST({column} AS TIMESTAMPTZ) IS NULL"
-        return "false"
-
-    def empty(self, column: str) -> str:
-        return f"{column} IS NULL OR {column} = ''" if _is_text(self.types[column]) else f"{column} IS NULL"
-
-
-def _case(column: str, mapping: dict[str, str], default: str = "NULL") -> str:
-    whens = " ".join(f"WHEN {column} = '{k}' THEN '{v}'" for k, v in mapping.items())
-    return f"CASE {whens} ELSE {default} END"
-
-
-def _checks(s: _Sql, account: str | None) -> list[tuple[str, str, str]]:
-    """(condition of a bad row, column, what is wrong), in the order they are reported."""
-    checks = []
-    if account is not None:
-        quoted = account.replace("'", "''")
-        checks.append(
-            (
-                f"CAST(bill_payer_account_id AS VARCHAR) <> '{quoted}'",
-                "bill_payer_account_id",
-                f"is not the payer account this export is configured for ({account}): an export of the wrong account",
-            )
-        )
-    checks += [(s.bad_number(c), c, "is not a number") for c in NUMERIC_CUR_COLUMNS]
-    checks += [(s.bad_timestamp(c), c, "is not a date-time") for c in TIMESTAMP_CUR_COLUMNS]
-    checks += [(s.empty(c), c, "is empty") for c in (*TIMESTAMP_CUR_COLUMNS, *NON_EMPTY_CUR_COLUMNS)]
-    checks.append(
-        (
-            "NOT regexp_full_match(CAST(line_item_currency_code AS VARCHAR), '[A-Z]{3}')",
-            "line_item_currency_code",
-            "is not an ISO 4217 currency code",
-        )
-    )
-    known = ", ".join(repr(k) for k in CHARGE_CATEGORY)
-    checks.append(
-        (
-            f"line_item_line_item_type NOT IN ({known}) OR line_item_line_item_type IS NULL",
-            "line_item_line_item_type",
-            f"is not a known line item type ({', '.join(sorted(CHARGE_CATEGORY))})",
-        )
-    )
-    return [c for c in checks if c[0] != "false"]
-
-
-def _validation_sql(checks: list[tuple[str, str, str]]) -> str:
-    firsts = ", ".join(f"min(CASE WHEN {condition} THEN source_row_number END)" for condition, _, _ in checks)
-    return f"SELECT {firsts} FROM cur"
-
-
-def _ledger_sql(s: _Sql) -> str:
-    item_type = "line_item_line_item_type"
-    sp_arn, ri_arn = s.text("savings_plan_savings_plan_a_r_n"), s.text("reservation_reservation_a_r_n")
-    unblended = s.money("line_item_unblended_cost")
-    usage_start, period_start = s.ts("line_item_usage_start_date"), s.ts("bill_billing_period_start_date")
-    return f"""
-SELECT
-    {s.text("bill_payer_account_id")} AS BillingAccountId,
-    {s.text("bill_payer_account_name")} AS BillingAccountName,
-    {s.text("line_item_usage_account_id")} AS SubAccountId,
-    {s.text("line_item_usage_account_name")} AS SubAccountName,
-    {s.text("line_item_currency_code")} AS BillingCurrency,
-    {period_start} AS BillingPeriodStart,
-    {s.ts("bill_billing_period_end_date")} AS BillingPeriodEnd,
-    {usage_start} AS ChargePeriodStart,
-    {s.ts("line_item_usage_end_date")} AS ChargePeriodEnd,
-    {_case(item_type, CHARGE_CATEGORY)} AS ChargeCategory,
-    CAST(NULL AS VARCHAR) AS ChargeClass,
-    {_case(item_type, CHARGE_FREQUENCY, "'Usage-Based'")} AS ChargeFrequency,
-    {s.text("line_item_line_item_description")} AS ChargeDescription,
-    COALESCE({unblended}, 0) AS BilledCost,
-    COALESCE(CASE {item_type}
-        WHEN 'SavingsPlanCoveredUsage' THEN {s.money("savings_plan_savings_plan_effective_cost")}
-        WHEN 'DiscountedUsage' THEN {s.money("reservation_effective_cost")}
-        WHEN 'SavingsPlanNegation' THEN 0
-        WHEN 'SavingsPlanUpfrontFee' THEN 0
-        WHEN 'Fee' THEN CASE WHEN {ri_arn} IS NOT NULL THEN 0 ELSE {unblended} END
-        WHEN 'SavingsPlanRecurringFee' THEN
-            {s.money("savings_plan_total_commitment_to_date")} - {s.money("savings_plan_used_commitment")}
-        WHEN 'RIFee' THEN COALESCE({s.money("reservation_unused_amortized_upfront_fee_for_billing_period")}, 0)
-            + COALESCE({s.money("reservation_unused_recurring_fee")}, 0)
-        ELSE {unblended} END, 0) AS EffectiveCost,
-    COALESCE({s.money("pricing_public_on_demand_cost")}, {unblended}, 0) AS ListCost,
-    COALESCE({s.money("line_item_net_unblended_cost")}, {unblended}, 0) AS ContractedCost,
-    -- FOCUS: no pricing quantity, unit or unit prices on tax rows.
-    CASE WHEN {item_type} <> 'Tax' THEN {s.money("pricing_public_on_demand_rate")} END AS ListUnitPrice,
-    CASE WHEN {item_type} <> 'Tax' THEN {s.money("line_item_unblended_rate")} END AS ContractedUnitPrice,
-    CASE WHEN {item_type} <> 'Tax' THEN {s.money("line_item_usage_amount")} END AS PricingQuantity,
-    CASE WHEN {item_type} <> 'Tax' THEN {s.text("pricing_unit")} END AS PricingUnit,
-    CASE WHEN {item_type} IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed'
-         WHEN {item_type} IN ('Usage') THEN {_case("pricing_term", PRICING_CATEGORY, "'Standard'")}
-         ELSE NULL END AS PricingCategory,
-    CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-         THEN {s.money("line_item_usage_amount")} END AS ConsumedQuantity,
-    CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-         THEN {s.text("pricing_unit")} END AS ConsumedUnit,
-    'AWS' AS ProviderName,
-    COALESCE({s.text("bill_billing_entity")}, 'AWS') AS PublisherName,
-    COALESCE({s.text("bill_invoicing_entity")}, 'Amazon Web Services, Inc.') AS InvoiceIssuerName,
-    {s.text("bill_invoice_id")} AS InvoiceId,
-    COALESCE({s.text("product_product_name")}, {s.text("product_servicecode")},
-             {s.text("line_item_product_code")}) AS ServiceName,
-    {_case("line_item_product_code", SERVICE_CATEGORY, "'Other'")} AS ServiceCategory,
-    {s.text("product_region_code")} AS RegionId,
-    {s.text("product_location")} AS RegionName,
-    {s.text("line_item_availability_zone")} AS AvailabilityZone,
-    {s.text("line_item_resource_id")} AS ResourceId,
-    CAST(NULL AS VARCHAR) AS ResourceName,  -- CUR carries no resource display names
-    CAST(NULL AS VARCHAR) AS ResourceType,
-    {s.text("product_sku")} AS SkuId,
-    {s.text("pricing_rate_id")} AS SkuPriceId,
-    COALESCE({sp_arn}, {ri_arn}) AS CommitmentDiscountId,
-    CASE WHEN {sp_arn} IS NOT NULL THEN 'Spend' WHEN {ri_arn} IS NOT NULL THEN 'Usage' END
-        AS CommitmentDiscountCategory,
-    CAST(NULL AS VARCHAR) AS CommitmentDiscountName,
-    CASE WHEN COALESCE({sp_arn}, {ri_arn}) IS NOT NULL AND {_case(item_type, CHARGE_CATEGORY)} = 'Usage'
-         THEN 'Used' END AS CommitmentDiscountStatus,
-    CASE WHEN {sp_arn} IS NOT NULL THEN 'Savings Plan' WHEN {ri_arn} IS NOT NULL THEN 'Reserved Instance' END
-        AS CommitmentDiscountType,
-    tags_json AS Tags,
-    'aws' AS x_SourceProvider,
-    $uri AS x_SourceUri,
-    source_row_number AS x_SourceRowNumber,
-    md5($uri || ':' || CAST(source_row_number AS VARCHAR)
-        || ':' || COALESCE(CAST(identity_line_item_id AS VARCHAR), '')
-        || ':' || CAST(line_item_unblended_cost AS VARCHAR)) AS x_SourceRowHash,
-    {item_type} AS x_LineItemType,
-    tag_x_Workload AS x_Workload,
-    tag_x_ModelName AS x_ModelName,
-    tag_x_ModelVersion AS x_ModelVersion,
-    tag_x_Team AS x_Team,
-    tag_x_Environment AS x_Environment,
-    (CASE WHEN {usage_start} >= {period_start} AND {usage_start} < {s.ts("bill_billing_period_end_date")}
-          THEN CAST({usage_start} AS DATE) ELSE CAST({period_start} AS DATE) END) AS ledger_day
-FROM cur
-WHERE ledger_day BETWEEN CAST($first AS DATE) AND CAST($last AS DATE)
-"""
-
-
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    return con
-
-
 def cur_to_focus_batches(source: SourceFile, day: date, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """The FOCUS ledger rows of `day` (by the UTC date of ChargePeriodStart) in one CUR file, batch
     by batch, reading only the columns the ledger needs: memory stays bounded by the batch size.
@@ -726,16 +319,16 @@ def cur_to_focus_days(
     layout = _layout(source)
     what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
     sets = _TagSets()
-    con = _connect()
+    con = duckdb_connection()
     statements: dict[pa.Schema, tuple[list, str, str]] = {}
     identified = "identity_line_item_id" in layout.original
     line_items: list[dict] = []  # a 64-bit hash of each row's line item id and time interval
     for batch, rows in source.batches(layout.read, batch_size):
         prepared = _prepare_batch(batch, rows, layout, sets)
         if prepared.schema not in statements:
-            s = _Sql(prepared.schema)
-            checks = _checks(s, source.context if isinstance(source.context, str) else None)
-            statements[prepared.schema] = (checks, _validation_sql(checks), _ledger_sql(s))
+            s = CurSql(prepared.schema)
+            checks = cur_checks(s, source.context if isinstance(source.context, str) else None)
+            statements[prepared.schema] = (checks, first_bad_rows_sql([c[0] for c in checks], "cur"), cur_ledger_sql(s))
         checks, validation, ledger = statements[prepared.schema]
         con.register("cur", prepared)
         firsts = con.sql(validation).fetchall()[0]
@@ -757,30 +350,6 @@ def cur_to_focus_days(
                     yield ledger_day, out
     if identified:
         _refuse_duplicate_line_items(source, layout, line_items, what)
-
-
-def split_by_day(result: pa.Table, wanted: set[date]) -> Iterator[tuple[date, pa.Table]]:
-    """The rows of each wanted day, without the ledger_day column."""
-    if not result.num_rows:
-        return
-    days = result.column("ledger_day")
-    rows = result.drop_columns(["ledger_day"])
-    distinct = pc.unique(days).to_pylist()
-    if len(distinct) == 1:
-        if distinct[0] in wanted:
-            yield distinct[0], rows
-        return
-    for ledger_day in sorted(d for d in distinct if d in wanted):
-        yield ledger_day, rows.filter(pc.equal(days, pa.scalar(ledger_day, pa.date32())))
-
-
-# AWS: a line item id is unique within one report file for its time interval. The same pair twice
-# is the same charge twice, which would be billed twice.
-LINE_ITEM_HASH_SQL = """
-SELECT hash(CAST(identity_line_item_id AS VARCHAR), CAST(identity_time_interval AS VARCHAR)) AS h,
-       CAST(source_row_number AS UINTEGER) AS row
-FROM cur WHERE identity_line_item_id IS NOT NULL AND CAST(identity_line_item_id AS VARCHAR) <> ''
-"""
 
 
 def _refuse_duplicate_line_items(source: SourceFile, layout: _Layout, parts: list[dict], what: str) -> None:
@@ -818,10 +387,6 @@ def cur_to_focus(source: SourceFile, day: date) -> pa.Table:
     return pa.Table.from_batches(list(cur_to_focus_batches(source, day)), schema=LEDGER_SCHEMA)
 
 
-def empty_ledger() -> pa.Table:
-    return LEDGER_SCHEMA.empty_table()
-
-
 # -- the reconciliation witness ----------------------------------------------------------------------------
 WITNESS_COLUMNS = (
     "line_item_usage_start_date",
@@ -829,60 +394,6 @@ WITNESS_COLUMNS = (
     "bill_billing_period_start_date",
     "bill_billing_period_end_date",
 )
-
-
-def _instants(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str = "row") -> pa.Array:
-    if pa.types.is_timestamp(values.type):
-        return values if values.type.tz else pc.assume_timezone(values, "UTC")
-    text = pc.replace_substring_regex(pc.utf8_trim_whitespace(pc.cast(values, pa.string())), r"Z$", "+00:00")
-    try:
-        return pc.cast(text, pa.timestamp("us", tz="UTC"))
-    except pa.ArrowInvalid:
-        pass
-    # Not one format Arrow parses in bulk (an offset other than UTC, say): row by row, naming the
-    # first value that is no date-time at all.
-    parsed = []
-    for value, row in zip(values.to_pylist(), rows.to_pylist(), strict=True):
-        try:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise BadInputError(f"{uri} {what} {row}: field {field} = {value!r} is not a date-time") from None
-        parsed.append(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
-    return pa.array(parsed, pa.timestamp("us", tz="UTC"))
-
-
-def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str = "row") -> pa.Array:
-    if pa.types.is_floating(values.type) or pa.types.is_integer(values.type) or pa.types.is_decimal(values.type):
-        return pc.cast(values, MONEY, safe=False)
-    text = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-    try:
-        return pc.cast(text, MONEY)
-    except pa.ArrowInvalid:
-        for value, row in zip(values.to_pylist(), rows.to_pylist(), strict=True):
-            try:
-                Decimal(value) if value not in (None, "") else None
-            except ArithmeticError:
-                raise BadInputError(f"{uri} {what} {row}: field {field} = {value!r} is not a number") from None
-        raise
-
-
-def witness_batch(
-    columns: list[pa.Array], fields: list[str], uri: str, rows: pa.Array, what: str, totals: dict[str, Decimal]
-) -> None:
-    """Add one batch's billed cost per ledger day to `totals`, from its raw charge start, cost,
-    billing period start and end (named `fields` in the file, for errors): the reconciliation's
-    witness, Arrow compute on raw values, sharing nothing with the DuckDB normalisations."""
-    conversions = (_instants, _amounts, _instants, _instants)
-    start, cost, period_start, period_end = (
-        convert(values, uri, field, rows, what)
-        for values, field, convert in zip(columns, fields, conversions, strict=True)
-    )
-    within = pc.and_(pc.greater_equal(start, period_start), pc.less(start, period_end))
-    day = pc.cast(pc.if_else(within, start, period_start), pa.date32())
-    sums = pa.table({"day": day, "cost": pc.fill_null(cost, pa.scalar(Decimal(0), MONEY))})
-    for row in sums.group_by("day").aggregate([("cost", "sum")]).to_pylist():
-        key = row["day"].isoformat()
-        totals[key] = totals.get(key, Decimal(0)) + row["cost_sum"]
 
 
 def source_daily_totals(source: SourceFile) -> dict[str, Decimal]:
@@ -899,3 +410,131 @@ def source_daily_totals(source: SourceFile) -> dict[str, Decimal]:
     for batch, rows in source.batches(fields):
         witness_batch(batch.columns, fields, source.uri, rows, what, totals)
     return totals
+
+
+def read_cur_csv(data: bytes, uri: str) -> pa.Table:
+    """A legacy CUR CSV (plain or gzip) with every column read as text, so that a bad value is
+    reported with its row instead of silently becoming null."""
+    if uri.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise BadInputError(f"{uri}: not a readable gzip file: {exc}") from exc
+    header = data.split(b"\n", 1)[0].decode("utf-8-sig").strip()
+    if not header:
+        raise BadInputError(f"{uri}: empty file, no CUR header")
+    names = next(csv.reader([header]))
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise BadInputError(f"{uri}: not a readable CSV file: {exc}") from exc
+
+
+@dataclass
+class CurExportReader:
+    """One AWS export: `layout` is "legacy" (CUR CSV with manifest) or "cur2" (Data Exports Parquet)."""
+
+    # Its files cover a whole billing period: what it reads for one day serves every day of the month.
+    files_cover_billing_period = True
+
+    root: str
+    layout: str
+    prefix: str = "cur"
+    name: str = "rai-cur"
+    billing_account_id: str | None = None  # when set, rows of any other payer account are refused
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("legacy", "cur2"):
+            raise ValueError(f"unknown CUR layout {self.layout!r}: use 'legacy' or 'cur2'")
+        self.fs, self._base = filesystem(self.root)
+
+    def _export_dir(self) -> str:
+        return f"{self._base}/{self.prefix}/{self.name}"
+
+    def file_paths(self, day: date) -> list[str]:
+        """The export files that hold the billing period of `day` (the current version only)."""
+        if self.layout == "legacy":
+            folder = f"{self._export_dir()}/{billing_period_folder(day)}"
+            manifest_path = f"{folder}/{self.name}-Manifest.json"
+            if self.fs.get_file_info(manifest_path).type != pafs.FileType.File:
+                return []
+            with self.fs.open_input_stream(manifest_path) as f:
+                try:
+                    manifest = json.loads(f.read())
+                except json.JSONDecodeError as exc:
+                    raise BadInputError(f"{scheme_uri(self.root, manifest_path)}: manifest is not JSON: {exc}") from exc
+            keys = manifest.get("reportKeys")
+            if not isinstance(keys, list):
+                raise BadInputError(f"{scheme_uri(self.root, manifest_path)}: manifest has no reportKeys list")
+            return [f"{self._base}/{key}" for key in keys]
+        # Data Exports write the manifest after every data file of an execution has landed; it names
+        # the files of the current version (an overwrite can leave stale parts beside them).
+        manifest_path = f"{self._export_dir()}/metadata/BILLING_PERIOD={day:%Y-%m}/{self.name}-Manifest.json"
+        if self.fs.get_file_info(manifest_path).type != pafs.FileType.File:
+            return []
+        uri = scheme_uri(self.root, manifest_path)
+        with self.fs.open_input_stream(manifest_path) as f:
+            try:
+                manifest = json.loads(f.read())
+            except json.JSONDecodeError as exc:
+                raise BadInputError(f"{uri}: manifest is not JSON: {exc}") from exc
+        files = manifest.get("dataFiles")
+        if not isinstance(files, list) or not all(isinstance(f, str) and f.startswith("s3://") for f in files):
+            raise BadInputError(f"{uri}: manifest has no dataFiles list of s3:// URIs")
+        # s3://<bucket>/<key>: the key is relative to the bucket, which is this export's root.
+        return [f"{self._base}/{f.split('/', 3)[3]}" for f in files]
+
+    def fingerprint(self, day: date) -> list[tuple[str, int, float]]:
+        """(path, size, mtime) of the files of the day's billing period: changes when AWS restates."""
+        out = []
+        for path in self.file_paths(day):
+            info = self.fs.get_file_info(path)
+            out.append((path, info.size or 0, info.mtime.timestamp() if info.mtime else 0.0))
+        return out
+
+    def read(self, day: date) -> list[SourceFile]:
+        files = []
+        for path in self.file_paths(day):
+            uri = scheme_uri(self.root, path)
+            if self.fs.get_file_info(path).type != pafs.FileType.File:
+                raise BadInputError(f"{uri}: listed in the manifest but missing from the export")
+            if self.layout == "legacy":
+                with self.fs.open_input_stream(path, compression=None) as f:
+                    raw = f.read()
+                table = read_cur_csv(raw, uri)
+                text = gzip.decompress(raw) if uri.endswith(".gz") else raw
+                lines = physical_lines(text, table.num_rows)
+                if lines is not None and len(lines) != table.num_rows:
+                    raise BadInputError(f"{uri}: {len(lines)} records by line but {table.num_rows} parsed rows")
+                files.append(
+                    SourceFile(uri, table, first_data_line=2, row_lines=lines, context=self.billing_account_id)
+                )
+            else:
+                # Streamed: read batch by batch, only the columns the ledger needs, when it is built.
+                parquet = ParquetInput(self.fs, path, uri)
+                parquet.schema  # noqa: B018 - a file that is no Parquet at all fails here, naming it
+                files.append(SourceFile.streamed(parquet, context=self.billing_account_id))
+        return files
+
+
+class AwsCurExport(SourceConfig):
+    """One AWS billing export: a local folder laid out like the bucket, or s3://bucket."""
+
+    root: str
+    layout: str  # "legacy" (CUR CSV + manifest) or "cur2" (Data Exports Parquet)
+    prefix: str = "cur"
+    name: str = "rai-cur"
+    billing_account_id: str | None = None  # the payer account; rows of any other are refused
+
+
+SOURCE = SourceKind(
+    config=AwsCurExport,
+    reader=lambda c: CurExportReader(c.root, c.layout, c.prefix, c.name, c.billing_account_id),
+    days=cur_to_focus_days,
+    daily_totals=source_daily_totals,
+)

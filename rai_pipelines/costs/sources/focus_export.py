@@ -3,17 +3,17 @@
 Two sources deliver FOCUS themselves: Azure Cost Management's "Cost and usage details (FOCUS)"
 export (FocusCost 1.0 / 1.0r2: FOCUS 1.0 columns plus x_ Azure columns, CSV or Parquet) and AWS Data
 Exports' "FOCUS 1.2 with AWS columns" (Parquet, `Tags` a map<string, string>). Normalising them is
-selecting and casting into `focus.LEDGER_SCHEMA` (decimals, UTC timestamps, the same column order),
+selecting and casting into `LEDGER_SCHEMA` (decimals, UTC timestamps, the same column order),
 checking every row, adding the x_ lineage columns and attributing each charge from its tags.
 
-Rules, the same as the CUR normalisation in focus.py:
+Rules, the same as the CUR normalisation in aws_cur.py:
 
 - A charge belongs to the UTC date of its ChargePeriodStart; one whose charge period starts outside
   the row's billing period (a correction of an earlier month) lands on the billing period's first day,
   so that nothing in a billing period's file is left out of every partition.
-- Tags become one JSON object with sorted keys, each key normalised by `focus.tag_key` (Azure's tag
+- Tags become one JSON object with sorted keys, each key normalised by `ledger_schema.tag_key` (Azure's tag
   keys are free-form: "Model-Name", "model_name" and "MODEL-NAME" are one key; the first non-empty
-  value, in the order of the original keys, wins). Attribution reads `focus.ATTRIBUTION_TAGS`.
+  value, in the order of the original keys, wins). Attribution reads `ledger_schema.ATTRIBUTION_TAGS`.
 - Duplicate line items are kept. Neither export carries a line-item id, two identical rows are two
   charges as far as the file (and the invoice) is concerned, and the ledger must equal the export's
   total to the cent. Each keeps its own x_SourceRowNumber and x_SourceRowHash. Double counting across
@@ -33,18 +33,34 @@ Decimal arithmetic over the raw values, sharing no code with the normalisation.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.costs.sources.aws_cur import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY_SQL, SourceFile, tag_key
+from rai_pipelines.costs.ledger_schema import (
+    ATTRIBUTION_TAGS,
+    LEDGER_SCHEMA,
+    MONEY_SQL,
+    SourceFile,
+    duckdb_connection,
+    first_bad_rows_sql,
+    split_by_day,
+    tag_key,
+)
+from rai_pipelines.costs.sources.export_files import physical_lines
+from rai_pipelines.costs.witness import witness_batch
 
 STRING_COLUMNS = (
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
@@ -329,9 +345,7 @@ def _validate(con, source: SourceFile, provider: FocusProvider, original: dict[s
     """Every check in one pass over the batch (the first bad row of each); the first check that
     finds one is reported, naming the file, the row and the field."""
     checks = _checks(provider, _expected_account(source))
-    firsts = con.sql(
-        "SELECT " + ", ".join(f"min(CASE WHEN {c[0]} THEN source_row_number END)" for c in checks) + " FROM focus"
-    ).fetchall()[0]
+    firsts = con.sql(first_bad_rows_sql([c[0] for c in checks], "focus")).fetchall()[0]
     for (_, column, shown, detail), row in zip(checks, firsts, strict=True):
         if row is None:
             continue
@@ -386,12 +400,6 @@ ORDER BY source_row_number"""
     )
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    return con
-
-
 def _needed_columns(source: SourceFile, provider: FocusProvider) -> list[str]:
     """The file's columns the ledger reads: the rest (x_ provider columns, new ones) are not read."""
     names = _columns_by_name(source.schema.names)
@@ -412,12 +420,10 @@ def focus_export_days(
     source: SourceFile, days: list[date], provider: FocusProvider
 ) -> Iterator[tuple[date, pa.RecordBatch]]:
     """`focus_export_batches` for several days in one pass over the file: (day, batch) pairs."""
-    from rai_pipelines.costs.sources.aws_cur import split_by_day
-
     ledger_columns = [f.name for f in LEDGER_SCHEMA] + ["ledger_day"]
     sql = _ledger_sql(provider)
     params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
-    con = _connect()
+    con = duckdb_connection()
     try:
         for batch, rows in source.batches(_needed_columns(source, provider)):
             part = SourceFile(
@@ -457,11 +463,9 @@ def aws_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
 # --- the witness ------------------------------------------------------------------------------------
 
 
-def _daily_totals(source: SourceFile, provider: FocusProvider) -> dict[str, Decimal]:
+def focus_export_daily_totals(source: SourceFile, provider: FocusProvider) -> dict[str, Decimal]:
     """BilledCost per ledger day from the raw values, batch by batch: Arrow compute on five raw
     columns (the CUR witness's conversions), sharing nothing with the DuckDB normalisation."""
-    from rai_pipelines.costs.sources.aws_cur import witness_batch
-
     names = _columns_by_name(source.schema.names)
     needed = ("ChargePeriodStart", "BilledCost", "BillingPeriodStart", "BillingPeriodEnd", "BillingAccountId")
     found = {}
@@ -491,9 +495,78 @@ def _daily_totals(source: SourceFile, provider: FocusProvider) -> dict[str, Deci
 
 def azure_focus_daily_totals(source: SourceFile) -> dict[str, Decimal]:
     """BilledCost per ledger day straight from the raw values of an Azure FOCUS export file."""
-    return _daily_totals(source, AZURE)
+    return focus_export_daily_totals(source, AZURE)
 
 
 def aws_focus_daily_totals(source: SourceFile) -> dict[str, Decimal]:
     """BilledCost per ledger day straight from the raw values of an AWS FOCUS export file."""
-    return _daily_totals(source, AWS)
+    return focus_export_daily_totals(source, AWS)
+
+
+Fingerprint = tuple[str, int | str, float]
+
+
+def read_focus_csv(data: bytes, uri: str) -> tuple[pa.Table, list[int] | None]:
+    """A FOCUS CSV (plain or gzip) with every column as text, so that a bad value is reported with its
+    line instead of silently becoming null; and the physical line of each row when it differs from
+    index + 2."""
+    if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BadInputError(f"{uri}: not a readable gzip file: {exc}") from exc
+    header = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
+    if not header:
+        raise BadInputError(f"{uri}: empty file, no FOCUS header")
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(encoding="utf-8"),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in _csv_header(header)}, strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{uri}: not a readable CSV file: {exc}") from exc
+    table = table.rename_columns([c.lstrip("\ufeff") for c in table.column_names])
+    lines = physical_lines(data, table.num_rows)
+    if lines is not None and len(lines) != table.num_rows:
+        raise BadInputError(f"{uri}: {len(lines)} records by line but {table.num_rows} parsed rows")
+    return table, lines
+
+
+def _csv_header(header: str) -> list[str]:
+    return next(csv.reader([header]))
+
+
+def read_focus_parquet(data: bytes, uri: str) -> pa.Table:
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BadInputError(f"{uri}: not a readable Parquet file: {exc}") from exc
+
+
+def _source_file(data: bytes, uri: str, kind: str, account: str) -> SourceFile:
+    name = uri.rsplit("/", 1)[-1].lower()
+    if name.endswith(".parquet"):
+        return SourceFile(uri, read_focus_parquet(data, uri), first_data_line=1, kind=kind, context=account)
+    if name.endswith((".csv", ".csv.gz", ".gz")):
+        table, lines = read_focus_csv(data, uri)
+        return SourceFile(uri, table, first_data_line=2, kind=kind, context=account, row_lines=lines)
+    raise BadInputError(f"{uri}: not a CSV, gzip CSV or Parquet export file")
+
+
+def _load_json(data: bytes, uri: str) -> dict:
+    try:
+        manifest = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{uri}: manifest is not JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BadInputError(f"{uri}: manifest is not a JSON object")
+    return manifest
+
+
+def _month_bounds(day: date) -> tuple[date, date]:
+    first = day.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return first, following

@@ -54,17 +54,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
 
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.costs.sources.aws_cur import ATTRIBUTION_TAGS, LEDGER_SCHEMA, SourceFile, tag_key
+from rai_pipelines.costs.ledger_schema import ATTRIBUTION_TAGS, LEDGER_SCHEMA, SourceFile, tag_key
+from rai_pipelines.costs.values import decimal_value, optional_decimal, utc_instant
 
-KIND = "gcp_billing"
 PROVIDER = "gcp"
 
 # Export fields, by their dotted path in the export schema.
@@ -218,58 +218,11 @@ _INVOICE_MONTH = re.compile(r"(\d{4})(0[1-9]|1[0-2])")
 _QUANTUM = Decimal("1e-12")
 
 
-def billing_export_table(billing_account_id: str, detailed: bool = False) -> str:
-    """The table name Google gives the export: the account id with '-' as '_'."""
-    kind = "resource_v1" if detailed else "v1"
-    return f"gcp_billing_export_{kind}_{billing_account_id.replace('-', '_')}"
-
-
 def flat_name(path: str) -> str:
     return path.replace(".", "_")
 
 
 # --- the export's schema -------------------------------------------------------------------
-
-
-def arrow_paths(schema: pa.Schema) -> dict[str, str]:
-    """Dotted path -> type of every field of an Arrow schema (records are walked, arrays are leaves)."""
-    out: dict[str, str] = {}
-
-    def walk(prefix: str, fields) -> None:
-        for field in fields:
-            path = f"{prefix}{field.name}"
-            if pa.types.is_struct(field.type):
-                out[path] = "RECORD"
-                walk(f"{path}.", list(field.type))
-            elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
-                out[path] = "REPEATED"
-                item = field.type.value_type
-                if pa.types.is_struct(item):
-                    walk(f"{path}.", list(item))
-            elif pa.types.is_timestamp(field.type):
-                out[path] = "TIMESTAMP"
-            elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-                out[path] = "STRING"
-            else:
-                out[path] = str(field.type)
-
-    walk("", schema)
-    return out
-
-
-def bigquery_paths(schema) -> dict[str, str]:
-    """Dotted path -> type of a BigQuery table schema (a list of google.cloud.bigquery.SchemaField)."""
-    out: dict[str, str] = {}
-
-    def walk(prefix: str, fields) -> None:
-        for field in fields:
-            path = f"{prefix}{field.name}"
-            out[path] = "REPEATED" if field.mode == "REPEATED" else field.field_type
-            if field.fields:
-                walk(f"{path}.", field.fields)
-
-    walk("", schema)
-    return out
 
 
 def check_export_fields(paths: dict[str, str], where: str) -> None:
@@ -282,7 +235,7 @@ def check_export_fields(paths: dict[str, str], where: str) -> None:
 # --- one day out of the export, flattened ------------------------------------------------------
 
 
-def _select_list(paths: dict[str, str], dialect: str) -> list[str]:
+def select_list(paths: dict[str, str], dialect: str) -> list[str]:
     text = "STRING" if dialect == "bigquery" else "VARCHAR"
     cols = []
     for path in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, *ARRAY_FIELDS):
@@ -303,111 +256,7 @@ def _select_list(paths: dict[str, str], dialect: str) -> list[str]:
     return cols
 
 
-def bigquery_day_sql(
-    table_id: str,
-    paths: dict[str, str],
-    partition_column: str | None = "_PARTITIONTIME",
-    max_export_lag_days: int | None = None,
-) -> str:
-    """GoogleSQL for the rows whose usage started on one UTC day, with the TIMESTAMP parameters of
-    `day_query_parameters`: @day_start <= usage_start_time < @day_end.
-
-    The export tables are partitioned by day on the time the rows were written, so a day's usage
-    sits in that day's partition and in later ones (late usage reports, restatements). The partition
-    filter starts the day before (@partitions_from: a row exported on the evening of the previous
-    Pacific day can carry early-UTC usage), which prunes the whole history before it; with
-    `max_export_lag_days` it also ends that many days after the day (@partitions_until), which bounds
-    the scan of a backfill at the price of missing rows exported later than that. `partition_column`
-    is `_PARTITIONTIME` for the export's own tables, the name of a TIMESTAMP column for a copy
-    partitioned on a column (`export_time`, `usage_start_time`), or None for an unpartitioned copy.
-
-    The bounds are TIMESTAMP parameters computed by the caller rather than DATE_ADD(@day, ...) in SQL:
-    bqemulator 1.4.0 rounds every NUMERIC cast of a query to 3 decimals once the query has
-    DATE_ADD/DATE_SUB on a DATE parameter.
-    """
-    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", table_id):
-        raise ValueError(f"not a BigQuery table id: {table_id!r}")
-    where = []
-    if partition_column:
-        if not re.fullmatch(r"_PARTITIONTIME|[A-Za-z_][A-Za-z0-9_]*", partition_column):
-            raise ValueError(f"not a partition column: {partition_column!r}")
-        ref = partition_column if partition_column == "_PARTITIONTIME" else f"e.{partition_column}"
-        where.append(f"{ref} >= @partitions_from")
-        if max_export_lag_days is not None:
-            where.append(f"{ref} < @partitions_until")
-    where.append("e.usage_start_time >= @day_start")
-    where.append("e.usage_start_time < @day_end")
-    select = ",\n  ".join(_select_list(paths, "bigquery"))
-    conditions = "\n  AND ".join(where)
-    return (
-        f"SELECT\n  {select}\nFROM `{table_id}` AS e\nWHERE {conditions}\n"
-        "ORDER BY usage_start_time, project_id, service_id, sku_id, cost_type, cost"
-    )
-
-
-def day_query_parameters(day: date, max_export_lag_days: int | None = None) -> dict[str, datetime]:
-    """The TIMESTAMP parameters of `bigquery_day_sql` for a UTC day."""
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    params = {"day_start": start, "day_end": start + timedelta(days=1), "partitions_from": start - timedelta(days=1)}
-    if max_export_lag_days is not None:
-        params["partitions_until"] = start + timedelta(days=int(max_export_lag_days) + 1)
-    return params
-
-
-def bigquery_fingerprint_sql(day_sql: str) -> str:
-    """Row count, cost, credits and latest export time of the day's rows: changes when Google restates."""
-    return (
-        "SELECT COUNT(*) AS row_count, CAST(SUM(CAST(cost AS NUMERIC(38, 9))) AS STRING) AS cost,\n"
-        "  CAST(SUM(credits_total) AS STRING) AS credits, CAST(MAX(export_time) AS STRING) AS last_export\n"
-        f"FROM (\n{day_sql}\n)"
-    )
-
-
-def flatten_export(table: pa.Table, uri: str) -> pa.Table:
-    """The same flat rows as `bigquery_day_sql`, from export rows read from Parquet (every day in
-    the file: the day is chosen by `gcp_to_focus`), in the file's row order."""
-    paths = arrow_paths(table.schema)
-    check_export_fields(paths, uri)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("export", table)
-    select = ",\n  ".join(_select_list(paths, "duckdb"))
-    try:
-        return con.sql(f"SELECT\n  {select}\nFROM export AS e").to_arrow_table()
-    except duckdb.Error as exc:
-        raise BadInputError(f"{uri}: cannot read the billing export rows: {exc}") from exc
-
-
 # --- the ledger ------------------------------------------------------------------------------
-
-
-def _decimal(value, where: str, field: str) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise BadInputError(f"{where}: field {field} = {value!r} is not a number") from None
-    if not amount.is_finite():
-        raise BadInputError(f"{where}: field {field} = {value!r} is not a finite number")
-    return amount
-
-
-def _optional_decimal(value, where: str, field: str) -> Decimal | None:
-    return None if value is None or value == "" else _decimal(value, where, field)
-
-
-def _utc(value, where: str, field: str) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise BadInputError(f"{where}: field {field} = {value!r} is not a date-time") from None
-    if moment.tzinfo is None:  # BigQuery TIMESTAMPs are UTC instants
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def _billing_period(month, where: str) -> tuple[datetime, datetime]:
@@ -473,9 +322,9 @@ def gcp_to_focus(source: SourceFile, day: date) -> pa.Table:
             raise BadInputError(
                 f"{where}: field billing_account_id = {account!r} is not the configured billing account {expected!r}"
             )
-        start = _utc(v["usage_start_time"], where, "usage_start_time")
-        end = _utc(v["usage_end_time"], where, "usage_end_time")
-        cost = _decimal(v["cost"], where, "cost")
+        start = utc_instant(v["usage_start_time"], f"{where}: field usage_start_time", naive_is_utc=True)
+        end = utc_instant(v["usage_end_time"], f"{where}: field usage_end_time", naive_is_utc=True)
+        cost = decimal_value(v["cost"], f"{where}: field cost")
         currency = v["currency"]
         if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
             raise BadInputError(f"{where}: field currency = {currency!r} is not an ISO 4217 currency code")
@@ -486,8 +335,10 @@ def gcp_to_focus(source: SourceFile, day: date) -> pa.Table:
             )
         credits = v["credits"] or []
         for credit in credits:
-            _decimal(credit.get("amount"), where, "credits.amount")
-        credits_total = _decimal(v["credits_total"] if v["credits_total"] is not None else 0, where, "credits")
+            decimal_value(credit.get("amount"), f"{where}: field credits.amount")
+        credits_total = decimal_value(
+            v["credits_total"] if v["credits_total"] is not None else 0, f"{where}: field credits"
+        )
         period_start, period_end = _billing_period(v["invoice_month"], where)
         if end < start:
             raise BadInputError(f"{where}: usage_end_time {end.isoformat()} is before usage_start_time")
@@ -503,7 +354,7 @@ def gcp_to_focus(source: SourceFile, day: date) -> pa.Table:
             tags_cache[key] = (json.dumps(merged, sort_keys=True), attribution)
         tags_json, attribution = tags_cache[key]
         net = (cost + credits_total).quantize(_QUANTUM)
-        list_cost = _optional_decimal(v["cost_at_list"], where, "cost_at_list")
+        list_cost = optional_decimal(v["cost_at_list"], f"{where}: field cost_at_list")
         regular = cost_type == "regular"
         cud = next((c for c in credits if c.get("type") in CUD_CATEGORY), None)
         commitment_id = (v["subscription_instance_id"] or (cud or {}).get("id")) if cud else None
@@ -550,11 +401,13 @@ def gcp_to_focus(source: SourceFile, day: date) -> pa.Table:
                 "ListCost": (list_cost if list_cost is not None else cost).quantize(_QUANTUM),
                 "ContractedCost": cost.quantize(_QUANTUM),
                 "ListUnitPrice": None,
-                "ContractedUnitPrice": _optional_decimal(v["price_effective_price"], where, "price.effective_price")
+                "ContractedUnitPrice": optional_decimal(
+                    v["price_effective_price"], f"{where}: field price.effective_price"
+                )
                 if regular
                 else None,
-                "PricingQuantity": _optional_decimal(
-                    v["usage_amount_in_pricing_units"], where, "usage.amount_in_pricing_units"
+                "PricingQuantity": optional_decimal(
+                    v["usage_amount_in_pricing_units"], f"{where}: field usage.amount_in_pricing_units"
                 )
                 if regular
                 else None,
@@ -564,7 +417,9 @@ def gcp_to_focus(source: SourceFile, day: date) -> pa.Table:
                     if regular
                     else None
                 ),
-                "ConsumedQuantity": _optional_decimal(v["usage_amount"], where, "usage.amount") if regular else None,
+                "ConsumedQuantity": optional_decimal(v["usage_amount"], f"{where}: field usage.amount")
+                if regular
+                else None,
                 "ConsumedUnit": v["usage_unit"] if regular else None,
                 "ProviderName": PROVIDER_NAME,
                 "PublisherName": publisher or PROVIDER_NAME,
@@ -622,3 +477,53 @@ def gcp_daily_totals(source: SourceFile) -> dict[str, Decimal]:
         key = moment.astimezone(timezone.utc).date().isoformat()
         totals[key] = totals.get(key, Decimal(0)) + amount
     return totals
+
+
+def client_kwargs(endpoint: str | None) -> dict:
+    if not endpoint:
+        return {}
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+
+    return {"credentials": AnonymousCredentials(), "client_options": ClientOptions(api_endpoint=endpoint)}
+
+
+def arrow_paths(schema: pa.Schema) -> dict[str, str]:
+    """Dotted path -> type of every field of an Arrow schema (records are walked, arrays are leaves)."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, fields) -> None:
+        for field in fields:
+            path = f"{prefix}{field.name}"
+            if pa.types.is_struct(field.type):
+                out[path] = "RECORD"
+                walk(f"{path}.", list(field.type))
+            elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+                out[path] = "REPEATED"
+                item = field.type.value_type
+                if pa.types.is_struct(item):
+                    walk(f"{path}.", list(item))
+            elif pa.types.is_timestamp(field.type):
+                out[path] = "TIMESTAMP"
+            elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                out[path] = "STRING"
+            else:
+                out[path] = str(field.type)
+
+    walk("", schema)
+    return out
+
+
+def flatten_export(table: pa.Table, uri: str) -> pa.Table:
+    """The same flat rows as `bigquery_day_sql`, from export rows read from Parquet (every day in
+    the file: the day is chosen by `gcp_to_focus`), in the file's row order."""
+    paths = arrow_paths(table.schema)
+    check_export_fields(paths, uri)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("export", table)
+    select = ",\n  ".join(select_list(paths, "duckdb"))
+    try:
+        return con.sql(f"SELECT\n  {select}\nFROM export AS e").to_arrow_table()
+    except duckdb.Error as exc:
+        raise BadInputError(f"{uri}: cannot read the billing export rows: {exc}") from exc

@@ -12,14 +12,26 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.storage import filesystem, scheme_uri
 from rai_pipelines.core.yamlfile import read_yaml_mapping
-from rai_pipelines.costs.sources.aws_cur import ATTRIBUTION_TAGS, LEDGER_SCHEMA, SourceFile, tag_key
+from rai_pipelines.costs.ledger_schema import (
+    ATTRIBUTION_TAGS,
+    LEDGER_SCHEMA,
+    SourceConfig,
+    SourceFile,
+    SourceKind,
+    day_by_day,
+    tag_key,
+)
+from rai_pipelines.costs.values import decimal_value, utc_instant
 
 USAGE_COLUMNS = ("cluster", "node_pool", "resource_id", "usage_start", "usage_end", "quantity", "resource_tags")
 COMPONENTS = ("amortised_purchase", "power", "support")
@@ -47,13 +59,10 @@ class OnPremDeclaration:
         return hashlib.sha256(Path(self.source).read_bytes()).hexdigest()[:16]
 
 
-def _decimal(value, where: str) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise BadInputError(f"{where}: {value!r} is not a number") from None
-    if not amount.is_finite() or amount < 0:
-        raise BadInputError(f"{where}: {value!r} must be a finite, non-negative number")
+def _non_negative(value, where: str) -> Decimal:
+    amount = decimal_value(value, where)
+    if amount < 0:
+        raise BadInputError(f"{where} = {value!r} must be a finite, non-negative number")
     return amount
 
 
@@ -73,7 +82,7 @@ def load_declaration(path: str | Path) -> OnPremDeclaration:
             unknown = sorted(set(pool["rates"]) - set(COMPONENTS))
             if unknown:
                 raise BadInputError(f"{where}.rates: unknown component(s) {', '.join(unknown)} (use {COMPONENTS})")
-            rates = {c: _decimal(v, f"{where}.rates.{c}") for c, v in pool["rates"].items()}
+            rates = {c: _non_negative(v, f"{where}.rates.{c}") for c, v in pool["rates"].items()}
             key = (str(cluster["name"]), str(pool["name"]))
             if key in pools:
                 raise BadInputError(f"{where}: node pool {key[1]} of cluster {key[0]} is declared twice")
@@ -87,19 +96,6 @@ def load_declaration(path: str | Path) -> OnPremDeclaration:
         str(doc.get("billing_account", "on-premises")),
         pools,
     )
-
-
-def _utc(value, where: str) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise BadInputError(f"{where}: {value!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise BadInputError(f"{where}: {value!r} has no time zone")
-    return moment.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -128,12 +124,17 @@ def _usage(source: SourceFile, declaration: OnPremDeclaration) -> list[_Usage]:
             raise BadInputError(
                 f"{where}: node pool {pool!r} of cluster {cluster!r} has no declared cost in {declaration.source}"
             )
-        begin, finish = _utc(start, f"{where}: field usage_start"), _utc(end, f"{where}: field usage_end")
+        begin, finish = (
+            utc_instant(start, f"{where}: field usage_start", naive_is_utc=False),
+            utc_instant(end, f"{where}: field usage_end", naive_is_utc=False),
+        )
         if finish < begin:
             raise BadInputError(f"{where}: usage_end {finish.isoformat()} is before usage_start {begin.isoformat()}")
         labels = {tag_key(k): v for k, v in (tags or []) if v not in (None, "")}
         out.append(
-            _Usage(row, declared, str(resource), begin, finish, _decimal(quantity, f"{where}: field quantity"), labels)
+            _Usage(
+                row, declared, str(resource), begin, finish, _non_negative(quantity, f"{where}: field quantity"), labels
+            )
         )
     return out
 
@@ -213,3 +214,61 @@ def onprem_daily_totals(source: SourceFile, declaration: OnPremDeclaration) -> d
         per_unit = sum(usage.pool.rates.values(), Decimal(0))
         totals[key] = totals.get(key, Decimal(0)) + usage.quantity * per_unit
     return totals
+
+
+@dataclass
+class OnPremUsageReader:
+    """Measured usage of on-premises or Kubernetes capacity, one Parquet file a day
+    (`{root}/date=YYYY-MM-DD/data.parquet`), priced by the rates declared in Git."""
+
+    root: str
+    declaration: str  # path of the YAML that declares the node pools' rates
+
+    def __post_init__(self) -> None:
+        self.fs, self._base = filesystem(self.root)
+
+    def _path(self, day: date) -> str:
+        return f"{self._base}/date={day.isoformat()}/data.parquet"
+
+    def fingerprint(self, day: date) -> list[tuple[str, int, float]]:
+        """The usage files of the day's month and the declaration: a restated month or a changed
+        rate changes it."""
+        first = day.replace(day=1)
+        out = []
+        for offset in range(31):
+            current = first + timedelta(days=offset)
+            if current.month != first.month:
+                break
+            info = self.fs.get_file_info(self._path(current))
+            if info.type == pafs.FileType.File:
+                out.append((info.path, info.size or 0, info.mtime.timestamp() if info.mtime else 0.0))
+        declared = Path(self.declaration).stat()
+        return out + [(self.declaration, declared.st_size, declared.st_mtime)]
+
+    def read(self, day: date) -> list[SourceFile]:
+        path = self._path(day)
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return []
+        uri = scheme_uri(self.root, path)
+        with self.fs.open_input_file(path) as f:
+            try:
+                table = pq.read_table(f)
+            except pa.ArrowInvalid as exc:
+                raise BadInputError(f"{uri}: not a readable Parquet file: {exc}") from exc
+        return [SourceFile(uri, table, first_data_line=1, kind="onprem", context=load_declaration(self.declaration))]
+
+
+class OnPremUsage(SourceConfig):
+    """Measured usage of on-premises or Kubernetes capacity and the Git file declaring its rates."""
+
+    usage_root: str  # {usage_root}/date=YYYY-MM-DD/data.parquet, local or s3://
+    declaration: str  # YAML: node pools and their amortised purchase, power and support per unit
+
+
+SOURCE = SourceKind(
+    config=OnPremUsage,
+    reader=lambda c: OnPremUsageReader(c.usage_root, c.declaration),
+    # The declared rates travel with each usage file (SourceFile.context), read when it is.
+    days=day_by_day(lambda source, day: onprem_to_focus(source, source.context, day)),
+    daily_totals=lambda source: onprem_daily_totals(source, source.context),
+)

@@ -15,7 +15,7 @@ from rai_pipelines.core.markdown import table
 from rai_pipelines.costs import ledger as ledger_rows
 from rai_pipelines.costs.conformance import LedgerProfile, validate_ledger
 from rai_pipelines.costs.ledger import LedgerSummary, grouped_sums
-from rai_pipelines.costs.sources import aws_cur as focus
+from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
 from rai_pipelines.defs.costs.resources import BillingExportsResource
 from rai_pipelines.defs.partitions import daily_partitions
 from rai_pipelines.defs.resources import LakeResource
@@ -104,7 +104,7 @@ def cost_ledger(context: dg.AssetExecutionContext, lake: LakeResource, billing: 
 class _BuiltDay:
     day: date
     fingerprint: str
-    sources: list[focus.SourceFile]
+    sources: list[SourceFile]
     summary: LedgerSummary
     conformance: object
     witness: dict[str, dict[str, Decimal]]
@@ -124,19 +124,19 @@ def _build_period(store, billing: BillingExportsResource, days: list[date]) -> d
     fingerprints = {day: billing.export_fingerprint(day) for day in days}
     sources = billing.read_days(days)
     # A billing period's files serve every one of its days: each file is read once, for all of them.
-    files: dict[str, focus.SourceFile] = {}
+    files: dict[str, SourceFile] = {}
     days_of: dict[str, list[date]] = defaultdict(list)
     for day in days:
         for source in sources[day]:
             files.setdefault(source.uri, source)
             days_of[source.uri].append(day)
     summaries = {day: LedgerSummary() for day in days}
-    profiles = {day: LedgerProfile(focus.LEDGER_SCHEMA) for day in days}
+    profiles = {day: LedgerProfile(LEDGER_SCHEMA) for day in days}
     with ExitStack() as stack:
         staged = {day: stack.enter_context(store.staged("cost_ledger", {"date": day.isoformat()})) for day in days}
         # Streamed: rows go to each day's staged file batch by batch, so memory does not grow with
         # the bill; a staged file is published only after its day reconciles and conforms.
-        writers = {day: pq.ParquetWriter(staged[day].path, focus.LEDGER_SCHEMA, compression="zstd") for day in days}
+        writers = {day: pq.ParquetWriter(staged[day].path, LEDGER_SCHEMA, compression="zstd") for day in days}
         try:
             for uri, source in files.items():
                 for day, batch in ledger_rows.to_focus_days(source, days_of[uri]):
@@ -197,9 +197,7 @@ def _day_metadata(built: _BuiltDay) -> dict:
                 ],
             )
         ),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(f.name, str(f.type)) for f in focus.LEDGER_SCHEMA]
-        ),
+        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in LEDGER_SCHEMA]),
     }
 
 
@@ -223,9 +221,7 @@ def _range_metadata(days: list[_BuiltDay]) -> dict:
         "days": dg.MetadataValue.md(table(["day", "rows", "billed USD", "effective", "untagged share"], rows)),
         EXPORT_FINGERPRINT: dg.MetadataValue.json({b.day.isoformat(): b.fingerprint for b in days}),
         "rows": sum(b.summary.rows for b in days),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(f.name, str(f.type)) for f in focus.LEDGER_SCHEMA]
-        ),
+        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in LEDGER_SCHEMA]),
     }
 
 
@@ -247,7 +243,7 @@ def _findings_table(result) -> str:
 def reconcile(
     day: date,
     ledger_totals: dict[str, Decimal],
-    sources: list[focus.SourceFile],
+    sources: list[SourceFile],
     witness: dict[str, dict[str, Decimal]] | None = None,
 ) -> dg.AssetCheckResult:
     """Compare the ledger's billed total per source file with the export's own total for the day,

@@ -1,7 +1,6 @@
 """Governance facts (the policies' data.ai_models) and the GitOps rollback."""
 
 import json
-import math
 
 import dagster as dg
 
@@ -11,13 +10,20 @@ from rai_pipelines.core.markdown import table
 from rai_pipelines.core.registry import ModelSpec, validate_model_version
 from rai_pipelines.defs.gitops.resources import GitOpsResource
 from rai_pipelines.defs.governance.resources import PolicyResource
-from rai_pipelines.defs.monitoring.assets import REPORTS, read_snapshot, report_json
 from rai_pipelines.defs.partitions import daily_partitions
 from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
 from rai_pipelines.gitops.git import redact
 from rai_pipelines.governance.decisions import NoCompliantVersion
-from rai_pipelines.governance.facts import MODEL_COST_COLUMNS, cost_per_inference, facts_table, model_costs
+from rai_pipelines.governance.facts import (
+    MODEL_COST_COLUMNS,
+    cost_per_inference,
+    facts_table,
+    model_costs,
+    read_all_facts,
+    serving_hours,
+)
 from rai_pipelines.governance.remediation import rollback_model
+from rai_pipelines.monitoring.lake_reads import REPORTS, read_snapshot, report_json
 
 
 def _latest_run_id(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> str | None:
@@ -25,13 +31,6 @@ def _latest_run_id(instance: dg.DagsterInstance, key: dg.AssetKey, partition: st
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
     )
     return records.records[0].run_id if records.records else None
-
-
-def serving_hours(timestamps) -> int:
-    """Hours of the day a version served, from its first to its last request, in whole hours: on a
-    day a rollout or rollback switches versions, each is charged for its own hours only."""
-    span = (timestamps.max() - timestamps.min()).total_seconds() if len(timestamps) else 0.0
-    return int(min(24, max(1, math.ceil(span / 3600))))
 
 
 def model_asset_keys(spec: ModelSpec) -> list[dg.AssetKey]:
@@ -139,15 +138,6 @@ def build_governance_facts(specs: list[ModelSpec]) -> dg.AssetsDefinition:
         )
 
     return governance_facts
-
-
-def read_all_facts(lake) -> list[dict]:
-    table_ = lake.read_dataset("governance_facts")
-    if table_ is None:
-        return []
-    if "date" in table_.column_names:
-        table_ = table_.sort_by("date")
-    return table_.to_pylist()
 
 
 def review_branch(app: str, bad_version: str) -> str:

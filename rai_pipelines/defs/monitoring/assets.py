@@ -2,12 +2,7 @@
 Expectations checks), drift, fairness and performance reports, one partition per day. Adding a
 model file adds its assets; the computations live in plain modules (reports, drift, fairness)."""
 
-import hashlib
-import json
-from datetime import date, timedelta
-
 import dagster as dg
-import pandas as pd
 import pyarrow as pa
 
 from rai_pipelines.core.errors import BadInputError
@@ -16,8 +11,15 @@ from rai_pipelines.core.registry import ModelSpec
 from rai_pipelines.defs.partitions import daily_partitions
 from rai_pipelines.defs.resources import LakeResource
 from rai_pipelines.monitoring.data_quality import SuiteResult, validate_snapshot
-from rai_pipelines.monitoring.drift import PSI_BINS, ReferenceProfile
 from rai_pipelines.monitoring.labels import LABELS_READ, labels_for_day
+from rai_pipelines.monitoring.lake_reads import (
+    fairness_history,
+    model_partition,
+    read_reference,
+    read_snapshot,
+    read_window,
+    reference_profile,
+)
 from rai_pipelines.monitoring.plots import distribution_plot, fairness_history_plot
 from rai_pipelines.monitoring.reports import (
     drift_markdown,
@@ -28,84 +30,6 @@ from rai_pipelines.monitoring.reports import (
     performance_summary,
 )
 from rai_pipelines.monitoring.snapshots import build_snapshot, read_inference_log
-
-FAIRNESS_HISTORY_DAYS = 30
-REPORTS = ("drift_report", "fairness_report", "performance_report")
-
-
-def _partition(spec: ModelSpec, day: str) -> dict[str, str]:
-    return {"model": spec.name, "date": day}
-
-
-def read_snapshot(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
-    return lake.read_table("feature_snapshots", _partition(spec, day)).to_pandas(split_blocks=True, self_destruct=True)
-
-
-def _days(start: str, end: str) -> list[str]:
-    first, last = date.fromisoformat(start), date.fromisoformat(end)
-    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-
-
-def read_window(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
-    """The traffic the drift report compares: the day's, or the week's ending that day."""
-    last = date.fromisoformat(day)
-    days = _days((last - timedelta(days=spec.drift_window_days - 1)).isoformat(), day)
-    frames = [
-        read_snapshot(lake, spec, d) for d in days if d == day or lake.exists("feature_snapshots", _partition(spec, d))
-    ]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-def _reference_parts(lake, spec: ModelSpec) -> list[tuple[str, dict[str, str]]]:
-    """The files the reference is made of: the training data, or the period's snapshots."""
-    if spec.reference.is_period:
-        days = _days(spec.reference.start, spec.reference.end)
-        parts = [("feature_snapshots", _partition(spec, d)) for d in days]
-        parts = [(dataset, p) for dataset, p in parts if lake.exists(dataset, p)]
-        if not parts:
-            raise BadInputError(
-                f"{spec.name}: no feature snapshot in the reference period {spec.reference.start}..{spec.reference.end}"
-            )
-        return parts
-    partition = {"model": spec.name}
-    if not lake.exists("reference", partition):
-        raise BadInputError(f"{spec.name}: no reference window at {lake.uri('reference', partition)}")
-    return [("reference", partition)]
-
-
-def read_reference(lake, spec: ModelSpec, columns: list[str] | None = None) -> pd.DataFrame:
-    """The training data (the lake's reference dataset) or the declared period of snapshots."""
-    frames = [
-        lake.read_table(dataset, partition, columns=columns).to_pandas(split_blocks=True, self_destruct=True)
-        for dataset, partition in _reference_parts(lake, spec)
-    ]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-def reference_profile(lake, spec: ModelSpec) -> ReferenceProfile:
-    """The reference's drift profile, stored in the lake under a key of the reference files'
-    fingerprints and the declared features: built (sorting the reference) once, not every day."""
-    parts = _reference_parts(lake, spec)
-    identity = {
-        "files": [[lake.uri(d, p), lake.fingerprint(d, p)] for d, p in parts],
-        "numeric": list(spec.numeric_features),
-        "categorical": list(spec.categorical_features),
-        "format": ReferenceProfile.FORMAT,
-        "psi_bins": PSI_BINS,
-    }
-    name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24] + ".npz"
-    partition = {"model": spec.name}
-    if lake.exists("reference_profile", partition, name):
-        return ReferenceProfile.from_bytes(lake.read_bytes("reference_profile", partition, name))
-    profile = ReferenceProfile.from_frame(
-        read_reference(lake, spec), list(spec.numeric_features), list(spec.categorical_features), "score"
-    )
-    lake.write_bytes("reference_profile", partition, name, profile.to_bytes())
-    return profile
-
-
-def report_json(lake, dataset: str, spec: ModelSpec, day: str) -> dict:
-    return lake.read_json(dataset, _partition(spec, day), "report.json")
 
 
 def _check_result(name: str, result: SuiteResult, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
@@ -161,7 +85,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     def feature_snapshots(context: dg.AssetExecutionContext, lake: LakeResource):
         day = context.partition_key
         store = lake.lake()
-        log_partition = _partition(spec, day)
+        log_partition = model_partition(spec, day)
         found = read_inference_log(store, log_partition)
         if found is None:
             raise BadInputError(
@@ -234,7 +158,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             for v, doc in summary["versions"].items()
             for f in doc["features"]
         ]
-        store.write_table("drift_report", _partition(spec, day), pa.Table.from_pylist(rows))
+        store.write_table("drift_report", model_partition(spec, day), pa.Table.from_pylist(rows))
         plots = {}
         for version, doc in summary["versions"].items():
             for feature in doc["features"]:
@@ -248,8 +172,8 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                         f"{spec.name} {version} {day}: {feature['feature']} "
                         f"(effect {feature['effect_size']:.2f}, p={feature['p_value']:.2g})",
                     )
-                    plots[name] = store.write_bytes("drift_report", _partition(spec, day), name, png)
-        uri = store.write_json("drift_report", _partition(spec, day), "report.json", {**summary, "plots": plots})
+                    plots[name] = store.write_bytes("drift_report", model_partition(spec, day), name, png)
+        uri = store.write_json("drift_report", model_partition(spec, day), "report.json", {**summary, "plots": plots})
         return dg.MaterializeResult(
             metadata={
                 "report": dg.MetadataValue.md(drift_markdown(spec, summary)),
@@ -288,15 +212,15 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             for g, s in a["groups"].items()
         ]
         if rows:
-            store.write_table("fairness_report", _partition(spec, day), pa.Table.from_pylist(rows))
+            store.write_table("fairness_report", model_partition(spec, day), pa.Table.from_pylist(rows))
         metadata = {}
         if spec.protected_attributes:
-            history = _fairness_history(store, spec, day, summary)
+            history = fairness_history(store, spec, day, summary)
             png = fairness_history_plot(history, None, f"{spec.name}: demographic parity up to {day}")
             metadata["plot fairness_over_time.png"] = dg.MetadataValue.path(
-                store.write_bytes("fairness_report", _partition(spec, day), "fairness_over_time.png", png)
+                store.write_bytes("fairness_report", model_partition(spec, day), "fairness_over_time.png", png)
             )
-        uri = store.write_json("fairness_report", _partition(spec, day), "report.json", summary)
+        uri = store.write_json("fairness_report", model_partition(spec, day), "report.json", summary)
         return dg.MaterializeResult(
             metadata={
                 "report": dg.MetadataValue.md(fairness_markdown(spec, summary)),
@@ -318,7 +242,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         day = context.partition_key
         store = lake.lake()
         summary = performance_summary(spec, read_snapshot(store, spec, day))
-        uri = store.write_json("performance_report", _partition(spec, day), "report.json", summary)
+        uri = store.write_json("performance_report", model_partition(spec, day), "report.json", summary)
         return dg.MaterializeResult(
             metadata={
                 "report": dg.MetadataValue.md(performance_markdown(spec, summary)),
@@ -331,32 +255,4 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     return [feature_snapshots, drift_report, fairness_report, performance_report]
 
 
-def _fairness_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame:
-    """Each enforced attribute's parity per version over the last days whose reports exist."""
-    last = date.fromisoformat(day)
-    rows = []
-    for offset in range(FAIRNESS_HISTORY_DAYS - 1, -1, -1):
-        current = (last - timedelta(days=offset)).isoformat()
-        if current == day:
-            summary = today
-        elif store.exists("fairness_report", _partition(spec, current), "report.json"):
-            summary = report_json(store, "fairness_report", spec, current)
-        else:
-            continue
-        for version, doc in summary["versions"].items():
-            for a in doc["attributes"]:
-                if a["ratio"] is not None and "&" not in a["attribute"]:
-                    low, high = a["ratio_ci"] or (None, None)
-                    rows.append(
-                        {
-                            "date": current,
-                            "series": f"{version} {a['attribute']}",
-                            "ratio": a["ratio"],
-                            "low": low,
-                            "high": high,
-                        }
-                    )
-    return pd.DataFrame(rows, columns=["date", "series", "ratio", "low", "high"])
-
-
-__all__ = ["build_model_assets", "report_json", "read_snapshot", "REPORTS"]
+__all__ = ["build_model_assets"]

@@ -29,96 +29,25 @@ configured with; the normalisation refuses any row of another account.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 import posixpath
-import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.costs.sources.aws_cur import ParquetInput, SourceFile
-from rai_pipelines.costs.sources.exports import physical_lines
-
-Fingerprint = tuple[str, int | str, float]
-
+from rai_pipelines.costs.ledger_schema import SourceConfig, SourceFile, SourceKind
+from rai_pipelines.costs.sources.focus_export import (
+    AZURE,
+    Fingerprint,
+    _load_json,
+    _month_bounds,
+    _source_file,
+    focus_export_daily_totals,
+    focus_export_days,
+)
 
 # --- file contents ------------------------------------------------------------------------------------
-
-
-def read_focus_csv(data: bytes, uri: str) -> tuple[pa.Table, list[int] | None]:
-    """A FOCUS CSV (plain or gzip) with every column as text, so that a bad value is reported with its
-    line instead of silently becoming null; and the physical line of each row when it differs from
-    index + 2."""
-    if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise BadInputError(f"{uri}: not a readable gzip file: {exc}") from exc
-    header = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
-    if not header:
-        raise BadInputError(f"{uri}: empty file, no FOCUS header")
-    try:
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(encoding="utf-8"),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in _csv_header(header)}, strings_can_be_null=False
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{uri}: not a readable CSV file: {exc}") from exc
-    table = table.rename_columns([c.lstrip("\ufeff") for c in table.column_names])
-    lines = physical_lines(data, table.num_rows)
-    if lines is not None and len(lines) != table.num_rows:
-        raise BadInputError(f"{uri}: {len(lines)} records by line but {table.num_rows} parsed rows")
-    return table, lines
-
-
-def _csv_header(header: str) -> list[str]:
-    return next(csv.reader([header]))
-
-
-def read_focus_parquet(data: bytes, uri: str) -> pa.Table:
-    try:
-        return pq.read_table(pa.BufferReader(data))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise BadInputError(f"{uri}: not a readable Parquet file: {exc}") from exc
-
-
-def _source_file(data: bytes, uri: str, kind: str, account: str) -> SourceFile:
-    name = uri.rsplit("/", 1)[-1].lower()
-    if name.endswith(".parquet"):
-        return SourceFile(uri, read_focus_parquet(data, uri), first_data_line=1, kind=kind, context=account)
-    if name.endswith((".csv", ".csv.gz", ".gz")):
-        table, lines = read_focus_csv(data, uri)
-        return SourceFile(uri, table, first_data_line=2, kind=kind, context=account, row_lines=lines)
-    raise BadInputError(f"{uri}: not a CSV, gzip CSV or Parquet export file")
-
-
-def _load_json(data: bytes, uri: str) -> dict:
-    try:
-        manifest = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{uri}: manifest is not JSON: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise BadInputError(f"{uri}: manifest is not a JSON object")
-    return manifest
-
-
-def _month_bounds(day: date) -> tuple[date, date]:
-    first = day.replace(day=1)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return first, following
 
 
 # --- Azure --------------------------------------------------------------------------------------------
@@ -354,99 +283,33 @@ class AzureFocusExportReader:
 # --- AWS ----------------------------------------------------------------------------------------------
 
 
-def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in root:
-        return pafs.FileSystem.from_uri(root.rstrip("/"))
-    return pafs.LocalFileSystem(), str(Path(root).resolve())
+class AzureFocusExport(SourceConfig):
+    """An Azure Cost Management export in FOCUS format, in Blob Storage or a local folder laid out like the
+    container. Secrets come from the environment (`{env: AZURE_STORAGE_CONNECTION_STRING}` in YAML)."""
+
+    billing_account_id: str  # rows of any other billing account are refused (compared ignoring case)
+    export_name: str
+    directory: str = ""  # the export's root folder path in the container
+    root: str | None = None  # a local folder laid out like the container, or:
+    container: str | None = None
+    connection_string: str | None = None
+    account_url: str | None = None  # https://<account>.blob.core.windows.net
+    account_key: str | None = None
+    sas_token: str | None = None
 
 
-@dataclass
-class AwsFocusExportReader:
-    """One AWS Data Exports export of the "FOCUS 1.2 with AWS columns" table, in `root` (s3://bucket,
-    with pyarrow's query options such as endpoint_override, or a local folder standing for the bucket)."""
-
-    # Its files cover a whole billing period: what it reads for one day serves every day of the month.
-    files_cover_billing_period = True
-
-    root: str
-    billing_account_id: str  # the payer account: rows of any other BillingAccountId are refused
-    prefix: str = "focus"
-    name: str = "rai-focus"
-
-    def __post_init__(self) -> None:
-        if not self.billing_account_id:
-            raise ValueError("AwsFocusExportReader needs the billing account id the export belongs to")
-        self.fs, self._base = _filesystem(self.root)
-        self._s3 = self.root.startswith("s3://")
-
-    def _uri(self, path: str) -> str:
-        return f"s3://{path}" if self._s3 else path
-
-    def _export_dir(self) -> str:
-        parts = [p for p in (self.prefix.strip("/"), self.name.strip("/")) if p]
-        return "/".join([self._base, *parts])
-
-    def _manifest(self, day: date) -> pafs.FileInfo | None:
-        folder = f"{self._export_dir()}/metadata/BILLING_PERIOD={day:%Y-%m}"
-        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
-            return None
-        found = [
-            info
-            for info in self.fs.get_file_info(pafs.FileSelector(folder, recursive=True))
-            if info.type == pafs.FileType.File and info.base_name == f"{self.name}-Manifest.json"
-        ]
-        if not found:
-            return None
-        # Several manifests: an export that keeps every version; the newest is the current one.
-        return max(found, key=lambda i: (i.mtime.timestamp() if i.mtime else 0.0, i.path))
-
-    def file_paths(self, day: date) -> list[str]:
-        """The data files the current manifest of the billing period of `day` names."""
-        info = self._manifest(day)
-        if info is None:
-            return []
-        uri = self._uri(info.path)
-        with self.fs.open_input_stream(info.path) as f:
-            manifest = _load_json(f.read(), uri)
-        files = manifest.get("dataFiles")
-        if not isinstance(files, list) or not all(isinstance(f, str) and f.startswith("s3://") for f in files):
-            raise BadInputError(f"{uri}: manifest has no dataFiles list of s3:// URIs")
-        if len(set(files)) != len(files):
-            raise BadInputError(f"{uri}: manifest lists a data file twice")
-        bucket = self._base.split("/", 1)[0]
-        paths = []
-        for f in files:
-            file_bucket, _, key = f[len("s3://") :].partition("/")
-            if self._s3 and file_bucket != bucket:
-                raise BadInputError(f"{uri}: data file {f} is not in the export's bucket {bucket}")
-            # s3://<bucket>/<key>: locally, the root stands for the bucket.
-            paths.append(f"{file_bucket}/{key}" if self._s3 else f"{self._base}/{key}")
-        return paths
-
-    def fingerprint(self, day: date) -> list[Fingerprint]:
-        """(path, size, modification time) of the current manifest and its data files."""
-        info = self._manifest(day)
-        if info is None:
-            return []
-        out = [(self._uri(info.path), info.size or 0, info.mtime.timestamp() if info.mtime else 0.0)]
-        for path in self.file_paths(day):
-            file_info = self.fs.get_file_info(path)
-            out.append((self._uri(path), file_info.size or 0, file_info.mtime.timestamp() if file_info.mtime else 0.0))
-        return out
-
-    def read(self, day: date) -> list[SourceFile]:
-        files = []
-        for path in self.file_paths(day):
-            uri = self._uri(path)
-            if self.fs.get_file_info(path).type != pafs.FileType.File:
-                raise BadInputError(f"{uri}: listed in the manifest but missing from the export")
-            if uri.lower().endswith(".parquet"):
-                # Streamed like CUR 2.0: an AWS FOCUS export has about as many rows as the CUR.
-                parquet = ParquetInput(self.fs, path, uri)
-                _ = parquet.schema  # a file that is no Parquet at all fails here, naming it
-                files.append(SourceFile.streamed(parquet, kind="aws_focus", context=self.billing_account_id))
-                continue
-            with self.fs.open_input_stream(path, compression=None) as f:
-                data = f.read()
-            files.append(_source_file(data, uri, "aws_focus", self.billing_account_id))
-        return files
+SOURCE = SourceKind(
+    config=AzureFocusExport,
+    reader=lambda c: AzureFocusExportReader(
+        c.billing_account_id,
+        c.export_name,
+        c.directory,
+        root=c.root,
+        container=c.container,
+        connection_string=c.connection_string,
+        account_url=c.account_url,
+        credential=c.account_key or c.sas_token,
+    ),
+    days=lambda source, days: focus_export_days(source, days, AZURE),
+    daily_totals=lambda source: focus_export_daily_totals(source, AZURE),
+)

@@ -1,0 +1,127 @@
+"""The lake reads monitoring shares: a model's daily snapshots and the window the drift report
+compares, its reference (training data or a period of snapshots) and the drift profile stored for it,
+and the reports written before (report.json, the fairness history)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, timedelta
+
+import pandas as pd
+
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.registry import ModelSpec
+from rai_pipelines.monitoring.drift import PSI_BINS, ReferenceProfile
+
+FAIRNESS_HISTORY_DAYS = 30
+
+
+REPORTS = ("drift_report", "fairness_report", "performance_report")
+
+
+def model_partition(spec: ModelSpec, day: str) -> dict[str, str]:
+    return {"model": spec.name, "date": day}
+
+
+def read_snapshot(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
+    return lake.read_table("feature_snapshots", model_partition(spec, day)).to_pandas(
+        split_blocks=True, self_destruct=True
+    )
+
+
+def days_between(start: str, end: str) -> list[str]:
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def read_window(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
+    """The traffic the drift report compares: the day's, or the week's ending that day."""
+    last = date.fromisoformat(day)
+    days = days_between((last - timedelta(days=spec.drift_window_days - 1)).isoformat(), day)
+    frames = [
+        read_snapshot(lake, spec, d)
+        for d in days
+        if d == day or lake.exists("feature_snapshots", model_partition(spec, d))
+    ]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def reference_parts(lake, spec: ModelSpec) -> list[tuple[str, dict[str, str]]]:
+    """The files the reference is made of: the training data, or the period's snapshots."""
+    if spec.reference.is_period:
+        days = days_between(spec.reference.start, spec.reference.end)
+        parts = [("feature_snapshots", model_partition(spec, d)) for d in days]
+        parts = [(dataset, p) for dataset, p in parts if lake.exists(dataset, p)]
+        if not parts:
+            raise BadInputError(
+                f"{spec.name}: no feature snapshot in the reference period {spec.reference.start}..{spec.reference.end}"
+            )
+        return parts
+    partition = {"model": spec.name}
+    if not lake.exists("reference", partition):
+        raise BadInputError(f"{spec.name}: no reference window at {lake.uri('reference', partition)}")
+    return [("reference", partition)]
+
+
+def read_reference(lake, spec: ModelSpec, columns: list[str] | None = None) -> pd.DataFrame:
+    """The training data (the lake's reference dataset) or the declared period of snapshots."""
+    frames = [
+        lake.read_table(dataset, partition, columns=columns).to_pandas(split_blocks=True, self_destruct=True)
+        for dataset, partition in reference_parts(lake, spec)
+    ]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def reference_profile(lake, spec: ModelSpec) -> ReferenceProfile:
+    """The reference's drift profile, stored in the lake under a key of the reference files'
+    fingerprints and the declared features: built (sorting the reference) once, not every day."""
+    parts = reference_parts(lake, spec)
+    identity = {
+        "files": [[lake.uri(d, p), lake.fingerprint(d, p)] for d, p in parts],
+        "numeric": list(spec.numeric_features),
+        "categorical": list(spec.categorical_features),
+        "format": ReferenceProfile.FORMAT,
+        "psi_bins": PSI_BINS,
+    }
+    name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24] + ".npz"
+    partition = {"model": spec.name}
+    if lake.exists("reference_profile", partition, name):
+        return ReferenceProfile.from_bytes(lake.read_bytes("reference_profile", partition, name))
+    profile = ReferenceProfile.from_frame(
+        read_reference(lake, spec), list(spec.numeric_features), list(spec.categorical_features), "score"
+    )
+    lake.write_bytes("reference_profile", partition, name, profile.to_bytes())
+    return profile
+
+
+def report_json(lake, dataset: str, spec: ModelSpec, day: str) -> dict:
+    return lake.read_json(dataset, model_partition(spec, day), "report.json")
+
+
+def fairness_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame:
+    """Each enforced attribute's parity per version over the last days whose reports exist."""
+    last = date.fromisoformat(day)
+    rows = []
+    for offset in range(FAIRNESS_HISTORY_DAYS - 1, -1, -1):
+        current = (last - timedelta(days=offset)).isoformat()
+        if current == day:
+            summary = today
+        elif store.exists("fairness_report", model_partition(spec, current), "report.json"):
+            summary = report_json(store, "fairness_report", spec, current)
+        else:
+            continue
+        for version, doc in summary["versions"].items():
+            for a in doc["attributes"]:
+                if a["ratio"] is not None and "&" not in a["attribute"]:
+                    low, high = a["ratio_ci"] or (None, None)
+                    rows.append(
+                        {
+                            "date": current,
+                            "series": f"{version} {a['attribute']}",
+                            "ratio": a["ratio"],
+                            "low": low,
+                            "high": high,
+                        }
+                    )
+    return pd.DataFrame(rows, columns=["date", "series", "ratio", "low", "high"])
