@@ -104,9 +104,12 @@ def measure(args, workdir: Path) -> None:
     import dagster as dg
 
     from rai_pipelines.costs.sources.aws_cur import AwsCurExport
-    from rai_pipelines.defs.costs.assets import cost_ledger
+    from rai_pipelines.defs.costs.assets import build_cost_ledger
     from rai_pipelines.defs.costs.resources import BillingExportsResource
+    from rai_pipelines.defs.partitions import daily_partitions
     from rai_pipelines.defs.resources import LakeResource
+
+    cost_ledger = build_cost_ledger(daily_partitions(FIRST_DAY.isoformat()))
 
     days = _days(args)
     resources = {

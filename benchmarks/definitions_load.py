@@ -17,7 +17,7 @@ CODE = """
 import resource, time
 t = time.perf_counter()
 import rai_pipelines.definitions as d
-d.defs.resolve_asset_graph()
+d.defs().resolve_asset_graph()
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 

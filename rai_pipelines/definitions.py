@@ -12,21 +12,20 @@ from rai_pipelines.core.registry import load_registry
 from rai_pipelines.costs.sources import load_billing_sources
 from rai_pipelines.costs.sources.aws_cur import AwsCurExport
 from rai_pipelines.costs.sources.onprem import OnPremUsage
-from rai_pipelines.defs.costs.assets import cost_ledger
+from rai_pipelines.defs.costs.assets import build_cost_ledger
 from rai_pipelines.defs.costs.resources import BillingExportsResource
+from rai_pipelines.defs.costs.sensors import build_restatement_sensor
+from rai_pipelines.defs.gitops.assets import gitops_rollback
 from rai_pipelines.defs.gitops.resources import GitOpsResource
-from rai_pipelines.defs.governance.assets import build_governance_facts, gitops_rollback
+from rai_pipelines.defs.governance.assets import build_governance_facts, governance_decisions
 from rai_pipelines.defs.governance.resources import PolicyResource
+from rai_pipelines.defs.governance.sensors import build_policy_sensor
 from rai_pipelines.defs.jobs import daily_governance_job, gitops_rollback_job, late_labels_job
 from rai_pipelines.defs.monitoring.assets import build_model_assets
+from rai_pipelines.defs.monitoring.sensors import build_late_labels_sensor
+from rai_pipelines.defs.partitions import daily_partitions
 from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
 from rai_pipelines.defs.schedules import daily_governance_schedule
-from rai_pipelines.defs.sensors import (
-    build_late_labels_sensor,
-    build_policy_sensor,
-    build_restatement_sensor,
-    governance_decisions,
-)
 from rai_pipelines.settings import Settings
 
 
@@ -44,7 +43,7 @@ def _billing(settings: Settings) -> BillingExportsResource:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     specs = list(load_registry(settings.model_registry_dir).values())
-    model_assets = [a for spec in specs for a in build_model_assets(spec)]
+    days = daily_partitions(settings.partitions_start)
     resources = {
         "lake": LakeResource(
             root=settings.lake_root,
@@ -60,7 +59,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
     }
     return dg.Definitions(
-        assets=[cost_ledger, *model_assets, build_governance_facts(specs), gitops_rollback, governance_decisions],
+        assets=[
+            build_cost_ledger(days),
+            *(asset for spec in specs for asset in build_model_assets(spec, days)),
+            build_governance_facts(specs, days),
+            governance_decisions,
+            gitops_rollback,
+        ],
         jobs=[daily_governance_job, gitops_rollback_job, late_labels_job],
         schedules=[daily_governance_schedule],
         sensors=[
@@ -72,4 +77,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
-defs = build_definitions(Settings.from_env())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location Dagster loads: settings are read when Dagster asks, not at import."""
+    return build_definitions(Settings.from_env())

@@ -1195,9 +1195,12 @@ def test_the_cost_ledger_asset_takes_both_focus_exports_together(tmp_path, blob_
     from rai_pipelines.core.lake import Lake
     from rai_pipelines.costs.sources.aws_focus import AwsFocusExport
     from rai_pipelines.costs.sources.azure_focus import AzureFocusExport
-    from rai_pipelines.defs.costs.assets import cost_ledger
+    from rai_pipelines.defs.costs.assets import build_cost_ledger
     from rai_pipelines.defs.costs.resources import BillingExportsResource
+    from rai_pipelines.defs.partitions import daily_partitions
     from rai_pipelines.defs.resources import LakeResource
+
+    cost_ledger = build_cost_ledger(daily_partitions("2023-01-01"))
 
     azure, aws = azure_rows(), aws_rows()
     write_azure_run(blob_container, azure, "run-1", "2024-05-03T06:12:44.1234567Z")

@@ -629,9 +629,12 @@ def test_the_cost_ledger_asset_reads_the_bigquery_export_through_the_resource(bq
 
     from rai_pipelines.core.lake import Lake
     from rai_pipelines.costs.sources.gcp_bigquery import GcpBigQueryExport
-    from rai_pipelines.defs.costs.assets import cost_ledger
+    from rai_pipelines.defs.costs.assets import build_cost_ledger
     from rai_pipelines.defs.costs.resources import BillingExportsResource
+    from rai_pipelines.defs.partitions import daily_partitions
     from rai_pipelines.defs.resources import LakeResource
+
+    cost_ledger = build_cost_ledger(daily_partitions("2023-01-01"))
 
     billing = BillingExportsResource.of(
         [

@@ -11,14 +11,9 @@ import pytest
 from rai_pipelines.core.errors import BadInputError, GitOpsError
 from rai_pipelines.core.registry import validate_model_version
 from rai_pipelines.demo.world import write_gitops_repo
-from rai_pipelines.gitops.git import (
-    GitOpsCheckout,
-    check_rendered,
-    kustomize_render,
-    pin_model_version,
-    remote_head,
-    run_git,
-)
+from rai_pipelines.gitops.git import GitOpsCheckout, remote_head, run_git
+from rai_pipelines.gitops.manifests import check_rendered, pin_model_version
+from rai_pipelines.gitops.render import kustomize_render
 from rai_pipelines.governance.decisions import NoCompliantVersion
 from rai_pipelines.governance.rego import PolicyBundle, RegopyEngine
 from rai_pipelines.governance.remediation import rollback_model
@@ -220,12 +215,12 @@ def test_credentials_in_remote_urls_are_redacted():
 
 
 def test_a_new_commit_renders_again_only_what_changed(remote, tmp_path):
-    from rai_pipelines.gitops.git import _RENDER_CACHE, rendered_deployments
+    from rai_pipelines.gitops.render import RenderCache, rendered_deployments
 
     glob = "apps/*/overlays/production"
-    _RENDER_CACHE.clear()
+    cache = RenderCache()
     with GitOpsCheckout(str(remote), "main", str(tmp_path)) as co:
-        first, _ = rendered_deployments(co.path, glob, co.head)
+        first, _ = rendered_deployments(co.path, glob, co.head, cache)
         pin_model_version(
             co.path / OVERLAY,
             "credit-scoring-ai",
@@ -236,10 +231,10 @@ def test_a_new_commit_renders_again_only_what_changed(remote, tmp_path):
             "m5.large",
         )
         co.commit("pin", "test", {})
-        second, failures = rendered_deployments(co.path, glob, co.head)
+        second, failures = rendered_deployments(co.path, glob, co.head, cache)
     versions = {d.app: d.model_version for d in second}
     assert failures == [] and versions == {"credit-scoring-ai": "1.4.2", "employment-screening-ai": "3.2.0"}
     untouched = [d for d in second if d.app == "employment-screening-ai"]
     assert untouched[0].manifest == next(d for d in first if d.app == "employment-screening-ai").manifest
-    cached = _RENDER_CACHE[glob].overlays
+    cached = cache.renders[glob].overlays
     assert cached[OVERLAY][0] is not None  # the overlay's Git trees are known, so it can be reused

@@ -298,6 +298,7 @@ def test_the_monitoring_assets_run_on_an_s3_lake(specs, world, s3_server, tmp_pa
     """Inference logs as JSON lines in an S3 bucket (moto's server on loopback), reference and
     labels beside them: the snapshot, checks and reports are written to and read from the bucket."""
     from rai_pipelines.defs.monitoring.assets import build_model_assets
+    from rai_pipelines.defs.partitions import daily_partitions
     from rai_pipelines.defs.resources import LakeResource
 
     spec = specs["credit-scoring-ai"]
@@ -314,7 +315,8 @@ def test_the_monitoring_assets_run_on_an_s3_lake(specs, world, s3_server, tmp_pa
     key = tmp_path / "key"
     key.write_bytes(b"0" * 64)
     resource = LakeResource(root=lake.root, decision_log_dir=str(tmp_path / "log"), pseudonymisation_key_file=str(key))
-    result = dg.materialize(build_model_assets(spec), partition_key=DAY, resources={"lake": resource})
+    assets = build_model_assets(spec, daily_partitions(DAY))
+    result = dg.materialize(assets, partition_key=DAY, resources={"lake": resource})
     assert result.success
     snapshot = lake.read_table("feature_snapshots", partition)
     assert snapshot.num_rows == len(frame) and snapshot.column("label").null_count == 0

@@ -423,7 +423,7 @@ def test_policy_test_command_exit_codes(tmp_path, capsys):
 
 
 def test_one_bad_deployment_or_ambiguous_version_never_stops_the_others(bundle):
-    from rai_pipelines.gitops.git import RenderedDeployment
+    from rai_pipelines.gitops.render import RenderedDeployment
     from rai_pipelines.governance.decisions import evaluate_deployments
 
     huge = RenderedDeployment("apps/huge", deployment(app="huge", labels={"blob": "x" * 1_100_000}))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rai_pipelines.monitoring.data_quality import Finding, SuiteResult, run_suite
+from rai_pipelines.core.quality import Finding, SuiteResult, run_suite
 
 # FOCUS 1.2 column names this ledger emits; anything else must be prefixed x_.
 FOCUS_COLUMNS = {

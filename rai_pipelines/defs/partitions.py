@@ -1,7 +1,7 @@
 import dagster as dg
 
-from rai_pipelines.settings import Settings
 
-# Days complete in UTC; the first day is configurable (RAI_PARTITIONS_START) so that a deployment
-# does not list years of empty partitions.
-daily_partitions = dg.DailyPartitionsDefinition(start_date=Settings.from_env().partitions_start, end_offset=0)
+def daily_partitions(start_date: str) -> dg.DailyPartitionsDefinition:
+    """Days complete in UTC, from the first day configured (RAI_PARTITIONS_START), so that a
+    deployment does not list years of empty partitions."""
+    return dg.DailyPartitionsDefinition(start_date=start_date, end_offset=0)

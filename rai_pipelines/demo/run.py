@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rai_pipelines.core import datasets
 from rai_pipelines.settings import PROJECT_ROOT
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -105,7 +106,7 @@ def _print_day_summaries(world, specs, say) -> None:
     lake = Lake(str(world.lake_root))
     say("\nCost ledger (FOCUS 1.2), per day:")
     for day in world.days:
-        ledger = lake.read_table("cost_ledger", {"date": day.isoformat()}).to_pylist()
+        ledger = lake.read_table(datasets.COST_LEDGER, {"date": day.isoformat()}).to_pylist()
         total = sum(r["BilledCost"] for r in ledger)
         tagged = sum(r["EffectiveCost"] for r in ledger if r["x_ModelName"])
         providers = sorted({r["x_SourceUri"].rsplit("/", 1)[-1] for r in ledger})
@@ -114,7 +115,7 @@ def _print_day_summaries(world, specs, say) -> None:
             f"from {', '.join(providers)}"
         )
     say("\nGovernance facts (drift share, fairness score [95% interval], ROC AUC of labelled rows, cost), per day:")
-    facts = lake.read_dataset("governance_facts").sort_by([("date", "ascending"), ("model_name", "ascending")])
+    facts = lake.read_dataset(datasets.GOVERNANCE_FACTS).sort_by([("date", "ascending"), ("model_name", "ascending")])
     for row in facts.to_pylist():
         fairness = f"{row['fairness_score']:.3f}" if row["fairness_score"] is not None else "  n/a"
         if row["fairness_score_ci_upper"] is not None:

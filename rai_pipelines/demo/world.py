@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rai_pipelines.core import datasets
 from rai_pipelines.core.lake import Lake
 from rai_pipelines.core.registry import ModelSpec
 from rai_pipelines.costs.sources.export_files import billing_period_folder
@@ -150,7 +151,7 @@ def write_traffic(lake: Lake, spec: ModelSpec, days: list[date], key: bytes) -> 
         chunk = analysis.iloc[schedule[day]]
         log = _log_frame(spec, chunk, prefix, day, deployed_version(spec, day))
         lake.write_table(
-            "inference_logs",
+            datasets.INFERENCE_LOGS,
             {"model": spec.name, "date": day.isoformat()},
             pa.Table.from_pandas(log, preserve_index=False),
         )

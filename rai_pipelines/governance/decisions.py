@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from rai_pipelines.core.decision_log import decision_id, digest
 from rai_pipelines.core.errors import BadInputError, PolicyError
 from rai_pipelines.core.registry import validate_model_version
-from rai_pipelines.gitops.git import RenderedDeployment, redact
+from rai_pipelines.gitops.git import redact
+from rai_pipelines.gitops.render import RenderedDeployment
 from rai_pipelines.governance.facts import ai_models_document
 from rai_pipelines.governance.rego import (
     DEFAULT_PACKAGE,

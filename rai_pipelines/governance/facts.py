@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 from decimal import Decimal
 
 import pyarrow as pa
 
+from rai_pipelines.core import datasets
 from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.registry import ModelSpec, validate_model_version
+from rai_pipelines.monitoring.lake_reads import read_snapshot, report_json
 
 FACTS_SCHEMA = pa.schema(
     [
@@ -151,9 +155,68 @@ def serving_hours(timestamps) -> int:
 
 
 def read_all_facts(lake) -> list[dict]:
-    table_ = lake.read_dataset("governance_facts")
+    table_ = lake.read_dataset(datasets.GOVERNANCE_FACTS)
     if table_ is None:
         return []
     if "date" in table_.column_names:
         table_ = table_.sort_by("date")
     return table_.to_pylist()
+
+
+def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> list[dict]:
+    """The facts rows of one day: for every model version that served, its fairness, drift and
+    performance from the day's reports, its inference count, and its cost (attributed in the
+    ledger, and as declared in the registry for the hours it served). `run_ids` are the runs the
+    inputs came from, kept as lineage."""
+    ledger = store.read_table(datasets.COST_LEDGER, {"date": day}, columns=list(MODEL_COST_COLUMNS))
+    cost = model_costs(ledger, f"cost_ledger {day}")
+    rows = []
+    for spec in specs:
+        snapshot = read_snapshot(store, spec, day)
+        drift = report_json(store, datasets.DRIFT_REPORT, spec, day)["versions"]
+        fairness = report_json(store, datasets.FAIRNESS_REPORT, spec, day)["versions"]
+        performance = report_json(store, datasets.PERFORMANCE_REPORT, spec, day)["versions"]
+        for version, count in snapshot["model_version"].value_counts().sort_index().items():
+            validate_model_version(version, f"{spec.name} feature snapshot {day}")
+            serving = spec.version(version).serving
+            hours = serving_hours(snapshot.loc[snapshot["model_version"] == version, "timestamp"])
+            declared = serving.usd_per_hour * serving.replicas * hours
+            actual = cost.get((spec.name, version))
+            fair = fairness.get(version, {})
+            perf = performance.get(version, {})
+            low, high = fair.get("fairness_score_ci") or (None, None)
+            rows.append(
+                {
+                    "date": day,
+                    "model_name": spec.name,
+                    "model_version": version,
+                    "inference_count": int(count),
+                    "fairness_applicable": bool(spec.enforced_protected_attributes),
+                    "fairness_score": fair.get("fairness_score"),
+                    "fairness_worst_attribute": fair.get("worst_attribute"),
+                    "fairness_worst_group": fair.get("worst_group"),
+                    "fairness_by_attribute": json.dumps(
+                        {a["attribute"]: a["ratio"] for a in fair.get("attributes", [])}
+                    ),
+                    "fairness_score_ci_lower": low,
+                    "fairness_score_ci_upper": high,
+                    "equalized_odds_ratio": fair.get("equalized_odds_ratio"),
+                    "drift_share": drift[version]["drift_share"],
+                    "drifted_features": drift[version]["drifted_features"],
+                    "drift_max_effect_size": drift[version]["max_effect_size"],
+                    "drift_classifier_auc": (drift[version].get("multivariate") or {}).get("auc"),
+                    "prediction_drift_p_value": drift[version]["prediction_drift_p_value"],
+                    "prediction_drift_effect_size": drift[version]["prediction_drift_effect_size"],
+                    "labelled_rows": perf.get("labelled_rows"),
+                    "roc_auc": perf.get("roc_auc"),
+                    "accuracy": perf.get("accuracy"),
+                    "expected_calibration_error": perf.get("expected_calibration_error"),
+                    "daily_cost_usd": float(actual) if actual is not None else None,
+                    "cost_per_inference_usd": cost_per_inference(actual, int(count)),
+                    "serving_hours": hours,
+                    "declared_daily_cost_usd": declared,
+                    "estimated_cost_per_inference_usd": cost_per_inference(declared, int(count)),
+                    "source_run_ids": sorted(set(run_ids)),
+                }
+            )
+    return rows

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from rai_pipelines.core.decision_log import DecisionLog, decision_id, digest
 from rai_pipelines.core.errors import BadInputError, GitOpsError, PolicyError, RaiError
 from rai_pipelines.core.registry import validate_model_version
-from rai_pipelines.gitops.git import kustomize_render
+from rai_pipelines.gitops.render import kustomize_render
 from rai_pipelines.governance.rego import (
     DEFAULT_PACKAGE,
     PolicyBundle,

@@ -8,7 +8,9 @@ from pathlib import Path, PurePosixPath
 
 from rai_pipelines.core.errors import BadInputError, GitOpsError
 from rai_pipelines.core.registry import ModelSpec, validate_model_version
-from rai_pipelines.gitops.git import GitOpsCheckout, check_rendered, kustomize_render, pin_model_version, run_git
+from rai_pipelines.gitops.git import GitOpsCheckout, run_git
+from rai_pipelines.gitops.manifests import check_rendered, pin_model_version
+from rai_pipelines.gitops.render import kustomize_render
 from rai_pipelines.governance.decisions import NoCompliantVersion, choose_rollback_target
 from rai_pipelines.governance.facts import ai_models_document
 from rai_pipelines.governance.rego import PolicyBundle, PolicyEngine, evaluate_decisions

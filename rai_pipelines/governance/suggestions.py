@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.gitops.git import GitOpsCheckout, load_yaml, run_git
+from rai_pipelines.gitops.git import GitOpsCheckout, run_git
+from rai_pipelines.gitops.manifests import load_yaml
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rai_pipelines.core import datasets
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.registry import ModelSpec
 from rai_pipelines.monitoring.snapshots import read_inference_log
@@ -98,8 +99,8 @@ def match_labels(lake, spec: ModelSpec, partition: dict[str, str]) -> LabelArriv
 def labels_read(lake, spec: ModelSpec, day: str) -> dict[str, str] | None:
     """What the day's snapshot recorded it read; None when the day has no snapshot."""
     partition = {"model": spec.name, "date": day}
-    if not lake.exists("feature_snapshots", partition):
+    if not lake.exists(datasets.FEATURE_SNAPSHOTS, partition):
         return None
-    if not lake.exists("feature_snapshots", partition, LABELS_READ):
+    if not lake.exists(datasets.FEATURE_SNAPSHOTS, partition, LABELS_READ):
         return {}
-    return lake.read_json("feature_snapshots", partition, LABELS_READ)
+    return lake.read_json(datasets.FEATURE_SNAPSHOTS, partition, LABELS_READ)

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from rai_pipelines.core import datasets
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.registry import ModelSpec
 from rai_pipelines.monitoring.drift import PSI_BINS, ReferenceProfile
@@ -17,7 +18,7 @@ from rai_pipelines.monitoring.drift import PSI_BINS, ReferenceProfile
 FAIRNESS_HISTORY_DAYS = 30
 
 
-REPORTS = ("drift_report", "fairness_report", "performance_report")
+REPORTS = (datasets.DRIFT_REPORT, datasets.FAIRNESS_REPORT, datasets.PERFORMANCE_REPORT)
 
 
 def model_partition(spec: ModelSpec, day: str) -> dict[str, str]:
@@ -25,7 +26,7 @@ def model_partition(spec: ModelSpec, day: str) -> dict[str, str]:
 
 
 def read_snapshot(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
-    return lake.read_table("feature_snapshots", model_partition(spec, day)).to_pandas(
+    return lake.read_table(datasets.FEATURE_SNAPSHOTS, model_partition(spec, day)).to_pandas(
         split_blocks=True, self_destruct=True
     )
 
@@ -42,7 +43,7 @@ def read_window(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
     frames = [
         read_snapshot(lake, spec, d)
         for d in days
-        if d == day or lake.exists("feature_snapshots", model_partition(spec, d))
+        if d == day or lake.exists(datasets.FEATURE_SNAPSHOTS, model_partition(spec, d))
     ]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
@@ -51,7 +52,7 @@ def reference_parts(lake, spec: ModelSpec) -> list[tuple[str, dict[str, str]]]:
     """The files the reference is made of: the training data, or the period's snapshots."""
     if spec.reference.is_period:
         days = days_between(spec.reference.start, spec.reference.end)
-        parts = [("feature_snapshots", model_partition(spec, d)) for d in days]
+        parts = [(datasets.FEATURE_SNAPSHOTS, model_partition(spec, d)) for d in days]
         parts = [(dataset, p) for dataset, p in parts if lake.exists(dataset, p)]
         if not parts:
             raise BadInputError(
@@ -86,12 +87,12 @@ def reference_profile(lake, spec: ModelSpec) -> ReferenceProfile:
     }
     name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24] + ".npz"
     partition = {"model": spec.name}
-    if lake.exists("reference_profile", partition, name):
-        return ReferenceProfile.from_bytes(lake.read_bytes("reference_profile", partition, name))
+    if lake.exists(datasets.REFERENCE_PROFILE, partition, name):
+        return ReferenceProfile.from_bytes(lake.read_bytes(datasets.REFERENCE_PROFILE, partition, name))
     profile = ReferenceProfile.from_frame(
         read_reference(lake, spec), list(spec.numeric_features), list(spec.categorical_features), "score"
     )
-    lake.write_bytes("reference_profile", partition, name, profile.to_bytes())
+    lake.write_bytes(datasets.REFERENCE_PROFILE, partition, name, profile.to_bytes())
     return profile
 
 
@@ -107,8 +108,8 @@ def fairness_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFr
         current = (last - timedelta(days=offset)).isoformat()
         if current == day:
             summary = today
-        elif store.exists("fairness_report", model_partition(spec, current), "report.json"):
-            summary = report_json(store, "fairness_report", spec, current)
+        elif store.exists(datasets.FAIRNESS_REPORT, model_partition(spec, current), "report.json"):
+            summary = report_json(store, datasets.FAIRNESS_REPORT, spec, current)
         else:
             continue
         for version, doc in summary["versions"].items():

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rai_pipelines.core import datasets
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.registry import ModelSpec, validate_model_version
 
@@ -29,15 +30,17 @@ def read_inference_log(
     """A day's inference log as the serving side wrote it: Parquet (data.parquet) or JSON lines
     (data.jsonl, one request per line, ISO timestamps with a zone offset). Returns (table, uri), or
     None when the day has neither."""
-    if lake.exists("inference_logs", partition):
-        return lake.read_table("inference_logs", partition, columns=columns), lake.uri("inference_logs", partition)
-    if not lake.exists("inference_logs", partition, JSONL_FILE):
+    if lake.exists(datasets.INFERENCE_LOGS, partition):
+        return lake.read_table(datasets.INFERENCE_LOGS, partition, columns=columns), lake.uri(
+            datasets.INFERENCE_LOGS, partition
+        )
+    if not lake.exists(datasets.INFERENCE_LOGS, partition, JSONL_FILE):
         return None
     import pyarrow.json as pj
 
-    uri = lake.uri("inference_logs", partition, JSONL_FILE)
+    uri = lake.uri(datasets.INFERENCE_LOGS, partition, JSONL_FILE)
     try:
-        with lake.fs.open_input_stream(lake.path("inference_logs", partition, JSONL_FILE)) as stream:
+        with lake.fs.open_input_stream(lake.path(datasets.INFERENCE_LOGS, partition, JSONL_FILE)) as stream:
             table = pj.read_json(stream)
     except pa.ArrowInvalid as exc:
         raise BadInputError(f"{uri}: not valid JSON lines: {exc}") from exc

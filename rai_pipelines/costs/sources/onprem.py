@@ -62,7 +62,7 @@ class OnPremDeclaration:
 def _non_negative(value, where: str) -> Decimal:
     amount = decimal_value(value, where)
     if amount < 0:
-        raise BadInputError(f"{where} = {value!r} must be a finite, non-negative number")
+        raise BadInputError(f"{where}: {value!r} must be a finite, non-negative number")
     return amount
 
 

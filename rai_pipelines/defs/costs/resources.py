@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import dagster as dg
 import pydantic
 
+from rai_pipelines.costs.ledger_build import export_fingerprint, read_days
 from rai_pipelines.costs.ledger_schema import SourceConfig, SourceFile
 from rai_pipelines.costs.sources import kind_of, open_reader, source_config
 
@@ -43,26 +42,8 @@ class BillingExportsResource(dg.ConfigurableResource):
         return [open_reader(s.kind, source_config(s.kind, s.fields, f"billing source {s.kind}")) for s in self.sources]
 
     def export_fingerprint(self, day: date) -> str:
-        """A digest of the export files (path, size, modification time) of the day's billing period,
-        over every export: it changes when a provider restates the period."""
-        files = sorted(f for reader in self.readers() for f in reader.fingerprint(day))
-        return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24]
+        """A digest of every source's export files for the day's billing period."""
+        return export_fingerprint(self.readers(), day)
 
     def read_day(self, day: date) -> list[SourceFile]:
-        return self.read_days([day])[day]
-
-    def read_days(self, days: list[date]) -> dict[date, list[SourceFile]]:
-        """Each day's source files; a reader whose files cover a billing period reads them once per
-        month for all of its days (a backfill would otherwise read a month's CSV once per day)."""
-        files: dict[date, list[SourceFile]] = {day: [] for day in days}
-        for reader in self.readers():
-            by_period: dict[tuple[int, int], list[SourceFile]] = {}
-            for day in days:
-                if getattr(reader, "files_cover_billing_period", False):
-                    period = (day.year, day.month)
-                    if period not in by_period:
-                        by_period[period] = reader.read(day)
-                    files[day].extend(by_period[period])
-                else:
-                    files[day].extend(reader.read(day))
-        return files
+        return read_days(self.readers(), [day])[day]

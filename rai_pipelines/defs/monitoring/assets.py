@@ -5,12 +5,14 @@ model file adds its assets; the computations live in plain modules (reports, dri
 import dagster as dg
 import pyarrow as pa
 
+from rai_pipelines.core import datasets
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.markdown import table
+from rai_pipelines.core.quality import SuiteResult
 from rai_pipelines.core.registry import ModelSpec
-from rai_pipelines.defs.partitions import daily_partitions
+from rai_pipelines.defs.keys import model_asset_key
 from rai_pipelines.defs.resources import LakeResource
-from rai_pipelines.monitoring.data_quality import SuiteResult, validate_snapshot
+from rai_pipelines.monitoring.data_quality import validate_snapshot
 from rai_pipelines.monitoring.labels import LABELS_READ, labels_for_day
 from rai_pipelines.monitoring.lake_reads import (
     fairness_history,
@@ -50,15 +52,35 @@ def _check_result(name: str, result: SuiteResult, severity: dg.AssetCheckSeverit
     )
 
 
-def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+def build_model_assets(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """A model's four daily assets: its feature snapshot and the three reports computed from it."""
+    return [
+        build(spec, partitions_def)
+        for build in (build_feature_snapshots, build_drift_report, build_fairness_report, build_performance_report)
+    ]
+
+
+def _report_args(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dict:
+    """What the reports share: daily, per model, computed from the model's feature snapshot."""
+    return {
+        "key_prefix": [spec.asset_prefix],
+        "deps": [model_asset_key(spec, datasets.FEATURE_SNAPSHOTS)],
+        "partitions_def": partitions_def,
+        "group_name": "monitoring",
+        "tags": {"model": spec.name},
+        "kinds": {"python"},
+    }
+
+
+def build_feature_snapshots(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     prefix = [spec.asset_prefix]
     tags = {"model": spec.name}
-    snapshot_key = dg.AssetKey([*prefix, "feature_snapshots"])
+    snapshot_key = model_asset_key(spec, datasets.FEATURE_SNAPSHOTS)
 
     @dg.asset(
-        name="feature_snapshots",
+        name=datasets.FEATURE_SNAPSHOTS,
         key_prefix=prefix,
-        partitions_def=daily_partitions,
+        partitions_def=partitions_def,
         group_name="monitoring",
         kinds={"parquet"},
         tags=tags,
@@ -98,12 +120,12 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         frame = snapshot.to_pandas()
         complete = validate_snapshot(frame, spec, None, "complete")
         if complete.passed:
-            uri = store.write_table("feature_snapshots", log_partition, snapshot)
-            store.write_json("feature_snapshots", log_partition, LABELS_READ, read)
+            uri = store.write_table(datasets.FEATURE_SNAPSHOTS, log_partition, snapshot)
+            store.write_json(datasets.FEATURE_SNAPSHOTS, log_partition, LABELS_READ, read)
         else:
             # Kept for inspection, never where the reports, the weekly window or a period reference
             # read: the day's previous snapshot, if any, stays as it was.
-            uri = store.write_table("feature_snapshots_rejected", log_partition, snapshot)
+            uri = store.write_table(datasets.FEATURE_SNAPSHOTS_REJECTED, log_partition, snapshot)
         like_reference = validate_snapshot(frame, spec, reference_profile(store, spec), "like_reference")
         versions = frame["model_version"].value_counts().sort_index()
         left_behind = sorted(set(log.column_names) & set(spec.pii_columns))
@@ -123,19 +145,13 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         yield _check_result("snapshot_is_complete", complete, dg.AssetCheckSeverity.ERROR)
         yield _check_result("snapshot_matches_reference", like_reference, dg.AssetCheckSeverity.WARN)
 
-    # The reports are daily, per model, computed from the feature snapshot.
-    report = {
-        "key_prefix": prefix,
-        "deps": [feature_snapshots],
-        "partitions_def": daily_partitions,
-        "group_name": "monitoring",
-        "tags": tags,
-        "kinds": {"python"},
-    }
+    return feature_snapshots
 
+
+def build_drift_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        name="drift_report",
-        **report,
+        name=datasets.DRIFT_REPORT,
+        **_report_args(spec, partitions_def),
         description=f"{spec.name}: drift of the features against the reference (KS for numeric, chi-squared for "
         "categorical, corrected for multiple tests, with an effect size beside every p-value) and of the model "
         "score; PNG plots of the drifted features.",
@@ -158,7 +174,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             for v, doc in summary["versions"].items()
             for f in doc["features"]
         ]
-        store.write_table("drift_report", model_partition(spec, day), pa.Table.from_pylist(rows))
+        store.write_table(datasets.DRIFT_REPORT, model_partition(spec, day), pa.Table.from_pylist(rows))
         plots = {}
         for version, doc in summary["versions"].items():
             for feature in doc["features"]:
@@ -172,8 +188,10 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                         f"{spec.name} {version} {day}: {feature['feature']} "
                         f"(effect {feature['effect_size']:.2f}, p={feature['p_value']:.2g})",
                     )
-                    plots[name] = store.write_bytes("drift_report", model_partition(spec, day), name, png)
-        uri = store.write_json("drift_report", model_partition(spec, day), "report.json", {**summary, "plots": plots})
+                    plots[name] = store.write_bytes(datasets.DRIFT_REPORT, model_partition(spec, day), name, png)
+        uri = store.write_json(
+            datasets.DRIFT_REPORT, model_partition(spec, day), "report.json", {**summary, "plots": plots}
+        )
         return dg.MaterializeResult(
             metadata={
                 "report": dg.MetadataValue.md(drift_markdown(spec, summary)),
@@ -183,9 +201,13 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             }
         )
 
+    return drift_report
+
+
+def build_fairness_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        name="fairness_report",
-        **report,
+        name=datasets.FAIRNESS_REPORT,
+        **_report_args(spec, partitions_def),
         description=f"{spec.name}: favourable-outcome rate and, where labels exist, true- and false-positive rates "
         "per protected group and declared intersection; demographic-parity and equalized-odds ratios with "
         "bootstrap intervals; groups below the minimum size are shown but not scored; fairness over time as PNG.",
@@ -212,15 +234,15 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             for g, s in a["groups"].items()
         ]
         if rows:
-            store.write_table("fairness_report", model_partition(spec, day), pa.Table.from_pylist(rows))
+            store.write_table(datasets.FAIRNESS_REPORT, model_partition(spec, day), pa.Table.from_pylist(rows))
         metadata = {}
         if spec.protected_attributes:
             history = fairness_history(store, spec, day, summary)
             png = fairness_history_plot(history, None, f"{spec.name}: demographic parity up to {day}")
             metadata["plot fairness_over_time.png"] = dg.MetadataValue.path(
-                store.write_bytes("fairness_report", model_partition(spec, day), "fairness_over_time.png", png)
+                store.write_bytes(datasets.FAIRNESS_REPORT, model_partition(spec, day), "fairness_over_time.png", png)
             )
-        uri = store.write_json("fairness_report", model_partition(spec, day), "report.json", summary)
+        uri = store.write_json(datasets.FAIRNESS_REPORT, model_partition(spec, day), "report.json", summary)
         return dg.MaterializeResult(
             metadata={
                 "report": dg.MetadataValue.md(fairness_markdown(spec, summary)),
@@ -232,9 +254,13 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             }
         )
 
+    return fairness_report
+
+
+def build_performance_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        name="performance_report",
-        **report,
+        name=datasets.PERFORMANCE_REPORT,
+        **_report_args(spec, partitions_def),
         description=f"{spec.name}: ROC AUC, accuracy and calibration (Brier score, expected calibration error) "
         "on the labelled rows of the day; re-materialised when late labels arrive.",
     )
@@ -242,7 +268,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         day = context.partition_key
         store = lake.lake()
         summary = performance_summary(spec, read_snapshot(store, spec, day))
-        uri = store.write_json("performance_report", model_partition(spec, day), "report.json", summary)
+        uri = store.write_json(datasets.PERFORMANCE_REPORT, model_partition(spec, day), "report.json", summary)
         return dg.MaterializeResult(
             metadata={
                 "report": dg.MetadataValue.md(performance_markdown(spec, summary)),
@@ -252,7 +278,4 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             }
         )
 
-    return [feature_snapshots, drift_report, fairness_report, performance_report]
-
-
-__all__ = ["build_model_assets"]
+    return performance_report

@@ -1,0 +1,14 @@
+"""The lake's datasets, named once: each is also the name of the asset that writes it."""
+
+COST_LEDGER = "cost_ledger"
+INFERENCE_LOGS = "inference_logs"
+LABELS = "labels"
+REFERENCE = "reference"
+REFERENCE_PROFILE = "reference_profile"
+FEATURE_SNAPSHOTS = "feature_snapshots"
+FEATURE_SNAPSHOTS_REJECTED = "feature_snapshots_rejected"
+DRIFT_REPORT = "drift_report"
+FAIRNESS_REPORT = "fairness_report"
+PERFORMANCE_REPORT = "performance_report"
+MODEL_REPORTS = (DRIFT_REPORT, FAIRNESS_REPORT, PERFORMANCE_REPORT)
+GOVERNANCE_FACTS = "governance_facts"

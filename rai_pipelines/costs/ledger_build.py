@@ -1,0 +1,143 @@
+"""Building the cost ledger's daily partitions from the billing sources' readers.
+
+A range of days is built one billing period at a time: each export file is read once for all of
+its days, its rows streamed batch by batch into each day's staged partition. A billing period is
+published only when every one of its days reconciles with its exports and conforms to FOCUS;
+otherwise nothing of it is (LedgerNotPublished says which day and why).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rai_pipelines.core import datasets
+from rai_pipelines.core.errors import RaiError
+from rai_pipelines.core.quality import SuiteResult
+from rai_pipelines.costs import ledger
+from rai_pipelines.costs.conformance import LedgerProfile, validate_ledger
+from rai_pipelines.costs.ledger import LedgerSummary, grouped_sums
+from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
+from rai_pipelines.costs.reconciliation import Reconciliation, reconcile
+
+
+class LedgerNotPublished(RaiError):
+    """A billing period whose ledger was not published: a day that does not reconcile or conform."""
+
+    def __init__(
+        self, message: str, reconciliation: Reconciliation | None = None, conformance: SuiteResult | None = None
+    ):
+        super().__init__(message)
+        self.reconciliation = reconciliation
+        self.conformance = conformance
+
+
+@dataclass
+class BuiltDay:
+    day: date
+    fingerprint: str  # the digest of the export files the day was built from
+    sources: list[SourceFile]
+    summary: LedgerSummary
+    conformance: SuiteResult
+    witness: dict[str, dict[str, Decimal]]
+    uri: str = ""
+    after: Reconciliation | None = None  # the reconciliation of the partition as read back
+
+
+def billing_periods(days: list[date]) -> list[list[date]]:
+    periods: dict[tuple[int, int], list[date]] = defaultdict(list)
+    for day in days:
+        periods[(day.year, day.month)].append(day)
+    return [periods[key] for key in sorted(periods)]
+
+
+def export_fingerprint(readers: list, day: date) -> str:
+    """A digest of the export files (path, size, modification time) of the day's billing period,
+    over every source: it changes when a provider restates the period."""
+    files = sorted(f for reader in readers for f in reader.fingerprint(day))
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24]
+
+
+def read_days(readers: list, days: list[date]) -> dict[date, list[SourceFile]]:
+    """Each day's source files; a reader whose files cover a billing period reads them once per
+    month for all of its days (a backfill would otherwise read a month's CSV once per day)."""
+    files: dict[date, list[SourceFile]] = {day: [] for day in days}
+    for reader in readers:
+        by_period: dict[tuple[int, int], list[SourceFile]] = {}
+        for day in days:
+            if getattr(reader, "files_cover_billing_period", False):
+                period = (day.year, day.month)
+                if period not in by_period:
+                    by_period[period] = reader.read(day)
+                files[day].extend(by_period[period])
+            else:
+                files[day].extend(reader.read(day))
+    return files
+
+
+def build_period(store, readers: list, days: list[date]) -> dict[date, BuiltDay]:
+    # Taken before reading: a restatement during the read changes it, and the sensor notices.
+    fingerprints = {day: export_fingerprint(readers, day) for day in days}
+    sources = read_days(readers, days)
+    # A billing period's files serve every one of its days: each file is read once, for all of them.
+    files: dict[str, SourceFile] = {}
+    days_of: dict[str, list[date]] = defaultdict(list)
+    for day in days:
+        for source in sources[day]:
+            files.setdefault(source.uri, source)
+            days_of[source.uri].append(day)
+    summaries = {day: LedgerSummary() for day in days}
+    profiles = {day: LedgerProfile(LEDGER_SCHEMA) for day in days}
+    with ExitStack() as stack:
+        staged = {
+            day: stack.enter_context(store.staged(datasets.COST_LEDGER, {"date": day.isoformat()})) for day in days
+        }
+        # Streamed: rows go to each day's staged file batch by batch, so memory does not grow with
+        # the bill; a staged file is published only after its day reconciles and conforms.
+        writers = {day: pq.ParquetWriter(staged[day].path, LEDGER_SCHEMA, compression="zstd") for day in days}
+        try:
+            for uri, source in files.items():
+                for day, batch in ledger.to_focus_days(source, days_of[uri]):
+                    writers[day].write_batch(batch)
+                    summaries[day].add(batch)
+                    profiles[day].add(batch)
+        finally:
+            for writer in writers.values():
+                writer.close()
+        built = {}
+        witness: dict[str, dict[str, Decimal]] = {}  # each file's totals, computed once for all its days
+        for day in days:
+            before = reconcile(day, summaries[day].billed_by_source, sources[day], witness)
+            if not before.passed:
+                raise LedgerNotPublished(
+                    f"cost ledger for {day} does not reconcile with its exports; nothing of {day:%Y-%m} was written",
+                    reconciliation=before,
+                )
+            conformance = validate_ledger(profiles[day])
+            if not conformance.passed:
+                raise LedgerNotPublished(
+                    f"cost ledger for {day} does not conform to FOCUS 1.2; nothing of {day:%Y-%m} was written",
+                    conformance=conformance,
+                )
+            built[day] = BuiltDay(day, fingerprints[day], sources[day], summaries[day], conformance, witness)
+        for day in days:
+            built[day].uri = staged[day].publish()
+    return built
+
+
+def ledger_totals_as_written(store, day: date) -> dict[str, Decimal]:
+    """The billed total per source file of a published partition, read back from the lake."""
+    written: dict[str, Decimal] = defaultdict(Decimal)
+    partition = {"date": day.isoformat()}
+    for batch in store.iter_batches(datasets.COST_LEDGER, partition, columns=["x_SourceUri", "BilledCost"]):
+        for uri, cost in grouped_sums(pa.Table.from_batches([batch]), ["x_SourceUri"], "BilledCost"):
+            written[uri] += cost
+    return written

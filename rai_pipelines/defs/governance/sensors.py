@@ -1,0 +1,153 @@
+"""The policy sensor: evaluates the Rego policies on every deployed model and requests a GitOps
+rollback for each violation, with a run key derived from the decision so that a restart or a
+second tick never launches the same remediation twice."""
+
+import json
+
+import dagster as dg
+
+from rai_pipelines.defs.gitops.resources import GitOpsResource
+from rai_pipelines.defs.governance.resources import PolicyResource
+from rai_pipelines.defs.keys import GITOPS_ROLLBACK_OP, GOVERNANCE_DECISIONS, GOVERNANCE_FACTS
+from rai_pipelines.defs.resources import LakeResource
+from rai_pipelines.gitops.render import RenderCache, rendered_deployments
+from rai_pipelines.governance.decisions import evaluate_deployments, rollback_run_key
+from rai_pipelines.governance.facts import ai_models_document, read_all_facts
+
+
+def _observation(record: dict) -> dg.AssetObservation:
+    result = record.get("result", {})
+    return dg.AssetObservation(
+        asset_key=GOVERNANCE_DECISIONS,
+        metadata={
+            "decision_id": record.get("decision_id") or "",
+            "app": record.get("app") or record.get("gitops", {}).get("overlay", ""),
+            "model_version": record.get("model_version") or "",
+            "allowed": bool(result.get("allowed", False)),
+            "remediation": result.get("remediation") or record.get("action", {}).get("type", ""),
+            "deny": dg.MetadataValue.json(result.get("deny", [])),
+            "warn": dg.MetadataValue.json(result.get("warn", [])),
+            "error": result.get("error") or "",
+            "record_digest": record["digest"],
+        },
+    )
+
+
+def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
+    # The rendered overlays of the GitOps repository's latest commit, kept between ticks: only a new
+    # commit clones and renders, and then only the overlays whose Git trees changed.
+    renders = RenderCache()
+
+    @dg.sensor(
+        job=rollback_job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Evaluates the Rego policies on each deployed model (its rendered Deployment as input, "
+        "governance facts as data.ai_models) and requests a GitOps rollback for every violation.",
+    )
+    def governance_policy_sensor(
+        context: dg.SensorEvaluationContext, lake: LakeResource, gitops: GitOpsResource, policy: PolicyResource
+    ):
+        latest = context.instance.fetch_materializations(GOVERNANCE_FACTS, limit=1).records
+        if not latest:
+            return dg.SkipReason("no governance facts have been materialised yet")
+        bundle = policy.bundle()
+        state = {
+            "facts_storage_id": latest[0].storage_id,
+            "gitops_revision": gitops.head(),
+            "policy_digest": bundle.digest,
+        }
+        if context.cursor and json.loads(context.cursor) == state:
+            return dg.SkipReason("facts, GitOps revision and policies unchanged since the last evaluation")
+
+        store = lake.lake()
+        revision = state["gitops_revision"]
+        rendered = renders.get(revision, gitops.overlay_glob)
+        if rendered is None:
+            with gitops.checkout() as checkout:
+                revision = checkout.head
+                rendered = rendered_deployments(checkout.path, gitops.overlay_glob, revision, renders)
+        deployments, render_failures = rendered
+        facts_rows = read_all_facts(store)
+        conflicts: list[str] = []
+        ai_models_document(facts_rows, conflicts)
+        decisions = evaluate_deployments(
+            policy.policy_engine(), bundle, deployments, facts_rows, gitops.remote, revision, policy.package
+        )
+        records = [
+            {
+                "kind": "render_error",
+                "gitops": {"revision": revision, "overlay": f.overlay},
+                "result": {"error": f.error},
+                "action": {"type": "alert"},
+            }
+            for f in render_failures
+        ] + [{"kind": "facts_conflict", "result": {"error": c}, "action": {"type": "alert"}} for c in conflicts]
+        for record in records:
+            context.log.error(f"ALERT: {record['result']['error']}")
+        # One lock and one fsync for the whole tick.
+        appended = lake.decision_log().append_many(records + [d.record for d in decisions])
+        observations = [_observation(r) for r in appended]
+        run_requests = []
+        for decision in decisions:
+            deployment = decision.deployment
+            if decision.error:
+                context.log.error(f"{deployment.overlay}: not evaluated: {decision.error}")
+                continue
+            warnings = decision.record["result"].get("warn", [])
+            (context.log.info if decision.violations or warnings else context.log.debug)(
+                f"{deployment.app} {deployment.model_version}: {'; '.join(decision.violations) or 'allowed'}"
+                f"{' (warnings: ' + '; '.join(warnings) + ')' if warnings else ''} (decision {decision.decision_id})"
+            )
+            if decision.remediation == "alert":
+                # Alert-only violations (missing facts, for instance) change nothing in Git; they stay
+                # in the decision log and in the tick's log, and the sensor evaluates again on change.
+                context.log.warning(
+                    f"ALERT {deployment.app} {deployment.model_version}: {'; '.join(decision.violations)}"
+                )
+            if decision.remediation not in ("rollback", "review"):
+                continue
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=rollback_run_key(
+                        deployment.app, deployment.overlay, deployment.model_version, deployment.manifest
+                    ),
+                    run_config=dg.RunConfig(
+                        ops={
+                            GITOPS_ROLLBACK_OP: {
+                                "config": {
+                                    "app": deployment.app,
+                                    "deployment": deployment.manifest["metadata"]["name"],
+                                    "overlay": deployment.overlay,
+                                    "bad_version": deployment.model_version,
+                                    "decision_id": decision.decision_id,
+                                    "violations": decision.violations,
+                                    "mode": "push" if decision.remediation == "rollback" else "branch",
+                                }
+                            }
+                        }
+                    ),
+                    tags={
+                        "rai-pipelines/decision-id": decision.decision_id,
+                        "rai-pipelines/app": deployment.app,
+                        "rai-pipelines/remediation": decision.remediation,
+                        # A failed push or render is retried by the daemon (run_retries in dagster.yaml);
+                        # the asset marks "no compliant version" as final.
+                        "dagster/max_retries": "2",
+                    },
+                )
+            )
+        state["gitops_revision"] = revision
+        if not run_requests:
+            allowed = sum(1 for d in decisions if not d.error and not d.violations)
+            return dg.SensorResult(
+                cursor=json.dumps(state),
+                asset_events=observations,
+                skip_reason=dg.SkipReason(
+                    f"{allowed} of {len(decisions)} deployment(s) comply at GitOps revision {revision[:12]}"
+                    + ("; the others are alerts in the decision log" if allowed < len(decisions) else "")
+                ),
+            )
+        return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(state), asset_events=observations)
+
+    return governance_policy_sensor

@@ -1,0 +1,23 @@
+"""Asset keys, named once for the assets, jobs, sensors and the demo that refer to them."""
+
+import dagster as dg
+
+from rai_pipelines.core import datasets
+from rai_pipelines.core.registry import ModelSpec
+
+COST_LEDGER = dg.AssetKey(datasets.COST_LEDGER)
+GOVERNANCE_FACTS = dg.AssetKey(datasets.GOVERNANCE_FACTS)
+GOVERNANCE_DECISIONS = dg.AssetKey("governance_decisions")
+GITOPS_ROLLBACK = dg.AssetKey("gitops_rollback")
+# The rollback job's one op, by name: the policy sensor's run config is addressed to it.
+GITOPS_ROLLBACK_OP = GITOPS_ROLLBACK.to_python_identifier()
+
+
+def model_asset_key(spec: ModelSpec, dataset: str) -> dg.AssetKey:
+    """A model's own asset (feature snapshot or report), under the model's prefix."""
+    return dg.AssetKey([spec.asset_prefix, dataset])
+
+
+def model_asset_keys(spec: ModelSpec) -> list[dg.AssetKey]:
+    """The model's feature snapshot and its reports."""
+    return [model_asset_key(spec, name) for name in (datasets.FEATURE_SNAPSHOTS, *datasets.MODEL_REPORTS)]

@@ -1,0 +1,118 @@
+"""TODO docstring"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from rai_pipelines.core.errors import GitOpsError
+from rai_pipelines.core.registry import validate_model_version
+from rai_pipelines.gitops.render import kustomize_render
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def load_yaml(path: Path):
+    try:
+        return _yaml().load(path.read_text())
+    except Exception as exc:
+        raise GitOpsError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def dump_yaml(document, path: Path) -> None:
+    buffer = io.StringIO()
+    _yaml().dump(document, buffer)
+    path.write_text(buffer.getvalue())
+
+
+def _image_repository(image: str) -> tuple[str, str]:
+    repository, _, tag = image.rpartition(":")
+    if not repository or "/" in tag:
+        raise GitOpsError(f"image {image!r} has no tag")
+    return repository, tag
+
+
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+
+
+def pin_model_version(
+    overlay: Path,
+    deployment_name: str,
+    image: str,
+    version: str,
+    note: str,
+    replicas: int | None = None,
+    instance_type: str | None = None,
+) -> None:
+    """Edit the overlay in place so it deploys `image` with the pod label model-version=`version`,
+    and the version's declared serving resources (replica count, node instance type).
+
+    kustomization.yaml `images:` carries the tag; a strategic-merge patch in the overlay carries
+    the label and the serving resources. Comments and formatting of both files are kept.
+    """
+    validate_model_version(version, f"{overlay}: target version")
+    repository, tag = _image_repository(image)
+    kustomization_path = overlay / "kustomization.yaml"
+    kustomization = load_yaml(kustomization_path)
+    images = kustomization.get("images")
+    if images is None:
+        images = kustomization["images"] = []
+    entry = next((i for i in images if i.get("name") == repository), None)
+    if entry is None:
+        entry = CommentedMap(name=repository)
+        images.append(entry)
+    entry["newTag"] = tag
+    # The end-of-line comment of newTag is where Flux keeps its {"$imagepolicy": ...} marker; the
+    # pin replaces it so image automation leaves the field alone until a person removes the pin.
+    entry.yaml_add_eol_comment(f"pinned by rai-pipelines: {note}", "newTag")
+    dump_yaml(kustomization, kustomization_path)
+
+    patch_path = None
+    for patch in kustomization.get("patches") or []:
+        candidate = overlay / str(patch.get("path", ""))
+        if patch.get("path") and candidate.is_file():
+            doc = load_yaml(candidate)
+            if doc and doc.get("kind") == "Deployment" and doc.get("metadata", {}).get("name") == deployment_name:
+                patch_path = candidate
+                break
+    if patch_path is None:
+        raise GitOpsError(
+            f"{kustomization_path}: no strategic-merge patch for Deployment {deployment_name} "
+            "to carry the model-version label; add one under `patches:`"
+        )
+    patch_doc = load_yaml(patch_path)
+    spec = patch_doc.setdefault("spec", CommentedMap())
+    template = spec.setdefault("template", CommentedMap())
+    template.setdefault("metadata", CommentedMap()).setdefault("labels", CommentedMap())["model-version"] = version
+    if replicas is not None:
+        spec["replicas"] = int(replicas)
+    if instance_type is not None:
+        template.setdefault("spec", CommentedMap()).setdefault("nodeSelector", CommentedMap())[INSTANCE_TYPE_LABEL] = (
+            instance_type
+        )
+    dump_yaml(patch_doc, patch_path)
+
+
+def check_rendered(overlay: Path, deployment_name: str, image: str, version: str) -> dict:
+    """Render the edited overlay and prove it deploys what the pin says, before anything is committed."""
+    for doc in kustomize_render(overlay):
+        if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == deployment_name:
+            template = doc["spec"]["template"]
+            label = template.get("metadata", {}).get("labels", {}).get("model-version")
+            images = [c.get("image") for c in template["spec"].get("containers", [])]
+            if label != version or image not in images:
+                raise GitOpsError(
+                    f"{overlay}: the rendered Deployment has model-version={label!r} and images {images}, "
+                    f"expected {version!r} and {image!r}"
+                )
+            return doc
+    raise GitOpsError(f"{overlay}: the rendered overlay holds no Deployment named {deployment_name}")
