@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rai_pipelines.governance.rego import PolicyBundle, RegopyEngine, evaluate_decisions
+from rai_pipelines.governance.bundle import PolicyBundle
+from rai_pipelines.governance.rego import RegopyEngine, evaluate_decisions
 from rai_pipelines.settings import PROJECT_ROOT
 
 REFERENCE = """package apexlogic.ai_governance
@@ -92,13 +93,13 @@ def decisions_per_second(decisions: int, versions: int) -> tuple[float, float]:
 
 def sensor_tick_seconds(deployments: int, versions: int, work: Path) -> float:
     import dagster as dg
+    from rai_pipelines.defs.sensors import build_policy_sensor
 
     from rai_pipelines.core.lake import Lake
     from rai_pipelines.core.registry import load_registry
     from rai_pipelines.defs.gitops.resources import GitOpsResource
     from rai_pipelines.defs.governance.resources import PolicyResource
     from rai_pipelines.defs.resources import LakeResource
-    from rai_pipelines.defs.sensors import build_policy_sensor
     from rai_pipelines.demo.world import _base_files
     from rai_pipelines.governance.facts import facts_table
 

@@ -17,7 +17,8 @@ def _demo(args) -> int:
 
 
 def _load_bundle(path: str):
-    from rai_pipelines.governance.rego import PolicyBundle, validate_bundle_compiles
+    from rai_pipelines.governance.bundle import PolicyBundle
+    from rai_pipelines.governance.rego import validate_bundle_compiles
 
     bundle = PolicyBundle.load(path)
     validate_bundle_compiles(bundle)

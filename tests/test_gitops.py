@@ -14,9 +14,9 @@ from rai_pipelines.demo.world import write_gitops_repo
 from rai_pipelines.gitops.git import GitOpsCheckout, remote_head, run_git
 from rai_pipelines.gitops.manifests import check_rendered, pin_model_version
 from rai_pipelines.gitops.render import kustomize_render
-from rai_pipelines.governance.decisions import NoCompliantVersion
-from rai_pipelines.governance.rego import PolicyBundle, RegopyEngine
-from rai_pipelines.governance.remediation import rollback_model
+from rai_pipelines.governance.bundle import PolicyBundle
+from rai_pipelines.governance.rego import RegopyEngine
+from rai_pipelines.governance.rollback import NoCompliantVersion, rollback_model
 from rai_pipelines.settings import PROJECT_ROOT
 
 OVERLAY = "apps/credit-scoring-ai/overlays/production"

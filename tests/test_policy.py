@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rai_pipelines.core.errors import PolicyError
+from rai_pipelines.governance.bundle import PolicyBundle
 from rai_pipelines.governance.rego import (
     MAX_INPUT_DEPTH,
-    PolicyBundle,
     RegopyEngine,
     TimeBoundedEngine,
     evaluate_decisions,

@@ -1,8 +1,8 @@
-"""GitOps repository operations with the git CLI, kustomize rendering and round-trip YAML edits.
+"""GitOps repository operations with the git CLI: a checkout of the environment branch, commits
+with trailers, pushes that survive races, and credentials redacted from everything shown.
 
 The rollback is declarative: the overlay pins the last compliant image tag and `model-version`
-label; Argo CD or Flux reconcile the change. Image-automation markers on the pinned field are
-replaced, so Flux's image automation does not bump the tag straight back.
+label (manifests.py); Argo CD or Flux reconcile the change.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""TODO docstring"""
+"""Editing GitOps manifests: ruamel.yaml round trips that keep comments, the pin of a model's
+image tag and model-version label in an overlay, and the check of the pinned render."""
 
 from __future__ import annotations
 

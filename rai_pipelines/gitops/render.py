@@ -1,4 +1,6 @@
-"""TODO docstring"""
+"""Rendering the GitOps repository's overlays with kustomize (or kubectl kustomize) into the
+Deployments the policies judge; a RenderCache keeps the latest commit's render so that only
+overlays whose Git trees changed are rendered again."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@ the governance facts, build decision records, pick the version a rollback return
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from rai_pipelines.core.decision_log import decision_id, digest
@@ -11,15 +10,9 @@ from rai_pipelines.core.errors import BadInputError, PolicyError
 from rai_pipelines.core.registry import validate_model_version
 from rai_pipelines.gitops.git import redact
 from rai_pipelines.gitops.render import RenderedDeployment
+from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
 from rai_pipelines.governance.facts import ai_models_document
-from rai_pipelines.governance.rego import (
-    DEFAULT_PACKAGE,
-    PolicyBundle,
-    PolicyEngine,
-    check_input,
-    decision_query,
-    evaluate_decisions,
-)
+from rai_pipelines.governance.rego import PolicyEngine, check_input, decision_query, evaluate_decisions
 
 
 @dataclass(frozen=True)
@@ -120,44 +113,3 @@ def rollback_run_key(app: str, overlay: str, bad_version: str, rendered_manifest
     this bad version. A second tick, a restart, fresher facts or a commit elsewhere in the GitOps
     repository never launch a second rollback for it; a changed Deployment is a new violation."""
     return "rollback-" + digest([app, overlay, bad_version, digest(rendered_manifest)]).split(":")[1][:24]
-
-
-class NoCompliantVersion(PolicyError):
-    """No earlier version is known to comply: the rollback is refused and the violation alerted."""
-
-
-def choose_rollback_target(
-    engine: PolicyEngine,
-    bundle: PolicyBundle,
-    manifest: dict,
-    model_name: str,
-    bad_version: str,
-    facts_rows: list[dict],
-    declared_versions: list[str],
-    package: str = DEFAULT_PACKAGE,
-) -> tuple[str, list[tuple[str, list[str]]]]:
-    """The most recently measured version of the model, other than `bad_version`, that the same
-    policies allow with its own facts. A version with no facts is never chosen: being unmeasured
-    is not being compliant. Returns the target and the candidates considered with their denials."""
-    rows = [r for r in facts_rows if r["model_name"] == model_name]
-    last_seen: dict[str, str] = {}
-    for row in rows:
-        last_seen[row["model_version"]] = max(row["date"], last_seen.get(row["model_version"], ""))
-    candidates = sorted(
-        (v for v in last_seen if v != bad_version and v in declared_versions),
-        key=lambda v: last_seen[v],
-        reverse=True,
-    )
-    considered = []
-    ai_models = ai_models_document(facts_rows)
-    for version in candidates:
-        candidate = copy.deepcopy(manifest)
-        candidate["spec"]["template"]["metadata"]["labels"]["model-version"] = version
-        decision = evaluate_decisions(engine, bundle, [candidate], ai_models, package)[0]
-        considered.append((version, decision.deny))
-        if decision.allowed:
-            return version, considered
-    raise NoCompliantVersion(
-        f"{model_name}: no version other than {bad_version} is known to comply "
-        f"(considered: {considered or 'none with governance facts'}); rollback refused, alert raised"
-    )

@@ -18,14 +18,8 @@ from rai_pipelines.core.decision_log import DecisionLog, decision_id, digest
 from rai_pipelines.core.errors import BadInputError, GitOpsError, PolicyError, RaiError
 from rai_pipelines.core.registry import validate_model_version
 from rai_pipelines.gitops.render import kustomize_render
-from rai_pipelines.governance.rego import (
-    DEFAULT_PACKAGE,
-    PolicyBundle,
-    PolicyDecision,
-    PolicyEngine,
-    decision_query,
-    evaluate_decisions,
-)
+from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
+from rai_pipelines.governance.rego import PolicyDecision, PolicyEngine, decision_query, evaluate_decisions
 
 EXIT_PASS, EXIT_DENY, EXIT_ERROR = 0, 1, 2
 

@@ -45,7 +45,7 @@ from rai_pipelines.costs.ledger_schema import (
     tag_key,
 )
 from rai_pipelines.costs.sources.aws_cur_sql import LINE_ITEM_HASH_SQL, CurSql, cur_checks, cur_ledger_sql
-from rai_pipelines.costs.sources.export_files import billing_period_folder, physical_lines
+from rai_pipelines.costs.sources.export_files import billing_period_folder, load_manifest, physical_lines
 from rai_pipelines.costs.witness import witness_batch
 
 # CUR columns the ledger needs, by their CUR 2.0 (snake_case) names. The legacy CSV names map onto
@@ -464,10 +464,7 @@ class CurExportReader:
             if self.fs.get_file_info(manifest_path).type != pafs.FileType.File:
                 return []
             with self.fs.open_input_stream(manifest_path) as f:
-                try:
-                    manifest = json.loads(f.read())
-                except json.JSONDecodeError as exc:
-                    raise BadInputError(f"{scheme_uri(self.root, manifest_path)}: manifest is not JSON: {exc}") from exc
+                manifest = load_manifest(f.read(), scheme_uri(self.root, manifest_path))
             keys = manifest.get("reportKeys")
             if not isinstance(keys, list):
                 raise BadInputError(f"{scheme_uri(self.root, manifest_path)}: manifest has no reportKeys list")
@@ -479,10 +476,7 @@ class CurExportReader:
             return []
         uri = scheme_uri(self.root, manifest_path)
         with self.fs.open_input_stream(manifest_path) as f:
-            try:
-                manifest = json.loads(f.read())
-            except json.JSONDecodeError as exc:
-                raise BadInputError(f"{uri}: manifest is not JSON: {exc}") from exc
+            manifest = load_manifest(f.read(), uri)
         files = manifest.get("dataFiles")
         if not isinstance(files, list) or not all(isinstance(f, str) and f.startswith("s3://") for f in files):
             raise BadInputError(f"{uri}: manifest has no dataFiles list of s3:// URIs")

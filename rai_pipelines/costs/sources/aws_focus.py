@@ -1,4 +1,13 @@
-"""TODO docstring"""
+"""AWS Data Exports "FOCUS 1.2 with AWS columns" (Parquet, or gzip CSV) in S3 or a local folder that
+stands for the bucket:
+
+    {prefix}/{export-name}/data/BILLING_PERIOD=YYYY-MM/...parquet
+    {prefix}/{export-name}/metadata/BILLING_PERIOD=YYYY-MM/[...]/{export-name}-Manifest.json
+
+whose manifest's `dataFiles` (s3:// URIs) name the current files of the period; when several
+manifests are there (exports that keep every version), the newest one is the current version.
+The rows are normalised by the FOCUS export normalisation (focus_export.py), which refuses any row
+of another billing account than the one configured."""
 
 from __future__ import annotations
 
@@ -10,10 +19,10 @@ import pyarrow.fs as pafs
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.storage import filesystem
 from rai_pipelines.costs.ledger_schema import ParquetInput, SourceConfig, SourceFile, SourceKind
+from rai_pipelines.costs.sources.export_files import load_manifest
 from rai_pipelines.costs.sources.focus_export import (
     AWS,
     Fingerprint,
-    _load_json,
     _source_file,
     focus_export_daily_totals,
     focus_export_days,
@@ -67,7 +76,7 @@ class AwsFocusExportReader:
             return []
         uri = self._uri(info.path)
         with self.fs.open_input_stream(info.path) as f:
-            manifest = _load_json(f.read(), uri)
+            manifest = load_manifest(f.read(), uri)
         files = manifest.get("dataFiles")
         if not isinstance(files, list) or not all(isinstance(f, str) and f.startswith("s3://") for f in files):
             raise BadInputError(f"{uri}: manifest has no dataFiles list of s3:// URIs")

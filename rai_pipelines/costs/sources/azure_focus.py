@@ -1,4 +1,4 @@
-"""Reading the FOCUS-native billing exports where the providers deliver them.
+"""Azure Cost Management's FOCUS exports where Azure delivers them.
 
 Azure Cost Management exports (FocusCost, CSV, gzip CSV or Parquet) in an Azure Blob Storage
 container, or a local folder laid out the same way:
@@ -14,17 +14,8 @@ restatement writes a new run, so the current version of a billing period is the 
 the latest runInfo.submittedTime, and only the files that manifest lists are read. Azure names the
 period folder `{first day}-{last day}` of the month; `{first day}-{first day of next month}` is read too.
 
-AWS Data Exports "FOCUS 1.2 with AWS columns" (Parquet, or gzip CSV) in S3 or a local folder that
-stands for the bucket, read through pyarrow.fs like CurExportReader:
-
-    {prefix}/{export-name}/data/BILLING_PERIOD=YYYY-MM/...parquet
-    {prefix}/{export-name}/metadata/BILLING_PERIOD=YYYY-MM/[...]/{export-name}-Manifest.json
-
-whose manifest's `dataFiles` (s3:// URIs) name the current files of the period; when several
-manifests are there (exports that keep every version), the newest one is the current version.
-
-Both readers return `SourceFile`s whose `context` is the billing account id the reader was
-configured with; the normalisation refuses any row of another account.
+The reader returns `SourceFile`s whose `context` is the billing account id it was configured with;
+the FOCUS export normalisation (focus_export.py) refuses any row of another account.
 """
 
 from __future__ import annotations
@@ -37,10 +28,10 @@ from typing import Any
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import SourceConfig, SourceFile, SourceKind
+from rai_pipelines.costs.sources.export_files import load_manifest
 from rai_pipelines.costs.sources.focus_export import (
     AZURE,
     Fingerprint,
-    _load_json,
     _month_bounds,
     _source_file,
     focus_export_daily_totals,
@@ -214,7 +205,7 @@ class AzureFocusExportReader:
             if posixpath.basename(entry.name).lower() != "manifest.json":
                 continue
             uri = self.store.uri(entry.name)
-            manifest = _load_json(self.store.read(entry.name), uri)
+            manifest = load_manifest(self.store.read(entry.name), uri)
             kind = str((manifest.get("exportConfig") or {}).get("type") or "FocusCost")
             if kind.lower() != "focuscost":
                 raise BadInputError(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date
+
+from rai_pipelines.core.errors import BadInputError
 
 
 def billing_period_folder(day: date) -> str:
@@ -30,3 +33,13 @@ def physical_lines(data: bytes, rows: int | None = None) -> list[int] | None:
         if row and any(cell != "" for cell in row):
             lines.append(start)
     return lines[1:]  # the first record is the header
+
+
+def load_manifest(data: bytes, uri: str) -> dict:
+    try:
+        manifest = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{uri}: manifest is not JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BadInputError(f"{uri}: manifest is not a JSON object")
+    return manifest

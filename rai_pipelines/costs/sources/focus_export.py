@@ -556,16 +556,6 @@ def _source_file(data: bytes, uri: str, kind: str, account: str) -> SourceFile:
     raise BadInputError(f"{uri}: not a CSV, gzip CSV or Parquet export file")
 
 
-def _load_json(data: bytes, uri: str) -> dict:
-    try:
-        manifest = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{uri}: manifest is not JSON: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise BadInputError(f"{uri}: manifest is not a JSON object")
-    return manifest
-
-
 def _month_bounds(day: date) -> tuple[date, date]:
     first = day.replace(day=1)
     following = (first + timedelta(days=32)).replace(day=1)

@@ -1,4 +1,7 @@
-"""TODO docstring"""
+"""GCP's Cloud Billing export where it lives, in BigQuery: the day's rows are selected, flattened
+and their credits summed in BigQuery (`bigquery_day_sql`), so only one day's rows travel. The
+google-cloud client is imported inside the reader; against an emulator, `endpoint` is its URL and
+the client uses anonymous credentials. The rows are normalised by gcp_billing.gcp_to_focus."""
 
 from __future__ import annotations
 

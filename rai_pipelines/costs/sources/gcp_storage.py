@@ -1,4 +1,7 @@
-"""TODO docstring"""
+"""GCP's Cloud Billing export copied to Cloud Storage as Parquet by BigQuery's EXPORT DATA, one folder
+per usage day: {root}/date=YYYY-MM-DD/*.parquet (EXPORT DATA writes its single '*' as 000000000000,
+000000000001, ...). `root` is gs://bucket[/prefix] or a local folder laid out the same way. The
+rows are flattened and normalised like the BigQuery export's (gcp_billing)."""
 
 from __future__ import annotations
 

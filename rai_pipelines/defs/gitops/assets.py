@@ -12,13 +12,8 @@ from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.keys import GITOPS_ROLLBACK
 from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
 from rai_pipelines.gitops.git import redact
-from rai_pipelines.governance.decisions import NoCompliantVersion
 from rai_pipelines.governance.facts import read_all_facts
-from rai_pipelines.governance.remediation import rollback_model
-
-
-def review_branch(app: str, bad_version: str) -> str:
-    return f"rai-pipelines/rollback/{app}/{bad_version}"
+from rai_pipelines.governance.rollback import NoCompliantVersion, review_branch, rollback_model
 
 
 class RollbackConfig(dg.Config):

@@ -1,6 +1,7 @@
 import dagster as dg
 
-from rai_pipelines.governance.rego import DEFAULT_PACKAGE, PolicyBundle, PolicyEngine, RegopyEngine, TimeBoundedEngine
+from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
+from rai_pipelines.governance.rego import PolicyEngine, RegopyEngine, TimeBoundedEngine
 
 
 class PolicyResource(dg.ConfigurableResource):

@@ -3,17 +3,18 @@ render, commit with trailers, push. Argo CD or Flux then reconcile the cluster t
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from rai_pipelines.core.errors import BadInputError, GitOpsError
+from rai_pipelines.core.errors import BadInputError, GitOpsError, PolicyError
 from rai_pipelines.core.registry import ModelSpec, validate_model_version
 from rai_pipelines.gitops.git import GitOpsCheckout, run_git
 from rai_pipelines.gitops.manifests import check_rendered, pin_model_version
 from rai_pipelines.gitops.render import kustomize_render
-from rai_pipelines.governance.decisions import NoCompliantVersion, choose_rollback_target
+from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
 from rai_pipelines.governance.facts import ai_models_document
-from rai_pipelines.governance.rego import PolicyBundle, PolicyEngine, evaluate_decisions
+from rai_pipelines.governance.rego import PolicyEngine, evaluate_decisions
 
 
 @dataclass(frozen=True)
@@ -132,3 +133,48 @@ def rollback_model(
             if manifest["spec"]["template"]["metadata"]["labels"].get("model-version") != bad_version:
                 return RollbackResult("already_remediated", target, None, considered)
     raise AssertionError("unreachable")
+
+
+class NoCompliantVersion(PolicyError):
+    """No earlier version is known to comply: the rollback is refused and the violation alerted."""
+
+
+def choose_rollback_target(
+    engine: PolicyEngine,
+    bundle: PolicyBundle,
+    manifest: dict,
+    model_name: str,
+    bad_version: str,
+    facts_rows: list[dict],
+    declared_versions: list[str],
+    package: str = DEFAULT_PACKAGE,
+) -> tuple[str, list[tuple[str, list[str]]]]:
+    """The most recently measured version of the model, other than `bad_version`, that the same
+    policies allow with its own facts. A version with no facts is never chosen: being unmeasured
+    is not being compliant. Returns the target and the candidates considered with their denials."""
+    rows = [r for r in facts_rows if r["model_name"] == model_name]
+    last_seen: dict[str, str] = {}
+    for row in rows:
+        last_seen[row["model_version"]] = max(row["date"], last_seen.get(row["model_version"], ""))
+    candidates = sorted(
+        (v for v in last_seen if v != bad_version and v in declared_versions),
+        key=lambda v: last_seen[v],
+        reverse=True,
+    )
+    considered = []
+    ai_models = ai_models_document(facts_rows)
+    for version in candidates:
+        candidate = copy.deepcopy(manifest)
+        candidate["spec"]["template"]["metadata"]["labels"]["model-version"] = version
+        decision = evaluate_decisions(engine, bundle, [candidate], ai_models, package)[0]
+        considered.append((version, decision.deny))
+        if decision.allowed:
+            return version, considered
+    raise NoCompliantVersion(
+        f"{model_name}: no version other than {bad_version} is known to comply "
+        f"(considered: {considered or 'none with governance facts'}); rollback refused, alert raised"
+    )
+
+
+def review_branch(app: str, bad_version: str) -> str:
+    return f"rai-pipelines/rollback/{app}/{bad_version}"
