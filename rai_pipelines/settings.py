@@ -26,7 +26,7 @@ class Settings:
     aws_cur2_export_root: str
     onprem_usage_root: str
     onprem_declaration: str
-    billing_sources: str  # a YAML file declaring more billing sources (billing_sources.py), or ""
+    billing_sources: str  # a YAML file declaring more billing sources (costs/sources/__init__.py), or ""
     gitops_remote: str
     gitops_branch: str
     policy_dir: str

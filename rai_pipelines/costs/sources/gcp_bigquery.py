@@ -108,7 +108,7 @@ class BigQueryBillingExportReader:
     `project`/`dataset` hold the export; `table` defaults to Google's name for the account's standard
     (or, with `detailed`, resource-level) export. Queries run as jobs of `job_project` (default:
     `project`). `partition_column` and `max_export_lag_days` shape the partition filter (see
-    `gcp_billing.bigquery_day_sql`).
+    `bigquery_day_sql`).
     """
 
     project: str

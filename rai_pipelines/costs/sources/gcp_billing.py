@@ -41,7 +41,7 @@ ServiceCategory comes from a table of service names (the view joins the pricing 
 ListUnitPrice stays empty (it needs the pricing export).
 
 Tags: the view keeps every label with its origin; the ledger's Tags is one JSON object, so resource
-labels keep their key (normalised by `focus.tag_key`, as for AWS tags), and the others carry their
+labels keep their key (normalised by `ledger_schema.tag_key`, as for AWS tags), and the others carry their
 origin as a prefix: `project_label:<key>`, `system_label:<key>` (e.g. `system_label:goog-k8s-cluster-name`),
 `tag:<key>` (Resource Manager tags). Attribution (x_ModelName, x_Team, ...) reads the resource labels
 first, then the project's labels (which every resource of the project inherits).
