@@ -1,178 +1,199 @@
 # Governance policies for deployed models, Rego v1.
 #
-# The thresholds and severities come from the bundle's data, organisation-wide (data.yaml at the
-# bundle root) and overridden per team (teams/<team>/) and per model (models/<model>/): the most
-# specific level that sets a value wins. A deny at any level denies.
+# input is a rendered Kubernetes manifest; data.ai_models holds the governance facts of every model
+# version (supplied by the pipeline); data.governance the thresholds and severities of this bundle
+# (governance/data.yaml, overridden per team and per model: the most specific level that sets a
+# value wins); data.registry.teams the team owning each model (from the model registry).
 #
-# Messages put strings together with concat, never sprintf: regopy 1.5.2 quotes a string formatted
-# with %s or %v and then emits invalid JSON.
+# Teams add rules to this package in their own modules:
 #
-# The rules are written through functions of (manifest, one version's facts) so that unit tests
-# call them with literal arguments: the embedded engine (regopy 1.5.2) crashes on `with ... as`.
+#	violation contains finding("cost", "Credit-risk models may not run on GPU nodes.") if {
+#		governed
+#		team == "credit-risk"
+#		startswith(input.spec.template.spec.nodeSelector["node.kubernetes.io/instance-type"], "g")
+#	}
+#
+# A deny at any level denies; plain `warn` messages alert without blocking.
 package apexlogic.ai_governance
 
 import data.ai_models
 import data.governance
 
-# The decision the loop and the gate read: the brief's deny messages, warnings that alert without
-# blocking, and every violation with the rule that found it and the severity that decides the
-# remediation (rollback, review, alert). Team and model modules in this package add their own
-# `violation contains finding(input, "<rule>", msg)` (or plain `deny`/`warn` messages, which
-# alert): a deny at any level denies. The facts are looked up once: each lookup in a large
-# data.ai_models costs the embedded engine time in proportion to its size.
+# The decision the loop and the gate read: the deny messages of the design brief, warnings, and
+# every violation with the rule that found it and the severity that decides the remediation
+# (rollback, review or alert).
 decision := {"deny": deny, "warn": warn, "violations": violation}
 
-core := decide(input, object.get(ai_models, model_version(input), null))
+deny contains v.msg if some v in violation
 
-violation contains v if {
-	some v in core.violations
+# --- what is deployed ------------------------------------------------------------------------------
+
+app := object.get(input, ["metadata", "labels", "app"], "")
+
+team_label := object.get(input, ["metadata", "labels", "team"], "")
+
+model_version := object.get(input, ["spec", "template", "metadata", "labels", "model-version"], null)
+
+# The deployed version's facts; null when there are none.
+facts := object.get(ai_models, model_version, null)
+
+# The brief governs the credit-scoring-ai Deployment; any other Deployment opts in with the label
+# rai-pipelines.io/governed: "true".
+governed if {
+	input.kind == "Deployment"
+	app == "credit-scoring-ai"
 }
 
-deny contains v.msg if {
-	some v in violation
+governed if {
+	input.kind == "Deployment"
+	input.metadata.labels["rai-pipelines.io/governed"] == "true"
 }
 
-warn contains msg if {
-	some msg in core.warn
-}
+# The team whose thresholds apply: the model registry's, and the Deployment's own team label only
+# for a model the registry does not declare (a label is written by whoever writes the manifest).
+team := data.registry.teams[app]
 
-decide(manifest, facts) := {"warn": warnings(manifest, facts), "violations": violations(manifest, facts)}
+team := team_label if not data.registry.teams[app]
 
-violations(manifest, facts) := (({v | v := fairness_violation(manifest, facts)} | {v | v := cost_violation(manifest, facts)}) | (({v | v := fairness_missing(manifest, facts)} | {v | v := facts_missing(manifest, facts)}) | ({v | v := facts_incomplete(manifest, facts)} | {v | v := label_missing(manifest)})))
+# --- thresholds and severities ---------------------------------------------------------------------
 
-warnings(manifest, facts) := ({msg | msg := drift_warning(manifest, facts)} | {msg | msg := fairness_uncertain_warning(manifest, facts)}) | {msg | msg := team_label_warning(manifest)}
+threshold(name) := value if {
+	value := governance.models[app].thresholds[name]
+} else := value if {
+	value := governance.teams[team].thresholds[name]
+} else := governance.thresholds[name]
+
+severity(rule) := value if {
+	value := governance.models[app].severity[rule]
+} else := value if {
+	value := governance.teams[team].severity[rule]
+} else := governance.severity[rule]
+
+finding(rule, msg) := {"rule": rule, "msg": msg, "severity": severity(rule)}
+
+# --- violations ------------------------------------------------------------------------------------
 
 # When the facts carry the upper end of the score's bootstrap interval, the violation needs that
 # end below the threshold too: a small group's noise alone does not roll a model back (it warns).
-fairness_violation(manifest, facts) := finding(manifest, "fairness", sprintf("AI model fairness score below acceptable threshold (%v).", [limit])) if {
-	governed(manifest)
-	limit := threshold(manifest, "fairness_score_min")
+violation contains finding("fairness", msg) if {
+	governed
+	limit := threshold("fairness_score_min")
 	is_number(facts.fairness_score)
 	facts.fairness_score < limit
-	fairness_upper(facts) < limit
+	fairness_upper < limit
+	msg := sprintf("AI model fairness score below acceptable threshold (%v).", [limit])
 }
 
-fairness_upper(facts) := facts.fairness_score_ci_upper if {
+fairness_upper := facts.fairness_score_ci_upper if {
 	is_number(facts.fairness_score_ci_upper)
 } else := facts.fairness_score
 
-fairness_uncertain_warning(manifest, facts) := concat("", [
-	"Fairness score ", sprintf("%v", [round(facts.fairness_score * 1000) / 1000]), " is below ", sprintf("%v", [limit]),
-	" but its 95% interval reaches ", sprintf("%v", [round(facts.fairness_score_ci_upper * 1000) / 1000]),
-	": not enough evidence to act; watch it.",
-]) if {
-	governed(manifest)
-	limit := threshold(manifest, "fairness_score_min")
-	is_number(facts.fairness_score)
-	facts.fairness_score < limit
-	is_number(facts.fairness_score_ci_upper)
-	facts.fairness_score_ci_upper >= limit
-}
-
-cost_violation(manifest, facts) := finding(manifest, "cost", sprintf("Estimated inference cost exceeds budget (%v USD).", [limit])) if {
-	governed(manifest)
-	limit := threshold(manifest, "estimated_cost_per_inference_usd_max")
+violation contains finding("cost", msg) if {
+	governed
+	limit := threshold("estimated_cost_per_inference_usd_max")
 	is_number(facts.estimated_cost_per_inference_usd)
 	facts.estimated_cost_per_inference_usd > limit
+	msg := sprintf("Estimated inference cost exceeds budget (%v USD).", [limit])
 }
 
-# Facts missing for a governed model version never read as compliance.
-facts_missing(manifest, facts) := finding(manifest, "facts_missing", msg) if {
-	governed(manifest)
+# Missing or unusable facts never read as compliance.
+violation contains finding("facts_missing", msg) if {
+	governed
+	is_string(model_version)
 	facts == null
-	is_string(model_version(manifest))
-	msg := concat("", ["No governance facts for model version ", model_version(manifest), ": compliance cannot be shown."])
+	msg := sprintf("No governance facts for model version %s: compliance cannot be shown.", [model_version])
 }
 
-# Facts that exist but cannot show compliance: the cost must be a number, and the fairness score
-# must be one unless the facts say fairness does not apply (no protected attribute enforced).
-facts_incomplete(manifest, facts) := finding(manifest, "facts_missing", msg) if {
-	governed(manifest)
+violation contains finding("facts_missing", msg) if {
+	governed
 	facts != null
-	incomplete(facts)
-	msg := concat("", ["Governance facts for model version ", model_version(manifest), " are incomplete or mistyped: compliance cannot be shown."])
+	incomplete
+	msg := sprintf(
+		"Governance facts for model version %s are incomplete or mistyped: compliance cannot be shown.",
+		[model_version],
+	)
 }
 
-incomplete(facts) if not is_object(facts)
+violation contains finding("facts_missing", msg) if {
+	governed
+	not is_string(model_version)
+	msg := "Governed Deployment has no model-version label on its pod template: compliance cannot be shown."
+}
 
-incomplete(facts) if not is_number(object.get(facts, "estimated_cost_per_inference_usd", null))
+# A model with protected attributes must have a fairness score; its absence is not a pass.
+violation contains finding("facts_missing", msg) if {
+	governed
+	facts.fairness_applicable == true
+	not is_number(object.get(facts, "fairness_score", null))
+	msg := "Fairness score missing for a model with protected attributes: compliance cannot be shown."
+}
 
-incomplete(facts) if {
+# The cost must be a number, and the fairness score must be one unless the facts say fairness does
+# not apply (no protected attribute enforced). A fact is read with object.get and a default: an
+# argument that is undefined would make the whole rule undefined, not its negation true.
+incomplete if not is_object(facts)
+
+incomplete if {
+	is_object(facts)
+	not is_number(object.get(facts, "estimated_cost_per_inference_usd", null))
+}
+
+incomplete if {
+	is_object(facts)
 	object.get(facts, "fairness_applicable", null) == null
 	not is_number(object.get(facts, "fairness_score", null))
 }
 
-incomplete(facts) if {
+incomplete if {
+	is_object(facts)
 	applicable := object.get(facts, "fairness_applicable", null)
 	applicable != null
 	not is_boolean(applicable)
 }
 
-label_missing(manifest) := finding(manifest, "facts_missing", "Governed Deployment has no model-version label on its pod template: compliance cannot be shown.") if {
-	governed(manifest)
-	not is_string(model_version(manifest))
-}
+# --- warnings --------------------------------------------------------------------------------------
 
-# A model with protected attributes must have a fairness score; its absence is not a pass.
-fairness_missing(manifest, facts) := finding(manifest, "facts_missing", "Fairness score missing for a model with protected attributes: compliance cannot be shown.") if {
-	governed(manifest)
-	facts.fairness_applicable == true
-	not is_number(object.get(facts, "fairness_score", null))
-}
-
-drift_warning(manifest, facts) := concat("", [
-	"Input drift on ", sprintf("%v", [round(facts.drift_share * 100) / 100]), " of the features (",
-	concat(", ", facts.drifted_features), "), above ", sprintf("%v", [limit]), ".",
-]) if {
-	governed(manifest)
-	limit := threshold(manifest, "drift_share_warn")
+warn contains msg if {
+	governed
+	limit := threshold("drift_share_warn")
 	is_number(facts.drift_share)
 	facts.drift_share > limit
+	# The names are joined around sprintf, not passed to it: regopy 1.5.2 emits invalid JSON for the
+	# result of concat formatted by sprintf (README, known regopy edges).
+	msg := concat("", [
+		sprintf("Input drift on %v of the features (", [round(facts.drift_share * 100) / 100]),
+		drifted_names,
+		sprintf("), above %v.", [limit]),
+	])
 }
 
-finding(manifest, rule, msg) := {"rule": rule, "msg": msg, "severity": severity(manifest, rule)}
+drifted_names := concat(", ", facts.drifted_features) if {
+	is_array(facts.drifted_features)
+	every name in facts.drifted_features {
+		is_string(name)
+	}
+} else := "not named"
 
-threshold(manifest, name) := value if {
-	value := governance.models[label(manifest, "app")].thresholds[name]
-} else := value if {
-	value := governance.teams[team(manifest)].thresholds[name]
-} else := governance.org.thresholds[name]
-
-severity(manifest, rule) := value if {
-	value := governance.models[label(manifest, "app")].severity[rule]
-} else := value if {
-	value := governance.teams[team(manifest)].severity[rule]
-} else := governance.org.severity[rule]
-
-label(manifest, name) := object.get(manifest, ["metadata", "labels", name], "")
-
-# The team whose thresholds apply: the model registry's (data.registry.teams, supplied by the
-# pipeline), and the Deployment's own team label only for a model the registry does not declare;
-# a label is written by whoever writes the manifest under review.
-team(manifest) := t if {
-	t := data.registry.teams[label(manifest, "app")]
-} else := label(manifest, "team")
-
-team_label_warning(manifest) := concat("", [
-	"Team label ", label(manifest, "team"), " differs from the model registry's team ", t, " for ",
-	label(manifest, "app"), ": the registry's thresholds apply.",
-]) if {
-	governed(manifest)
-	t := data.registry.teams[label(manifest, "app")]
-	label(manifest, "team") != ""
-	label(manifest, "team") != t
+warn contains msg if {
+	governed
+	limit := threshold("fairness_score_min")
+	is_number(facts.fairness_score)
+	facts.fairness_score < limit
+	is_number(facts.fairness_score_ci_upper)
+	facts.fairness_score_ci_upper >= limit
+	msg := sprintf(
+		"Fairness score %v is below %v but its 95%% interval reaches %v: not enough evidence to act; watch it.",
+		[round(facts.fairness_score * 1000) / 1000, limit, round(facts.fairness_score_ci_upper * 1000) / 1000],
+	)
 }
 
-# The brief governs the credit-scoring-ai Deployment; any other Deployment opts in with the label
-# rai-pipelines.io/governed: "true".
-governed(manifest) if {
-	manifest.kind == "Deployment"
-	label(manifest, "app") == "credit-scoring-ai"
+warn contains msg if {
+	governed
+	registered := data.registry.teams[app]
+	team_label != ""
+	team_label != registered
+	msg := sprintf(
+		"Team label %s differs from the model registry's team %s for %s: the registry's thresholds apply.",
+		[team_label, registered, app],
+	)
 }
-
-governed(manifest) if {
-	manifest.kind == "Deployment"
-	label(manifest, "rai-pipelines.io/governed") == "true"
-}
-
-model_version(manifest) := object.get(manifest, ["spec", "template", "metadata", "labels", "model-version"], null)

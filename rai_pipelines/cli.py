@@ -26,25 +26,32 @@ def _load_bundle(path: str):
 
 
 def _policy_test(args) -> int:
+    """As `opa test -v [--coverage --threshold P]`: 0 when every test passes (and the coverage
+    reaches the threshold), 1 when a test fails, 2 when the bundle cannot be tested or the coverage
+    falls short."""
     from rai_pipelines.core.errors import PolicyError
-    from rai_pipelines.governance.rego import run_policy_tests
+    from rai_pipelines.governance.policy_tests import run_policy_tests
 
     try:
-        results = run_policy_tests(_load_bundle(args.bundle))
+        report = run_policy_tests(_load_bundle(args.bundle), coverage=args.coverage or args.threshold is not None)
     except PolicyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for r in results:
-        print(f"{'PASS' if r.passed else 'FAIL'}: {r.file}: data.{r.package}.{r.name}")
-    passed = sum(r.passed for r in results)
-    print(
-        f"{'-' * 60}\nPASS: {passed}/{len(results)}"
-        + (f"\nFAIL: {len(results) - passed}/{len(results)}" if passed < len(results) else "")
-    )
-    if not results:
+    if not report.results:
         print("error: no test_* rules found", file=sys.stderr)
         return 2
-    return 0 if passed == len(results) else 1
+    print(report.verbose_text())
+    if args.coverage:
+        print(json.dumps(report.coverage_document(), indent=2))
+    if not report.passed:
+        return 1
+    if args.threshold is not None and report.coverage_percent() < args.threshold:
+        print(
+            f"Code coverage threshold not met: got {report.coverage_percent():.2f} instead of {args.threshold:.2f}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
 
 
 def _policy_validate(args) -> int:
@@ -57,8 +64,8 @@ def _policy_validate(args) -> int:
         return 2
     governance = bundle.data["governance"]
     print(f"valid: {len(bundle.policy_modules)} policy module(s), {len(bundle.test_modules)} test module(s)")
-    print(f"  organisation thresholds: {governance['org']['thresholds']}")
-    print(f"  organisation severities: {governance['org']['severity']}")
+    print(f"  organisation thresholds: {governance['thresholds']}")
+    print(f"  organisation severities: {governance['severity']}")
     for level in ("teams", "models"):
         for name, data in sorted(governance[level].items()):
             print(f"  {level[:-1]} {name} overrides: {data}")
@@ -84,7 +91,7 @@ def _policy_suggest(args) -> int:
         if not rows:
             print(f"error: no governance facts in {args.lake}", file=sys.stderr)
             return 2
-        suggestions = suggest_threshold_changes(rows, bundle.data["governance"]["org"]["thresholds"])
+        suggestions = suggest_threshold_changes(rows, bundle.data["governance"]["thresholds"])
         for s in suggestions:
             change = f"{s.current} -> {s.proposed}" if s.proposed is not None else f"{s.current} (no change proposed)"
             print(f"{s.key}: {change}\n  {s.rationale}")
@@ -146,7 +153,7 @@ def _run_gate(args) -> int:
     from rai_pipelines.core.decision_log import DecisionLog
     from rai_pipelines.core.errors import PolicyError
     from rai_pipelines.governance.gate import EXIT_ERROR, GateResult, report_text, run_gate, write_junit, write_sarif
-    from rai_pipelines.governance.rego import RegopyEngine
+    from rai_pipelines.governance.rego import make_engine
 
     try:
         from rai_pipelines.core.errors import RaiError
@@ -193,7 +200,7 @@ def _run_gate(args) -> int:
             print(f"ERROR - {exc}", file=sys.stderr)
             return EXIT_ERROR
         print(f"candidate facts from {args.validation_set}: {json.dumps(candidate, sort_keys=True)}")
-    result = run_gate(RegopyEngine(), bundle, args.manifests, args.facts, log, candidate=candidate)
+    result = run_gate(make_engine(args.engine), bundle, args.manifests, args.facts, log, candidate=candidate)
     print(report_text(result, bundle))
     if args.junit:
         write_junit(result, args.junit)
@@ -229,12 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--sarif", help="write SARIF 2.1.0 here")
     gate.add_argument("--decision-log", default=str(Path(settings.home) / "decision_log"))
     gate.add_argument("--no-decision-log", action="store_true", help="do not append the decisions to a log")
+    gate.add_argument("--engine", choices=("opa", "regopy"), default="opa", help="policy engine (default: OPA's)")
     gate.set_defaults(func=_gate)
 
     policy = sub.add_parser("policy", help="policy bundle commands")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
-    test = policy_sub.add_parser("test", help="run the bundle's *_test.rego files, as `opa test` does")
+    test = policy_sub.add_parser("test", help="run the bundle's test_* rules on OPA, as `opa test -v` does")
     test.add_argument("bundle", nargs="?", default=settings.policy_dir)
+    test.add_argument("--coverage", action="store_true", help="print OPA's coverage report per file and line")
+    test.add_argument("--threshold", type=float, help="fail when the coverage is below this percentage")
     test.set_defaults(func=_policy_test)
     validate = policy_sub.add_parser("validate", help="check syntax, data conflicts and forbidden built-ins")
     validate.add_argument("bundle", nargs="?", default=settings.policy_dir)

@@ -1,6 +1,16 @@
-"""A Rego policy bundle: its modules and data files (an OPA bundle laid out as a folder), the
-checks that refuse what the embedded engine would misread (Rego v0 syntax, built-ins that reach
-outside), and its revision and digest for the decision log."""
+"""A Rego policy bundle, laid out as an OPA bundle so that `opa test` and `opa build` read it unchanged:
+Rego v1 modules anywhere, a `.manifest` (revision, roots), and the thresholds and severities as data
+files named as OPA names them, whose folder is their path in `data`:
+
+    governance/data.yaml                      data.governance (the organisation)
+    governance/teams/<team>/data.yaml         data.governance.teams[team]
+    governance/models/<model>/data.yaml       data.governance.models[model]
+
+Every module goes through OPA's own parser (Rego v1): a syntax error names its file, line and
+column, Rego v0 is refused with how to convert it, and a built-in that reaches outside the engine
+(`http.send`, `net.*`, `opa.runtime`) is refused on the parsed module, wherever and however it is
+written. The bundle's digest and revision identify it in every decision.
+"""
 
 from __future__ import annotations
 
@@ -12,25 +22,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rai_pipelines.core.errors import PolicyError
+from rai_pipelines.governance.opa import parse_module
 
 DEFAULT_PACKAGE = "apexlogic.ai_governance"
+DATA_ROOT = "governance"
+ORG_DATA = f"{DATA_ROOT}/data.yaml"
+DATA_NAMES = ("data.json", "data.yaml", "data.yml")  # the only data files OPA's bundle loader reads
+MANIFEST = ".manifest"
+MANIFEST_KEYS = {"revision", "roots", "rego_version", "metadata"}
 
 
-# A top-level rule head that opens its body without `if`: Rego v0.
-_FORBIDDEN_BUILTINS = re.compile(r"\b(http\.send|net\.[a-z_]+|opa\.runtime)\s*\(")
-
-
-TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]+)\s+if\b", re.M)
-
-
-WITH_KEYWORD = re.compile(r"\bwith\s+(input|data)\b[^\n]*\bas\b")
-
-
-PACKAGE_LINE = re.compile(r"^package\s+([\w.]+)", re.M)
-
-
-def _outside_strings(line: str):
-    """(index, character) of each character of `line` outside "..." (with escapes) and `...` literals."""
+def strip_comment(line: str) -> str:
+    """The line without its `#` comment (a `#` inside a "..." or `...` string is no comment)."""
     quote, escaped = None, False
     for i, ch in enumerate(line):
         if quote:
@@ -42,58 +45,13 @@ def _outside_strings(line: str):
                 quote = None
         elif ch in '"`':
             quote = ch
-        else:
-            yield i, ch
-
-
-def strip_comment(line: str) -> str:
-    for i, ch in _outside_strings(line):
-        if ch == "#":
+        elif ch == "#":
             return line[:i]
     return line
 
 
-def _first_brace(line: str) -> int:
-    """Index of the first `{` outside a string literal, or -1."""
-    return next((i for i, ch in _outside_strings(line) if ch == "{"), -1)
-
-
-_RULE_HEAD = re.compile(r"^[A-Za-z_][\w.]*(\[[^\]]*\]|\([^)]*\))?(\s+contains\s+\S+)?(\s*:?=\s*.+)?$")
-
-
-def check_rego_v1(path: str, source: str) -> None:
-    """Refuse Rego v0 rule heads (a body opened without `if`) with a message that says how to
-    write them in v1, and refuse `with ... as`, which crashes the embedded engine."""
-    for number, raw in enumerate(source.splitlines(), start=1):
-        line = strip_comment(raw).rstrip()
-        if WITH_KEYWORD.search(line):
-            raise PolicyError(
-                f"{path}:{number}: `with ... as` crashes the embedded Rego engine (regopy 1.5.2); pass the "
-                "values to a function instead"
-            )
-        if not line or line[0].isspace() or line.startswith(("package", "import", "default", "}")):
-            continue
-        brace = _first_brace(line)
-        if brace < 0:
-            continue
-        head = line[:brace].strip()
-        if not head or re.search(r"(^|\s)if$", head):
-            continue  # `p if {`
-        assignment = re.search(r":?=", head)
-        if assignment:
-            value = head[assignment.end() :].rstrip()
-            if not value or not (value[-1].isalnum() or value[-1] in '_)]"'):
-                continue  # the brace opens the value itself: `p := {`, `p := ({x | ...} | ...)`
-        if _RULE_HEAD.match(head):
-            raise PolicyError(
-                f"{path}:{number}: `{line.strip()}` is Rego v0 syntax. OPA 1.x rejects it and the embedded "
-                "engine would misread it, so it is refused. In Rego v1 write "
-                f"`{_v1_suggestion(head)}` (partial sets use `contains`, every rule body needs `if`); "
-                "`opa fmt --v0-v1` converts a whole file."
-            )
-
-
 def _v1_suggestion(head: str) -> str:
+    head = head.strip()
     if " contains " in head:
         return f"{head} if {{"
     m = re.match(r"^([\w.]+)\s*\[\s*(\w+)\s*\]$", head)
@@ -105,43 +63,93 @@ def _v1_suggestion(head: str) -> str:
     return f"{head} if {{"
 
 
-def check_builtins(path: str, source: str) -> None:
-    for number, line in enumerate(source.splitlines(), start=1):
-        m = _FORBIDDEN_BUILTINS.search(strip_comment(line))
-        if m:
-            raise PolicyError(
-                f"{path}:{number}: built-in {m.group(1)} reaches outside the policy engine and is not allowed "
-                "in governance policies (decisions must depend only on the input and the bundle's data)"
-            )
+_V0_MARKERS = ("`if` keyword is required", "`contains` keyword is required")
+
+
+def parse_policy(path: str, source: str) -> dict:
+    """OPA's syntax tree of one module; Rego v0 is refused with the v1 way to write it."""
+    try:
+        return parse_module(path, source)
+    except PolicyError as exc:
+        text = str(exc)
+        if not any(marker in text for marker in _V0_MARKERS):
+            raise
+        row = re.search(r":(\d+)(:\d+)?: ", text)
+        line = source.splitlines()[int(row.group(1)) - 1] if row else ""
+        head = strip_comment(line).split("{", 1)[0]
+        raise PolicyError(
+            f"{path}:{row.group(1) if row else '?'}: `{line.strip()}` is Rego v0 syntax ({text}). OPA 1.x "
+            f"rejects it, so it is refused. In Rego v1 write `{_v1_suggestion(head)}` (partial sets use "
+            "`contains`, every rule body needs `if`); `opa fmt --v0-v1` converts a whole file."
+        ) from None
+
+
+# Built-ins whose result depends on the world outside the engine: the network and the process.
+def _forbidden(ref: list) -> str | None:
+    if not ref or ref[0].get("type") != "var":
+        return None
+    names = [ref[0]["value"]] + [t.get("value") for t in ref[1:2] if t.get("type") == "string"]
+    if names[0] == "net" or names[:2] in (["http", "send"], ["opa", "runtime"]):
+        return ".".join(str(n) for n in names)
+    return None
+
+
+def _walk(node):
+    stack = [node]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            yield value
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def check_builtins(path: str, source: str, tree: dict) -> None:
+    """Refuse a module that refers to a built-in reaching outside the engine, found on the parsed
+    module (a call, a `with` target, a reference split over lines alike)."""
+    for node in _walk(tree):
+        if node.get("type") == "ref" and isinstance(node.get("value"), list):
+            name = _forbidden(node["value"])
+            if name:
+                where = next(
+                    (f"{path}:{n}" for n, line in enumerate(source.splitlines(), 1) if name in strip_comment(line)),
+                    path,
+                )
+                raise PolicyError(
+                    f"{where}: built-in {name} reaches outside the policy engine and is not allowed in governance "
+                    "policies (decisions must depend only on the input and the bundle's data)"
+                )
+
+
+def uses_with(tree: dict) -> bool:
+    return any("with" in node and isinstance(node.get("with"), list) for node in _walk(tree))
 
 
 SEVERITIES = ("rollback", "review", "alert")
 
 
-_DATA_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-_THRESHOLD_USE = re.compile(r'\bthreshold\([^,()]+,\s*"(\w+)"\)')
-
-
-_FINDING_USE = re.compile(r'\bfinding\([^,()]+,\s*"(\w+)"')
+# Which thresholds and severities the policies use: the organisation must set each of them.
+_THRESHOLD_USE = re.compile(r'\bthreshold\(\s*"(\w+)"\s*\)')
+_FINDING_USE = re.compile(r'\bfinding\(\s*"(\w+)"')
 
 
 @dataclass(frozen=True)
 class PolicyBundle:
     """The policies and their data, with the identity recorded in every decision.
 
-    Layout: Rego modules anywhere; data (thresholds and severities) in YAML or JSON files at three
-    levels: the bundle root (organisation), `teams/<team>/` and `models/<model>/`. The most specific
-    level that sets a value wins; two files of the same level setting a value differently are a
-    conflict, refused when the bundle is loaded.
+    The most specific level of data that sets a value wins (model, then team, then organisation);
+    two files of one level setting a value differently are a conflict, refused when the bundle is
+    loaded.
     """
 
     root: str
     modules: dict[str, str]  # relative path -> source
     data: dict = field(default_factory=dict)
     digest: str = ""
-    revision: str | None = None  # Git commit of the bundle, when it lives in a Git work tree
+    revision: str | None = None  # the manifest's revision, else the bundle's Git commit
+    roots: tuple[str, ...] = ()
+    modules_with: frozenset[str] = frozenset()  # modules that use `with` (regopy crashes on it)
 
     def with_registry(self, specs: dict) -> PolicyBundle:
         """The bundle with `data.registry.teams` (model name -> owning team) from the model registry:
@@ -159,24 +167,48 @@ class PolicyBundle:
         if not root.is_dir():
             raise PolicyError(f"policy bundle {root} is not a directory")
         modules: dict[str, str] = {}
+        packages: dict[str, str] = {}
+        modules_with: set[str] = set()
         levels: dict[tuple[str, ...], list[tuple[str, dict]]] = {}
         hasher = hashlib.sha256()
+        manifest = _read_manifest(root)
         for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
             rel = path.relative_to(root).as_posix()
             if path.suffix == ".rego":
                 source = path.read_text()
-                check_rego_v1(str(path), source)
-                check_builtins(str(path), source)
+                tree = parse_policy(str(path), source)
+                check_builtins(str(path), source, tree)
                 modules[rel] = source
-            elif path.suffix in _DATA_SUFFIXES:
+                packages[rel] = ".".join(str(t["value"]) for t in tree["package"]["path"][1:])
+                if uses_with(tree):
+                    modules_with.add(rel)
+            elif path.suffix in (".json", ".yaml", ".yml"):
+                if path.name not in DATA_NAMES:
+                    raise PolicyError(
+                        f"{path}: OPA reads policy data only from files named {' or '.join(DATA_NAMES)}, whose "
+                        "folder is their path in data; rename it or move it out of the bundle"
+                    )
                 levels.setdefault(_data_level(path, rel), []).append((str(path), _read_data(path)))
             else:
                 continue
             hasher.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
         if not modules:
             raise PolicyError(f"policy bundle {root} holds no .rego file")
+        roots = tuple(manifest.get("roots", [""]))
+        _check_roots(root, roots, packages, bool(levels))
+        if manifest:
+            hasher.update(b".manifest\0" + (root / MANIFEST).read_bytes())
         governance = _merge_levels(levels, modules, root)
-        return cls(str(root), modules, {"governance": governance}, "sha256:" + hasher.hexdigest(), _git_revision(root))
+        revision = manifest.get("revision") or _git_revision(root)
+        return cls(
+            str(root),
+            modules,
+            {DATA_ROOT: governance},
+            "sha256:" + hasher.hexdigest(),
+            revision,
+            roots,
+            frozenset(modules_with),
+        )
 
     @property
     def policy_modules(self) -> dict[str, str]:
@@ -187,14 +219,56 @@ class PolicyBundle:
         return {k: v for k, v in self.modules.items() if k.endswith("_test.rego")}
 
 
+def _read_manifest(root: Path) -> dict:
+    """The bundle's `.manifest`, checked as OPA reads it: a JSON object with known keys."""
+    path = root / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"{path}:{exc.lineno}: the bundle manifest is not valid JSON: {exc.msg}") from None
+    if not isinstance(manifest, dict):
+        raise PolicyError(f"{path}: the bundle manifest must be a JSON object")
+    unknown = sorted(set(manifest) - MANIFEST_KEYS)
+    if unknown:
+        raise PolicyError(
+            f"{path}: unknown manifest key(s) {', '.join(unknown)} (known: {', '.join(sorted(MANIFEST_KEYS))})"
+        )
+    if not isinstance(manifest.get("revision", ""), str):
+        raise PolicyError(f"{path}: revision must be a string")
+    roots = manifest.get("roots", [""])
+    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+        raise PolicyError(f"{path}: roots must be a list of strings")
+    if manifest.get("rego_version", 1) != 1:
+        raise PolicyError(f"{path}: rego_version must be 1 (Rego v1 only)")
+    return manifest
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(r == "" or path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _check_roots(root: Path, roots: tuple[str, ...], packages: dict[str, str], has_data: bool) -> None:
+    """As OPA activates a bundle: every package and the bundle's data must lie under its roots."""
+    for rel, package in sorted(packages.items()):
+        if not _under(package.replace(".", "/"), roots):
+            raise PolicyError(
+                f"{root / rel}: package {package} is outside the bundle's roots ({', '.join(roots)}) in {MANIFEST}"
+            )
+    if has_data and not _under(DATA_ROOT, roots):
+        raise PolicyError(f"{root / MANIFEST}: the roots must include {DATA_ROOT}, where the bundle's data is")
+
+
 def _data_level(path: Path, rel: str) -> tuple[str, ...]:
     parts = rel.split("/")
-    if len(parts) == 1:
+    if parts == [DATA_ROOT, path.name]:
         return ("org",)
-    if len(parts) == 3 and parts[0] in ("teams", "models"):
-        return (parts[0], parts[1])
+    if len(parts) == 4 and parts[0] == DATA_ROOT and parts[1] in ("teams", "models"):
+        return (parts[1], parts[2])
     raise PolicyError(
-        f"{path}: policy data must sit at the bundle root (organisation), in teams/<team>/ or in models/<model>/"
+        f"{path}: policy data must sit in {DATA_ROOT}/ (organisation), {DATA_ROOT}/teams/<team>/ or "
+        f"{DATA_ROOT}/models/<model>/"
     )
 
 
@@ -252,7 +326,7 @@ def _merge_levels(levels: dict, modules: dict[str, str], root: Path) -> dict:
         missing = sorted(names - set(org[section]))
         if missing:
             raise PolicyError(
-                f"{root}: the organisation level (data at the bundle root) must set {section} {', '.join(missing)}: "
+                f"{root}: the organisation level ({ORG_DATA}) must set {section} {', '.join(missing)}: "
                 "the policies use them, and an unset value would never deny"
             )
     for level, combined in merged.items():
@@ -266,7 +340,7 @@ def _merge_levels(levels: dict, modules: dict[str, str], root: Path) -> dict:
                     "an override must name a known key"
                 )
     return {
-        "org": org,
+        **org,
         "teams": {lvl[1]: v for lvl, v in merged.items() if lvl[0] == "teams"},
         "models": {lvl[1]: v for lvl, v in merged.items() if lvl[0] == "models"},
     }

@@ -1,9 +1,11 @@
-"""Evaluating Rego policies: the engines, the bounds on their input, decisions and policy tests.
+"""Evaluating Rego policies: the engines behind one interface, the bounds on their input, and the
+decision object the loop and the gate read.
 
-The embedded engine is regopy (rego-cpp, Rego v1). Its known edges (DESIGN.md) shape this module:
-- a query whose value is `false` comes back undefined, so callers query sets/objects, not booleans;
-- `with ... as` crashes the process, so policy unit tests must not use it (the runner refuses it);
-- v0 syntax (`deny[msg] { ... }`) is silently read as a partial object, so it is refused up front.
+Two engines: OPA's own evaluator (`opa`, the default: opa.py) and rego-cpp (`regopy`, the second).
+Both are held to one golden table of decisions; where they differ OPA is right. regopy 1.5.2's
+known edges: a query whose value is `false` comes back undefined (so callers query objects), `with`
+crashes the process (so it refuses a bundle whose policies use it), and it reads a number near the
+smallest or largest double as an error (engine_safe clamps them).
 """
 
 from __future__ import annotations
@@ -14,21 +16,16 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from rai_pipelines.core.errors import PolicyError
-from rai_pipelines.governance.bundle import (
-    DEFAULT_PACKAGE,
-    PACKAGE_LINE,
-    TEST_RULE,
-    WITH_KEYWORD,
-    PolicyBundle,
-    strip_comment,
-)
+from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
+from rai_pipelines.governance.opa import OpaEvaluator, combined_data, opa_bindings, opa_error_text
 
 
 class PolicyEngine(Protocol):
+    name: str
+
     def evaluate(self, bundle: PolicyBundle, query: str, inputs: Iterable[dict], data: dict) -> list[object]: ...
 
 
@@ -69,8 +66,10 @@ def _parse_output(output, where: str = "") -> object:
 
 
 class RegopyEngine:
-    """The embedded engine. The compiled bundle is cached, keyed by the digests of the policy bundle,
-    the query and the data, so a sensor or a gate evaluating many inputs compiles once."""
+    """rego-cpp, the second engine. The compiled bundle is cached, keyed by the digests of the policy
+    bundle, the query and the data, so a sensor or a gate evaluating many inputs compiles once."""
+
+    name = "regopy"
 
     def __init__(self, cache_size: int = 4):
         self._cache: OrderedDict[tuple[str, str, str], tuple[object, object]] = OrderedDict()
@@ -83,7 +82,12 @@ class RegopyEngine:
     def _compiled(self, bundle: PolicyBundle, query: str, data: dict):
         from regopy import Interpreter
 
-        combined = _combined_data(bundle.data, data)
+        if bundle.modules_with - set(bundle.test_modules):
+            raise PolicyError(
+                f"policy bundle {bundle.root}: {', '.join(sorted(bundle.modules_with))} use `with`, which crashes "
+                "regopy 1.5.2; evaluate them with the OPA engine"
+            )
+        combined = combined_data(bundle.data, data)
         key = (bundle.digest, query, hashlib.sha256(json.dumps(combined, sort_keys=True).encode()).hexdigest())
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -133,11 +137,14 @@ def _evaluate_in_child(connection, engine, bundle, query, inputs, data) -> None:
 
 
 class TimeBoundedEngine:
-    """Runs another engine in a child process and kills it after `timeout_s`: the embedded engine
-    is native code that cannot be interrupted in-process, and a sensor tick must not stall."""
+    """Runs another engine in a spawned child process (never a fork: the Go runtime of OPA must not be
+    forked) and kills it after `timeout_s`: both engines are native code that cannot be interrupted
+    in-process, and a sensor tick must not stall. A crash of the child (a native panic) fails
+    closed, as an error."""
 
     def __init__(self, inner: PolicyEngine, timeout_s: float):
         self.inner, self.timeout_s = inner, timeout_s
+        self.name = inner.name
 
     def evaluate(self, bundle: PolicyBundle, query: str, inputs: Iterable[dict], data: dict) -> list[object]:
         import multiprocessing
@@ -205,15 +212,6 @@ def engine_json(value) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(engine_json(v) for v in value) + "]"
     raise PolicyError(f"a policy input or fact holds a {type(value).__name__}, which is not JSON")
-
-
-def _combined_data(static: dict, dynamic: dict) -> dict:
-    combined = engine_safe(static)
-    for key, value in dynamic.items():
-        if key in combined:
-            raise PolicyError(f"data.{key} is set both by the policy bundle and by the pipeline")
-        combined[key] = engine_safe(value)
-    return combined
 
 
 def _rego_error_text(exc: Exception, modules: dict[str, str] | None = None) -> str:
@@ -300,55 +298,29 @@ def evaluate_decisions(
 
 
 def validate_bundle_compiles(bundle: PolicyBundle, package: str = DEFAULT_PACKAGE) -> None:
-    """Compile every module (tests included) so that a syntax error surfaces with its file and line."""
-    from regopy import Interpreter, RegoError
-
-    rego = Interpreter()
+    """Compile every module (tests included) with OPA, so that an error surfaces with its file, line
+    and column, and check that the package's decision is defined."""
+    bindings = opa_bindings()
+    engine = bindings.OpaEngine()
     try:
         for name, source in bundle.modules.items():
-            rego.add_module(name, source)
-        rego.add_data(bundle.data)
-        _parse_output(rego.query(f"x := {decision_query(package)}"), f"policy bundle {bundle.root}")
-    except RegoError as exc:
-        raise PolicyError(f"policy bundle {bundle.root}: {_rego_error_text(exc, bundle.modules)}") from exc
+            engine.add_policy(name, source)
+        engine.add_data(combined_data(bundle.data, {}))
+        engine.eval_query(f"x := {decision_query(package)}", {})
+    except bindings.OpaError as exc:
+        raise PolicyError(f"policy bundle {bundle.root}: {opa_error_text(exc, bundle.modules)}") from None
+    finally:
+        engine.close()
 
 
-@dataclass(frozen=True)
-class PolicyTestResult:
-    file: str
-    package: str
-    name: str
-    passed: bool
+ENGINES = {"opa": OpaEvaluator, "regopy": RegopyEngine}
 
 
-def run_policy_tests(bundle: PolicyBundle) -> list[PolicyTestResult]:
-    """Run every `test_*` rule of the bundle's *_test.rego files, as `opa test` does.
-
-    A test passes when its rule evaluates to true. Tests must not use `with ... as` (the embedded
-    engine crashes on it): policies expose functions of (manifest, facts) that tests call instead.
-    """
-    from regopy import Interpreter, RegoError
-
-    for name, source in bundle.test_modules.items():
-        for number, line in enumerate(source.splitlines(), start=1):
-            if WITH_KEYWORD.search(strip_comment(line)):
-                raise PolicyError(
-                    f"{Path(bundle.root) / name}:{number}: `with ... as` crashes the embedded Rego engine "
-                    "(regopy 1.5.2); call the policy's functions with literal arguments instead"
-                )
-    rego = Interpreter()
-    results = []
-    try:
-        for name, source in bundle.modules.items():
-            rego.add_module(name, source)
-        rego.add_data(bundle.data)
-        for name, source in sorted(bundle.test_modules.items()):
-            package = PACKAGE_LINE.search(source)
-            if not package:
-                raise PolicyError(f"{Path(bundle.root) / name}: no package declaration")
-            for rule in TEST_RULE.findall(source):
-                value = _parse_output(rego.query(f"data.{package.group(1)}.{rule}"), f"{Path(bundle.root) / name}")
-                results.append(PolicyTestResult(name, package.group(1), rule, value is True))
-    except RegoError as exc:
-        raise PolicyError(f"policy bundle {bundle.root}: {_rego_error_text(exc, bundle.modules)}") from exc
-    return results
+def make_engine(name: str = "opa") -> PolicyEngine:
+    """The engine by name; OPA's evaluator unless regopy is chosen. A missing engine is an error
+    that says how to install it, never a silent fall-back to the other."""
+    if name not in ENGINES:
+        raise PolicyError(f"unknown policy engine {name!r}: choose {' or '.join(ENGINES)}")
+    if name == "opa":
+        opa_bindings()
+    return ENGINES[name]()

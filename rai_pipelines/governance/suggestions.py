@@ -18,11 +18,12 @@ from pathlib import Path
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.gitops.git import GitOpsCheckout, run_git
 from rai_pipelines.gitops.manifests import load_yaml
+from rai_pipelines.governance.bundle import ORG_DATA
 
 
 @dataclass(frozen=True)
 class Suggestion:
-    key: str  # a threshold of data.yaml
+    key: str  # an organisation threshold (governance/data.yaml of the bundle)
     current: float
     proposed: float | None  # None: reported, no change proposed
     rationale: str
@@ -127,22 +128,22 @@ def suggest_threshold_changes(rows: list[dict], thresholds: dict) -> list[Sugges
 def propose_branch(
     remote: str, branch: str, bundle_path: str, suggestions: list[Suggestion], workdir: str | None = None
 ) -> tuple[str, str] | None:
-    """Commit the proposed thresholds to `data.yaml` of the bundle on a new branch and push it;
+    """Commit the proposed thresholds to the bundle's organisation data on a new branch and push it;
     the diff and the commit are returned. None when there is nothing to change."""
     changes = [s for s in suggestions if s.proposed is not None and s.proposed != s.current]
     if not changes:
         return None
     with GitOpsCheckout(remote, "main", workdir, author="rai-pipelines <rai-pipelines@localhost>") as co:
         assert co.path is not None
-        data_file = co.path / bundle_path / "data.yaml"
+        data_file = co.path / bundle_path / ORG_DATA
         if not data_file.is_file():
-            raise BadInputError(f"{remote}: no {bundle_path}/data.yaml to propose changes to")
+            raise BadInputError(f"{remote}: no {bundle_path}/{ORG_DATA} to propose changes to")
         document = load_yaml(data_file)
         for change in changes:
             current = document.get("thresholds", {}).get(change.key)
             if current != change.current:
                 raise BadInputError(
-                    f"{remote}: {bundle_path}/data.yaml sets thresholds.{change.key} to {current!r}, not "
+                    f"{remote}: {bundle_path}/{ORG_DATA} sets thresholds.{change.key} to {current!r}, not "
                     f"{change.current!r} as the suggestions assumed; update the local bundle first"
                 )
             document["thresholds"][change.key] = change.proposed

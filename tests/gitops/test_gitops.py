@@ -15,9 +15,11 @@ from rai_pipelines.gitops.git import GitOpsCheckout, remote_head, run_git
 from rai_pipelines.gitops.manifests import check_rendered, pin_model_version
 from rai_pipelines.gitops.render import kustomize_render
 from rai_pipelines.governance.bundle import PolicyBundle
-from rai_pipelines.governance.rego import RegopyEngine
+from rai_pipelines.governance.rego import make_engine
 from rai_pipelines.governance.rollback import NoCompliantVersion, rollback_model
 from rai_pipelines.settings import PROJECT_ROOT
+
+ENGINE = make_engine("opa")
 
 OVERLAY = "apps/credit-scoring-ai/overlays/production"
 FACTS = [
@@ -55,7 +57,15 @@ def bundle():
 def _rollback(co, specs, bundle, facts, overlay=OVERLAY, decision="d-1"):
     """Roll credit-scoring-ai back from 2.0.0 in checkout `co`."""
     return rollback_model(
-        co, specs["credit-scoring-ai"], overlay, "credit-scoring-ai", "2.0.0", decision, RegopyEngine(), bundle, facts
+        co,
+        specs["credit-scoring-ai"],
+        overlay,
+        "credit-scoring-ai",
+        "2.0.0",
+        decision,
+        make_engine("opa"),
+        bundle,
+        facts,
     )
 
 

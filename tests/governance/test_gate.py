@@ -178,7 +178,7 @@ def test_policy_validate_reports_the_hierarchy_and_refuses_conflicts(tmp_path, c
     import shutil
 
     shutil.copytree(PROJECT_ROOT / "policies", tmp_path / "p")
-    (tmp_path / "p" / "more.yaml").write_text("thresholds:\n  fairness_score_min: 0.9\n")
+    (tmp_path / "p" / "governance" / "data.json").write_text('{"thresholds": {"fairness_score_min": 0.9}}')
     assert main(["policy", "validate", str(tmp_path / "p")]) == 2
     assert "conflict" in capsys.readouterr().err
 

@@ -1,6 +1,7 @@
-"""The Rego policies and the embedded engine: the bundle's own tests, the golden decision table,
-the hierarchy of thresholds, and the refusals (v0 syntax, syntax errors, outside-reaching
-built-ins, oversized inputs, runaway evaluations)."""
+"""The Rego policies on both engines (OPA's own evaluator, the default, and regopy): the bundle's own
+tests as `opa test` runs them, the golden decision table, the hierarchy of thresholds, and the
+refusals (v0 syntax, syntax errors, built-ins that reach outside, policies that error, oversized
+inputs, runaway evaluations), each failing closed on either engine."""
 
 from __future__ import annotations
 
@@ -16,27 +17,29 @@ from hypothesis import strategies as st
 
 from rai_pipelines.core.errors import PolicyError
 from rai_pipelines.governance.bundle import PolicyBundle
+from rai_pipelines.governance.policy_tests import run_policy_tests
 from rai_pipelines.governance.rego import (
     MAX_INPUT_DEPTH,
-    RegopyEngine,
     TimeBoundedEngine,
     evaluate_decisions,
-    run_policy_tests,
+    make_engine,
     validate_bundle_compiles,
 )
 from rai_pipelines.settings import PROJECT_ROOT
 
 UNFAIR = "AI model fairness score below acceptable threshold (0.8)."
 EXPENSIVE = "Estimated inference cost exceeds budget (0.005 USD)."
-ENGINE = RegopyEngine()
+FAIR_AND_CHEAP = {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}
+ENGINE_NAMES = ("opa", "regopy")
+ENGINE = make_engine("opa")
+ENGINES = {name: make_engine(name) for name in ENGINE_NAMES}
 INCOMPLETE = "Governance facts for model version 2.0.0 are incomplete or mistyped: compliance cannot be shown."
 TEAM_RULE = """package apexlogic.ai_governance
 
-violation contains finding(input, "cost", "Credit-risk models may not run on GPU nodes.") if {
-	input.kind == "Deployment"
-	label(input, "team") == "credit-risk"
-	node := ["spec", "template", "spec", "nodeSelector", "node.kubernetes.io/instance-type"]
-	startswith(object.get(input, node, ""), "g")
+violation contains finding("cost", "Credit-risk models may not run on GPU nodes.") if {
+	governed
+	team == "credit-risk"
+	startswith(input.spec.template.spec.nodeSelector["node.kubernetes.io/instance-type"], "g")
 }
 """
 
@@ -55,26 +58,38 @@ def deployment(app="credit-scoring-ai", version="2.0.0", kind="Deployment", labe
     }
 
 
-def decide(bundle, manifest, facts):
-    return evaluate_decisions(ENGINE, bundle, [manifest], facts)[0]
+def decide(bundle, manifest, facts, engine=ENGINE):
+    return evaluate_decisions(engine, bundle, [manifest], facts)[0]
 
 
-def test_the_bundles_own_rego_tests_pass(bundle):
-    results = run_policy_tests(bundle)
-    declared = re.findall(r"^(test_\w+) if", (PROJECT_ROOT / "policies" / "ai_governance_test.rego").read_text(), re.M)
-    assert sorted(r.name.rsplit(".", 1)[-1] for r in results) == sorted(declared) and len(declared) >= 18
-    assert [r.name for r in results if not r.passed] == []
+@pytest.fixture(params=ENGINE_NAMES)
+def engine(request):
+    return ENGINES[request.param]
 
 
-def test_a_failing_rego_test_is_reported_as_failed(tmp_path):
+def test_the_bundles_own_rego_tests_pass_and_cover_every_line(bundle):
+    report = run_policy_tests(bundle, coverage=True)
+    source = (PROJECT_ROOT / "policies" / "ai_governance_test.rego").read_text()
+    declared = [line.split(" ", 1)[0] for line in source.splitlines() if line.startswith("test_")]
+    assert sorted(r.name for r in report.results) == sorted(declared) and len(declared) >= 18
+    assert [r.name for r in report.results if not r.passed] == []
+    assert report.coverage_percent("ai_governance.rego") == 100.0 and report.coverage_percent() == 100.0
+    assert "with input as" in source and "with data.ai_models as" in source  # as `opa test` users write them
+
+
+def test_a_failing_rego_test_is_reported_as_failed_with_its_location(tmp_path):
     copy = _copy_bundle(tmp_path)
     (copy / "extra_test.rego").write_text(
         "package apexlogic.extra_test\n\nimport data.apexlogic.ai_governance\n\n"
-        "test_wrong_expectation if {\n\tcount(ai_governance.violations({}, {})) == 1\n}\n"
+        "test_wrong_expectation if {\n\tcount(ai_governance.violation) == 1 with input as {}\n}\n"
     )
-    results = {r.name: r.passed for r in run_policy_tests(PolicyBundle.load(copy))}
-    assert results["test_wrong_expectation"] is False
-    assert results["test_compliant_model_is_allowed"] is True
+    report = run_policy_tests(PolicyBundle.load(copy))
+    results = {r.name: r for r in report.results}
+    assert results["test_wrong_expectation"].passed is False
+    assert results["test_wrong_expectation"].location == "extra_test.rego:5"
+    assert results["test_compliant_model_is_allowed"].passed is True
+    assert "data.apexlogic.extra_test.test_wrong_expectation: FAIL" in report.verbose_text()
+    assert "extra_test.rego:5" in report.verbose_text()
 
 
 GOVERNED = {"rai-pipelines.io/governed": "true"}
@@ -146,24 +161,24 @@ GOLDEN = [
 
 
 @pytest.mark.parametrize("manifest,facts,expected,remediation", GOLDEN)
-def test_golden_decisions(bundle, manifest, facts, expected, remediation):
-    decision = decide(bundle, manifest, facts)
+def test_golden_decisions_on_both_engines(bundle, engine, manifest, facts, expected, remediation):
+    decision = decide(bundle, manifest, facts, engine)
     assert decision.deny == sorted(expected)
     assert decision.remediation == remediation
     assert decision.allowed is (not expected)
 
 
-def test_the_brief_denies_and_allows_exactly_as_it_describes(bundle):
+def test_the_brief_denies_and_allows_exactly_as_it_describes(bundle, engine):
     """DESIGN.md's reference policy: credit-scoring-ai is denied below a 0.8 fairness score and
     above 0.005 USD estimated per inference, with the brief's own messages, and nothing else."""
     for fairness in (0.0, 0.5, 0.79, 0.7999, 0.8, 0.81, 1.0):
         for cost in (0.0, 0.001, 0.005, 0.0050001, 0.1):
             facts = {"9.9.9": {"fairness_score": fairness, "estimated_cost_per_inference_usd": cost}}
             expected = ([UNFAIR] if fairness < 0.8 else []) + ([EXPENSIVE] if cost > 0.005 else [])
-            assert decide(bundle, deployment(version="9.9.9"), facts).deny == sorted(expected), (fairness, cost)
+            assert decide(bundle, deployment(version="9.9.9"), facts, engine).deny == sorted(expected), (fairness, cost)
 
 
-def test_warnings_do_not_block(bundle):
+def test_warnings_do_not_block(bundle, engine):
     facts = {
         "2.0.0": {
             "fairness_score": 0.9,
@@ -172,13 +187,14 @@ def test_warnings_do_not_block(bundle):
             "drifted_features": ["car_value", "loan_length"],
         }
     }
-    decision = decide(bundle, deployment(), facts)
+    decision = decide(bundle, deployment(), facts, engine)
     assert decision.allowed and decision.remediation == "none"
     assert decision.warn == ["Input drift on 0.57 of the features (car_value, loan_length), above 0.3."]
 
 
-def test_one_compiled_bundle_serves_many_inputs_and_is_cached(bundle):
-    engine = RegopyEngine()
+@pytest.mark.parametrize("name", ENGINE_NAMES)
+def test_one_compiled_bundle_serves_many_inputs_and_is_cached(bundle, name):
+    engine = make_engine(name)
     manifests = [m for m, _, _, _ in GOLDEN]
     facts = {
         "2.0.0": {"fairness_score": 0.5, "estimated_cost_per_inference_usd": 0.01},
@@ -206,59 +222,94 @@ def _bundle_with(tmp_path, name: str, text: str) -> PolicyBundle:
     return PolicyBundle.load(copy)
 
 
-def test_model_data_overrides_team_and_organisation(tmp_path):
+def test_model_data_overrides_team_and_organisation(tmp_path, engine):
     bundle = _bundle_with(
         tmp_path,
-        "models/credit-scoring-ai/data.yaml",
+        "governance/models/credit-scoring-ai/data.yaml",
         "thresholds:\n  estimated_cost_per_inference_usd_max: 0.01\nseverity:\n  cost: review\n",
     )
     facts = {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.0081}}
-    assert decide(bundle, deployment(), facts).allowed  # 0.0081 is within this model's own budget
+    assert decide(bundle, deployment(), facts, engine).allowed  # 0.0081 is within this model's own budget
     facts = {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.02}}
-    decision = decide(bundle, deployment(), facts)
+    decision = decide(bundle, deployment(), facts, engine)
     assert decision.deny == ["Estimated inference cost exceeds budget (0.01 USD)."]
     assert decision.remediation == "review"
     other = deployment(app="employment-screening-ai", labels=GOVERNED, team="people-analytics")
     facts = {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.0081}}
-    assert decide(bundle, other, facts).deny == [EXPENSIVE]
+    assert decide(bundle, other, facts, engine).deny == [EXPENSIVE]
 
 
 def test_two_files_of_one_level_disagreeing_is_a_conflict(tmp_path):
     with pytest.raises(
         PolicyError,
-        match=r"conflict: .*budget\.yaml and .*data\.yaml both set "
+        match=r"conflict: .*data\.json and .*data\.yaml both set "
         r"thresholds\.fairness_score_min at the same level, to 0\.75 and 0\.8",
     ):
-        _bundle_with(tmp_path, "budget.yaml", "thresholds:\n  fairness_score_min: 0.75\n")
+        _bundle_with(tmp_path, "governance/data.json", '{"thresholds": {"fairness_score_min": 0.75}}')
 
 
 def test_agreeing_files_of_one_level_are_not_a_conflict(tmp_path):
-    bundle = _bundle_with(tmp_path, "teams/credit-risk/extra.json", '{"thresholds": {"drift_share_warn": 0.4}}')
+    copy = _copy_bundle(tmp_path)
+    (copy / "governance/teams/credit-risk").mkdir(parents=True)
+    (copy / "governance/teams/credit-risk/data.json").write_text('{"thresholds": {"drift_share_warn": 0.4}}')
+    (copy / "governance/teams/credit-risk/data.yaml").write_text("thresholds:\n  drift_share_warn: 0.4\n")
+    bundle = PolicyBundle.load(copy)
     assert bundle.data["governance"]["teams"]["credit-risk"]["thresholds"] == {"drift_share_warn": 0.4}
+
+
+def test_the_bundle_is_laid_out_as_an_opa_bundle(bundle):
+    manifest = json.loads((PROJECT_ROOT / "policies" / ".manifest").read_text())
+    assert manifest["roots"] == ["apexlogic", "governance"] and manifest["rego_version"] == 1
+    assert bundle.roots == ("apexlogic", "governance")
+    # data files are named as OPA's bundle loader reads them, their folder being their path in data
+    data_files = sorted(
+        p.relative_to(PROJECT_ROOT / "policies").as_posix() for p in (PROJECT_ROOT / "policies").rglob("data.*")
+    )
+    assert data_files == ["governance/data.yaml", "governance/teams/people-analytics/data.yaml"]
+    assert bundle.data["governance"]["thresholds"]["fairness_score_min"] == 0.8
+    assert bundle.data["governance"]["teams"]["people-analytics"]["thresholds"] == {"drift_share_warn": 0.5}
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        (".manifest", '{"roots": ["apexlogic/ai_governance"]}', "package apexlogic.ai_governance_test is outside"),
+        (".manifest", '{"roots": ["apexlogic"]}', "the roots must include governance"),
+        (".manifest", '{"roots": "apexlogic"}', "roots must be a list of strings"),
+        (".manifest", '{"roots": [""], "signatures": []}', "unknown manifest key"),
+        (".manifest", "{roots:", "the bundle manifest is not valid JSON"),
+        (".manifest", '{"rego_version": 0}', "rego_version must be 1"),
+    ],
+)
+def test_a_bad_manifest_is_refused(tmp_path, name, text, message):
+    with pytest.raises(PolicyError, match=message):
+        _bundle_with(tmp_path, name, text)
 
 
 @pytest.mark.parametrize(
     "name,text,message",
     [
         (
-            "data.yaml",
+            "governance/data.yaml",
             "thresholds:\n  drift_share_warn: 0.3\nseverity: {fairness: rollback, cost: rollback, "
             "facts_missing: alert}\n",
             "must set thresholds estimated_cost_per_inference_usd_max, fairness_score_min",
         ),
         (
-            "teams/x/data.yaml",
+            "governance/teams/x/data.yaml",
             "thresholds:\n  fairnes_score_min: 0.9\n",
             "fairnes_score_min not set at the organisation",
         ),
         (
-            "teams/x/data.yaml",
+            "governance/teams/x/data.yaml",
             "severity:\n  cost: page-someone\n",
             "severity.cost must be one of rollback, review, alert",
         ),
-        ("teams/x/data.yaml", "threshold:\n  cost: 1\n", "unknown policy data key"),
-        ("teams/x/data.yaml", "thresholds:\n  fairness_score_min: high\n", "must be a number"),
-        ("misc/data.yaml", "thresholds: {}\n", "must sit at the bundle root"),
+        ("governance/teams/x/data.yaml", "threshold:\n  cost: 1\n", "unknown policy data key"),
+        ("governance/teams/x/data.yaml", "thresholds:\n  fairness_score_min: high\n", "must be a number"),
+        ("misc/data.yaml", "thresholds: {}\n", "must sit in governance/"),
+        ("teams/x/data.yaml", "thresholds: {}\n", "must sit in governance/"),
+        ("governance/budget.yaml", "thresholds: {}\n", "OPA reads policy data only from files named"),
     ],
 )
 def test_bad_policy_data_is_refused_naming_the_file(tmp_path, name, text, message):
@@ -277,9 +328,16 @@ def test_old_syntax_is_refused_with_how_to_convert(tmp_path):
     assert "deny contains msg if {" in str(err.value)
 
 
-def test_a_syntax_error_names_file_and_line(tmp_path):
-    bundle = _bundle_with(tmp_path, "broken.rego", "package broken\n\nallow if {\n\tinput.a ==\n}\n")
-    with pytest.raises(PolicyError, match=r"broken\.rego:4:\d+: Invalid boolean operator"):
+def test_a_syntax_error_names_file_line_and_column(tmp_path):
+    with pytest.raises(PolicyError, match=r"broken\.rego:5:1: rego_parse_error: unexpected } token"):
+        _bundle_with(tmp_path, "broken.rego", "package broken\n\nallow if {\n\tinput.a ==\n}\n")
+    with pytest.raises(PolicyError, match=r"broken\.rego:4:11: rego_parse_error: unexpected \) token"):
+        _bundle_with(tmp_path, "broken.rego", "package broken\n\nallow if {\n\tx := 1 + )\n}\n")
+
+
+def test_a_compile_error_names_file_and_line(tmp_path):
+    bundle = _bundle_with(tmp_path, "unsafe.rego", "package apexlogic.unsafe\n\nallow if {\n\tx > 1\n}\n")
+    with pytest.raises(PolicyError, match=r"unsafe\.rego:4.*var x is unsafe"):
         validate_bundle_compiles(bundle)
 
 
@@ -290,57 +348,106 @@ def test_a_syntax_error_names_file_and_line(tmp_path):
         'net.lookup_ip_addr("x")',
         "opa.runtime()",
         'object.get({"a": `#`}, "a", http.send({}))',  # a '#' inside a raw string is no comment
+        'net.cidr_contains("10.0.0.0/8", "10.1.2.3")',
+        'http.send({"method": "get",\n\t\t"url": "http://x"})',  # a call split over lines
     ],
 )
-def test_builtins_that_reach_outside_are_refused(tmp_path, call):
+def test_builtins_that_reach_outside_are_refused_on_the_parsed_module(tmp_path, call):
     with pytest.raises(PolicyError, match=r"leak\.rego:4: built-in .* not allowed"):
         _bundle_with(tmp_path, "leak.rego", f"package leak\n\nx := y if {{\n\ty := {call}\n}}\n")
 
 
-def test_with_is_refused_at_load_before_it_crashes_the_engine(tmp_path):
-    source = (
-        "package w_test\n\nimport data.apexlogic.ai_governance\n\n"
-        "test_x if {\n\tcount(ai_governance.deny) == 0 with input as {}\n}\n"
+@pytest.mark.parametrize(
+    "source",
+    [
+        # the environment through opa.runtime, called on the next line: OPA's parser refuses it
+        "rt := opa.runtime\n\t()\n",
+        # a forbidden built-in replaced in a test, in an else branch, in a function
+        "test_x if {\n\ttrue with http.send as {}\n}\n",
+        "x := 1 if {\n\tfalse\n} else := v if {\n\tv := opa.runtime().env\n}\n",
+        'f(u) := http.send({"url": u})\n',
+    ],
+)
+def test_hostile_built_in_uses_never_load(tmp_path, source):
+    with pytest.raises(PolicyError, match=r"not allowed|rego_parse_error"):
+        _bundle_with(tmp_path, "leak_test.rego", f"package leak_test\n\n{source}")
+
+
+def test_regopy_refuses_policies_with_with_before_it_crashes_and_opa_evaluates_them(tmp_path):
+    bundle = _bundle_with(
+        tmp_path, "pinned.rego", 'package apexlogic.pinned\n\nx := v if {\n\tv := input.a with input as {"a": 2}\n}\n'
     )
-    with pytest.raises(PolicyError, match=r"w_test\.rego:6: `with \.\.\. as` crashes"):
-        _bundle_with(tmp_path, "w_test.rego", source)
+    assert "pinned.rego" in bundle.modules_with
+    assert ENGINES["opa"].evaluate(bundle, "data.apexlogic.pinned.x", [{"a": 1}], {}) == [2]
+    with pytest.raises(PolicyError, match=r"pinned\.rego use `with`, which crashes regopy"):
+        ENGINES["regopy"].evaluate(bundle, "data.apexlogic.pinned.x", [{"a": 1}], {})
+    # the shipped tests use `with` and run on OPA; the shipped policies do not, so regopy evaluates them
+    assert PolicyBundle.load(PROJECT_ROOT / "policies").modules_with == {"ai_governance_test.rego"}
+
+
+def test_a_policy_that_errors_fails_closed_on_both_engines(tmp_path, engine):
+    bundle = _bundle_with(
+        tmp_path,
+        "conflict.rego",
+        "package apexlogic.ai_governance\n\nlimit := 1 if governed\n\nlimit := 2 if governed\n\n"
+        'violation contains finding("cost", sprintf("limit %v", [limit])) if governed\n',
+    )
+    with pytest.raises(PolicyError, match=r"conflict|error"):
+        decide(
+            bundle, deployment(), {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}}, engine
+        )
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_facts_json_cannot_carry_are_refused_on_both_engines(bundle, engine, bad):
+    with pytest.raises(PolicyError, match="JSON cannot carry"):
+        decide(
+            bundle, deployment(), {"2.0.0": {"fairness_score": bad, "estimated_cost_per_inference_usd": 0.001}}, engine
+        )
 
 
 @pytest.mark.parametrize(
-    "source", ['deny[msg] { msg := "x" }', "allow { input.a == 1 }", "f(x) := y {", "deny contains msg {"]
+    "source",
+    [
+        'deny[msg] { msg := "x" }',
+        "allow { input.a == 1 }",
+        "f(x) := y {\n\ty := x\n}",
+        "deny contains msg {\n\tmsg := 1\n}",
+    ],
 )
 def test_one_line_and_function_v0_heads_are_refused(tmp_path, source):
     with pytest.raises(PolicyError, match="Rego v0"):
         _bundle_with(tmp_path, "old.rego", f"package old\n\n{source}\n")
 
 
-def test_an_undefined_decision_is_an_error_not_compliance(bundle):
+def test_an_undefined_decision_is_an_error_not_compliance(bundle, engine):
     with pytest.raises(PolicyError, match="undefined"):
-        evaluate_decisions(ENGINE, bundle, [deployment()], {}, package="no.such.package")
+        evaluate_decisions(engine, bundle, [deployment()], {}, package="no.such.package")
 
 
-def test_huge_and_deep_inputs_are_refused_before_evaluation(bundle):
+def test_huge_and_deep_inputs_are_refused_before_evaluation(bundle, engine):
     huge = deployment(labels={"blob": "x" * 1_100_000})
     with pytest.raises(PolicyError, match="exceeds the limit"):
-        evaluate_decisions(ENGINE, bundle, [huge], {})
+        evaluate_decisions(engine, bundle, [huge], {})
     deep: dict = {}
     node = deep
     for _ in range(MAX_INPUT_DEPTH + 5):
         node["n"] = {}
         node = node["n"]
     with pytest.raises(PolicyError, match="nested deeper"):
-        evaluate_decisions(ENGINE, bundle, [{**deployment(), "extra": deep}], {})
+        evaluate_decisions(engine, bundle, [{**deployment(), "extra": deep}], {})
 
 
-def test_a_runaway_evaluation_is_stopped(tmp_path, bundle):
+@pytest.mark.parametrize("name", ENGINE_NAMES)
+def test_a_runaway_evaluation_is_stopped(tmp_path, bundle, name):
     slow = _bundle_with(
-        tmp_path, "slow.rego", "package slow\n\nn := count({x | some x in numbers.range(1, 200000000)})\n"
+        tmp_path, "slow.rego", "package apexlogic.slow\n\nn := count({x | some x in numbers.range(1, 200000000)})\n"
     )
-    used = RegopyEngine()
-    evaluate_decisions(used, bundle, [deployment()], {})  # holds a compiled interpreter now
+    used = make_engine(name)
+    evaluate_decisions(used, bundle, [deployment()], {})  # holds a compiled engine now
     engine = TimeBoundedEngine(used, timeout_s=2)
     with pytest.raises(PolicyError, match="exceeded 2 s and was stopped"):
-        engine.evaluate(slow, "data.slow.n", [{}], {})
+        engine.evaluate(slow, "data.apexlogic.slow.n", [{}], {})
     assert evaluate_decisions(
         engine,
         bundle,
@@ -378,18 +485,41 @@ def test_random_facts_never_crash_the_engine_and_never_pass_silently(bundle, fac
         assert EXPENSIVE in decision.deny
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    facts=facts_strategy,
+    version=st.sampled_from(["2.0.0", "1.4.2"]),
+    app=st.sampled_from(["credit-scoring-ai", "employment-screening-ai"]),
+    team=st.sampled_from(["credit-risk", "people-analytics", ""]),
+)
+def test_both_engines_give_the_same_decision_on_random_facts(bundle, facts, version, app, team):
+    """The golden table beyond its rows: whatever the facts, OPA and regopy decide alike."""
+    manifest = deployment(app=app, version="2.0.0", labels=GOVERNED, team=team)
+    opa, regopy = (decide(bundle, manifest, {version: facts}, ENGINES[name]) for name in ENGINE_NAMES)
+    assert (opa.deny, opa.violations, opa.remediation) == (regopy.deny, regopy.violations, regopy.remediation)
+    # A known regopy edge (README): it computes in doubles, so a rounded share it formats can show
+    # binary noise (0.5600000000000001 where OPA, in decimals, writes 0.56).
+    assert [_round_floats(w) for w in opa.warn] == [_round_floats(w) for w in regopy.warn]
+
+
+def _round_floats(text: str) -> str:
+    return re.sub(r"\d+\.\d{7,}", lambda m: f"{float(m.group()):.6g}", text)
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000))
 def test_the_decision_does_not_depend_on_the_order_of_the_policies(tmp_path_factory, seed):
     root = tmp_path_factory.mktemp("bundle")
     shutil.copytree(PROJECT_ROOT / "policies", root / "p")
-    (root / "p" / "teams" / "credit-risk").mkdir(parents=True)
-    (root / "p" / "teams" / "credit-risk" / "gpu.rego").write_text(TEAM_RULE)
+    (root / "p" / "governance" / "teams" / "credit-risk").mkdir(parents=True)
+    (root / "p" / "governance" / "teams" / "credit-risk" / "gpu.rego").write_text(TEAM_RULE)
     bundle = PolicyBundle.load(root / "p")
     assert len(bundle.policy_modules) == 2
     modules = list(bundle.modules.items())
     random.Random(seed).shuffle(modules)
-    shuffled = PolicyBundle(bundle.root, dict(modules), bundle.data, f"{bundle.digest}-{seed}", bundle.revision)
+    shuffled = PolicyBundle(
+        bundle.root, dict(modules), bundle.data, f"{bundle.digest}-{seed}", bundle.revision, bundle.roots
+    )
     gpu = deployment(version="1.4.2")
     gpu["spec"]["template"]["spec"] = {"nodeSelector": {"node.kubernetes.io/instance-type": "g5.2xlarge"}}
     for manifest, facts, _, _ in [
@@ -401,24 +531,40 @@ def test_the_decision_does_not_depend_on_the_order_of_the_policies(tmp_path_fact
         )
 
 
-def test_a_team_module_adds_violations_to_the_decision(tmp_path):
-    bundle = _bundle_with(tmp_path, "teams/credit-risk/gpu.rego", TEAM_RULE)
+def test_a_team_module_adds_violations_to_the_decision(tmp_path, engine):
+    bundle = _bundle_with(tmp_path, "governance/teams/credit-risk/gpu.rego", TEAM_RULE)
     gpu = deployment(version="1.4.2")
     gpu["spec"]["template"]["spec"] = {"nodeSelector": {"node.kubernetes.io/instance-type": "g5.2xlarge"}}
-    decision = decide(bundle, gpu, {"1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}})
+    decision = decide(
+        bundle, gpu, {"1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}}, engine
+    )
     assert decision.deny == ["Credit-risk models may not run on GPU nodes."]
     assert decision.remediation == "rollback"
 
 
-def test_policy_test_command_exit_codes(tmp_path, capsys):
+def test_policy_test_command_reports_as_opa_test_does(tmp_path, capsys):
     from rai_pipelines.cli import main
 
-    assert main(["policy", "test", str(PROJECT_ROOT / "policies")]) == 0
-    assert "PASS: 18/18" in capsys.readouterr().out
+    shipped = str(PROJECT_ROOT / "policies")
+    assert main(["policy", "test", shipped, "--coverage", "--threshold", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "data.apexlogic.ai_governance_test.test_compliant_model_is_allowed: PASS" in out
+    assert "PASS: 22/22" in out
+    coverage = json.loads(out[out.index("\n{") :])
+    assert coverage["coverage"] == 100.0 and coverage["files"]["ai_governance.rego"]["not_covered_lines"] == 0
     copy = _copy_bundle(tmp_path)
-    (copy / "extra_test.rego").write_text("package extra_test\n\ntest_fails if {\n\t1 == 2\n}\n")
+    (copy / "apexlogic").mkdir()
+    (copy / "apexlogic" / "extra_test.rego").write_text(
+        "package apexlogic.extra_test\n\ntest_fails if {\n\t1 == 2\n}\n"
+    )
     assert main(["policy", "test", str(copy)]) == 1
-    (copy / "old.rego").write_text("package old\n\nallow {\n\ttrue\n}\n")
+    out = capsys.readouterr().out
+    assert "data.apexlogic.extra_test.test_fails: FAIL" in out and "apexlogic/extra_test.rego:3" in out
+    (copy / "apexlogic" / "extra_test.rego").unlink()
+    (copy / "apexlogic" / "untested.rego").write_text("package apexlogic.untested\n\nx := 1 if {\n\tinput.a\n}\n")
+    assert main(["policy", "test", str(copy), "--threshold", "100"]) == 2  # coverage short of the threshold
+    assert "Code coverage threshold not met" in capsys.readouterr().err
+    (copy / "old.rego").write_text("package apexlogic.old\n\nallow {\n\ttrue\n}\n")
     assert main(["policy", "test", str(copy)]) == 2
 
 

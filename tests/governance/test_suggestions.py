@@ -86,7 +86,7 @@ def test_the_proposal_is_a_branch_with_the_rationale_and_main_is_untouched(git_d
         "-  estimated_cost_per_inference_usd_max: 0.005" in diff
         and "+  estimated_cost_per_inference_usd_max: 0.014" in diff
     )
-    data = run_git(["--git-dir", str(remote), "show", f"{sha}:policies/data.yaml"])
+    data = run_git(["--git-dir", str(remote), "show", f"{sha}:policies/governance/data.yaml"])
     assert "# four-fifths rule on the favourable outcome" in data  # comments kept
     message = run_git(["--git-dir", str(remote), "log", "-1", "--format=%B", sha])
     assert "every one of the 2 models exceeds the budget" in message
