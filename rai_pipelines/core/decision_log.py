@@ -2,7 +2,8 @@
 
 Each record carries the digest of the one before it, so editing or deleting a past record breaks
 the chain at that point. The record follows OPA's decision-log fields where they apply
-(decision_id, path, input, result, bundles, timestamp) plus the governance context.
+(decision_id, path, input, result, bundles with their revision, timestamp, metrics, labels) plus
+the governance context, so tools that read OPA decision logs can read these.
 """
 
 from __future__ import annotations

@@ -12,7 +12,13 @@ from rai_pipelines.gitops.git import redact
 from rai_pipelines.gitops.render import RenderedDeployment
 from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
 from rai_pipelines.governance.facts import ai_models_document
-from rai_pipelines.governance.rego import PolicyEngine, check_input, decision_query, evaluate_decisions
+from rai_pipelines.governance.rego import (
+    PolicyEngine,
+    check_input,
+    decision_log_labels,
+    decision_query,
+    evaluate_decisions,
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,8 @@ def evaluate_deployments(
             "app": deployment.app,
             "model_version": deployment.model_version,
             "result": decision.as_dict(),
+            "metrics": decision.metrics,
+            "labels": decision_log_labels(decision.engine),
             "action": {"type": ACTIONS[decision.remediation]},
         }
         decisions.append(Decision(record, deployment))

@@ -19,7 +19,13 @@ from rai_pipelines.core.errors import BadInputError, GitOpsError, PolicyError, R
 from rai_pipelines.core.registry import validate_model_version
 from rai_pipelines.gitops.render import kustomize_render
 from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
-from rai_pipelines.governance.rego import PolicyDecision, PolicyEngine, decision_query, evaluate_decisions
+from rai_pipelines.governance.rego import (
+    PolicyDecision,
+    PolicyEngine,
+    decision_log_labels,
+    decision_query,
+    evaluate_decisions,
+)
 
 EXIT_PASS, EXIT_DENY, EXIT_ERROR = 0, 1, 2
 
@@ -168,6 +174,8 @@ def run_gate(
                     "facts_digest": facts_digest,
                     "source": item.source,
                     "result": decision.as_dict(),
+                    "metrics": decision.metrics,
+                    "labels": decision_log_labels(decision.engine),
                     "action": {"type": "gate_pass" if decision.allowed else "gate_fail"},
                 }
             )

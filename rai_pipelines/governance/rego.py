@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from rai_pipelines.core.errors import PolicyError
@@ -249,6 +250,9 @@ class PolicyDecision:
     deny: list[str]
     warn: list[str]
     violations: list[dict]
+    # OPA's decision-log metrics (timer_rego_query_eval_ns, this input's share of the evaluation)
+    metrics: dict = field(default_factory=dict, compare=False)
+    engine: str = field(default="", compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -277,7 +281,9 @@ def evaluate_decisions(
     query = decision_query(package)
     for manifest in manifests:
         check_input(manifest, f"{manifest.get('kind')} {(manifest.get('metadata') or {}).get('name')}")
+    started = time.perf_counter_ns()
     results = engine.evaluate(bundle, query, manifests, {"ai_models": ai_models})
+    metrics = {"timer_rego_query_eval_ns": (time.perf_counter_ns() - started) // max(1, len(manifests))}
     out = []
     for manifest, result in zip(manifests, results, strict=True):
         name = f"{manifest.get('kind')} {(manifest.get('metadata') or {}).get('name')}"
@@ -293,8 +299,23 @@ def evaluate_decisions(
         for violation in violations:
             if violation.get("severity") not in REMEDIATION_ORDER:
                 raise PolicyError(f"{query} for {name}: violation {violation!r} has no valid severity")
-        out.append(PolicyDecision(sorted(map(str, result["deny"])), sorted(map(str, result["warn"])), violations))
+        out.append(
+            PolicyDecision(
+                sorted(map(str, result["deny"])), sorted(map(str, result["warn"])), violations, metrics, engine.name
+            )
+        )
     return out
+
+
+def decision_log_labels(engine_name: str) -> dict:
+    """OPA's decision-log `labels`: who decided, with which engine."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("rai-pipelines")
+    except PackageNotFoundError:
+        ours = "unknown"
+    return {"id": "rai-pipelines", "version": ours, "engine": engine_name}
 
 
 def validate_bundle_compiles(bundle: PolicyBundle, package: str = DEFAULT_PACKAGE) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -171,3 +172,24 @@ def test_an_unreadable_line_is_named_by_verify(tmp_path):
     lines = log.path.read_text().splitlines()
     log.path.write_text(lines[0] + "\nnot json\n" + lines[1] + "\n")
     assert log.verify() == 2
+
+
+def test_a_log_written_before_the_opa_engine_still_verifies_and_grows(tmp_path):
+    """The decision log of the demo as regopy wrote it (before the OPA engine and its decision-log
+    fields): `audit verify` proves it intact, records of the new shape chain onto it, and an edit
+    of an old record is still found."""
+    from rai_pipelines.cli import main
+
+    old = Path(__file__).parent / "data" / "decision_log_written_by_regopy.jsonl"
+    (tmp_path / "decisions.jsonl").write_bytes(old.read_bytes())
+    log = DecisionLog(tmp_path)
+    assert log.verify() is None and len(log.records()) == 4
+    assert "metrics" not in log.records()[0]
+    log.append(
+        {"decision_id": "x", "path": "apexlogic/ai_governance/decision", "metrics": {"timer_rego_query_eval_ns": 1}}
+    )
+    assert log.verify() is None and main(["audit", "verify", "--log", str(tmp_path)]) == 0
+    lines = (tmp_path / "decisions.jsonl").read_text().splitlines()
+    lines[1] = lines[1].replace('"rollback_requested"', '"none"', 1)
+    (tmp_path / "decisions.jsonl").write_text("\n".join(lines) + "\n")
+    assert log.verify() == 2 and main(["audit", "verify", "--log", str(tmp_path)]) == 1

@@ -635,3 +635,24 @@ def test_the_registry_not_the_manifest_decides_whose_thresholds_apply(bundle, sp
     assert any("Input drift" in w for w in label_only.warn)  # credit-risk has no override: the org's 0.3
     honest = deployment(app="employment-screening-ai", version="3.1.0", team="people-analytics", labels=governed)
     assert not any("differs" in w for w in decide(with_registry, honest, facts).warn)
+
+
+def test_decision_records_name_their_fields_as_opa_decision_logs_do(bundle, tmp_path):
+    from rai_pipelines.core.decision_log import DecisionLog
+    from rai_pipelines.gitops.render import RenderedDeployment
+    from rai_pipelines.governance.decisions import evaluate_deployments
+
+    rows = [{"date": "2023-11-06", "model_name": "credit-scoring-ai", "model_version": "2.0.0", **FAIR_AND_CHEAP}]
+    (decision,) = evaluate_deployments(
+        ENGINE, bundle, [RenderedDeployment("apps/credit", deployment())], rows, "/srv/gitops.git", "abc"
+    )
+    (record,) = DecisionLog(tmp_path).append_many([decision.record])
+    assert record["path"] == "apexlogic/ai_governance/decision"
+    assert record["input"] == deployment() and record["result"]["allowed"] is True
+    assert record["bundles"]["policies"]["revision"] == bundle.revision and record["timestamp"]
+    assert (
+        isinstance(record["metrics"]["timer_rego_query_eval_ns"], int)
+        and record["metrics"]["timer_rego_query_eval_ns"] > 0
+    )
+    assert record["labels"]["engine"] == "opa" and record["labels"]["id"] == "rai-pipelines"
+    assert len(record["decision_id"]) == 36
