@@ -1,14 +1,17 @@
 """Rendering the GitOps repository's overlays with kustomize (or kubectl kustomize) into the
-Deployments the policies judge; a RenderCache keeps the latest commit's render so that only
-overlays whose Git trees changed are rendered again."""
+Deployments the policies judge: many overlays at once, on every core; a RenderCache keeps renders
+(in memory and on disk) so that only overlays whose Git trees changed are rendered again."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,11 +142,17 @@ class _Render:
 
 class RenderCache:
     """The latest commit's render per overlay glob, kept by whoever renders repeatedly (the policy
-    sensor, for the life of its code location): a tick for the same commit reuses it whole, and a
-    tick for a new commit renders again only the overlays whose Git trees changed."""
+    sensor): a tick for the same commit reuses it whole, and a tick for a new commit renders again
+    only the overlays whose Git trees changed. With a `directory`, each overlay's render is also
+    kept on disk under the Git tree ids of everything it is built from (and the renderer's
+    identity), so a restarted code server does not render again what has not changed."""
 
-    def __init__(self) -> None:
+    FORMAT = 1
+    MAX_AGE_S = 14 * 24 * 3600  # entries unused this long are removed
+
+    def __init__(self, directory: str | Path | None = None) -> None:
         self.renders: dict[str, _Render] = {}
+        self.directory = Path(directory) if directory else None
 
     def get(self, revision: str, overlay_glob: str) -> tuple[list[RenderedDeployment], list[RenderFailure]] | None:
         """The render of `revision` made earlier, if any (no clone needed then)."""
@@ -151,6 +160,52 @@ class RenderCache:
         if cached is None or cached.revision != revision:
             return None
         return [d for _, docs in cached.overlays.values() for d in docs], []
+
+    def _path(self, overlay: str, key: tuple) -> Path:
+        identity = json.dumps([self.FORMAT, _renderer_identity(), overlay, key])
+        return self.directory / f"{hashlib.sha256(identity.encode()).hexdigest()[:40]}.json"
+
+    def load(self, overlay: str, key: tuple | None) -> list[RenderedDeployment] | None:
+        """The overlay's Deployments rendered earlier from the same trees, or None."""
+        if self.directory is None or key is None:
+            return None
+        path = self._path(overlay, key)
+        try:
+            documents = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(documents, list) or not all(
+            isinstance(d, dict) and d.get("kind") == "Deployment" for d in documents
+        ):
+            return None  # not what this cache writes: rendered again
+        os.utime(path)
+        return [RenderedDeployment(overlay, d) for d in documents]
+
+    def store(self, overlay: str, key: tuple | None, deployments: list[RenderedDeployment]) -> None:
+        if self.directory is None or key is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(overlay, key)
+        staged = path.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_text(json.dumps([d.manifest for d in deployments]))
+        os.replace(staged, path)  # whole or not at all, even with two writers
+
+    def prune(self) -> None:
+        if self.directory is None or not self.directory.is_dir():
+            return
+        horizon = time.time() - self.MAX_AGE_S
+        for entry in os.scandir(self.directory):
+            if entry.name.endswith(".json") and entry.stat().st_mtime < horizon:
+                Path(entry.path).unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _renderer_identity() -> list:
+    """Which renderer renders (its path, size and modification time): a new kustomize may render
+    the same trees differently, so its renders are not reused."""
+    binary = shutil.which("kubectl") or shutil.which("kustomize") or ""
+    info = os.stat(binary) if binary else None
+    return [binary, info.st_size if info else 0, int(info.st_mtime) if info else 0]
 
 
 def _directory_trees(checkout: Path) -> dict[str, str]:
@@ -233,11 +288,12 @@ def rendered_deployments(
     trees = _directory_trees(checkout) if revision is not None else {}
     keys = {o: _overlay_key(checkout, o, trees) for o in overlays} if revision is not None else {}
     reused: dict[str, list[RenderedDeployment]] = {}
-    if cached is not None:
-        for overlay in overlays:
-            key = keys.get(overlay)
-            if key is not None and overlay in cached.overlays and cached.overlays[overlay][0] == key:
-                reused[overlay] = cached.overlays[overlay][1]
+    for overlay in overlays:
+        key = keys.get(overlay)
+        if cached is not None and key is not None and overlay in cached.overlays and cached.overlays[overlay][0] == key:
+            reused[overlay] = cached.overlays[overlay][1]
+        elif cache is not None and (found := cache.load(overlay, key)) is not None:
+            reused[overlay] = found
     to_render = [o for o in overlays if o not in reused]
     together = _render_chunks(checkout, to_render) if len(to_render) > 1 else {}
     rendered: dict[str, list[RenderedDeployment]] = {}
@@ -252,6 +308,10 @@ def rendered_deployments(
                 failures.append(RenderFailure(overlay, str(exc)))
                 continue
         rendered[overlay] = [RenderedDeployment(overlay, d) for d in docs if d.get("kind") == "Deployment"]
+    if cache is not None:
+        for overlay, deployments in rendered.items():
+            cache.store(overlay, keys.get(overlay), deployments)
+        cache.prune()
     if revision is not None and not failures:  # a failed render may be transient: never cached
         cache.renders[overlay_glob] = _Render(
             revision,

@@ -3,6 +3,7 @@ a real `git daemon` on loopback."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -224,13 +225,37 @@ def test_credentials_in_remote_urls_are_redacted():
     assert "ghp_secret" not in str(err.value)
 
 
-def test_a_new_commit_renders_again_only_what_changed(remote, tmp_path):
+def _counting_renders(monkeypatch) -> list[str]:
+    """The overlays each kustomize call renders, recorded around the real renderer."""
+    from rai_pipelines.gitops import render
+
+    rendered: list[str] = []
+    original_together, original_one = render._render_together, render.kustomize_render
+
+    def together(checkout, overlays):
+        rendered.extend(overlays)
+        return original_together(checkout, overlays)
+
+    def one(directory):
+        if ".rai-render-" not in str(directory):  # not the wrapper of overlays rendered together
+            rendered.append(str(directory))
+        return original_one(directory)
+
+    monkeypatch.setattr(render, "_render_together", together)
+    monkeypatch.setattr(render, "kustomize_render", one)
+    return rendered
+
+
+def test_a_new_commit_renders_again_only_what_changed(remote, tmp_path, monkeypatch):
     from rai_pipelines.gitops.render import RenderCache, rendered_deployments
 
     glob = "apps/*/overlays/production"
     cache = RenderCache()
+    rendered = _counting_renders(monkeypatch)
     with GitOpsCheckout(str(remote), "main", str(tmp_path)) as co:
         first, _ = rendered_deployments(co.path, glob, co.head, cache)
+        assert len(first) == 2 and rendered
+        rendered.clear()
         pin_model_version(
             co.path / OVERLAY,
             "credit-scoring-ai",
@@ -242,9 +267,47 @@ def test_a_new_commit_renders_again_only_what_changed(remote, tmp_path):
         )
         co.commit("pin", "test", {})
         second, failures = rendered_deployments(co.path, glob, co.head, cache)
+    assert len(rendered) == 1 and rendered[0].endswith(OVERLAY)
     versions = {d.app: d.model_version for d in second}
     assert failures == [] and versions == {"credit-scoring-ai": "1.4.2", "employment-screening-ai": "3.2.0"}
     untouched = [d for d in second if d.app == "employment-screening-ai"]
     assert untouched[0].manifest == next(d for d in first if d.app == "employment-screening-ai").manifest
     cached = cache.renders[glob].overlays
     assert cached[OVERLAY][0] is not None  # the overlay's Git trees are known, so it can be reused
+
+
+def test_renders_kept_on_disk_serve_a_restarted_process(remote, tmp_path, monkeypatch):
+    """A new RenderCache over the same folder (a restarted code server) renders nothing for an
+    unchanged commit, only the changed overlay after a commit, and never trusts a damaged entry."""
+    from rai_pipelines.gitops.render import RenderCache, rendered_deployments
+
+    glob, folder = "apps/*/overlays/production", tmp_path / "render-cache"
+    rendered = _counting_renders(monkeypatch)
+    with GitOpsCheckout(str(remote), "main", str(tmp_path / "a")) as co:
+        first, _ = rendered_deployments(co.path, glob, co.head, RenderCache(folder))
+    assert len(rendered) == 2 and len(list(folder.glob("*.json"))) == 2
+    rendered.clear()
+    with GitOpsCheckout(str(remote), "main", str(tmp_path / "b")) as co:
+        again, failures = rendered_deployments(co.path, glob, co.head, RenderCache(folder))
+        assert rendered == [] and failures == []
+        assert sorted(d.manifest["metadata"]["name"] for d in again) == sorted(
+            d.manifest["metadata"]["name"] for d in first
+        )
+        pin_model_version(
+            co.path / OVERLAY,
+            "credit-scoring-ai",
+            "registry.example.com/credit-risk/credit-scoring-ai:1.4.2",
+            "1.4.2",
+            "test",
+            2,
+            "m5.large",
+        )
+        co.commit("pin", "test", {})
+        after, _ = rendered_deployments(co.path, glob, co.head, RenderCache(folder))
+        assert len(rendered) == 1 and OVERLAY in rendered[0]
+        assert {d.app: d.model_version for d in after}["credit-scoring-ai"] == "1.4.2"
+        for entry in folder.glob("*.json"):
+            entry.write_text('[{"kind": "Deployment", "metadata": {"name": "forged"}}]'[:-3])  # torn
+        rendered.clear()
+        rebuilt, _ = rendered_deployments(co.path, glob, co.head, RenderCache(folder))
+    assert len(rendered) == 2 and "forged" not in json.dumps([d.manifest for d in rebuilt])

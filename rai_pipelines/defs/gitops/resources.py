@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import dagster as dg
 
 from rai_pipelines.gitops.git import GitOpsCheckout, remote_head
@@ -15,6 +17,10 @@ class GitOpsResource(dg.ConfigurableResource):
 
     def checkout(self) -> GitOpsCheckout:
         return GitOpsCheckout(self.remote, self.branch, self.workdir, self.author)
+
+    def render_cache_dir(self) -> str | None:
+        """Where renders of the overlays are kept between processes: beside the checkouts."""
+        return str(Path(self.workdir) / "render-cache") if self.workdir else None
 
     def head(self) -> str:
         return remote_head(self.remote, self.branch)

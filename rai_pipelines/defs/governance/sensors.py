@@ -34,9 +34,10 @@ def _observation(record: dict) -> dg.AssetObservation:
 
 
 def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
-    # The rendered overlays of the GitOps repository's latest commit, kept between ticks: only a new
-    # commit clones and renders, and then only the overlays whose Git trees changed.
-    renders = RenderCache()
+    # The rendered overlays, kept between ticks (and on disk under the GitOps work folder, for a
+    # restarted code server): only a new commit clones and renders, and then only the overlays whose
+    # Git trees changed.
+    caches: dict[str, RenderCache] = {}
 
     @dg.sensor(
         job=rollback_job,
@@ -62,6 +63,7 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
 
         store = lake.lake()
         revision = state["gitops_revision"]
+        renders = caches.setdefault(str(gitops.workdir), RenderCache(gitops.render_cache_dir()))
         rendered = renders.get(revision, gitops.overlay_glob)
         if rendered is None:
             with gitops.checkout() as checkout:
