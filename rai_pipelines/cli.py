@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--sarif", help="write SARIF 2.1.0 here")
     gate.add_argument("--decision-log", default=str(Path(settings.home) / "decision_log"))
     gate.add_argument("--no-decision-log", action="store_true", help="do not append the decisions to a log")
-    gate.add_argument("--engine", choices=("opa", "regopy"), default="opa", help="policy engine (default: OPA's)")
+    gate.add_argument(
+        "--engine", choices=("opa", "regopy"), default=settings.policy_engine, help="policy engine (default: OPA's)"
+    )
     gate.set_defaults(func=_gate)
 
     policy = sub.add_parser("policy", help="policy bundle commands")

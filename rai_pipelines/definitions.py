@@ -54,7 +54,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         "billing": _billing(settings),
         "registry": ModelRegistryResource(directory=settings.model_registry_dir),
-        "policy": PolicyResource(bundle_dir=settings.policy_dir, registry_dir=settings.model_registry_dir),
+        "policy": PolicyResource(
+            bundle_dir=settings.policy_dir, registry_dir=settings.model_registry_dir, engine=settings.policy_engine
+        ),
         "gitops": GitOpsResource(
             remote=settings.gitops_remote, branch=settings.gitops_branch, workdir=settings.workdir
         ),

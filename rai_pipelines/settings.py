@@ -30,6 +30,7 @@ class Settings:
     gitops_remote: str
     gitops_branch: str
     policy_dir: str
+    policy_engine: str  # opa (OPA's own evaluator, the default) or regopy
     model_registry_dir: str
     partitions_start: str
     workdir: str
@@ -50,6 +51,7 @@ class Settings:
             gitops_remote=_env("RAI_GITOPS_REMOTE", str(Path(home) / "gitops.git")),
             gitops_branch=_env("RAI_GITOPS_BRANCH", "main"),
             policy_dir=_env("RAI_POLICY_DIR", str(PROJECT_ROOT / "policies")),
+            policy_engine=_env("RAI_POLICY_ENGINE", "opa"),
             model_registry_dir=_env("RAI_MODEL_REGISTRY", str(PROJECT_ROOT / "models")),
             partitions_start=_env("RAI_PARTITIONS_START", "2023-11-01"),
             workdir=_env("RAI_WORKDIR", str(Path(home) / "work")),

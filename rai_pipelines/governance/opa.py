@@ -83,6 +83,44 @@ def _parser(bindings):
     return _PARSERS[id(bindings)]
 
 
+class CompiledCache:
+    """Compiled engines, a few at a time, keyed by the bundle's digest, the query and the data's
+    content. Data is found first by identity: the same `data.ai_models` object evaluated again (a
+    sensor's or a gate's many inputs) costs nothing, whatever the number of versions in it; other
+    data is digested. The objects kept by identity must not be changed after evaluation."""
+
+    def __init__(self, size: int = 4, release=None):
+        self._entries: OrderedDict[tuple, object] = OrderedDict()
+        self._by_identity: OrderedDict[tuple, tuple[tuple, list]] = OrderedDict()
+        self._size, self._release = size, release
+
+    def get(self, bundle, query: str, data: dict, build):
+        identity = (bundle.digest, query, tuple((k, id(v)) for k, v in sorted(data.items())))
+        alias = self._by_identity.get(identity)
+        if alias is not None and all(alias[1][i] is v for i, (_, v) in enumerate(sorted(data.items()))):
+            key = alias[0]
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        combined = combined_data(bundle.data, data)
+        key = (bundle.digest, query, hashlib.sha256(json.dumps(combined, sort_keys=True).encode()).hexdigest())
+        if key not in self._entries:
+            self._entries[key] = build(combined)
+            while len(self._entries) > self._size:
+                _, dropped = self._entries.popitem(last=False)
+                if self._release:
+                    self._release(dropped)
+        self._entries.move_to_end(key)
+        # the objects themselves are kept with their ids, so an id is never taken for another object's
+        self._by_identity[identity] = (key, [v for _, v in sorted(data.items())])
+        while len(self._by_identity) > 4 * self._size:
+            self._by_identity.popitem(last=False)
+        return self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class OpaEvaluator:
     """The default engine. Each (bundle, data) pair is compiled once into an OPA engine and kept
     (a few at a time): a sensor or a gate evaluating many inputs compiles once. A tick's inputs are
@@ -91,20 +129,22 @@ class OpaEvaluator:
     name = "opa"
 
     def __init__(self, cache_size: int = 4):
-        self._cache: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._cache = CompiledCache(cache_size, release=lambda engine: engine.close())
         self._cache_size = cache_size
 
     def __getstate__(self) -> dict:
         # Compiled engines live in the Go runtime: they must not travel to a child process.
-        return {"_cache": OrderedDict(), "_cache_size": self._cache_size}
+        return {"_cache_size": self._cache_size}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["_cache_size"])
 
     def _engine(self, bundle, data: dict):
+        return self._cache.get(bundle, "", data, lambda combined: self._build(bundle, combined))
+
+    @staticmethod
+    def _build(bundle, combined: dict):
         bindings = opa_bindings()
-        combined = combined_data(bundle.data, data)
-        key = (bundle.digest, hashlib.sha256(json.dumps(combined, sort_keys=True).encode()).hexdigest())
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
         engine = bindings.OpaEngine()
         try:
             for name, source in bundle.policy_modules.items():
@@ -113,9 +153,6 @@ class OpaEvaluator:
         except bindings.OpaError as exc:
             engine.close()
             raise PolicyError(f"policy bundle {bundle.root}: {opa_error_text(exc, bundle.modules)}") from None
-        self._cache[key] = engine
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)[1].close()
         return engine
 
     def evaluate(self, bundle, query: str, inputs: Iterable[dict], data: dict) -> list[object]:

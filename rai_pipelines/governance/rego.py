@@ -10,18 +10,16 @@ smallest or largest double as an error (engine_safe clamps them).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from rai_pipelines.core.errors import PolicyError
 from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
-from rai_pipelines.governance.opa import OpaEvaluator, combined_data, opa_bindings, opa_error_text
+from rai_pipelines.governance.opa import CompiledCache, OpaEvaluator, combined_data, opa_bindings, opa_error_text
 
 
 class PolicyEngine(Protocol):
@@ -73,26 +71,28 @@ class RegopyEngine:
     name = "regopy"
 
     def __init__(self, cache_size: int = 4):
-        self._cache: OrderedDict[tuple[str, str, str], tuple[object, object]] = OrderedDict()
+        self._cache = CompiledCache(cache_size)
         self._cache_size = cache_size
 
     def __getstate__(self) -> dict:
         # Compiled interpreters are native objects: they must not travel to a child process.
-        return {"_cache": OrderedDict(), "_cache_size": self._cache_size}
+        return {"_cache_size": self._cache_size}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["_cache_size"])
 
     def _compiled(self, bundle: PolicyBundle, query: str, data: dict):
-        from regopy import Interpreter
-
         if bundle.modules_with - set(bundle.test_modules):
             raise PolicyError(
                 f"policy bundle {bundle.root}: {', '.join(sorted(bundle.modules_with))} use `with`, which crashes "
                 "regopy 1.5.2; evaluate them with the OPA engine"
             )
-        combined = combined_data(bundle.data, data)
-        key = (bundle.digest, query, hashlib.sha256(json.dumps(combined, sort_keys=True).encode()).hexdigest())
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        return self._cache.get(bundle, query, data, lambda combined: self._build(bundle, query, combined))
+
+    @staticmethod
+    def _build(bundle: PolicyBundle, query: str, combined: dict):
+        from regopy import Interpreter
+
         rego = Interpreter()
         for name, source in bundle.policy_modules.items():
             rego.add_module(name, source)
@@ -100,9 +100,6 @@ class RegopyEngine:
         compiled = rego.build(query, [])
         if not compiled.ok():
             raise PolicyError(f"policy bundle {bundle.root} does not compile for query {query}")
-        self._cache[key] = (rego, compiled)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
         return rego, compiled
 
     def evaluate(self, bundle: PolicyBundle, query: str, inputs: Iterable[dict], data: dict) -> list[object]:
