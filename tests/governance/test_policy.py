@@ -656,3 +656,13 @@ def test_decision_records_name_their_fields_as_opa_decision_logs_do(bundle, tmp_
     )
     assert record["labels"]["engine"] == "opa" and record["labels"]["id"] == "rai-pipelines"
     assert len(record["decision_id"]) == 36
+
+
+def test_a_missing_opa_engine_is_an_error_that_says_how_to_install_it(monkeypatch, bundle):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opa_bindings", None)  # as if the package were not installed
+    with pytest.raises(PolicyError, match="--ignore-requires-python opa-golib-python-bindings==0.4.4"):
+        make_engine("opa")
+    regopy = make_engine("regopy")  # the other engine only when chosen, never as a fall-back
+    assert decide(bundle, deployment(version="1.4.2"), {"1.4.2": FAIR_AND_CHEAP}, regopy).allowed
