@@ -8,6 +8,7 @@ used, and a child that evaluates with a time limit is spawned (fork and exec), n
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -73,14 +74,10 @@ def parse_module(name: str, source: str) -> dict:
     return bound["x"]
 
 
-_PARSERS: dict[int, object] = {}
-
-
+@functools.lru_cache(maxsize=1)
 def _parser(bindings):
-    # One engine with no policy serves every parse of the process; made on first use.
-    if id(bindings) not in _PARSERS:
-        _PARSERS[id(bindings)] = bindings.OpaEngine()
-    return _PARSERS[id(bindings)]
+    """One engine with no policy serves every parse of the process; made on first use."""
+    return bindings.OpaEngine()
 
 
 class CompiledCache:
