@@ -74,19 +74,39 @@ def load_manifests(paths: list[str]) -> list[tuple[str, dict]]:
                 docs = [d for d in YAML(typ="safe").load_all(path.read_text()) if d is not None]
             except Exception as exc:
                 raise BadInputError(f"{path}: not valid YAML: {exc}") from exc
-            for doc in docs:
-                if not isinstance(doc, dict):
-                    raise BadInputError(f"{path}: every YAML document must be a Kubernetes object (a mapping)")
+            for number, doc in enumerate(docs, start=1):
                 doc = json.loads(json.dumps(doc, default=str))
-                items = doc.get("items") if doc.get("kind") == "List" else [doc]
-                if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-                    raise BadInputError(f"{path}: a List's items must be Kubernetes objects")
-                out.extend((str(path), item) for item in items)
+                out.extend((str(path), item) for item in flatten_objects(doc, f"{path}: document {number}"))
         else:
             raise BadInputError(f"{path}: no such file or directory")
     if not out:
         raise BadInputError("the gate was given no manifest")
     return out
+
+
+MAX_LIST_DEPTH = 8
+
+
+def flatten_objects(document, where: str, depth: int = 0) -> list[dict]:
+    """The Kubernetes objects of a document, lists flattened as kubectl flattens them: any kind
+    ending in `List` (`List`, `DeploymentList`, ...) whose `items` are objects, nested lists
+    included. A document the gate cannot classify (not a mapping, no string apiVersion and kind)
+    is an error: the gate fails closed rather than skip what it does not understand."""
+    if not isinstance(document, dict):
+        raise BadInputError(f"{where}: not a Kubernetes object (a mapping)")
+    kind, api_version = document.get("kind"), document.get("apiVersion")
+    if not isinstance(kind, str) or not kind or not isinstance(api_version, str) or not api_version:
+        raise BadInputError(f"{where}: a Kubernetes object needs a string apiVersion and kind, got {kind!r}")
+    if kind.endswith("List") and "items" in document:
+        if depth >= MAX_LIST_DEPTH:
+            raise BadInputError(f"{where}: lists nested deeper than {MAX_LIST_DEPTH} levels")
+        items = document["items"]
+        if not isinstance(items, list):
+            raise BadInputError(f"{where}: the items of a {kind} must be a list of Kubernetes objects")
+        return [
+            obj for i, item in enumerate(items) for obj in flatten_objects(item, f"{where} {kind} item {i}", depth + 1)
+        ]
+    return [document]
 
 
 def load_facts(path: str) -> dict:

@@ -123,7 +123,7 @@ def test_plain_yaml_files_and_facts_rows_are_accepted(overlay, tmp_path, capsys)
     "content,message",
     [
         ("kind: Deployment\nmetadata: {name: x\n", "not valid YAML"),
-        ("- just\n- a list\n", "must be a Kubernetes object"),
+        ("- just\n- a list\n", "not a Kubernetes object (a mapping)"),
     ],
 )
 def test_unreadable_manifests_are_errors_exit_2(tmp_path, facts_file, capsys, content, message):
@@ -295,3 +295,49 @@ def test_malformed_manifests_and_bundles_fail_closed_with_reports(facts_file, tm
     results = json.loads(sarif.read_text())["runs"][0]["results"]
     assert results and all(r["locations"] for r in results)
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("wrap", ["DeploymentList", "nested List", "List of DeploymentList"])
+def test_a_deployment_inside_any_list_kind_is_judged(overlay, facts_file, tmp_path, capsys, wrap):
+    """kubectl flattens every *List kind, nested ones included: the gate judges what they hold
+    (hardening issue, case 2: a DeploymentList used to pass as 'not a Deployment')."""
+    import yaml
+
+    base = overlay("2.0.0").parent.parent / "base"
+    deployment = yaml.safe_load((base / "deployment.yaml").read_text().replace("unset", '"2.0.0"'))
+    if wrap == "DeploymentList":
+        document = {"apiVersion": "apps/v1", "kind": "DeploymentList", "items": [deployment]}
+    elif wrap == "nested List":
+        document = {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [{"apiVersion": "v1", "kind": "List", "items": [deployment]}],
+        }
+    else:
+        document = {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [{"apiVersion": "apps/v1", "kind": "DeploymentList", "items": [deployment]}],
+        }
+    listed = tmp_path / "listed.yaml"
+    listed.write_text(yaml.safe_dump(document))
+    assert gate(listed, "--facts", facts_file, tmp_path=tmp_path) == 1
+    assert "Estimated inference cost exceeds budget" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("- just\n- a list\n", "not a Kubernetes object"),
+        ("kind: Deployment\nmetadata: {name: x}\n", "needs a string apiVersion and kind"),
+        ("apiVersion: v1\nkind: List\nitems: {a: 1}\n", "the items of a List must be a list"),
+        ("apiVersion: v1\nkind: List\nitems: [1]\n", "not a Kubernetes object"),
+    ],
+)
+def test_what_the_gate_cannot_classify_fails_closed(facts_file, tmp_path, capsys, text, message):
+    odd = tmp_path / "odd.yaml"
+    odd.write_text(text)
+    junit = tmp_path / "g.xml"
+    assert gate(odd, "--facts", facts_file, "--junit", junit, tmp_path=tmp_path) == 2
+    assert message in capsys.readouterr().out
+    assert ET.parse(junit).getroot().find("testcase/error") is not None
