@@ -71,7 +71,12 @@ def deployment(app: str, version: str) -> dict:
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": app, "labels": {"app": app, "team": "t", "rai-pipelines.io/governed": "true"}},
-        "spec": {"template": {"metadata": {"labels": {"app": app, "model-version": version}}}},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": app, "model-version": version}},
+                "spec": {"containers": [{"name": "model", "image": f"registry.example.com/{app}:{version}"}]},
+            }
+        },
     }
 
 

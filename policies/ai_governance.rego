@@ -120,6 +120,39 @@ violation contains finding("facts_missing", msg) if {
 	msg := "Governed Deployment has no model-version label on its pod template: compliance cannot be shown."
 }
 
+# The model-version label is written by whoever writes the manifest: it must name a version of this
+# application's model (when the registry declares the model) and what the pods run, or the facts
+# looked up under it cannot be trusted.
+violation contains finding("version_mismatch", msg) if {
+	governed
+	is_string(model_version)
+	declared := data.registry.versions[app]
+	not declared[model_version]
+	msg := sprintf("Model version %s is not a version of %s in the model registry: its facts cannot be trusted.", [model_version, app])
+}
+
+violation contains finding("version_mismatch", msg) if {
+	governed
+	image := data.registry.versions[app][model_version]
+	not image in images
+	msg := sprintf("No container runs %s, the image of %s %s: the model-version label is not what runs.", [image, app, model_version])
+}
+
+violation contains finding("version_mismatch", msg) if {
+	governed
+	is_string(model_version)
+	not data.registry.versions[app]
+	not tagged_with_version
+	msg := sprintf("No container image is tagged %s, the model-version label: the label is not what runs.", [model_version])
+}
+
+images contains container.image if some container in input.spec.template.spec.containers
+
+tagged_with_version if {
+	some image in images
+	endswith(image, concat("", [":", model_version]))
+}
+
 # A model with protected attributes must have a fairness score; its absence is not a pass.
 violation contains finding("facts_missing", msg) if {
 	governed

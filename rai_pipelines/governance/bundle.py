@@ -152,14 +152,23 @@ class PolicyBundle:
     modules_with: frozenset[str] = frozenset()  # modules that use `with` (regopy crashes on it)
 
     def with_registry(self, specs: dict) -> PolicyBundle:
-        """The bundle with `data.registry.teams` (model name -> owning team) from the model registry:
-        the team whose thresholds apply to a Deployment is the registry's, not whatever team label
-        the manifest under review carries. The teams join the digest, since they change decisions."""
-        teams = {name: spec.team for name, spec in sorted(specs.items()) if spec.team}
+        """The bundle with the model registry as `data.registry`: `teams` (model -> owning team; the
+        team whose thresholds apply is the registry's, not whatever team label the manifest under
+        review carries) and `versions` (model -> version -> its image; a Deployment's model-version
+        label must be a version of its own model, and the image it runs must be that version's).
+        The registry joins the digest, since it changes decisions."""
+        registry = {
+            "teams": {name: spec.team for name, spec in sorted(specs.items()) if spec.team},
+            "versions": {
+                name: {version: declared.image for version, declared in sorted(spec.versions.items())}
+                for name, spec in sorted(specs.items())
+            },
+        }
         if "registry" in self.data:
             raise PolicyError(f"policy bundle {self.root}: data.registry is reserved for the model registry")
-        digest = "sha256:" + hashlib.sha256((self.digest + json.dumps(teams, sort_keys=True)).encode()).hexdigest()
-        return replace(self, data={**self.data, "registry": {"teams": teams}}, digest=digest)
+        identity = self.digest + json.dumps(registry, sort_keys=True)
+        digest = "sha256:" + hashlib.sha256(identity.encode()).hexdigest()
+        return replace(self, data={**self.data, "registry": registry}, digest=digest)
 
     @classmethod
     def load(cls, root: str | Path) -> PolicyBundle:

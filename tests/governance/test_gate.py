@@ -93,6 +93,7 @@ def test_plain_yaml_files_and_facts_rows_are_accepted(overlay, tmp_path, capsys)
         (overlay("1.4.2").parent.parent / "base" / "deployment.yaml")
         .read_text()
         .replace("model-version: unset", 'model-version: "2.0.0"')
+        .replace("credit-risk/credit-scoring-ai\n", "credit-risk/credit-scoring-ai:2.0.0\n")  # what the label names
     )
     rows = tmp_path / "rows.json"
     rows.write_text(
@@ -341,3 +342,27 @@ def test_what_the_gate_cannot_classify_fails_closed(facts_file, tmp_path, capsys
     assert gate(odd, "--facts", facts_file, "--junit", junit, tmp_path=tmp_path) == 2
     assert message in capsys.readouterr().out
     assert ET.parse(junit).getroot().find("testcase/error") is not None
+
+
+@pytest.mark.parametrize(
+    "image_tag, label, message",
+    [
+        ("2.0.0", "1.4.2", "No container runs registry.example.com/credit-risk/credit-scoring-ai:1.4.2"),
+        ("3.1.0", "3.1.0", "Model version 3.1.0 is not a version of credit-scoring-ai in the model registry"),
+    ],
+)
+def test_a_model_version_label_that_is_not_what_runs_fails_closed(overlay, tmp_path, capsys, image_tag, label, message):
+    """Hardening issue, case 3: a Deployment running :2.0.0 labelled 1.4.2 (compliant facts) used to
+    pass, and a credit-scoring Deployment labelled 3.1.0 picked up another model's facts."""
+    manifest = tmp_path / "deployment.yaml"
+    manifest.write_text(
+        (overlay("1.4.2").parent.parent / "base" / "deployment.yaml")
+        .read_text()
+        .replace("model-version: unset", f'model-version: "{label}"')
+        .replace("credit-risk/credit-scoring-ai\n", f"credit-risk/credit-scoring-ai:{image_tag}\n")
+    )
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({label: {"fairness_applicable": False, "estimated_cost_per_inference_usd": 0.001}}))
+    assert gate(manifest, "--facts", facts, tmp_path=tmp_path) == 1
+    out = capsys.readouterr().out
+    assert message in out and "[version_mismatch, alert]" in out

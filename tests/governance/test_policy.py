@@ -54,7 +54,12 @@ def deployment(app="credit-scoring-ai", version="2.0.0", kind="Deployment", labe
         "apiVersion": "apps/v1",
         "kind": kind,
         "metadata": {"name": app, "labels": {"app": app, "team": team, **(labels or {})}},
-        "spec": {"template": {"metadata": {"labels": {"app": app, "model-version": version}}}},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": app, "model-version": version}},
+                "spec": {"containers": [{"name": "model", "image": f"registry.example.com/{app}:{version}"}]},
+            }
+        },
     }
 
 
@@ -521,7 +526,7 @@ def test_the_decision_does_not_depend_on_the_order_of_the_policies(tmp_path_fact
         bundle.root, dict(modules), bundle.data, f"{bundle.digest}-{seed}", bundle.revision, bundle.roots
     )
     gpu = deployment(version="1.4.2")
-    gpu["spec"]["template"]["spec"] = {"nodeSelector": {"node.kubernetes.io/instance-type": "g5.2xlarge"}}
+    gpu["spec"]["template"]["spec"]["nodeSelector"] = {"node.kubernetes.io/instance-type": "g5.2xlarge"}
     for manifest, facts, _, _ in [
         *GOLDEN,
         (gpu, {"1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}}, [], ""),
@@ -534,7 +539,7 @@ def test_the_decision_does_not_depend_on_the_order_of_the_policies(tmp_path_fact
 def test_a_team_module_adds_violations_to_the_decision(tmp_path, engine):
     bundle = _bundle_with(tmp_path, "governance/teams/credit-risk/gpu.rego", TEAM_RULE)
     gpu = deployment(version="1.4.2")
-    gpu["spec"]["template"]["spec"] = {"nodeSelector": {"node.kubernetes.io/instance-type": "g5.2xlarge"}}
+    gpu["spec"]["template"]["spec"]["nodeSelector"] = {"node.kubernetes.io/instance-type": "g5.2xlarge"}
     decision = decide(
         bundle, gpu, {"1.4.2": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}}, engine
     )
@@ -549,7 +554,7 @@ def test_policy_test_command_reports_as_opa_test_does(tmp_path, capsys):
     assert main(["policy", "test", shipped, "--coverage", "--threshold", "100"]) == 0
     out = capsys.readouterr().out
     assert "data.apexlogic.ai_governance_test.test_compliant_model_is_allowed: PASS" in out
-    assert "PASS: 22/22" in out
+    assert "PASS: 25/25" in out
     coverage = json.loads(out[out.index("\n{") :])
     assert coverage["coverage"] == 100.0 and coverage["files"]["ai_governance.rego"]["not_covered_lines"] == 0
     copy = _copy_bundle(tmp_path)
