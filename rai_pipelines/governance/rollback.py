@@ -80,7 +80,7 @@ def rollback_model(
     if current.remediation not in ("rollback", "review"):
         return RollbackResult("no_longer_violating", bad_version, None, [], violations=current.deny)
     target, considered = choose_rollback_target(
-        engine, bundle, manifest, spec.name, bad_version, facts_rows, list(spec.versions)
+        engine, bundle, manifest, spec.name, bad_version, facts_rows, {v: d.image for v, d in spec.versions.items()}
     )
     declared = spec.version(target)
     image = declared.image
@@ -146,18 +146,20 @@ def choose_rollback_target(
     model_name: str,
     bad_version: str,
     facts_rows: list[dict],
-    declared_versions: list[str],
+    declared_images: dict[str, str],
     package: str = DEFAULT_PACKAGE,
 ) -> tuple[str, list[tuple[str, list[str]]]]:
     """The most recently measured version of the model, other than `bad_version`, that the same
-    policies allow with its own facts. A version with no facts is never chosen: being unmeasured
-    is not being compliant. Returns the target and the candidates considered with their denials."""
+    policies allow with its own facts, judged on the Deployment as the pin would leave it (the
+    version's label and its declared image). A version with no facts is never chosen: being
+    unmeasured is not being compliant. Returns the target and the candidates considered with their
+    denials."""
     rows = [r for r in facts_rows if r["model_name"] == model_name]
     last_seen: dict[str, str] = {}
     for row in rows:
         last_seen[row["model_version"]] = max(row["date"], last_seen.get(row["model_version"], ""))
     candidates = sorted(
-        (v for v in last_seen if v != bad_version and v in declared_versions),
+        (v for v in last_seen if v != bad_version and v in declared_images),
         key=lambda v: last_seen[v],
         reverse=True,
     )
@@ -166,6 +168,7 @@ def choose_rollback_target(
     for version in candidates:
         candidate = copy.deepcopy(manifest)
         candidate["spec"]["template"]["metadata"]["labels"]["model-version"] = version
+        _pin_image(candidate, declared_images[version])
         decision = evaluate_decisions(engine, bundle, [candidate], ai_models, package)[0]
         considered.append((version, decision.deny))
         if decision.allowed:
@@ -174,6 +177,18 @@ def choose_rollback_target(
         f"{model_name}: no version other than {bad_version} is known to comply "
         f"(considered: {considered or 'none with governance facts'}); rollback refused, alert raised"
     )
+
+
+def _image_repository(image: str) -> str:
+    return image.split("@", 1)[0].rpartition(":")[0] if ":" in image.split("/")[-1] else image.split("@", 1)[0]
+
+
+def _pin_image(manifest: dict, image: str) -> None:
+    """Set the image of every container of the model's image repository, as the pin does."""
+    repository = _image_repository(image)
+    for container in (manifest["spec"]["template"].get("spec") or {}).get("containers") or []:
+        if isinstance(container, dict) and _image_repository(str(container.get("image", ""))) == repository:
+            container["image"] = image
 
 
 def review_branch(app: str, bad_version: str) -> str:
