@@ -165,3 +165,13 @@ def s3_server():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A few hundred bytes of YAML whose aliases expand to width**levels nodes: the hostile manifest
+    of the hardening issue (a 564-byte file took the gate past 3 GB and kustomize to 22 GB)."""
+    lines = ["a0: &a0 [" + ", ".join(['"x"'] * width) + "]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    body = "\n  ".join(lines)
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n  k: v\nextra:\n  {body}\n"

@@ -9,8 +9,9 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from rai_pipelines.core.errors import GitOpsError
+from rai_pipelines.core.errors import BadInputError, GitOpsError
 from rai_pipelines.core.registry import validate_model_version
+from rai_pipelines.core.yamlfile import check_yaml_bounds
 from rai_pipelines.gitops.render import kustomize_render
 
 
@@ -23,8 +24,13 @@ def _yaml() -> YAML:
 
 
 def load_yaml(path: Path):
+    text = path.read_text()
     try:
-        return _yaml().load(path.read_text())
+        check_yaml_bounds(text, str(path))
+    except BadInputError as exc:
+        raise GitOpsError(str(exc)) from None
+    try:
+        return _yaml().load(text)
     except Exception as exc:
         raise GitOpsError(f"{path}: not valid YAML: {exc}") from exc
 

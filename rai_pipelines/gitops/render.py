@@ -17,8 +17,23 @@ from pathlib import Path
 
 import yaml
 
-from rai_pipelines.core.errors import GitOpsError
+from rai_pipelines.core.errors import BadInputError, GitOpsError
+from rai_pipelines.core.yamlfile import check_yaml_bounds
 from rai_pipelines.gitops.git import run_git
+
+# What one render may take: kustomize expands whatever the repository holds (an alias bomb in a
+# resource reached 22 GB), so each render runs under an address-space limit and its output is bounded.
+RENDER_MEMORY_MB = int(os.environ.get("RAI_RENDER_MAX_MEMORY_MB", "2048"))
+MAX_RENDER_OUTPUT_BYTES = 64 * 1024 * 1024
+
+
+def _bounded(cmd: list[str]) -> list[str]:
+    """The command under an address-space limit (prlimit, or the shell's ulimit), set in the child
+    itself: no preexec_fn, which is unsafe beside the render threads."""
+    limit = RENDER_MEMORY_MB * 1024 * 1024
+    if shutil.which("prlimit"):
+        return ["prlimit", f"--as={limit}", "--", *cmd]
+    return ["sh", "-c", f'ulimit -v {limit // 1024} && exec "$@"', "sh", *cmd]
 
 
 def kustomize_render(directory: Path) -> list[dict]:
@@ -31,11 +46,16 @@ def kustomize_render(directory: Path) -> list[dict]:
     else:
         raise GitOpsError("neither kubectl nor kustomize is installed: cannot render the GitOps overlay")
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(_bounded(cmd), capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired as exc:
         raise GitOpsError(f"rendering {directory} timed out") from exc
     if out.returncode != 0:
-        raise GitOpsError(f"rendering {directory} with kustomize failed: {out.stderr.strip()}")
+        detail = out.stderr.strip().splitlines()[0] if out.stderr.strip() else f"exit code {out.returncode}"
+        if "out of memory" in out.stderr or "cannot allocate memory" in out.stderr.lower():
+            detail = f"it needed more than {RENDER_MEMORY_MB} MB (RAI_RENDER_MAX_MEMORY_MB)"
+        raise GitOpsError(f"rendering {directory} with kustomize failed: {detail}")
+    if len(out.stdout) > MAX_RENDER_OUTPUT_BYTES:
+        raise GitOpsError(f"rendering {directory} produced more than {MAX_RENDER_OUTPUT_BYTES:,} bytes")
     # kustomize's output is plain YAML: parse it with libyaml (C), about 20x faster than ruamel's
     # pure-Python loader on a render of a thousand overlays; ruamel stays for round-trip edits.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -229,8 +249,12 @@ def _kustomization_dirs(checkout: Path, directory: str, seen: set[str]) -> bool:
     if file is None:
         return False
     try:
-        document = yaml.load(file.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-    except yaml.YAMLError:
+        text = file.read_text()
+        check_yaml_bounds(text, str(file))
+        document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    except (yaml.YAMLError, BadInputError, OSError, UnicodeDecodeError):
+        return False
+    if not isinstance(document, dict):
         return False
     references = []
     for key in ("resources", "bases", "components", "crds", "configurations", "transformers", "generators"):
@@ -266,6 +290,24 @@ def _overlay_key(checkout: Path, overlay: str, trees: dict[str, str]) -> tuple |
     return tuple(sorted((d, trees.get("" if d == "." else d)) for d in dirs))
 
 
+def check_overlay_inputs(checkout: Path, overlay: str) -> None:
+    """Bound every YAML file an overlay is built from (size, nesting, expanded size) before kustomize
+    expands it; files of an overlay whose inputs cannot be listed are checked in its own folder."""
+    folders: set[str] = set()
+    if not _kustomization_dirs(checkout, overlay, folders):
+        folders = {overlay}
+    for folder in sorted(folders):
+        base = checkout / folder
+        if not base.is_dir():
+            continue
+        for file in sorted(p for p in base.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
+            try:
+                text = file.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise BadInputError(f"{overlay}: {file.relative_to(checkout)} cannot be read: {exc}") from None
+            check_yaml_bounds(text, f"{overlay}: {file.relative_to(checkout)}")
+
+
 def rendered_deployments(
     checkout: Path, overlay_glob: str, revision: str | None = None, cache: RenderCache | None = None
 ) -> tuple[list[RenderedDeployment], list[RenderFailure]]:
@@ -294,10 +336,17 @@ def rendered_deployments(
             reused[overlay] = cached.overlays[overlay][1]
         elif cache is not None and (found := cache.load(overlay, key)) is not None:
             reused[overlay] = found
-    to_render = [o for o in overlays if o not in reused]
+    failures = []
+    to_render = []
+    for overlay in (o for o in overlays if o not in reused):
+        try:
+            check_overlay_inputs(checkout, overlay)
+        except BadInputError as exc:  # never expanded: an alert for that overlay alone
+            failures.append(RenderFailure(overlay, str(exc)))
+        else:
+            to_render.append(overlay)
     together = _render_chunks(checkout, to_render) if len(to_render) > 1 else {}
     rendered: dict[str, list[RenderedDeployment]] = {}
-    failures = []
     for overlay in to_render:
         if overlay in together:
             docs = together[overlay]

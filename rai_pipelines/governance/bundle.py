@@ -21,7 +21,8 @@ import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rai_pipelines.core.errors import PolicyError
+from rai_pipelines.core.errors import BadInputError, PolicyError
+from rai_pipelines.core.yamlfile import check_yaml_bounds
 from rai_pipelines.governance.opa import parse_module
 
 DEFAULT_PACKAGE = "apexlogic.ai_governance"
@@ -288,9 +289,13 @@ def _read_data(path: Path) -> dict:
         else:
             from ruamel.yaml import YAML
 
-            document = YAML(typ="safe").load(path.read_text())
+            text = path.read_text()
+            check_yaml_bounds(text, str(path))
+            document = YAML(typ="safe").load(text)
     except json.JSONDecodeError as exc:
         raise PolicyError(f"{path}:{exc.lineno}: policy data is not valid JSON: {exc.msg}") from exc
+    except BadInputError as exc:
+        raise PolicyError(str(exc)) from None
     except Exception as exc:
         raise PolicyError(f"{path}: policy data is not valid YAML: {exc}") from exc
     document = document or {}

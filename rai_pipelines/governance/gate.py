@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from rai_pipelines.core.decision_log import DecisionLog, decision_id, digest
 from rai_pipelines.core.errors import BadInputError, GitOpsError, PolicyError, RaiError
 from rai_pipelines.core.registry import validate_model_version
+from rai_pipelines.core.yamlfile import check_yaml_bounds
 from rai_pipelines.gitops.render import kustomize_render
 from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
 from rai_pipelines.governance.rego import (
@@ -70,8 +71,10 @@ def load_manifests(paths: list[str]) -> list[tuple[str, dict]]:
                 raise BadInputError(f"{path}: a directory given to the gate must be a kustomization")
             out.extend((str(path), doc) for doc in kustomize_render(path))
         elif path.is_file():
+            text = path.read_text()
+            check_yaml_bounds(text, str(path))  # before anything is expanded
             try:
-                docs = [d for d in YAML(typ="safe").load_all(path.read_text()) if d is not None]
+                docs = [d for d in YAML(typ="safe").load_all(text) if d is not None]
             except Exception as exc:
                 raise BadInputError(f"{path}: not valid YAML: {exc}") from exc
             for number, doc in enumerate(docs, start=1):

@@ -193,3 +193,15 @@ def test_a_log_written_before_the_opa_engine_still_verifies_and_grows(tmp_path):
     lines[1] = lines[1].replace('"rollback_requested"', '"none"', 1)
     (tmp_path / "decisions.jsonl").write_text("\n".join(lines) + "\n")
     assert log.verify() == 2 and main(["audit", "verify", "--log", str(tmp_path)]) == 1
+
+
+def test_registry_yaml_is_bounded_before_it_is_expanded(tmp_path):
+    from rai_pipelines.core.yamlfile import MAX_YAML_DEPTH, read_yaml_mapping
+    from tests.conftest import alias_bomb
+
+    (tmp_path / "bomb.yaml").write_text(alias_bomb())
+    with pytest.raises(BadInputError, match=r"bomb\.yaml: YAML that expands to more than"):
+        load_model_spec(tmp_path / "bomb.yaml")
+    (tmp_path / "deep.yaml").write_text("a: " + "[" * (MAX_YAML_DEPTH + 1) + "]" * (MAX_YAML_DEPTH + 1) + "\n")
+    with pytest.raises(BadInputError, match=r"deep\.yaml: YAML nested deeper than"):
+        read_yaml_mapping(tmp_path / "deep.yaml")

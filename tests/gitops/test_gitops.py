@@ -311,3 +311,32 @@ def test_renders_kept_on_disk_serve_a_restarted_process(remote, tmp_path, monkey
         rendered.clear()
         rebuilt, _ = rendered_deployments(co.path, glob, co.head, RenderCache(folder))
     assert len(rendered) == 2 and "forged" not in json.dumps([d.manifest for d in rebuilt])
+
+
+def test_an_overlay_holding_an_alias_bomb_is_an_alert_and_the_others_render(remote, tmp_path):
+    """Hardening issue, case 4: kustomize expanded a 564-byte alias bomb to 22 GB. The overlay's
+    inputs are bounded before any render, and it alone becomes a render failure (an alert)."""
+    from rai_pipelines.gitops.render import RenderCache, rendered_deployments
+    from tests.conftest import alias_bomb
+
+    with GitOpsCheckout(str(remote), "main", str(tmp_path)) as co:
+        overlay = co.path / OVERLAY
+        (overlay / "bomb.yaml").write_text(alias_bomb())
+        kustomization = overlay / "kustomization.yaml"
+        kustomization.write_text(kustomization.read_text().replace("resources:\n", "resources:\n  - bomb.yaml\n", 1))
+        co.commit("bomb", "test", {})
+        found, failures = rendered_deployments(co.path, "apps/*/overlays/production", co.head, RenderCache())
+    assert [f.overlay for f in failures] == [OVERLAY] and "refused before it is expanded" in failures[0].error
+    assert [d.app for d in found] == ["employment-screening-ai"]
+
+
+def test_each_render_runs_under_a_memory_limit(tmp_path):
+    """What the input bounds cannot see (a generator, a file of another kind) still cannot take the
+    machine: kustomize runs under an address-space limit and fails, naming it."""
+    from rai_pipelines.gitops.render import RENDER_MEMORY_MB, kustomize_render
+    from tests.conftest import alias_bomb
+
+    (tmp_path / "bomb.yaml").write_text(alias_bomb())
+    (tmp_path / "kustomization.yaml").write_text("resources:\n  - bomb.yaml\n")
+    with pytest.raises(GitOpsError, match=f"more than {RENDER_MEMORY_MB} MB"):
+        kustomize_render(tmp_path)

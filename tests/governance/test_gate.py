@@ -366,3 +366,15 @@ def test_a_model_version_label_that_is_not_what_runs_fails_closed(overlay, tmp_p
     assert gate(manifest, "--facts", facts, tmp_path=tmp_path) == 1
     out = capsys.readouterr().out
     assert message in out and "[version_mismatch, alert]" in out
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_is_expanded(facts_file, tmp_path, capsys):
+    from tests.conftest import alias_bomb
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(alias_bomb())
+    assert len(bomb.read_bytes()) < 1000
+    junit = tmp_path / "g.xml"
+    assert gate(bomb, "--facts", facts_file, "--junit", junit, tmp_path=tmp_path) == 2
+    assert "refused before it is expanded" in capsys.readouterr().out
+    assert ET.parse(junit).getroot().find("testcase/error") is not None
