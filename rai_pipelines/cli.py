@@ -114,22 +114,40 @@ def _policy_suggest(args) -> int:
 
 
 def _audit_verify(args) -> int:
+    """0 when the chain verifies (and matches the anchor kept outside the file, when given); 1 with
+    every problem named otherwise; 2 when there is no log."""
     from rai_pipelines.core.decision_log import DecisionLog
 
     log = DecisionLog(args.log)
     if not log.path.exists():
         print(f"error: no decision log at {log.path}", file=sys.stderr)
         return 2
-    broken = log.verify()
-    count = len(log.records())
-    if broken is None:
-        print(f"intact: {count} record(s) in {log.path}, hash chain verified")
-        return 0
-    print(
-        f"TAMPERED: {log.path} line {broken} breaks the hash chain (record edited, removed or inserted "
-        f"there); {broken - 1} record(s) before it verify"
-    )
-    return 1
+    anchor = None
+    if args.anchor:
+        sequence, _, anchored = args.anchor.partition(":sha256:")
+        if not sequence.isdigit() or not anchored:
+            print("error: --anchor is SEQUENCE:sha256:DIGEST, as `audit verify` prints the head", file=sys.stderr)
+            return 2
+        anchor = (int(sequence), f"sha256:{anchored}")
+    elif args.dagster:
+        from rai_pipelines.defs.governance.audit import decision_log_anchor
+
+        anchor = decision_log_anchor()
+        if anchor is None:
+            print("error: the Dagster instance holds no governance decision to anchor the log", file=sys.stderr)
+            return 2
+    problems = log.problems(anchor)
+    if problems:
+        print(f"TAMPERED: {log.path}")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    head = log.head()
+    checked = f", and against the anchor {anchor[0]}:{anchor[1]}" if anchor else ""
+    print(f"intact: {head[0] if head else 0} record(s) in {log.path}, hash chain verified{checked}")
+    if head:
+        print(f"head (keep it outside the log to detect truncation): {head[0]}:{head[1]}")
+    return 0
 
 
 def _gate(args) -> int:
@@ -266,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="prove the decision log's hash chain is intact")
     verify.add_argument("--log", default=str(Path(settings.home) / "decision_log"), help="decision log directory")
+    anchor = verify.add_mutually_exclusive_group()
+    anchor.add_argument("--anchor", help="SEQUENCE:sha256:DIGEST of the last record, kept outside the log")
+    anchor.add_argument(
+        "--dagster", action="store_true", help="take the anchor from the Dagster instance (DAGSTER_HOME)"
+    )
     verify.set_defaults(func=_audit_verify)
 
     args = parser.parse_args(argv)

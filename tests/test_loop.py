@@ -177,6 +177,11 @@ def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):
     assert set(observed) == {"credit-scoring-ai", "employment-screening-ai"}
     assert observed["credit-scoring-ai"].metadata["remediation"].value == "rollback"
     assert observed["credit-scoring-ai"].asset_key.to_user_string() == "governance_decisions"
+    # each observation carries its record's place and digest: the log's head, anchored outside the file
+    by_digest = {r["digest"]: r for r in loop["log"].records()}
+    for event in tick.asset_events:
+        record = by_digest[event.metadata["record_digest"].value]
+        assert event.metadata["sequence"].value == record["sequence"]
     records = [r for r in loop["log"].records() if r.get("kind") != "remediation"]
     denied = [r for r in records if r["result"].get("deny")]
     assert {r["decision_id"] for r in denied} == {r.tags["rai-pipelines/decision-id"] for r in tick.run_requests}

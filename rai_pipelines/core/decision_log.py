@@ -61,12 +61,12 @@ def _drop_torn_tail(f, path: Path) -> None:
     f.truncate(cut)
 
 
-def _last_digest(f) -> str:
-    """The digest of the last record, reading the file backwards from its end."""
+def _last_record(f) -> dict | None:
+    """The last complete record, reading the file backwards from its end."""
     f.seek(0, os.SEEK_END)
     end = f.tell()
     if end == 0:
-        return GENESIS
+        return None
     block, data = 4096, b""
     position = end
     while position > 0:
@@ -76,8 +76,13 @@ def _last_digest(f) -> str:
         data = f.read(step) + data
         lines = [line for line in data.split(b"\n") if line.strip()]
         if len(lines) >= 2 or position == 0:
-            return json.loads(lines[-1])["digest"]
-    return GENESIS
+            return json.loads(lines[-1])
+    return None
+
+
+def _count_records(f) -> int:
+    f.seek(0)
+    return sum(1 for line in f if line.strip())
 
 
 class DecisionLog:
@@ -103,12 +108,19 @@ class DecisionLog:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 _drop_torn_tail(f, self.path)
-                previous = _last_digest(f)
+                last = _last_record(f)
+                previous = last["digest"] if last else GENESIS
+                # Each record's place in the log, inside the chain: with the head (sequence and digest)
+                # anchored outside the file, deleting the last records is detected too. A log written
+                # before records were numbered is counted once.
+                sequence = 0 if last is None else last.get("sequence") or _count_records(f)
                 now = datetime.now(timezone.utc).isoformat()
                 entries, lines = [], []
                 for record in records:
-                    entry = {k: v for k, v in record.items() if k != "digest"}
+                    entry = {k: v for k, v in record.items() if k not in ("digest", "sequence")}
                     entry.setdefault("timestamp", now)
+                    sequence += 1
+                    entry["sequence"] = sequence
                     entry["previous_digest"] = previous
                     entry["digest"] = previous = digest(entry)
                     entries.append(entry)
@@ -132,22 +144,73 @@ class DecisionLog:
             lines = lines[:-1]
         return [json.loads(line) for line in lines if line.strip()]
 
+    def head(self) -> tuple[int, str] | None:
+        """(sequence, digest) of the last record: the anchor to keep outside the file."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "rb") as f:
+            last = _last_record(f)
+            if last is None:
+                return None
+            return int(last.get("sequence") or _count_records(f)), last["digest"]
+
     def verify(self) -> int | None:
         """The 1-based line number of the first line that breaks the chain (edited, removed, inserted
-        or unreadable), or None if intact."""
+        or unreadable: not UTF-8, not JSON, not an object), or None if intact."""
         previous = GENESIS
         if not self.path.exists():
             return None
-        with open(self.path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
+        with open(self.path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
+                    record = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    return number
+                if not isinstance(record, dict):
                     return number
                 body = {k: v for k, v in record.items() if k != "digest"}
                 if record.get("previous_digest") != previous or digest(body) != record.get("digest"):
                     return number
                 previous = record["digest"]
         return None
+
+    def problems(self, anchor: tuple[int, str] | None = None) -> list[str]:
+        """Everything that says the log is not as it was written: a broken chain, a torn last line
+        set aside, and, against an anchor kept outside the file (sequence and digest of the last
+        record, as the Dagster event log holds it), records deleted from the end or rewritten."""
+        found = []
+        broken = self.verify()
+        if broken is not None:
+            found.append(
+                f"line {broken} breaks the hash chain (record edited, removed, inserted or unreadable there); "
+                f"the {broken - 1} line(s) before it verify"
+            )
+        torn = self.path.with_suffix(".torn")
+        if torn.exists() and torn.stat().st_size:
+            found.append(f"a torn record was set aside in {torn}: a write was cut off (or the file was cut)")
+        if anchor is not None:
+            sequence, anchored = anchor
+            records = {int(r.get("sequence") or i): r for i, r in enumerate(self._readable(), start=1)}
+            last = max(records, default=0)
+            if last < sequence:
+                found.append(
+                    f"truncated: the log ends at record {last}, but record {sequence} ({anchored}) was written "
+                    "(the anchor outside the file)"
+                )
+            elif records[sequence].get("digest") != anchored:
+                found.append(f"record {sequence} is not the one anchored outside the file ({anchored})")
+        return found
+
+    def _readable(self) -> list[dict]:
+        out = []
+        with open(self.path, "rb") as f:
+            for raw in f:
+                try:
+                    record = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    continue
+                if isinstance(record, dict):
+                    out.append(record)
+        return out

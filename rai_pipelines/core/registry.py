@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Annotated, Literal
+
+import pydantic
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.yamlfile import read_yaml_mapping
@@ -123,42 +126,124 @@ class ModelSpec:
             ) from None
 
 
-def _req(doc: dict, key: str, path: str):
-    if key not in doc or doc[key] in (None, ""):
-        raise BadInputError(f"{path}: missing required field {key!r}")
-    return doc[key]
+# Columns a feature snapshot writes itself: a feature, protected attribute or PII column of the same
+# name would replace them (a feature named request_id would put the raw id where the pseudonym is).
+RESERVED_COLUMNS = frozenset({"request_id", "timestamp", "model_version", "score", "decision", "label"})
+
+
+class _Strict(pydantic.BaseModel):
+    # Unknown keys are refused (a typo such as pii_colums must not switch protection off), and
+    # values are not coerced between types (pii_columns: ssn is not the list s, s, n).
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+Name = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=128)]
+
+
+class _ServingDoc(_Strict):
+    instance_type: Name
+    replicas: Annotated[int, pydantic.Field(ge=1)]
+    usd_per_hour: Annotated[float, pydantic.Field(ge=0, allow_inf_nan=False)]
+
+
+class _VersionDoc(_Strict):
+    image: Name
+    decision_threshold: Annotated[float, pydantic.Field(ge=0, le=1, allow_inf_nan=False)] = 0.5
+    serving: _ServingDoc
+
+
+class _FeaturesDoc(_Strict):
+    numeric: list[Name] = []
+    categorical: list[Name] = []
+
+
+class _DriftDoc(_Strict):
+    backend: Literal["columnar", "alibi-detect"] = "columnar"
+    window: Literal["daily", "weekly"] = "daily"
+    p_value: Annotated[float, pydantic.Field(gt=0, lt=1)] = 0.05
+    correction: Literal["bonferroni", "fdr"] = "bonferroni"
+    min_effect_size: Annotated[float, pydantic.Field(ge=0, allow_inf_nan=False)] = 0.1
+    multivariate: Literal["none", "classifier"] = "none"
+
+
+class _FairnessDoc(_Strict):
+    min_group_size: Annotated[int, pydantic.Field(ge=1)] = 100
+    intersections: list[list[Name]] = []
+
+
+class _SamplingDoc(_Strict):
+    max_rows: Annotated[int, pydantic.Field(ge=1)] | None = None
+    stratify_by: list[Name] = ["model_version"]
+    seed: int = 0
+
+
+class _ReferenceDoc(_Strict):
+    source: Literal["training", "period"] = "training"
+    # a date, or an ISO date string (YYYY-MM-DD) as quoted YAML writes it
+    start: date | None = pydantic.Field(default=None, strict=False)
+    end: date | None = pydantic.Field(default=None, strict=False)
+
+
+class _LabelsDoc(_Strict):
+    max_delay_days: Annotated[int, pydantic.Field(ge=0, le=366)] = 30
+
+
+class _ModelDoc(_Strict):
+    name: Name
+    description: str = ""
+    team: str = ""
+    features: _FeaturesDoc
+    score_column: Name
+    decision_column: Name
+    favourable_outcome: int = 1
+    label_column: Name | None = None
+    protected_attributes: dict[Name, Literal["enforce", "report"]] | None = None
+    pii_columns: list[Name] = []
+    labels: _LabelsDoc = _LabelsDoc()
+    reference: _ReferenceDoc = _ReferenceDoc()
+    sampling: _SamplingDoc = _SamplingDoc()
+    drift: _DriftDoc = _DriftDoc()
+    fairness: _FairnessDoc = _FairnessDoc()
+    versions: dict[str, _VersionDoc] = pydantic.Field(min_length=1)
+
+
+def _model_doc(document: dict, path: Path) -> _ModelDoc:
+    # YAML reads a date written as 2023-11-01 as a date and a bare 1.0 as a float: both as declared.
+    try:
+        return _ModelDoc.model_validate(document)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise BadInputError(f"{path}: {problems}") from None
 
 
 def load_model_spec(path: Path) -> ModelSpec:
-    doc = read_yaml_mapping(path)
-    name = validate_model_name(_req(doc, "name", str(path)), f"{path}: name")
-    features = _req(doc, "features", str(path))
+    doc = _model_doc(read_yaml_mapping(path), path)
+    name = validate_model_name(doc.name, f"{path}: name")
     versions = {}
-    for version, vdoc in (_req(doc, "versions", str(path)) or {}).items():
+    for version, vdoc in doc.versions.items():
         validate_model_version(version, f"{path}: versions")
-        where = f"{path}: versions.{version}"
-        serving = _req(vdoc, "serving", where)
         versions[version] = ModelVersion(
             version=version,
-            image=str(_req(vdoc, "image", where)),
-            decision_threshold=float(vdoc.get("decision_threshold", 0.5)),
-            serving=Serving(
-                instance_type=str(_req(serving, "instance_type", f"{where}.serving")),
-                replicas=int(_req(serving, "replicas", f"{where}.serving")),
-                usd_per_hour=float(_req(serving, "usd_per_hour", f"{where}.serving")),
-            ),
+            image=vdoc.image,
+            decision_threshold=vdoc.decision_threshold,
+            serving=Serving(vdoc.serving.instance_type, vdoc.serving.replicas, vdoc.serving.usd_per_hour),
         )
-    protected = doc.get("protected_attributes") or {}
-    if not isinstance(protected, dict):
-        raise BadInputError(f"{path}: protected_attributes must map attribute -> 'enforce' or 'report'")
-    for attr, mode in protected.items():
-        if mode not in ("enforce", "report"):
-            raise BadInputError(f"{path}: protected_attributes.{attr} must be 'enforce' or 'report', not {mode!r}")
-    drift = doc.get("drift") or {}
-    fairness = doc.get("fairness") or {}
-    numeric = tuple(features.get("numeric") or ())
-    categorical = tuple(features.get("categorical") or ())
-    pii = tuple(doc.get("pii_columns") or ())
+    protected = doc.protected_attributes or {}
+    numeric, categorical = tuple(doc.features.numeric), tuple(doc.features.categorical)
+    pii = tuple(doc.pii_columns)
+    for field_name, names in (
+        ("features", numeric + categorical),
+        ("protected_attributes", tuple(protected)),
+        ("pii_columns", pii),
+    ):
+        reserved = sorted(n for n in names if n in RESERVED_COLUMNS or n.startswith("protected__"))
+        if reserved:
+            raise BadInputError(
+                f"{path}: {field_name} {', '.join(reserved)}: reserved for the snapshot's own columns "
+                f"({', '.join(sorted(RESERVED_COLUMNS))}, protected__*)"
+            )
     overlap = sorted(set(protected) & (set(numeric) | set(categorical)))
     if overlap:
         raise BadInputError(
@@ -169,76 +254,52 @@ def load_model_spec(path: Path) -> ModelSpec:
     if leaked:
         raise BadInputError(f"{path}: pii_columns {', '.join(leaked)} are also declared as features or protected")
     intersections = []
-    for members in fairness.get("intersections") or []:
-        unknown = [m for m in members or [] if m not in protected]
-        if len(members or []) < 2 or unknown:
+    for members in doc.fairness.intersections:
+        unknown = [m for m in members if m not in protected]
+        if len(members) < 2 or unknown:
             raise BadInputError(
                 f"{path}: fairness.intersections entry {members!r} must name two or more protected attributes"
             )
         intersections.append(tuple(members))
     return ModelSpec(
         name=name,
-        description=str(doc.get("description", "")),
-        team=str(doc.get("team", "")),
+        description=doc.description,
+        team=doc.team,
         numeric_features=numeric,
         categorical_features=categorical,
-        score_column=str(_req(doc, "score_column", str(path))),
-        decision_column=str(_req(doc, "decision_column", str(path))),
-        favourable_outcome=int(doc.get("favourable_outcome", 1)),
-        label_column=doc.get("label_column"),
+        score_column=doc.score_column,
+        decision_column=doc.decision_column,
+        favourable_outcome=doc.favourable_outcome,
+        label_column=doc.label_column,
         protected_attributes=tuple(protected),
         enforced_protected_attributes=tuple(a for a, m in protected.items() if m == "enforce"),
-        min_group_size=int(fairness.get("min_group_size", 100)),
-        drift_p_value=float(drift.get("p_value", 0.05)),
-        drift_correction=str(drift.get("correction", "bonferroni")),
+        min_group_size=doc.fairness.min_group_size,
+        drift_p_value=doc.drift.p_value,
+        drift_correction=doc.drift.correction,
         versions=versions,
         source=str(path),
-        drift_backend=_choice(drift.get("backend", "columnar"), ("columnar", "alibi-detect"), f"{path}: drift.backend"),
-        drift_min_effect_size=float(drift.get("min_effect_size", 0.1)),
-        drift_window_days={"daily": 1, "weekly": 7}[
-            _choice(drift.get("window", "daily"), ("daily", "weekly"), f"{path}: drift.window")
-        ],
-        drift_multivariate=_choice(
-            drift.get("multivariate", "none"), ("none", "classifier"), f"{path}: drift.multivariate"
-        ),
+        drift_backend=doc.drift.backend,
+        drift_min_effect_size=doc.drift.min_effect_size,
+        drift_window_days={"daily": 1, "weekly": 7}[doc.drift.window],
+        drift_multivariate=doc.drift.multivariate,
         intersections=tuple(intersections),
         pii_columns=pii,
-        sampling=_sampling(doc.get("sampling") or {}, f"{path}: sampling"),
-        reference=_reference(doc.get("reference") or {}, f"{path}: reference"),
-        label_max_delay_days=int((doc.get("labels") or {}).get("max_delay_days", 30)),
+        sampling=Sampling(doc.sampling.max_rows, tuple(doc.sampling.stratify_by), doc.sampling.seed),
+        reference=_reference(doc.reference, f"{path}: reference"),
+        label_max_delay_days=doc.labels.max_delay_days,
     )
 
 
-def _choice(value, allowed: tuple[str, ...], where: str) -> str:
-    if value not in allowed:
-        raise BadInputError(f"{where} must be one of {', '.join(allowed)}, not {value!r}")
-    return value
-
-
-def _sampling(doc: dict, where: str) -> Sampling:
-    max_rows = doc.get("max_rows")
-    if max_rows is not None and (not isinstance(max_rows, int) or max_rows <= 0):
-        raise BadInputError(f"{where}.max_rows must be a positive whole number, not {max_rows!r}")
-    return Sampling(
-        max_rows=max_rows,
-        stratify_by=tuple(doc.get("stratify_by") or ("model_version",)),
-        seed=int(doc.get("seed", 0)),
-    )
-
-
-def _reference(doc: dict, where: str) -> ReferenceWindow:
-    source = doc.get("source", "training")
-    if source == "training":
+def _reference(doc: _ReferenceDoc, where: str) -> ReferenceWindow:
+    if doc.source == "training":
+        if doc.start or doc.end:
+            raise BadInputError(f"{where}: start and end belong to a period reference (source: period)")
         return ReferenceWindow()
-    if source != "period":
-        raise BadInputError(f"{where}.source must be 'training' or 'period', not {source!r}")
-    try:
-        start, end = date.fromisoformat(str(doc["start"])), date.fromisoformat(str(doc["end"]))
-    except (KeyError, ValueError) as exc:
-        raise BadInputError(f"{where}: a period reference needs start and end dates (YYYY-MM-DD): {exc}") from exc
-    if end < start:
-        raise BadInputError(f"{where}: end {end} is before start {start}")
-    return ReferenceWindow(start.isoformat(), end.isoformat())
+    if doc.start is None or doc.end is None:
+        raise BadInputError(f"{where}: a period reference needs start and end dates (YYYY-MM-DD)")
+    if doc.end < doc.start:
+        raise BadInputError(f"{where}: end {doc.end} is before start {doc.start}")
+    return ReferenceWindow(doc.start.isoformat(), doc.end.isoformat())
 
 
 def load_registry(directory: str | Path) -> dict[str, ModelSpec]:

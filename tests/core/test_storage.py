@@ -120,8 +120,33 @@ def test_registry_loads_the_shipped_models():
     [
         (lambda t: t.replace('"2.0.0":', '"2.0/0":'), "not a valid model version"),
         (lambda t: t.replace("name: credit-scoring-ai", "name: Credit Scoring"), "not a valid model name"),
-        (lambda t: t.replace("score_column: y_pred_proba\n", ""), "missing required field 'score_column'"),
+        (lambda t: t.replace("score_column: y_pred_proba\n", ""), "score_column: Field required"),
         (lambda t: t + "\n  : [\n", "not valid YAML"),
+        # hardening issue, case 6: the privacy settings cannot be bypassed by a type, a typo or a name
+        (
+            lambda t: t.replace("pii_columns: [applicant_name, applicant_email]", "pii_columns: ssn"),
+            "pii_columns: Input should be a valid list",
+        ),
+        (lambda t: t.replace("pii_columns:", "pii_colums:"), "pii_colums: Extra inputs are not permitted"),
+        (
+            lambda t: t.replace("numeric: [car_value,", "numeric: [request_id, car_value,"),
+            "features request_id: reserved for the snapshot's own columns",
+        ),
+        (lambda t: t.replace("protected_attributes: {}", "protected_attributes: {label: report}"), "reserved"),
+        # case 9: costs, replicas and thresholds that cannot be
+        (lambda t: t.replace("usd_per_hour: 0.096", "usd_per_hour: -0.096"), r"usd_per_hour: Input should be greater"),
+        (lambda t: t.replace("replicas: 2,", "replicas: 0,"), r"serving\.replicas: Input should be greater"),
+        (
+            lambda t: t.replace("decision_threshold: 0.5", "decision_threshold: -0.5", 1),
+            r"decision_threshold: Input should be greater",
+        ),
+        (lambda t: t.replace("replicas: 2,", "replicas: '2',"), r"replicas: Input should be a valid integer"),
+        # case 11: a list where a mapping belongs is named, not an AttributeError
+        (
+            lambda t: t.replace("  numeric: [car_value", "  - [car_value").replace("  categorical: [", "  - ["),
+            "features: Input should be a valid dictionary",
+        ),
+        (lambda t: t.split("versions:")[0] + "versions:\n  - 1.4.2\n", "versions: Input should be a valid dictionary"),
     ],
 )
 def test_registry_refuses_bad_declarations_naming_the_file(tmp_path, mutation, message):
@@ -205,3 +230,70 @@ def test_registry_yaml_is_bounded_before_it_is_expanded(tmp_path):
     (tmp_path / "deep.yaml").write_text("a: " + "[" * (MAX_YAML_DEPTH + 1) + "]" * (MAX_YAML_DEPTH + 1) + "\n")
     with pytest.raises(BadInputError, match=r"deep\.yaml: YAML nested deeper than"):
         read_yaml_mapping(tmp_path / "deep.yaml")
+
+
+def test_deleting_the_last_records_is_detected_against_the_anchor(tmp_path):
+    """Hardening issue, case 5: the chain alone cannot show that its last records were deleted; the
+    head (sequence and digest), kept outside the file, does."""
+    from rai_pipelines.cli import main
+
+    log = DecisionLog(tmp_path)
+    for i in range(5):
+        log.append({"decision_id": f"d-{i}"})
+    anchor = log.head()
+    assert anchor[0] == 5 and [r["sequence"] for r in log.records()] == [1, 2, 3, 4, 5]
+    lines = log.path.read_text().splitlines()
+    log.path.write_text("\n".join(lines[:3]) + "\n")  # the last two records deleted
+    assert log.verify() is None  # what is left still chains
+    (problem,) = log.problems(anchor)
+    assert "truncated: the log ends at record 3, but record 5" in problem
+    assert main(["audit", "verify", "--log", str(tmp_path), "--anchor", f"{anchor[0]}:{anchor[1]}"]) == 1
+    assert main(["audit", "verify", "--log", str(tmp_path)]) == 0  # without the anchor it cannot know
+    log.path.write_text("\n".join(lines) + "\n")
+    assert main(["audit", "verify", "--log", str(tmp_path), "--anchor", f"{anchor[0]}:{anchor[1]}"]) == 0
+
+
+def test_the_anchor_is_read_from_the_dagster_event_log():
+    import dagster as dg
+
+    from rai_pipelines.defs.governance.audit import decision_log_anchor
+    from rai_pipelines.defs.keys import GOVERNANCE_DECISIONS
+
+    with dg.instance_for_test() as instance:
+        assert decision_log_anchor(instance) is None
+        for sequence in (1, 2):
+            instance.report_runless_asset_event(
+                dg.AssetObservation(
+                    GOVERNANCE_DECISIONS, metadata={"sequence": sequence, "record_digest": f"sha256:{sequence}"}
+                )
+            )
+        assert decision_log_anchor(instance) == (2, "sha256:2")
+
+
+def test_a_torn_record_is_reported_by_audit_verify(tmp_path, capsys):
+    from rai_pipelines.cli import main
+
+    log = DecisionLog(tmp_path)
+    log.append({"decision_id": "d-1"})
+    with open(log.path, "a") as f:
+        f.write('{"decision_id": "d-2", "cut')
+    log.append({"decision_id": "d-3"})  # sets the torn line aside
+    assert main(["audit", "verify", "--log", str(tmp_path)]) == 1
+    assert "a torn record was set aside" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line", [b"not json at all", b"[1, 2]", b'{"decision_id": "\xff\xfe"}'])
+def test_audit_verify_names_an_unreadable_line(tmp_path, capsys, line):
+    """Hardening issue, case 10: a line that is not JSON, not an object or not UTF-8 crashed
+    `audit verify` with a traceback."""
+    from rai_pipelines.cli import main
+
+    log = DecisionLog(tmp_path)
+    log.append({"decision_id": "d-1"})
+    with open(log.path, "ab") as f:
+        f.write(line + b"\n")
+    log_text_before = log.path.read_bytes()
+    assert log.verify() == 2
+    assert main(["audit", "verify", "--log", str(tmp_path)]) == 1
+    assert "line 2 breaks the hash chain" in capsys.readouterr().out
+    assert log.path.read_bytes() == log_text_before

@@ -29,6 +29,7 @@ def _observation(record: dict) -> dg.AssetObservation:
             "warn": dg.MetadataValue.json(result.get("warn", [])),
             "error": result.get("error") or "",
             "record_digest": record["digest"],
+            "sequence": record["sequence"],
         },
     )
 
