@@ -223,7 +223,7 @@ def report_text(result: GateResult, bundle: PolicyBundle) -> str:
         for message in item.decision.warn:
             warned += 1
             lines.append(f"WARN - {where} - {message}")
-        for violation in item.decision.violations:
+        for violation in item.decision.failures:
             lines.append(f"FAIL - {where} - {violation['msg']} [{violation['rule']}, {violation['severity']}]")
         if item.decision.allowed:
             passed += 1
@@ -250,7 +250,7 @@ def write_junit(result: GateResult, path: str) -> None:
             ET.SubElement(case, "error", message=item.error or "not decided")
         elif not item.decision.allowed:
             failures += 1
-            for violation in item.decision.violations:
+            for violation in item.decision.failures:
                 failure = ET.SubElement(case, "failure", message=violation["msg"], type=violation["rule"])
                 failure.text = f"severity: {violation['severity']}; decision {item.decision_id}"
         if item.decision is not None and item.decision.warn:
@@ -272,7 +272,7 @@ def write_sarif(result: GateResult, path: str) -> None:
     for item in result.items:
         if item.decision is None:
             continue
-        findings = [(v["rule"], "error", v["msg"]) for v in item.decision.violations]
+        findings = [(v["rule"], "error", v["msg"]) for v in item.decision.failures]
         findings += [("drift", "warning", w) for w in item.decision.warn]
         for rule, level, message in findings:
             rules.setdefault(rule, {"id": rule, "shortDescription": {"text": f"rai-pipelines policy rule {rule}"}})

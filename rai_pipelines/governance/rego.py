@@ -256,6 +256,14 @@ class PolicyDecision:
         return not self.deny
 
     @property
+    def failures(self) -> list[dict]:
+        """Every reason the input is denied: the violations, and a plain `deny` message a module adds
+        without a violation (rule `deny`, severity `alert`), so that no denial goes unreported."""
+        explained = {str(v.get("msg")) for v in self.violations}
+        plain = [{"rule": "deny", "msg": m, "severity": "alert"} for m in self.deny if m not in explained]
+        return [*self.violations, *plain]
+
+    @property
     def remediation(self) -> str:
         severities = {v.get("severity") for v in self.violations}
         return next((s for s in REMEDIATION_ORDER if s in severities), "alert" if self.deny else "none")

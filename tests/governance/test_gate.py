@@ -378,3 +378,28 @@ def test_a_yaml_alias_bomb_is_refused_before_it_is_expanded(facts_file, tmp_path
     assert gate(bomb, "--facts", facts_file, "--junit", junit, tmp_path=tmp_path) == 2
     assert "refused before it is expanded" in capsys.readouterr().out
     assert ET.parse(junit).getroot().find("testcase/error") is not None
+
+
+def test_a_plain_deny_of_a_team_module_is_reported_everywhere(overlay, facts_file, tmp_path, capsys):
+    """Hardening issue, case 12: a `deny` message without a violation made the gate exit 1 with no
+    FAIL line, no JUnit failure and no SARIF result."""
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(PROJECT_ROOT / "policies", bundle)
+    (bundle / "team.rego").write_text(
+        'package apexlogic.ai_governance\n\ndeny contains "Credit models need a second approver." if governed\n'
+    )
+    junit, sarif = tmp_path / "g.xml", tmp_path / "g.sarif"
+    code = gate(
+        overlay("1.4.2"), "--facts", facts_file, "--bundle", bundle, "--junit", junit, "--sarif", sarif,
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert code == 1
+    assert (
+        "FAIL - " in (out := capsys.readouterr().out) and "Credit models need a second approver. [deny, alert]" in out
+    )
+    failure = ET.parse(junit).getroot().find("testcase/failure")
+    assert failure is not None and "second approver" in failure.get("message")
+    results = json.loads(sarif.read_text())["runs"][0]["results"]
+    assert [r["ruleId"] for r in results if "second approver" in r["message"]["text"]] == ["deny"]
