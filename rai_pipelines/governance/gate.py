@@ -66,6 +66,10 @@ def load_manifests(paths: list[str]) -> list[tuple[str, dict]]:
     out: list[tuple[str, dict]] = []
     for raw in paths:
         path = Path(raw)
+        if path.is_symlink():
+            # A link can point anywhere (a secret outside the repository): its lines would be quoted
+            # into the report, JUnit and SARIF. Manifests are read as regular files only.
+            raise BadInputError(f"{path}: a symbolic link; the gate reads manifests only as regular files")
         if path.is_dir():
             if not any((path / n).exists() for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")):
                 raise BadInputError(f"{path}: a directory given to the gate must be a kustomization")

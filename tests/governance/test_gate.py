@@ -403,3 +403,22 @@ def test_a_plain_deny_of_a_team_module_is_reported_everywhere(overlay, facts_fil
     assert failure is not None and "second approver" in failure.get("message")
     results = json.loads(sarif.read_text())["runs"][0]["results"]
     assert [r["ruleId"] for r in results if "second approver" in r["message"]["text"]] == ["deny"]
+
+
+def test_a_symlinked_manifest_is_refused_and_its_target_never_quoted(facts_file, tmp_path, capsys):
+    """Hardening issue, case 13: the gate followed a symlink out of the tree and quoted the target's
+    lines into its output, JUnit and SARIF."""
+    secret = tmp_path / "outside" / "credentials"
+    secret.parent.mkdir()
+    secret.write_text("aws_secret_access_key: s3cr3t-value\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "deployment.yaml").symlink_to(secret)
+    junit, sarif = tmp_path / "g.xml", tmp_path / "g.sarif"
+    assert (
+        gate(repo / "deployment.yaml", "--facts", facts_file, "--junit", junit, "--sarif", sarif, tmp_path=tmp_path)
+        == 2
+    )
+    captured = capsys.readouterr()
+    assert "a symbolic link" in captured.out + captured.err
+    assert "s3cr3t" not in captured.out + captured.err + junit.read_text() + sarif.read_text()
