@@ -15,7 +15,6 @@ field.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import re
@@ -45,7 +44,12 @@ from rai_pipelines.costs.ledger_schema import (
     tag_key,
 )
 from rai_pipelines.costs.sources.aws_cur_sql import LINE_ITEM_HASH_SQL, CurSql, cur_checks, cur_ledger_sql
-from rai_pipelines.costs.sources.export_files import billing_period_folder, load_manifest, physical_lines
+from rai_pipelines.costs.sources.export_files import (
+    billing_period_folder,
+    gunzip_bounded,
+    load_manifest,
+    physical_lines,
+)
 from rai_pipelines.costs.witness import witness_batch
 
 # CUR columns the ledger needs, by their CUR 2.0 (snake_case) names. The legacy CSV names map onto
@@ -412,14 +416,11 @@ def source_daily_totals(source: SourceFile) -> dict[str, Decimal]:
     return totals
 
 
-def read_cur_csv(data: bytes, uri: str) -> pa.Table:
+def read_cur_csv(data: bytes, uri: str, inflated: bool = False) -> pa.Table:
     """A legacy CUR CSV (plain or gzip) with every column read as text, so that a bad value is
     reported with its row instead of silently becoming null."""
-    if uri.endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise BadInputError(f"{uri}: not a readable gzip file: {exc}") from exc
+    if uri.endswith(".gz") and not inflated:
+        data = gunzip_bounded(data, uri)
     header = data.split(b"\n", 1)[0].decode("utf-8-sig").strip()
     if not header:
         raise BadInputError(f"{uri}: empty file, no CUR header")
@@ -500,8 +501,8 @@ class CurExportReader:
             if self.layout == "legacy":
                 with self.fs.open_input_stream(path, compression=None) as f:
                     raw = f.read()
-                table = read_cur_csv(raw, uri)
-                text = gzip.decompress(raw) if uri.endswith(".gz") else raw
+                text = gunzip_bounded(raw, uri) if uri.endswith(".gz") else raw
+                table = read_cur_csv(text, uri, inflated=True)
                 lines = physical_lines(text, table.num_rows)
                 if lines is not None and len(lines) != table.num_rows:
                     raise BadInputError(f"{uri}: {len(lines)} records by line but {table.num_rows} parsed rows")

@@ -1,11 +1,14 @@
-"""What every export file reader needs: the billing-period folder names providers use, and the
-physical line of each CSV row (for errors that name the line a person would open)."""
+"""What every export file reader needs: the billing-period folder names providers use, the
+physical line of each CSV row (for errors that name the line a person would open), manifests read
+as JSON objects, and gzip files inflated within bounds."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import zlib
 from datetime import date
 
 from rai_pipelines.core.errors import BadInputError
@@ -43,3 +46,38 @@ def load_manifest(data: bytes, uri: str) -> dict:
     if not isinstance(manifest, dict):
         raise BadInputError(f"{uri}: manifest is not a JSON object")
     return manifest
+
+
+# A gzip file inflates to at most this much, and to at most this many times its own size past the
+# first 64 MB: a 4 MB export that would inflate to gigabytes is refused while it is inflated.
+MAX_INFLATED_BYTES = int(os.environ.get("RAI_MAX_EXPORT_FILE_MB", "4096")) * 1024 * 1024
+MAX_INFLATION_RATIO = 200
+_CHUNK = 1 << 20
+
+
+def gunzip_bounded(data: bytes, uri: str) -> bytes:
+    """The inflated content of a gzip file (every member of it, as gzip.decompress reads them),
+    inflated a chunk at a time and refused as soon as it passes the bounds."""
+    limit = min(MAX_INFLATED_BYTES, max(64 * 1024 * 1024, MAX_INFLATION_RATIO * len(data)))
+    out = bytearray()
+    rest = data
+    try:
+        while rest:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            chunk = inflater.decompress(rest, _CHUNK)
+            while True:
+                out += chunk
+                if len(out) > limit:
+                    raise BadInputError(
+                        f"{uri}: inflates to more than {limit:,} bytes from {len(data):,}: refused as a gzip bomb "
+                        "(RAI_MAX_EXPORT_FILE_MB raises the absolute bound)"
+                    )
+                if inflater.eof or not inflater.unconsumed_tail:
+                    break
+                chunk = inflater.decompress(inflater.unconsumed_tail, _CHUNK)
+            if not inflater.eof:
+                raise BadInputError(f"{uri}: not a readable gzip file: truncated")
+            rest = inflater.unused_data.lstrip(b"\0")  # concatenated members (padding between them)
+    except zlib.error as exc:
+        raise BadInputError(f"{uri}: not a readable gzip file: {exc}") from None
+    return bytes(out)

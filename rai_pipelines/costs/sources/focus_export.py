@@ -34,10 +34,8 @@ Decimal arithmetic over the raw values, sharing no code with the normalisation.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -59,7 +57,7 @@ from rai_pipelines.costs.ledger_schema import (
     split_by_day,
     tag_key,
 )
-from rai_pipelines.costs.sources.export_files import physical_lines
+from rai_pipelines.costs.sources.export_files import gunzip_bounded, physical_lines
 from rai_pipelines.costs.witness import witness_batch
 
 STRING_COLUMNS = (
@@ -511,10 +509,7 @@ def read_focus_csv(data: bytes, uri: str) -> tuple[pa.Table, list[int] | None]:
     line instead of silently becoming null; and the physical line of each row when it differs from
     index + 2."""
     if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise BadInputError(f"{uri}: not a readable gzip file: {exc}") from exc
+        data = gunzip_bounded(data, uri)
     header = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
     if not header:
         raise BadInputError(f"{uri}: empty file, no FOCUS header")
