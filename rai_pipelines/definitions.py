@@ -4,11 +4,13 @@ a real Git remote in production."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import dagster as dg
 
+from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.registry import load_registry
 from rai_pipelines.costs.sources import load_billing_sources
 from rai_pipelines.costs.sources.aws_cur import AwsCurExport
@@ -27,6 +29,7 @@ from rai_pipelines.defs.monitoring.sensors import build_late_labels_sensor
 from rai_pipelines.defs.partitions import daily_partitions
 from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
 from rai_pipelines.defs.schedules import daily_governance_schedule
+from rai_pipelines.gitops.git import has_credentials, redact
 from rai_pipelines.settings import Settings
 
 
@@ -40,6 +43,21 @@ def _billing(settings: Settings) -> BillingExportsResource:
         defaults.append(OnPremUsage(usage_root=settings.onprem_usage_root, declaration=settings.onprem_declaration))
     declared = load_billing_sources(settings.billing_sources) if settings.billing_sources else {}
     return BillingExportsResource.of([*defaults, *(config for configs in declared.values() for config in configs)])
+
+
+def _gitops(settings: Settings) -> GitOpsResource:
+    if has_credentials(settings.gitops_remote):
+        raise BadInputError(
+            f"RAI_GITOPS_REMOTE {redact(settings.gitops_remote)} carries credentials: Dagster would store them "
+            "in its repository snapshot and show them in the UI. Give the URL without them and the token in "
+            "RAI_GITOPS_TOKEN (a mounted secret's environment variable)."
+        )
+    return GitOpsResource(
+        remote=settings.gitops_remote,
+        branch=settings.gitops_branch,
+        workdir=settings.workdir,
+        token=dg.EnvVar("RAI_GITOPS_TOKEN") if os.environ.get("RAI_GITOPS_TOKEN") else None,
+    )
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -57,9 +75,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         "policy": PolicyResource(
             bundle_dir=settings.policy_dir, registry_dir=settings.model_registry_dir, engine=settings.policy_engine
         ),
-        "gitops": GitOpsResource(
-            remote=settings.gitops_remote, branch=settings.gitops_branch, workdir=settings.workdir
-        ),
+        "gitops": _gitops(settings),
     }
     definitions = dg.Definitions(
         assets=[

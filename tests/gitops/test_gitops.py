@@ -340,3 +340,54 @@ def test_each_render_runs_under_a_memory_limit(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources:\n  - bomb.yaml\n")
     with pytest.raises(GitOpsError, match=f"more than {RENDER_MEMORY_MB} MB"):
         kustomize_render(tmp_path)
+
+
+def test_a_token_reaches_git_only_through_the_credential_helper(git_daemon, specs, tmp_path, monkeypatch, capsys):
+    """Hardening issue, case 7: a token in RAI_GITOPS_REMOTE was stored in Dagster's repository
+    snapshot (the gitops resource's configured values) and shown in the UI. The token now comes from
+    RAI_GITOPS_TOKEN as an EnvVar, and git reads it through a credential helper: a remote that asks
+    for it (smart HTTP with Basic auth, on loopback) is cloned, read and pushed to."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster_shared.serdes import serialize_value
+
+    from rai_pipelines.definitions import build_definitions
+    from rai_pipelines.settings import Settings
+    from tests.git_http import GitHttpServer
+
+    token = "ghp_Sup3rSecretValue"
+    root = tmp_path / "served"
+    repo = root / "ops" / "gitops.git"
+    write_gitops_repo(repo, list(specs.values()))
+    server = GitHttpServer(root, token)
+    try:
+        url = server.url(repo)
+        with pytest.raises(GitOpsError):  # the remote asks for the token: no token, no access
+            remote_head(url, "main")
+        monkeypatch.setenv("RAI_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("RAI_GITOPS_REMOTE", url.replace("http://", f"http://bot:{token}@"))
+        with pytest.raises(BadInputError, match="carries credentials.*RAI_GITOPS_TOKEN") as refused:
+            build_definitions(Settings.from_env())
+        assert token not in str(refused.value)
+        monkeypatch.setenv("RAI_GITOPS_REMOTE", url)
+        monkeypatch.setenv("RAI_GITOPS_TOKEN", token)
+        defs = build_definitions(Settings.from_env())
+        snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
+        assert token not in snapshot and "RAI_GITOPS_TOKEN" in snapshot
+        gitops = defs.resources["gitops"].process_config_and_initialize()  # as Dagster hands it to a sensor
+        assert gitops.head() == remote_head(url, "main", token)
+        with gitops.checkout() as co:
+            (co.path / "NOTES.md").write_text("pushed with the token from the credential helper\n")
+            run_git(["add", "NOTES.md"], cwd=co.path)
+            pushed = co.commit("notes", "test", {})
+            co.push()
+        assert gitops.head() == pushed
+        with GitOpsCheckout(url, "main", str(tmp_path / "c"), token=token) as again:
+            assert (again.path / "NOTES.md").exists()
+            assert token not in (again.path / ".git" / "config").read_text()
+    finally:
+        server.stop()
+    sent = [headers for _, path, headers in server.requests]
+    assert all(token not in path for _, path, _ in server.requests)
+    assert any("Authorization" in h for h in sent)
+    captured = capsys.readouterr()
+    assert token not in captured.out + captured.err
