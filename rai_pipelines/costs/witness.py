@@ -36,16 +36,32 @@ def _instants(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str 
 def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str = "row") -> pa.Array:
     if pa.types.is_floating(values.type) or pa.types.is_integer(values.type) or pa.types.is_decimal(values.type):
         return pc.cast(values, MONEY, safe=False)
-    text = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    # Surrounding blanks are not part of a number (" 12.5 "), as the normalisation reads them too.
+    trimmed = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
+    text = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
     try:
         return pc.cast(text, MONEY)
     except pa.ArrowInvalid:
-        for value, row in zip(values.to_pylist(), rows.to_pylist(), strict=True):
-            try:
-                Decimal(value) if value not in (None, "") else None
-            except ArithmeticError:
-                raise BadInputError(f"{uri} {what} {row}: field {field} = {value!r} is not a number") from None
-        raise
+        pass
+    # Arrow names no row: find the first value that is no number, or one the ledger's decimal cannot
+    # hold exactly, and name it.
+    for value, row in zip(text.to_pylist(), rows.to_pylist(), strict=True):
+        if value is None:
+            continue
+        try:
+            amount = Decimal(value)
+        except ArithmeticError:
+            raise BadInputError(f"{uri} {what} {row}: field {field} = {value!r} is not a number") from None
+        if not amount.is_finite():
+            raise BadInputError(f"{uri} {what} {row}: field {field} = {value!r} is not a finite number")
+        if amount != amount.quantize(Decimal(1).scaleb(-MONEY.scale), rounding="ROUND_DOWN"):
+            raise BadInputError(
+                f"{uri} {what} {row}: field {field} = {value!r} has more decimal places than the ledger keeps "
+                f"({MONEY.scale}); it is refused rather than rounded"
+            )
+        if abs(amount) >= Decimal(10) ** (MONEY.precision - MONEY.scale):
+            raise BadInputError(f"{uri} {what} {row}: field {field} = {value!r} is too large for the ledger")
+    raise BadInputError(f"{uri}: field {field} holds a value the ledger's decimal cannot hold")
 
 
 def witness_batch(

@@ -52,7 +52,7 @@ def check_input(document: object, where: str) -> None:
 def _parse_output(output, where: str = "") -> object:
     text = str(output)
     if not output.ok():
-        detail = str(output.node).strip()
+        detail = str(output.node() if callable(output.node) else output.node).strip()
         raise PolicyError(f"{where}: the embedded Rego engine reported an error: {detail or text}")
     if text.strip() == "undefined":
         return None

@@ -504,3 +504,39 @@ def test_a_truncated_or_corrupt_parquet_export_is_named(tmp_path):
     source = SourceFile.streamed(ParquetInput(pafs.LocalFileSystem(), str(path), "s3://b/cur.parquet"))
     with pytest.raises(BadInputError, match=r"s3://b/cur\.parquet: not a readable Parquet file"):
         cur_to_focus(source, date(2023, 11, 2))
+
+
+@pytest.mark.parametrize(
+    "cost, message",
+    [
+        ("0.000000000000000000000001", r"bad\.csv line 4: field lineItem/UnblendedCost = '0\.0+1' has more decimal"),
+        ("12,5O", r"bad\.csv line 4: field lineItem/UnblendedCost = '12,5O' is not a number"),
+    ],
+)
+def test_the_witness_names_the_row_arrow_cannot_read(raw_csv, cost, message):
+    """Hardening issue, case 11: such costs raised a bare ArrowInvalid naming no file or line."""
+    text = raw_csv.decode().splitlines()
+    header = text[0].split(",")
+    column = header.index("lineItem/UnblendedCost")
+    row = next(csv.reader([text[3]]))
+    row[column] = cost
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(row)
+    text[3] = buffer.getvalue().rstrip("\n")
+    source = SourceFile("bad.csv", read_cur_csv(("\n".join(text) + "\n").encode(), "bad.csv"))
+    with pytest.raises(BadInputError, match=message):
+        source_daily_totals(source)
+
+
+def test_blanks_around_a_cost_are_read_alike_by_the_ledger_and_its_witness(raw_csv):
+    text = raw_csv.decode().splitlines()
+    column = text[0].split(",").index("lineItem/UnblendedCost")
+    rows = [next(csv.reader([line])) for line in text[1:]]
+    for row in rows:
+        row[column] = f" {row[column]} "
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([text[0].split(","), *rows])
+    source = SourceFile("spaced.csv", read_cur_csv(buffer.getvalue().encode(), "spaced.csv"))
+    day = date(2023, 11, 3)
+    ledger = cur_to_focus(source, day)
+    assert sum(ledger.column("BilledCost").to_pylist(), Decimal(0)) == source_daily_totals(source)[day.isoformat()]

@@ -397,10 +397,10 @@ def test_a_policy_that_errors_fails_closed_on_both_engines(tmp_path, engine):
         "package apexlogic.ai_governance\n\nlimit := 1 if governed\n\nlimit := 2 if governed\n\n"
         'violation contains finding("cost", sprintf("limit %v", [limit])) if governed\n',
     )
-    with pytest.raises(PolicyError, match=r"conflict|error"):
-        decide(
-            bundle, deployment(), {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001}}, engine
-        )
+    with pytest.raises(PolicyError, match=r"conflict|error") as failed:
+        decide(bundle, deployment(), {"2.0.0": FAIR_AND_CHEAP}, engine)
+    # the engine's own words: never a Python repr (hardening issue, case 11)
+    assert "bound method" not in str(failed.value)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
