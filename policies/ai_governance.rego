@@ -79,6 +79,7 @@ violation contains finding("fairness", msg) if {
 	governed
 	limit := threshold("fairness_score_min")
 	is_number(facts.fairness_score)
+	facts.fairness_score >= 0 # a negative ratio is no measurement (an alert, below), never a rollback
 	facts.fairness_score < limit
 	fairness_upper < limit
 	msg := sprintf("AI model fairness score below acceptable threshold (%v).", [limit])
@@ -175,6 +176,25 @@ incomplete if {
 	is_object(facts)
 	object.get(facts, "fairness_applicable", null) == null
 	not is_number(object.get(facts, "fairness_score", null))
+}
+
+# A cost below zero or a fairness ratio outside [0, 1] is no measurement: it must not pass a check.
+incomplete if {
+	is_object(facts)
+	is_number(facts.estimated_cost_per_inference_usd)
+	facts.estimated_cost_per_inference_usd < 0
+}
+
+incomplete if {
+	is_object(facts)
+	is_number(facts.fairness_score)
+	not facts.fairness_score >= 0
+}
+
+incomplete if {
+	is_object(facts)
+	is_number(facts.fairness_score)
+	facts.fairness_score > 1
 }
 
 incomplete if {

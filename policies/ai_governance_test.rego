@@ -100,6 +100,9 @@ incomplete_facts := [
 	{"fairness_applicable": "yes", "fairness_score": 0.9, "estimated_cost_per_inference_usd": 0.001},
 	{"fairness_score": 0.9, "estimated_cost_per_inference_usd": "0.9"},
 	{"fairness_score": false, "estimated_cost_per_inference_usd": 0.001},
+	{"fairness_score": 0.9, "estimated_cost_per_inference_usd": -0.001},
+	{"fairness_score": -0.2, "estimated_cost_per_inference_usd": 0.001},
+	{"fairness_score": 1.3, "estimated_cost_per_inference_usd": 0.001},
 	"not an object",
 ]
 

@@ -422,3 +422,37 @@ def test_a_symlinked_manifest_is_refused_and_its_target_never_quoted(facts_file,
     captured = capsys.readouterr()
     assert "a symbolic link" in captured.out + captured.err
     assert "s3cr3t" not in captured.out + captured.err + junit.read_text() + sarif.read_text()
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "rt := opa.runtime\n\t()\n",  # the call on the next line, which line matching let through
+        "rt := opa.runtime()\n",
+    ],
+)
+def test_a_team_module_cannot_publish_the_pipelines_environment(
+    overlay, facts_file, tmp_path, capsys, monkeypatch, module
+):
+    """Hardening issue, case 1: a team rule that put opa.runtime().env.GIT_TOKEN in a message got
+    it into the gate's output, JUnit, SARIF and the decision log. The module never loads."""
+    import shutil
+
+    monkeypatch.setenv("GIT_TOKEN", "ghp_leaked_if_you_see_this")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(PROJECT_ROOT / "policies", bundle)
+    (bundle / "leak.rego").write_text(
+        "package apexlogic.ai_governance\n\n"
+        + module
+        + '\nviolation contains finding("cost", sprintf("%v", [rt.env.GIT_TOKEN])) if governed\n'
+    )
+    junit, sarif, log = tmp_path / "g.xml", tmp_path / "g.sarif", tmp_path / "log"
+    code = main(
+        ["gate", str(overlay("2.0.0")), "--facts", str(facts_file), "--bundle", str(bundle), "--junit", str(junit),
+         "--sarif", str(sarif), "--decision-log", str(log)]
+    )  # fmt: skip
+    assert code == 2
+    captured = capsys.readouterr()
+    written = captured.out + captured.err + junit.read_text() + sarif.read_text()
+    assert "leak.rego" in written and "ghp_leaked_if_you_see_this" not in written
+    assert not (log / "decisions.jsonl").exists() or "ghp_leaked" not in (log / "decisions.jsonl").read_text()

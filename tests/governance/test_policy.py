@@ -149,6 +149,19 @@ GOLDEN = [
     (deployment(), {"2.0.0": {"fairness_applicable": False, "estimated_cost_per_inference_usd": 0.001}}, [], "none"),
     (deployment(), {"2.0.0": {}}, [INCOMPLETE], "alert"),
     (deployment(), {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": None}}, [INCOMPLETE], "alert"),
+    # hardening issue, case 9: a negative cost or a ratio outside [0, 1] is no measurement
+    (
+        deployment(),
+        {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": -0.01}},
+        [INCOMPLETE],
+        "alert",
+    ),
+    (
+        deployment(),
+        {"2.0.0": {"fairness_score": -0.3, "estimated_cost_per_inference_usd": 0.001}},
+        [INCOMPLETE],
+        "alert",
+    ),
     (
         deployment(),
         {"2.0.0": {"fairness_score": "0.5", "estimated_cost_per_inference_usd": 0.001}},
@@ -484,7 +497,7 @@ def test_random_facts_never_crash_the_engine_and_never_pass_silently(bundle, fac
     if version != "2.0.0":
         assert decision.remediation == "alert"  # no facts for the deployed version
     score, cost = facts.get("fairness_score"), facts.get("estimated_cost_per_inference_usd")
-    if isinstance(score, float) and score < 0.8:
+    if isinstance(score, float) and 0 <= score < 0.8:  # a negative ratio is mistyped: an alert
         assert version != "2.0.0" or UNFAIR in decision.deny
     if isinstance(cost, float | int) and not isinstance(cost, bool) and cost > 0.005 and version == "2.0.0":
         assert EXPENSIVE in decision.deny
