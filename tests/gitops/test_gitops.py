@@ -225,6 +225,20 @@ def test_credentials_in_remote_urls_are_redacted():
     assert "ghp_secret" not in str(err.value)
 
 
+def _commit_a_pin_to_1_4_2(co) -> None:
+    """A commit that changes one overlay only: credit-scoring-ai pinned to 1.4.2."""
+    pin_model_version(
+        co.path / OVERLAY,
+        "credit-scoring-ai",
+        "registry.example.com/credit-risk/credit-scoring-ai:1.4.2",
+        "1.4.2",
+        "test",
+        2,
+        "m5.large",
+    )
+    co.commit("pin", "test", {})
+
+
 def _counting_renders(monkeypatch) -> list[str]:
     """The overlays each kustomize call renders, recorded around the real renderer."""
     from rai_pipelines.gitops import render
@@ -256,16 +270,7 @@ def test_a_new_commit_renders_again_only_what_changed(remote, tmp_path, monkeypa
         first, _ = rendered_deployments(co.path, glob, co.head, cache)
         assert len(first) == 2 and rendered
         rendered.clear()
-        pin_model_version(
-            co.path / OVERLAY,
-            "credit-scoring-ai",
-            "registry.example.com/credit-risk/credit-scoring-ai:1.4.2",
-            "1.4.2",
-            "test",
-            2,
-            "m5.large",
-        )
-        co.commit("pin", "test", {})
+        _commit_a_pin_to_1_4_2(co)
         second, failures = rendered_deployments(co.path, glob, co.head, cache)
     assert len(rendered) == 1 and rendered[0].endswith(OVERLAY)
     versions = {d.app: d.model_version for d in second}
@@ -293,16 +298,7 @@ def test_renders_kept_on_disk_serve_a_restarted_process(remote, tmp_path, monkey
         assert sorted(d.manifest["metadata"]["name"] for d in again) == sorted(
             d.manifest["metadata"]["name"] for d in first
         )
-        pin_model_version(
-            co.path / OVERLAY,
-            "credit-scoring-ai",
-            "registry.example.com/credit-risk/credit-scoring-ai:1.4.2",
-            "1.4.2",
-            "test",
-            2,
-            "m5.large",
-        )
-        co.commit("pin", "test", {})
+        _commit_a_pin_to_1_4_2(co)
         after, _ = rendered_deployments(co.path, glob, co.head, RenderCache(folder))
         assert len(rendered) == 1 and OVERLAY in rendered[0]
         assert {d.app: d.model_version for d in after}["credit-scoring-ai"] == "1.4.2"
