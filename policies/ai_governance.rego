@@ -76,10 +76,10 @@ finding(rule, msg) := {"rule": rule, "msg": msg, "severity": severity(rule)}
 # When the facts carry the upper end of the score's bootstrap interval, the violation needs that
 # end below the threshold too: a small group's noise alone does not roll a model back (it warns).
 violation contains finding("fairness", msg) if {
-	governed
-	limit := threshold("fairness_score_min")
 	is_number(facts.fairness_score)
 	facts.fairness_score >= 0 # a negative ratio is no measurement (an alert, below), never a rollback
+	governed
+	limit := threshold("fairness_score_min")
 	facts.fairness_score < limit
 	fairness_upper < limit
 	msg := sprintf("AI model fairness score below acceptable threshold (%v).", [limit])
@@ -90,9 +90,9 @@ fairness_upper := facts.fairness_score_ci_upper if {
 } else := facts.fairness_score
 
 violation contains finding("cost", msg) if {
+	is_number(facts.estimated_cost_per_inference_usd)
 	governed
 	limit := threshold("estimated_cost_per_inference_usd_max")
-	is_number(facts.estimated_cost_per_inference_usd)
 	facts.estimated_cost_per_inference_usd > limit
 	msg := sprintf("Estimated inference cost exceeds budget (%v USD).", [limit])
 }
@@ -108,7 +108,7 @@ violation contains finding("facts_missing", msg) if {
 violation contains finding("facts_missing", msg) if {
 	governed
 	facts != null
-	incomplete
+	not complete
 	msg := sprintf(
 		"Governance facts for model version %s are incomplete or mistyped: compliance cannot be shown.",
 		[model_version],
@@ -126,33 +126,44 @@ violation contains finding("facts_missing", msg) if {
 # looked up under it cannot be trusted.
 violation contains finding("version_mismatch", msg) if {
 	governed
-	is_string(model_version)
-	declared := data.registry.versions[app]
-	not declared[model_version]
-	msg := sprintf("Model version %s is not a version of %s in the model registry: its facts cannot be trusted.", [model_version, app])
+	not label_matches_what_runs
+	msg := version_mismatch_message
 }
 
-violation contains finding("version_mismatch", msg) if {
-	governed
+# With the model in the registry: the label is one of its versions and a container runs its image.
+label_matches_what_runs if {
 	image := data.registry.versions[app][model_version]
-	not image in images
-	msg := sprintf("No container runs %s, the image of %s %s: the model-version label is not what runs.", [image, app, model_version])
+	some container in input.spec.template.spec.containers
+	container.image == image
 }
 
-violation contains finding("version_mismatch", msg) if {
-	governed
+# Without it: a container image is tagged with the label.
+label_matches_what_runs if {
 	is_string(model_version)
 	not data.registry.versions[app]
-	not tagged_with_version
-	msg := sprintf("No container image is tagged %s, the model-version label: the label is not what runs.", [model_version])
+	suffix := concat("", [":", model_version])
+	some container in input.spec.template.spec.containers
+	endswith(container.image, suffix)
 }
 
-images contains container.image if some container in input.spec.template.spec.containers
+# (A label that is no string is a violation of its own, below.)
+label_matches_what_runs if not is_string(model_version)
 
-tagged_with_version if {
-	some image in images
-	endswith(image, concat("", [":", model_version]))
-}
+version_mismatch_message := sprintf(
+	"Model version %s is not a version of %s in the model registry: its facts cannot be trusted.",
+	[model_version, app],
+) if {
+	declared := data.registry.versions[app]
+	not declared[model_version]
+} else := sprintf(
+	"No container runs %s, the image of %s %s: the model-version label is not what runs.",
+	[data.registry.versions[app][model_version], app, model_version],
+) if {
+	data.registry.versions[app]
+} else := sprintf(
+	"No container image is tagged %s, the model-version label: the label is not what runs.",
+	[model_version],
+)
 
 # A model with protected attributes must have a fairness score; its absence is not a pass.
 violation contains finding("facts_missing", msg) if {
@@ -162,54 +173,41 @@ violation contains finding("facts_missing", msg) if {
 	msg := "Fairness score missing for a model with protected attributes: compliance cannot be shown."
 }
 
-# The cost must be a number, and the fairness score must be one unless the facts say fairness does
-# not apply (no protected attribute enforced). A fact is read with object.get and a default: an
-# argument that is undefined would make the whole rule undefined, not its negation true.
-incomplete if not is_object(facts)
-
-incomplete if {
+# Complete facts: a cost that is a number and not below zero; a fairness ratio in [0, 1], which may
+# be missing only when the facts say whether fairness applies (`fairness_applicable`, a boolean).
+# Facts are read with object.get and a default: an argument that is undefined would make the whole
+# rule undefined, not its negation true.
+complete if {
 	is_object(facts)
-	not is_number(object.get(facts, "estimated_cost_per_inference_usd", null))
-}
-
-incomplete if {
-	is_object(facts)
-	object.get(facts, "fairness_applicable", null) == null
-	not is_number(object.get(facts, "fairness_score", null))
-}
-
-# A cost below zero or a fairness ratio outside [0, 1] is no measurement: it must not pass a check.
-incomplete if {
-	is_object(facts)
-	is_number(facts.estimated_cost_per_inference_usd)
-	facts.estimated_cost_per_inference_usd < 0
-}
-
-incomplete if {
-	is_object(facts)
-	is_number(facts.fairness_score)
-	not facts.fairness_score >= 0
-}
-
-incomplete if {
-	is_object(facts)
-	is_number(facts.fairness_score)
-	facts.fairness_score > 1
-}
-
-incomplete if {
-	is_object(facts)
+	cost := object.get(facts, "estimated_cost_per_inference_usd", null)
+	is_number(cost)
+	cost >= 0
 	applicable := object.get(facts, "fairness_applicable", null)
+	applicable_ok(applicable)
+	fairness_ok(applicable, object.get(facts, "fairness_score", null))
+}
+
+applicable_ok(null)
+
+applicable_ok(applicable) if is_boolean(applicable)
+
+fairness_ok(_, score) if {
+	is_number(score)
+	score >= 0
+	score <= 1
+}
+
+fairness_ok(applicable, score) if {
+	not is_number(score)
 	applicable != null
-	not is_boolean(applicable)
 }
 
 # --- warnings --------------------------------------------------------------------------------------
 
 warn contains msg if {
+	is_number(facts.drift_share)
 	governed
 	limit := threshold("drift_share_warn")
-	is_number(facts.drift_share)
 	facts.drift_share > limit
 	# The names are joined around sprintf, not passed to it: regopy 1.5.2 emits invalid JSON for the
 	# result of concat formatted by sprintf (README, known regopy edges).
@@ -228,11 +226,11 @@ drifted_names := concat(", ", facts.drifted_features) if {
 } else := "not named"
 
 warn contains msg if {
+	is_number(facts.fairness_score_ci_upper)
+	is_number(facts.fairness_score)
 	governed
 	limit := threshold("fairness_score_min")
-	is_number(facts.fairness_score)
 	facts.fairness_score < limit
-	is_number(facts.fairness_score_ci_upper)
 	facts.fairness_score_ci_upper >= limit
 	msg := sprintf(
 		"Fairness score %v is below %v but its 95%% interval reaches %v: not enough evidence to act; watch it.",
@@ -241,8 +239,8 @@ warn contains msg if {
 }
 
 warn contains msg if {
-	governed
 	registered := data.registry.teams[app]
+	governed
 	team_label != ""
 	team_label != registered
 	msg := sprintf(
