@@ -35,18 +35,20 @@ MAX_INPUT_DEPTH = 32
 
 
 def check_input(document: object, where: str) -> None:
+    """Refuse an input nested too deep (checked first, level by level: serialising it would recurse)
+    or too large, before any engine sees it."""
+    level, depth = [document], 1
+    while level:
+        if depth > MAX_INPUT_DEPTH:
+            raise PolicyError(f"{where}: input nested deeper than {MAX_INPUT_DEPTH} levels")
+        below = []
+        for value in level:
+            children = value.values() if isinstance(value, dict) else value
+            below.extend(child for child in children if isinstance(child, dict | list))
+        level, depth = below, depth + 1
     size = len(json.dumps(document, default=str))
     if size > MAX_INPUT_BYTES:
         raise PolicyError(f"{where}: input of {size:,} bytes exceeds the limit of {MAX_INPUT_BYTES:,}")
-    stack = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_INPUT_DEPTH:
-            raise PolicyError(f"{where}: input nested deeper than {MAX_INPUT_DEPTH} levels")
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
 
 
 def _parse_output(output, where: str = "") -> object:
