@@ -13,7 +13,9 @@
 #		startswith(input.spec.template.spec.nodeSelector["node.kubernetes.io/instance-type"], "g")
 #	}
 #
-# A deny at any level denies; plain `warn` messages alert without blocking.
+# A deny at any level denies; plain `warn` messages alert without blocking. Whether the model-version
+# label is what runs (a version of the app's model whose image a container runs) is checked by the
+# pipeline beside every decision, on either engine (rego.version_mismatch).
 package apexlogic.ai_governance
 
 import data.ai_models
@@ -120,50 +122,6 @@ violation contains finding("facts_missing", msg) if {
 	not is_string(model_version)
 	msg := "Governed Deployment has no model-version label on its pod template: compliance cannot be shown."
 }
-
-# The model-version label is written by whoever writes the manifest: it must name a version of this
-# application's model (when the registry declares the model) and what the pods run, or the facts
-# looked up under it cannot be trusted.
-violation contains finding("version_mismatch", msg) if {
-	governed
-	not label_matches_what_runs
-	msg := version_mismatch_message
-}
-
-# With the model in the registry: the label is one of its versions and a container runs its image.
-label_matches_what_runs if {
-	image := data.registry.versions[app][model_version]
-	some container in input.spec.template.spec.containers
-	container.image == image
-}
-
-# Without it: a container image is tagged with the label.
-label_matches_what_runs if {
-	is_string(model_version)
-	not data.registry.versions[app]
-	suffix := concat("", [":", model_version])
-	some container in input.spec.template.spec.containers
-	endswith(container.image, suffix)
-}
-
-# (A label that is no string is a violation of its own, below.)
-label_matches_what_runs if not is_string(model_version)
-
-version_mismatch_message := sprintf(
-	"Model version %s is not a version of %s in the model registry: its facts cannot be trusted.",
-	[model_version, app],
-) if {
-	declared := data.registry.versions[app]
-	not declared[model_version]
-} else := sprintf(
-	"No container runs %s, the image of %s %s: the model-version label is not what runs.",
-	[data.registry.versions[app][model_version], app, model_version],
-) if {
-	data.registry.versions[app]
-} else := sprintf(
-	"No container image is tagged %s, the model-version label: the label is not what runs.",
-	[model_version],
-)
 
 # A model with protected attributes must have a fairness score; its absence is not a pass.
 violation contains finding("facts_missing", msg) if {

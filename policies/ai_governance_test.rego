@@ -203,39 +203,3 @@ test_the_registry_not_the_label_decides_the_team if {
 test_model_version_is_read_from_the_pod_template_label if {
 	ai_governance.model_version == "2.0.0" with input as credit_v2
 }
-
-# --- the model-version label is checked against what runs and against the registry -------------------
-
-registry := {"credit-scoring-ai": {
-	"1.4.2": "registry.example.com/credit-scoring-ai:1.4.2",
-	"2.0.0": "registry.example.com/credit-scoring-ai:2.0.0",
-}}
-
-test_a_label_that_is_not_the_running_image_is_a_mismatch if {
-	relabelled := json.patch(credit_v2, [{
-		"op": "replace", "path": "/spec/template/metadata/labels/model-version",
-		"value": "1.4.2",
-	}])
-	rules == {"version_mismatch"}
-		with input as relabelled
-		with data.ai_models as {"1.4.2": fair_and_cheap}
-	messages == {"No container runs registry.example.com/credit-scoring-ai:1.4.2, the image of credit-scoring-ai 1.4.2: the model-version label is not what runs."}
-		with input as relabelled
-		with data.ai_models as {"1.4.2": fair_and_cheap}
-		with data.registry.versions as registry
-}
-
-test_another_models_version_is_a_mismatch if {
-	borrowed := deployment("credit-scoring-ai", "3.1.0", "credit-risk")
-	messages == {"Model version 3.1.0 is not a version of credit-scoring-ai in the model registry: its facts cannot be trusted."}
-		with input as borrowed
-		with data.ai_models as {"3.1.0": fair_and_cheap}
-		with data.registry.versions as registry
-}
-
-test_a_label_matching_the_registrys_image_is_trusted if {
-	count(ai_governance.violation) == 0
-		with input as deployment("credit-scoring-ai", "1.4.2", "credit-risk")
-		with data.ai_models as {"1.4.2": fair_and_cheap}
-		with data.registry.versions as registry
-}

@@ -252,6 +252,9 @@ class PolicyDecision:
     # OPA's decision-log metrics (timer_rego_query_eval_ns, this input's share of the evaluation)
     metrics: dict = field(default_factory=dict, compare=False)
     engine: str = field(default="", compare=False)
+    # False when the model-version label is not what runs: the facts looked up under it cannot be
+    # trusted, so nothing is done on them but an alert (hardening: a label is written by anyone).
+    trusted: bool = True
 
     @property
     def allowed(self) -> bool:
@@ -267,6 +270,8 @@ class PolicyDecision:
 
     @property
     def remediation(self) -> str:
+        if not self.trusted:
+            return "alert"
         severities = {v.get("severity") for v in self.violations}
         return next((s for s in REMEDIATION_ORDER if s in severities), "alert" if self.deny else "none")
 
@@ -286,6 +291,7 @@ def evaluate_decisions(
     """The decision of `package` for each manifest. An undefined or malformed decision (the package
     missing, a rule erroring) is an error, never an empty, compliant answer."""
     query = decision_query(package)
+    registry_versions = (bundle.data.get("registry") or {}).get("versions") or {}
     for manifest in manifests:
         check_input(manifest, f"{manifest.get('kind')} {(manifest.get('metadata') or {}).get('name')}")
     started = time.perf_counter_ns()
@@ -306,12 +312,53 @@ def evaluate_decisions(
         for violation in violations:
             if violation.get("severity") not in REMEDIATION_ORDER:
                 raise PolicyError(f"{query} for {name}: violation {violation!r} has no valid severity")
+        deny = sorted(map(str, result["deny"]))
+        mismatch = version_mismatch(manifest, registry_versions)
+        if mismatch:
+            violations = [*violations, {"rule": "version_mismatch", "msg": mismatch, "severity": "alert"}]
+            deny = sorted({*deny, mismatch})
         out.append(
             PolicyDecision(
-                sorted(map(str, result["deny"])), sorted(map(str, result["warn"])), violations, metrics, engine.name
+                deny, sorted(map(str, result["warn"])), violations, metrics, engine.name, trusted=not mismatch
             )
         )
     return out
+
+
+def _image_tag(image: str) -> str | None:
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[1] if ":" in name else None
+
+
+def version_mismatch(manifest: dict, registry_versions: dict) -> str | None:
+    """Why a Deployment's model-version label is not what runs, or None. With the app's model in the
+    registry, the label must be one of its versions and a container must run that version's image;
+    without it, a container image must be tagged with the label. The policies then see facts looked
+    up under a label someone could have written to borrow another version's (or model's) facts."""
+    if manifest.get("kind") != "Deployment":
+        return None
+    template = (manifest.get("spec") or {}).get("template") or {}
+    version = ((template.get("metadata") or {}).get("labels") or {}).get("model-version")
+    if not isinstance(version, str):
+        return None  # no label at all: the policies' own violation
+    app = ((manifest.get("metadata") or {}).get("labels") or {}).get("app", "")
+    containers = (template.get("spec") or {}).get("containers") or []
+    images = [c["image"] for c in containers if isinstance(c, dict) and isinstance(c.get("image"), str)]
+    declared = registry_versions.get(app) if isinstance(app, str) else None
+    if declared is not None:
+        if version not in declared:
+            return (
+                f"Model version {version} is not a version of {app} in the model registry: its facts cannot be trusted."
+            )
+        if declared[version] not in images:
+            return (
+                f"No container runs {declared[version]}, the image of {app} {version}: the model-version label "
+                "is not what runs."
+            )
+        return None
+    if version not in {_image_tag(image) for image in images}:
+        return f"No container image is tagged {version}, the model-version label: the label is not what runs."
+    return None
 
 
 def decision_log_labels(engine_name: str) -> dict:

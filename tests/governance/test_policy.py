@@ -149,6 +149,24 @@ GOLDEN = [
     (deployment(), {"2.0.0": {"fairness_applicable": False, "estimated_cost_per_inference_usd": 0.001}}, [], "none"),
     (deployment(), {"2.0.0": {}}, [INCOMPLETE], "alert"),
     (deployment(), {"2.0.0": {"fairness_score": 0.9, "estimated_cost_per_inference_usd": None}}, [INCOMPLETE], "alert"),
+    # hardening issue, case 3: a label that is not what runs is an alert, even over unfair facts
+    (
+        {
+            **deployment(version="1.4.2"),
+            "spec": deployment(version="2.0.0")["spec"]
+            | {
+                "template": {
+                    "metadata": {"labels": {"app": "credit-scoring-ai", "model-version": "1.4.2"}},
+                    "spec": {
+                        "containers": [{"name": "model", "image": "registry.example.com/credit-scoring-ai:2.0.0"}]
+                    },
+                }
+            },
+        },
+        {"1.4.2": {"fairness_score": 0.5, "estimated_cost_per_inference_usd": 0.001}},
+        [UNFAIR, "No container image is tagged 1.4.2, the model-version label: the label is not what runs."],
+        "alert",
+    ),
     # hardening issue, case 9: a negative cost or a ratio outside [0, 1] is no measurement
     (
         deployment(),
@@ -567,7 +585,7 @@ def test_policy_test_command_reports_as_opa_test_does(tmp_path, capsys):
     assert main(["policy", "test", shipped, "--coverage", "--threshold", "100"]) == 0
     out = capsys.readouterr().out
     assert "data.apexlogic.ai_governance_test.test_compliant_model_is_allowed: PASS" in out
-    assert "PASS: 25/25" in out
+    assert "PASS: 22/22" in out
     coverage = json.loads(out[out.index("\n{") :])
     assert coverage["coverage"] == 100.0 and coverage["files"]["ai_governance.rego"]["not_covered_lines"] == 0
     copy = _copy_bundle(tmp_path)
