@@ -63,6 +63,25 @@ def test_snapshot_pseudonymises_ids_keeps_protected_columns_and_joins_labels(spe
     assert list(again["request_id"]) == list(snap["request_id"])  # stable for joins across days
 
 
+def test_pseudonyms_are_keyed_hmacs_that_change_with_the_key(specs, acs):
+    """Without the key a pseudonym must not be computable from the request id: a plain hash of the id
+    would let anyone holding the traffic's ids re-identify the snapshot's rows."""
+    import hashlib
+    import hmac
+
+    spec = specs["employment-screening-ai"]
+    frame = acs["analysis"].head(200)
+    ids = [f"acs-{i}" for i in frame["id"]]
+    snap = build_snapshot(spec, _log(spec, frame, "3.1.0", "acs"), None, KEY, "log.parquet").to_pandas()
+    other_key = b"fedcba9876543210fedcba9876543210"
+    other = build_snapshot(spec, _log(spec, frame, "3.1.0", "acs"), None, other_key, "log.parquet").to_pandas()
+    assert not set(snap["request_id"]) & set(other["request_id"])  # no pseudonym survives a change of key
+    unkeyed = {hashlib.sha256(i.encode()).hexdigest()[:32] for i in ids}
+    assert not set(snap["request_id"]) & unkeyed
+    by_id = {i: hmac.new(KEY, i.encode(), hashlib.sha256).hexdigest()[:32] for i in ids}
+    assert set(snap["request_id"]) == set(by_id.values())  # HMAC-SHA256 under the key, 128 bits kept
+
+
 def test_snapshot_refuses_a_log_missing_a_declared_feature(specs, car_loan):
     spec = specs["credit-scoring-ai"]
     log = _log(spec, car_loan["analysis"].head(10), "1.4.2", "cl").drop_columns(["car_value"])
