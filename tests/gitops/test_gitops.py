@@ -206,6 +206,33 @@ def test_a_rollback_whose_violation_is_gone_changes_nothing(remote, git_daemon, 
     assert remote_head(url, "main") == before
 
 
+RETIRED_NODES = """package apexlogic.ai_governance
+
+violation contains finding("cost", "m5 nodes are retired: move the model to m6i.") if {
+	governed
+	input.spec.template.spec.nodeSelector["node.kubernetes.io/instance-type"] == "m5.large"
+}
+"""
+
+
+def test_a_pinned_render_the_policies_deny_is_not_pushed(remote, git_daemon, specs, tmp_path):
+    """1.4.2 is allowed as judged on today's Deployment (still on 2.0.0's GPU nodes), but the pin also
+    restores 1.4.2's declared m5.large nodes, which a team rule denies: the render of the pinned
+    overlay is evaluated again, and the rollback is refused with nothing pushed."""
+    policies = tmp_path / "policies"
+    subprocess.run(["cp", "-r", str(PROJECT_ROOT / "policies"), str(policies)], check=True)
+    (policies / "retired_nodes.rego").write_text(RETIRED_NODES)
+    bundle = PolicyBundle.load(policies)
+    url = git_daemon.url(remote)
+    before = remote_head(url, "main")
+    with (
+        GitOpsCheckout(url, "main", str(tmp_path / "work")) as co,
+        pytest.raises(NoCompliantVersion, match="pinned to 1.4.2 renders a Deployment the policies deny.*m5 nodes"),
+    ):
+        _rollback(co, specs, bundle, FACTS)
+    assert remote_head(url, "main") == before
+
+
 def test_commit_message_states_the_violation_found_now(remote, git_daemon, specs, bundle, tmp_path):
     url = git_daemon.url(remote)
     with GitOpsCheckout(url, "main", str(tmp_path)) as co:
