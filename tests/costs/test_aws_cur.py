@@ -540,3 +540,49 @@ def test_blanks_around_a_cost_are_read_alike_by_the_ledger_and_its_witness(raw_c
     day = date(2023, 11, 3)
     ledger = cur_to_focus(source, day)
     assert sum(ledger.column("BilledCost").to_pylist(), Decimal(0)) == source_daily_totals(source)[day.isoformat()]
+
+
+def test_a_ledger_that_does_not_reconcile_is_not_published(tmp_path, specs, monkeypatch):
+    """The reconciliation is the ledger's reason to exist: a converter that loses a line item (here
+    the real CUR converter with its costliest row of the day dropped, injected through the source
+    kinds table) must fail the cost_ledger run, naming the export file, with nothing written."""
+    import dagster as dg
+
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.costs.sources import SOURCE_KINDS
+    from rai_pipelines.definitions import build_definitions
+    from tests.conftest import LOOP_DAYS, make_world, settings_for
+
+    real = SOURCE_KINDS["aws_cur"]
+    lost = []
+
+    def lossy_days(source, days):
+        for day, batch in real.days(source, days):
+            if not lost and batch.num_rows > 1 and source.uri.endswith(".parquet"):
+                costs = [float(c) for c in batch.column("BilledCost").to_pylist()]
+                costliest = costs.index(max(costs))
+                lost.append((source.uri, costs[costliest]))
+                batch = batch.filter(pa.array([i != costliest for i in range(batch.num_rows)]))
+            yield day, batch
+
+    day = LOOP_DAYS[0]
+    world = make_world(tmp_path / "world", specs, days=[day])
+    lake = Lake(str(world.lake_root))
+    assert not lake.exists("cost_ledger", {"date": day.isoformat()})
+    monkeypatch.setitem(SOURCE_KINDS, "aws_cur", type(real)(real.config, real.reader, lossy_days, real.daily_totals))
+    job = build_definitions(settings_for(world)).resolve_job_def("daily_governance_job")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            partition_key=day.isoformat(),
+            instance=instance,
+            asset_selection=[dg.AssetKey("cost_ledger")],
+            raise_on_error=False,
+        )
+    assert not result.success
+    assert lost and lost[0][1] >= 0.005  # the dropped row is worth more than the reconciliation's half cent
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure.event_specific_data.error)
+    assert f"cost ledger for {day} does not reconcile with its exports" in message
+    metadata = failure.event_specific_data.user_failure_data.metadata
+    assert metadata["mismatched_sources"].value == [lost[0][0]]  # the export file, named
+    assert not lake.exists("cost_ledger", {"date": day.isoformat()})  # nothing of the period written
