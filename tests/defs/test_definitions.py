@@ -80,7 +80,12 @@ def test_definitions_hold_every_part_of_the_loop():
         "snapshot_is_complete",
         "snapshot_matches_reference",
     }
-    assert defs.resolve_job_def("gitops_rollback_job") is not None
+    rollback_job = defs.resolve_job_def("gitops_rollback_job")
+    # the sensor's job materialises the rollback asset and nothing else, tagged for the instance's
+    # one-remediation-at-a-time limit (dagster.yaml)
+    assert [k.to_user_string() for k in rollback_job.asset_layer.executable_asset_keys] == ["gitops_rollback"]
+    assert rollback_job.tags["rai-pipelines/remediation"] == "rollback"
+    assert sensor.job_name == "gitops_rollback_job"
 
 
 BILLING_SOURCES = """

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rai_pipelines.core.errors import PolicyError
@@ -510,6 +510,18 @@ facts_strategy = st.fixed_dictionaries(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(facts=facts_strategy, version=st.sampled_from(["2.0.0", "1.4.2"]))
+# each way facts can be incomplete, with the rest of them complete and compliant
+@example(facts={"estimated_cost_per_inference_usd": -0.001, "fairness_applicable": False}, version="2.0.0")
+@example(
+    facts={"estimated_cost_per_inference_usd": 0.001, "fairness_applicable": 1, "fairness_score": 0.9}, version="2.0.0"
+)
+@example(facts={"estimated_cost_per_inference_usd": 0.001, "fairness_score": 1.5}, version="2.0.0")
+@example(facts={"estimated_cost_per_inference_usd": 0.001, "fairness_score": -0.2}, version="2.0.0")
+@example(facts={"estimated_cost_per_inference_usd": 0.001}, version="2.0.0")
+@example(facts={"estimated_cost_per_inference_usd": 0.001, "fairness_applicable": True}, version="2.0.0")
+@example(facts={"estimated_cost_per_inference_usd": "0.001", "fairness_applicable": False}, version="2.0.0")
+@example(facts={"fairness_score": 0.9}, version="2.0.0")
+@example(facts={}, version="2.0.0")
 def test_random_facts_never_crash_the_engine_and_never_pass_silently(bundle, facts, version):
     decision = decide(bundle, deployment(version="2.0.0"), {version: facts})
     if version != "2.0.0":
@@ -519,6 +531,26 @@ def test_random_facts_never_crash_the_engine_and_never_pass_silently(bundle, fac
         assert version != "2.0.0" or UNFAIR in decision.deny
     if isinstance(cost, float | int) and not isinstance(cost, bool) and cost > 0.005 and version == "2.0.0":
         assert EXPENSIVE in decision.deny
+    if version == "2.0.0" and not _complete(facts):
+        assert not decision.allowed and "facts_missing" in {v["rule"] for v in decision.violations}, facts
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _complete(facts: dict) -> bool:
+    """What the policy's `complete` asks, written out apart from it: a cost that is a number not below
+    zero; `fairness_applicable` absent or a boolean; a fairness ratio in [0, 1], or none when the facts
+    say whether fairness applies and it does not."""
+    cost, applicable, score = (
+        facts.get(k) for k in ("estimated_cost_per_inference_usd", "fairness_applicable", "fairness_score")
+    )
+    if not (_number(cost) and cost >= 0) or not (applicable is None or isinstance(applicable, bool)):
+        return False
+    if _number(score):
+        return 0 <= score <= 1
+    return applicable is False
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
