@@ -6,12 +6,13 @@ import json
 import math
 from decimal import Decimal
 
+import pandas as pd
 import pyarrow as pa
 
 from rai_pipelines.core import datasets
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.registry import ModelSpec, validate_model_version
-from rai_pipelines.monitoring.lake_reads import read_snapshot, report_json
+from rai_pipelines.monitoring.lake_reads import read_snapshot, report_json, traffic_by_version
 
 FACTS_SCHEMA = pa.schema(
     [
@@ -176,10 +177,14 @@ def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> li
         drift = report_json(store, datasets.DRIFT_REPORT, spec, day)["versions"]
         fairness = report_json(store, datasets.FAIRNESS_REPORT, spec, day)["versions"]
         performance = report_json(store, datasets.PERFORMANCE_REPORT, spec, day)["versions"]
-        for version, count in snapshot["model_version"].value_counts().sort_index().items():
+        traffic = traffic_by_version(store, spec, day)
+        for version in snapshot["model_version"].value_counts().sort_index().index:
             validate_model_version(version, f"{spec.name} feature snapshot {day}")
+            if version not in traffic:
+                raise BadInputError(f"{spec.name} {day}: version {version} is in the snapshot but not in the log")
+            count, first, last = traffic[version]
             serving = spec.version(version).serving
-            hours = serving_hours(snapshot.loc[snapshot["model_version"] == version, "timestamp"])
+            hours = serving_hours(pd.Series([first, last]))
             declared = serving.usd_per_hour * serving.replicas * hours
             actual = cost.get((spec.name, version))
             fair = fairness.get(version, {})

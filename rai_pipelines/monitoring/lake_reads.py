@@ -25,6 +25,33 @@ def model_partition(spec: ModelSpec, day: str) -> dict[str, str]:
     return {"model": spec.name, "date": day}
 
 
+def traffic_by_version(lake, spec: ModelSpec, day: str) -> dict[str, tuple[int, pd.Timestamp, pd.Timestamp]]:
+    """Every request of the day's inference log, before sampling, per model version: (requests,
+    first, last). Costs are divided by these, not by the snapshot's rows: a snapshot keeps at most
+    `sampling.max_rows` rows a day, so counting it would overstate the cost of every inference."""
+    from rai_pipelines.monitoring.snapshots import read_inference_log
+
+    partition = model_partition(spec, day)
+    found = read_inference_log(lake, partition, columns=["model_version", "timestamp"])
+    if found is None:
+        raise BadInputError(
+            f"{spec.name}: no inference log for {day} at {lake.uri(datasets.INFERENCE_LOGS, partition)}: "
+            "the requests a cost per inference divides by are gone"
+        )
+    log, _ = found
+    grouped = log.group_by("model_version", use_threads=False).aggregate(
+        [("model_version", "count"), ("timestamp", "min"), ("timestamp", "max")]
+    )
+    return {
+        row["model_version"]: (
+            row["model_version_count"],
+            pd.Timestamp(row["timestamp_min"]),
+            pd.Timestamp(row["timestamp_max"]),
+        )
+        for row in grouped.to_pylist()
+    }
+
+
 def read_snapshot(lake, spec: ModelSpec, day: str) -> pd.DataFrame:
     return lake.read_table(datasets.FEATURE_SNAPSHOTS, model_partition(spec, day)).to_pandas(
         split_blocks=True, self_destruct=True

@@ -389,3 +389,34 @@ def test_labels_are_cast_to_outcome_codes_and_a_bad_file_names_itself(specs, wor
     lake.write_bytes("labels", second, "data.parquet", b"not parquet")
     with pytest.raises(BadInputError, match=r"date=2023-11-07/data\.parquet: not a readable Parquet file"):
         read_label_file(lake, second)
+
+
+def test_cost_per_inference_divides_by_every_request_not_the_sampled_snapshot(specs, world, tmp_path):
+    """A snapshot keeps at most sampling.max_rows rows a day; the governance facts count the day's
+    requests in the inference log itself, so sampling never inflates a cost per inference."""
+    from tests.conftest import copy_world
+
+    private = copy_world(world, tmp_path / "world")
+    registry = tmp_path / "models"
+    registry.mkdir()
+    shutil.copy(specs["employment-screening-ai"].source, registry)
+    (registry / "sampled").mkdir()
+    sampled = _declaration(registry / "sampled", specs["credit-scoring-ai"], sampling={"max_rows": 500})
+    shutil.move(sampled, registry / sampled.name)
+    settings = replace(settings_for(private), model_registry_dir=str(registry))
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("daily_governance_job").execute_in_process(
+            partition_key=DAY, instance=instance, run_config=QUIET
+        )
+    assert result.success
+    lake = Lake(str(private.lake_root))
+    log = lake.read_table("inference_logs", {"model": "credit-scoring-ai", "date": DAY}).to_pandas()
+    requests = log["model_version"].value_counts().to_dict()
+    assert sum(requests.values()) > 500  # more traffic than the snapshot keeps
+    assert lake.read_table("feature_snapshots", {"model": "credit-scoring-ai", "date": DAY}).num_rows == 500
+    day_facts = lake.read_table("governance_facts", {"date": DAY}).to_pylist()
+    facts = [r for r in day_facts if r["model_name"] == "credit-scoring-ai"]
+    assert {r["model_version"]: r["inference_count"] for r in facts} == requests
+    for row in facts:
+        assert row["cost_per_inference_usd"] == pytest.approx(row["daily_cost_usd"] / requests[row["model_version"]])
