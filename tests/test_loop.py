@@ -90,7 +90,9 @@ def test_ledger_attributes_serving_cost_to_model_versions(loop, specs):
     }
 
 
-def test_governance_facts_are_computed_from_data(loop):
+def test_governance_facts_are_computed_from_data(loop, specs):
+    from rai_pipelines.monitoring.lake_reads import report_json
+
     facts = _facts(loop)
     assert set(facts) == {
         ("credit-scoring-ai", "1.4.2"),
@@ -100,13 +102,30 @@ def test_governance_facts_are_computed_from_data(loop):
     }
     v1, v2 = facts[("credit-scoring-ai", "1.4.2")], facts[("credit-scoring-ai", "2.0.0")]
     assert v1["estimated_cost_per_inference_usd"] < 0.005 < v2["estimated_cost_per_inference_usd"]
-    assert v2["cost_per_inference_usd"] == pytest.approx(v2["daily_cost_usd"] / v2["inference_count"])
+    # from the bill and the traffic themselves: the ledger's effective cost tagged 2.0.0 that day, over
+    # the requests 2.0.0 served in that day's inference log
+    day_ledger = loop["lake"].read_table("cost_ledger", {"date": v2["date"]}).to_pylist()
+    billed = sum(
+        (
+            r["EffectiveCost"]
+            for r in day_ledger
+            if (r["x_ModelName"], r["x_ModelVersion"]) == ("credit-scoring-ai", "2.0.0")
+        ),
+        Decimal(0),
+    )
+    log = loop["lake"].read_table("inference_logs", {"model": "credit-scoring-ai", "date": v2["date"]})
+    served = log.column("model_version").to_pylist().count("2.0.0")
+    assert billed > 0 and v2["inference_count"] == served
+    assert v2["cost_per_inference_usd"] == pytest.approx(float(billed) / served)
     assert v1["fairness_score"] is None  # the car-loan data has no protected attribute
     e1, e2 = facts[("employment-screening-ai", "3.1.0")], facts[("employment-screening-ai", "3.2.0")]
     assert e1["fairness_score"] > 0.8 > e2["fairness_score"]
     assert e2["fairness_score_ci_lower"] <= e2["fairness_score"] <= e2["fairness_score_ci_upper"] < 0.8
     assert e1["equalized_odds_ratio"] is None  # the labels of these days have not arrived yet
-    assert v2["drift_max_effect_size"] > 0 and v2["prediction_drift_effect_size"] is not None
+    drift = report_json(loop["lake"], "drift_report", specs["credit-scoring-ai"], v2["date"])["versions"]["2.0.0"]
+    assert v2["drift_max_effect_size"] == drift["max_effect_size"] > 0  # the day's report, carried over
+    assert v2["prediction_drift_effect_size"] == drift["prediction_drift_effect_size"] > 0
+    assert v2["drifted_features"] == drift["drifted_features"] and v2["drift_share"] == drift["drift_share"]
     assert 0.4 < v2["drift_classifier_auc"] < 1 and e2["drift_classifier_auc"] is None  # declared for credit only
     assert e2["fairness_worst_attribute"] == "SEX"
     assert set(json.loads(e2["fairness_by_attribute"])) == {"SEX", "RAC1P", "SEX&RAC1P"}

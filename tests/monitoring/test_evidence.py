@@ -49,9 +49,10 @@ def test_drift_is_flagged_on_exactly_the_features_that_drifted_and_only_after_th
         result = detector.detect(reference, current, score_column="y_pred_proba")
         if chunk < 5:
             assert result.drifted_features == [], f"chunk {chunk} (before the change)"
+            assert result.prediction_drift is False, f"chunk {chunk} (before the change)"
         else:
             assert set(result.drifted_features) == DRIFTED, f"chunk {chunk} (after the change)"
-            assert result.prediction_drift is not None
+            assert result.prediction_drift is True, f"chunk {chunk}: the scores moved with the features"
 
 
 def test_false_alarm_rate_over_fifty_windows_without_drift_is_at_most_five_percent(car_loan, specs):
