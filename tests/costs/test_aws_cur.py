@@ -586,3 +586,69 @@ def test_a_ledger_that_does_not_reconcile_is_not_published(tmp_path, specs, monk
     metadata = failure.event_specific_data.user_failure_data.metadata
     assert metadata["mismatched_sources"].value == [lost[0][0]]  # the export file, named
     assert not lake.exists("cost_ledger", {"date": day.isoformat()})  # nothing of the period written
+
+
+def test_the_cost_ledger_reads_cur_exports_from_s3_and_writes_an_s3_lake(tmp_path, specs, s3_server):
+    """Both demo exports (legacy CUR CSV with its manifest, CUR 2.0 Parquet) uploaded to a bucket on
+    moto's S3 server, the lake in another: the ledger is read from and written to S3, reconciles,
+    and holds the same rows as the ledger built from the same exports on disk."""
+    import boto3
+    import dagster as dg
+
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.costs.sources.aws_cur import AwsCurExport
+    from rai_pipelines.defs.costs.assets import build_cost_ledger
+    from rai_pipelines.defs.costs.resources import BillingExportsResource
+    from rai_pipelines.defs.partitions import daily_partitions
+    from rai_pipelines.defs.resources import LakeResource
+    from tests.conftest import LOOP_DAYS, make_world
+
+    day = LOOP_DAYS[0]
+    world = make_world(tmp_path / "world", specs, days=[day])
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    exports = s3_server.bucket("rai-billing")
+    uploaded = 0
+    for layout, root in (("legacy", world.legacy_export_root), ("cur2", world.cur2_export_root)):
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            client.put_object(
+                Bucket=exports, Key=f"{layout}/{path.relative_to(root).as_posix()}", Body=path.read_bytes()
+            )
+            uploaded += 1
+    assert uploaded >= 4  # each layout's data and manifest
+
+    def bucket_root(layout: str) -> str:
+        return (
+            f"s3://{exports}/{layout}?endpoint_override={s3_server.host}:{s3_server.port}&scheme=http&region=us-east-1"
+        )
+
+    def ledger_run(lake_root: str, roots: dict[str, str]):
+        billing = BillingExportsResource.of([AwsCurExport(root=roots[layout], layout=layout) for layout in roots])
+        key = tmp_path / "key"
+        key.write_bytes(b"0" * 64)
+        lake = LakeResource(root=lake_root, decision_log_dir=str(tmp_path / "log"), pseudonymisation_key_file=str(key))
+        cost_ledger = build_cost_ledger(daily_partitions(day.isoformat()))
+        return dg.materialize(
+            [cost_ledger], partition_key=day.isoformat(), resources={"lake": lake, "billing": billing}
+        )
+
+    s3_lake_root = s3_server.lake_uri(s3_server.bucket("rai-ledger"), "prod")
+    on_s3 = ledger_run(s3_lake_root, {layout: bucket_root(layout) for layout in ("legacy", "cur2")})
+    on_disk = ledger_run(
+        str(tmp_path / "disk-lake"), {"legacy": str(world.legacy_export_root), "cur2": str(world.cur2_export_root)}
+    )
+    for result in (on_s3, on_disk):
+        assert {c.check_name: c.passed for c in result.get_asset_check_evaluations()} == {
+            "reconciles_with_export": True,
+            "focus_conformance": True,
+        }
+    from_s3 = Lake(s3_lake_root).read_table("cost_ledger", {"date": day.isoformat()})
+    from_disk = Lake(str(tmp_path / "disk-lake")).read_table("cost_ledger", {"date": day.isoformat()})
+    assert from_s3.num_rows == from_disk.num_rows > 0
+    assert {u.rsplit("/", 1)[-1] for u in from_s3.column("x_SourceUri").to_pylist()} == {
+        "rai-cur-1.csv.gz",
+        "rai-cur-00001.snappy.parquet",
+    }
+    assert all(u.startswith(f"s3://{exports}/") for u in from_s3.column("x_SourceUri").to_pylist())
+    assert sum(from_s3.column("BilledCost").to_pylist(), Decimal(0)) == sum(
+        from_disk.column("BilledCost").to_pylist(), Decimal(0)
+    )
