@@ -203,8 +203,27 @@ def test_intersections_are_reported_with_their_worst_group(specs, world):
     doc = fairness_summary(spec, snapshot)["versions"]["3.1.0"]
     both = next(a for a in doc["attributes"] if a["attribute"] == "SEX&RAC1P")
     assert both["enforced"] is False and "&" in both["worst_group"]
-    assert both["equalized_odds_ratio"] is not None  # the reference carries its labels
-    assert doc["equalized_odds_ratio"] is not None
+    # the reference carries its labels: equalized odds computed here apart, over the intersection's
+    # groups with enough labelled rows of both outcomes
+    labelled = snapshot[snapshot["label"].notna()]
+    favourable = spec.favourable_outcome
+    rates = labelled.groupby(["protected__SEX", "protected__RAC1P"], observed=True)[["label", "decision"]].apply(
+        lambda g: pd.Series(
+            {
+                "rows": len(g),
+                "positives": int((g["label"] == favourable).sum()),
+                "negatives": int((g["label"] != favourable).sum()),
+                "tpr": (g.loc[g["label"] == favourable, "decision"] == favourable).mean(),
+                "fpr": (g.loc[g["label"] != favourable, "decision"] == favourable).mean(),
+            }
+        )
+    )
+    scored = rates[(rates["rows"] >= spec.min_group_size) & (rates["positives"] > 0) & (rates["negatives"] > 0)]
+    assert len(scored) >= 2
+    expected = min(scored["tpr"].min() / scored["tpr"].max(), scored["fpr"].min() / scored["fpr"].max())
+    assert both["equalized_odds_ratio"] == pytest.approx(expected, abs=1e-12)
+    enforced = [a["equalized_odds_ratio"] for a in doc["attributes"] if a["enforced"]]
+    assert doc["equalized_odds_ratio"] == min(enforced)  # the worst enforced attribute
 
 
 def test_sampling_keeps_each_strata_share_with_a_fixed_seed(specs, world):
