@@ -142,8 +142,8 @@ def test_serving_hours_charge_each_version_for_its_own_part_of_the_day():
     day = pd.Timestamp("2023-11-06", tz="UTC")
     morning = pd.Series([day + pd.Timedelta(minutes=m) for m in range(0, 14 * 60, 7)])
     evening = pd.Series([day + pd.Timedelta(hours=14, minutes=m) for m in range(0, 10 * 60 - 1, 7)])
-    assert (serving_hours(morning), serving_hours(evening)) == (14, 10)
-    assert serving_hours(pd.Series([day])) == 1
+    assert (serving_hours(morning.min(), morning.max()), serving_hours(evening.min(), evening.max())) == (14, 10)
+    assert serving_hours(day, day) == 1
 
 
 def _billed_by_source(ledger):

@@ -6,13 +6,13 @@ import json
 import math
 from decimal import Decimal
 
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rai_pipelines.core import datasets
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.registry import ModelSpec, validate_model_version
-from rai_pipelines.monitoring.lake_reads import read_snapshot, report_json, traffic_by_version
+from rai_pipelines.monitoring.lake_reads import model_partition, report_json, traffic_by_version
 
 FACTS_SCHEMA = pa.schema(
     [
@@ -148,10 +148,10 @@ def ai_models_document(facts: list[dict], conflicts: list[str] | None = None) ->
     return document
 
 
-def serving_hours(timestamps) -> int:
+def serving_hours(first, last) -> int:
     """Hours of the day a version served, from its first to its last request, in whole hours: on a
     day a rollout or rollback switches versions, each is charged for its own hours only."""
-    span = (timestamps.max() - timestamps.min()).total_seconds() if len(timestamps) else 0.0
+    span = (last - first).total_seconds()
     return int(min(24, max(1, math.ceil(span / 3600))))
 
 
@@ -173,18 +173,19 @@ def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> li
     cost = model_costs(ledger, f"cost_ledger {day}")
     rows = []
     for spec in specs:
-        snapshot = read_snapshot(store, spec, day)
+        # the versions the day's reports describe: only the snapshot's version column is read
+        sampled = store.read_table(datasets.FEATURE_SNAPSHOTS, model_partition(spec, day), columns=["model_version"])
         drift = report_json(store, datasets.DRIFT_REPORT, spec, day)["versions"]
         fairness = report_json(store, datasets.FAIRNESS_REPORT, spec, day)["versions"]
         performance = report_json(store, datasets.PERFORMANCE_REPORT, spec, day)["versions"]
         traffic = traffic_by_version(store, spec, day)
-        for version in snapshot["model_version"].value_counts().sort_index().index:
+        for version in sorted(pc.unique(sampled.column("model_version")).to_pylist()):
             validate_model_version(version, f"{spec.name} feature snapshot {day}")
             if version not in traffic:
                 raise BadInputError(f"{spec.name} {day}: version {version} is in the snapshot but not in the log")
             count, first, last = traffic[version]
             serving = spec.version(version).serving
-            hours = serving_hours(pd.Series([first, last]))
+            hours = serving_hours(first, last)
             declared = serving.usd_per_hour * serving.replicas * hours
             actual = cost.get((spec.name, version))
             fair = fairness.get(version, {})

@@ -546,6 +546,8 @@ def test_a_ledger_that_does_not_reconcile_is_not_published(tmp_path, specs, monk
     """The reconciliation is the ledger's reason to exist: a converter that loses a line item (here
     the real CUR converter with its costliest row of the day dropped, injected through the source
     kinds table) must fail the cost_ledger run, naming the export file, with nothing written."""
+    from dataclasses import replace
+
     import dagster as dg
 
     from rai_pipelines.core.lake import Lake
@@ -569,7 +571,7 @@ def test_a_ledger_that_does_not_reconcile_is_not_published(tmp_path, specs, monk
     world = make_world(tmp_path / "world", specs, days=[day])
     lake = Lake(str(world.lake_root))
     assert not lake.exists("cost_ledger", {"date": day.isoformat()})
-    monkeypatch.setitem(SOURCE_KINDS, "aws_cur", type(real)(real.config, real.reader, lossy_days, real.daily_totals))
+    monkeypatch.setitem(SOURCE_KINDS, "aws_cur", replace(real, days=lossy_days))
     job = build_definitions(settings_for(world)).resolve_job_def("daily_governance_job")
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(
