@@ -180,7 +180,9 @@ def choose_rollback_target(
 
 
 def _image_repository(image: str) -> str:
-    return image.split("@", 1)[0].rpartition(":")[0] if ":" in image.split("/")[-1] else image.split("@", 1)[0]
+    """The image without its tag and digest. A colon before the last slash is a registry's port."""
+    name = image.split("@", 1)[0]
+    return name.rpartition(":")[0] if ":" in name.rpartition("/")[2] else name
 
 
 def _pin_image(manifest: dict, image: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from rai_pipelines.governance.bundle import PolicyBundle
 from rai_pipelines.governance.rego import make_engine
-from rai_pipelines.governance.rollback import NoCompliantVersion, choose_rollback_target
+from rai_pipelines.governance.rollback import NoCompliantVersion, _pin_image, choose_rollback_target
 from rai_pipelines.settings import PROJECT_ROOT
 
 MODEL = "credit-scoring-ai"
@@ -75,3 +75,68 @@ def test_a_version_never_measured_is_not_restored(bundle):
     only_unmeasured_left = [_facts("1.2.0", "04", 0.0090), _facts("2.0.0", "06", 0.0081)]
     with pytest.raises(NoCompliantVersion, match="no version other than 2.0.0 is known to comply"):
         _choose(bundle, only_unmeasured_left)
+
+
+def test_recency_does_not_depend_on_the_order_of_the_facts_rows(bundle):
+    measured_again_listed_first = [_facts("1.0.0", "05", 0.0011), *FACTS]
+    target, considered = _choose(bundle, measured_again_listed_first)
+    assert target == "1.0.0" and [version for version, _ in considered] == ["1.0.0"]
+
+
+def test_the_deployment_given_is_not_changed_by_trying_candidates(bundle):
+    manifest = _deployment("2.0.0")
+    choose_rollback_target(make_engine("opa"), bundle, manifest, MODEL, "2.0.0", FACTS, IMAGES)
+    assert manifest == _deployment("2.0.0")
+
+
+def test_without_any_measured_candidate_the_refusal_says_so(bundle):
+    with pytest.raises(NoCompliantVersion, match=r"considered: none with governance facts\)"):
+        _choose(bundle, [_facts("2.0.0", "06", 0.0081)])
+
+
+@pytest.mark.parametrize(
+    ("image", "repository"),
+    [
+        (
+            "registry.example.com/credit-risk/credit-scoring-ai:1.1.0",
+            "registry.example.com/credit-risk/credit-scoring-ai",
+        ),
+        (
+            "registry.example.com:5000/credit-risk/credit-scoring-ai:1.1.0",
+            "registry.example.com:5000/credit-risk/credit-scoring-ai",
+        ),
+        (
+            "registry.example.com:5000/credit-risk/credit-scoring-ai",
+            "registry.example.com:5000/credit-risk/credit-scoring-ai",
+        ),
+        (
+            f"registry.example.com:5000/credit-risk/credit-scoring-ai@sha256:{'a' * 64}",
+            "registry.example.com:5000/credit-risk/credit-scoring-ai",
+        ),
+        (
+            f"registry.example.com/credit-risk/credit-scoring-ai:1.1.0@sha256:{'b' * 64}",
+            "registry.example.com/credit-risk/credit-scoring-ai",
+        ),
+        ("credit-scoring-ai", "credit-scoring-ai"),
+    ],
+)
+def test_the_pin_recognises_the_models_image_with_any_tag_digest_or_registry_port(image, repository):
+    pinned = f"{repository}:1.1.0"
+    manifest = _deployment("2.0.0")
+    containers = manifest["spec"]["template"]["spec"]["containers"]
+    containers[0]["image"] = image
+    containers.append({"name": "proxy", "image": "registry.example.com:5000/envoy:1.31"})
+    containers.append("not a container")
+    _pin_image(manifest, pinned)
+    assert containers[0]["image"] == pinned
+    assert containers[1:] == [{"name": "proxy", "image": "registry.example.com:5000/envoy:1.31"}, "not a container"]
+
+
+def test_a_container_without_an_image_is_left_alone():
+    manifest = _deployment("2.0.0")
+    manifest["spec"]["template"]["spec"]["containers"].insert(0, {"name": "init"})
+    _pin_image(manifest, IMAGES["1.1.0"])
+    assert manifest["spec"]["template"]["spec"]["containers"] == [
+        {"name": "init"},
+        {"name": "model", "image": IMAGES["1.1.0"]},
+    ]
