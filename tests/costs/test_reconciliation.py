@@ -1,0 +1,118 @@
+"""The reconciliation, on its own: the ledger's billed total per export file against the file's own
+total computed by the witness, to the cent, on the real (anonymised) CUR."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from rai_pipelines.costs.ledger import LedgerSummary
+from rai_pipelines.costs.ledger_schema import SourceFile
+from rai_pipelines.costs.reconciliation import reconcile
+from rai_pipelines.costs.sources.aws_cur import cur_to_focus, read_cur_csv, source_daily_totals
+from tests.conftest import SHARED_CUR
+
+DAY = date(2023, 11, 13)  # the CUR's largest day: 0.2046 USD over many line items
+URI = "s3://billing/cur/rai-cur-1.csv"
+OTHER_URI = "s3://billing/cur/rai-cur-2.csv"
+
+
+@pytest.fixture(scope="module")
+def source() -> SourceFile:
+    return SourceFile(URI, read_cur_csv(gzip.decompress(SHARED_CUR.read_bytes()), URI))
+
+
+@pytest.fixture(scope="module")
+def billed(source) -> Decimal:
+    """The day's billed total as the ledger carries it, from the FOCUS normalisation."""
+    summary = LedgerSummary()
+    summary.add(cur_to_focus(source, DAY))
+    return summary.billed_by_source[URI]
+
+
+def _unreadable(uri: str) -> SourceFile:
+    """A file the reconciliation must not read: its totals come from the witness passed in."""
+    return SourceFile(uri, None)
+
+
+def test_the_normalised_ledger_reconciles_with_the_exports_own_total(source, billed):
+    expected = source_daily_totals(source)[DAY.isoformat()]
+    assert expected > Decimal("0.2")  # a real day of the CUR, not an empty one
+    result = reconcile(DAY, {URI: billed}, [source])
+    assert result.passed is True
+    assert result.day == DAY
+    assert result.mismatched == []
+    assert result.rows == [(URI, f"{expected:.6f}", f"{billed:.6f}", "ok")]
+
+
+@pytest.mark.parametrize(
+    ("difference", "status"),
+    [
+        (Decimal("0.004999"), "ok"),
+        (Decimal("-0.004999"), "ok"),
+        (Decimal("0.005"), "MISMATCH"),  # half a cent is already a cent off
+        (Decimal("-0.005"), "MISMATCH"),
+        (Decimal("1"), "MISMATCH"),
+    ],
+)
+def test_the_ledger_must_agree_with_the_export_to_the_cent(source, billed, difference, status):
+    witness = {URI: source_daily_totals(source)}
+    result = reconcile(DAY, {URI: billed + difference}, [_unreadable(URI)], witness)
+    assert result.rows == [(URI, f"{witness[URI][DAY.isoformat()]:.6f}", f"{billed + difference:.6f}", status)]
+    assert result.passed is (status == "ok")
+    assert result.mismatched == ([] if status == "ok" else [URI])
+
+
+def test_a_file_whose_lines_the_ledger_lost_entirely_is_a_mismatch(source, billed):
+    witness = {URI: source_daily_totals(source), OTHER_URI: {DAY.isoformat(): Decimal("12.5")}}
+    result = reconcile(DAY, {URI: billed}, [_unreadable(URI), _unreadable(OTHER_URI)], witness)
+    assert result.passed is False
+    assert result.mismatched == [OTHER_URI]
+    assert result.rows[1] == (OTHER_URI, "12.500000", "0.000000", "MISMATCH")
+
+
+def test_ledger_rows_from_a_file_no_longer_in_the_export_are_a_mismatch(source, billed):
+    witness = {URI: source_daily_totals(source)}
+    ledger_totals = {URI: billed, OTHER_URI: Decimal("3.25")}
+    result = reconcile(DAY, ledger_totals, [_unreadable(URI)], witness)
+    assert result.passed is False
+    assert result.mismatched == [OTHER_URI]
+    assert result.rows == [
+        (URI, f"{billed:.6f}", f"{billed:.6f}", "ok"),
+        (OTHER_URI, "0", "3.250000", "MISMATCH"),
+    ]
+    assert ledger_totals == {URI: billed, OTHER_URI: Decimal("3.25")}  # the caller's totals are left alone
+
+
+def test_a_day_no_export_file_covers_is_missing_not_a_zero_bill():
+    result = reconcile(DAY, {}, [])
+    assert result.passed is False
+    assert result.mismatched == []
+    assert result.rows == [("(no export file covers this day)", "–", "–", "MISSING")]
+
+
+def test_export_files_without_a_line_item_for_the_day_are_reported_empty_and_fail():
+    day_outside = date(2024, 1, 15)
+    witness = {URI: {DAY.isoformat(): Decimal("250.75")}}
+    result = reconcile(day_outside, {}, [_unreadable(URI)], witness)
+    assert result.passed is False
+    assert result.mismatched == []
+    assert result.rows == [
+        (URI, "0.000000", "0.000000", "ok"),
+        ("(the export files hold no line item for this day)", "–", "–", "EMPTY"),
+    ]
+
+
+def test_each_file_is_read_by_the_witness_once_and_kept_for_the_other_days(source):
+    witness: dict = {}
+    first = reconcile(DAY, {URI: Decimal(0)}, [source], witness)
+    assert set(witness) == {URI}
+    assert witness[URI] == source_daily_totals(source)
+    assert first.mismatched == [URI]  # the day's charges are missing from this ledger
+    # The next day is reconciled from the totals kept: the file is not read again.
+    next_day = date(2023, 11, 12)
+    second = reconcile(next_day, {URI: witness[URI][next_day.isoformat()]}, [_unreadable(URI)], witness)
+    assert second.passed is True
