@@ -19,8 +19,20 @@ import pydantic
 
 from rai_pipelines.core.errors import BadInputError
 
-MONEY = pa.decimal128(38, 12)
-MONEY_SQL = "DECIMAL(38,12)"
+# Costs keep 18 decimal places: providers write costs of 16 decimals (0.0122642774999509) and in
+# scientific notation (2.323760000E-9, 1.81E-8), and a bill's total still has 20 integer digits of
+# headroom. A value that needs more places is refused, naming its file, line and field, never rounded.
+MONEY = pa.decimal128(38, 18)
+MONEY_SQL = "DECIMAL(38,18)"
+TOO_PRECISE = f"has more decimal places than the ledger keeps ({MONEY.scale}); it is refused rather than rounded"
+
+
+def too_precise_sql(text: str) -> str:
+    """DuckDB condition: the number written in `text` (plain or scientific notation) needs more
+    decimal places than MONEY has, so casting it would round it silently."""
+    fraction = f"rtrim(regexp_extract({text}, '\\.([0-9]+)', 1), '0')"
+    exponent = f"COALESCE(TRY_CAST(NULLIF(regexp_extract({text}, '[eE]([+-]?[0-9]+)$', 1), '') AS INTEGER), 0)"
+    return f"(length({fraction}) - {exponent}) > {MONEY.scale}"
 
 
 # Tag keys (after the provider prefix is dropped and '-' folded to '_') -> attribution column.

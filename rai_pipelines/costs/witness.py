@@ -34,15 +34,39 @@ def _instants(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str 
 
 
 def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str = "row") -> pa.Array:
-    if pa.types.is_floating(values.type) or pa.types.is_integer(values.type) or pa.types.is_decimal(values.type):
-        return pc.cast(values, MONEY, safe=False)
-    # Surrounding blanks are not part of a number (" 12.5 "), as the normalisation reads them too.
-    trimmed = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
-    text = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
-    try:
-        return pc.cast(text, MONEY)
-    except pa.ArrowInvalid:
-        pass
+    if pa.types.is_floating(values.type):
+        # A double is read as the shortest decimal that gives it back (771.015811, not the binary
+        # 771.01581099999999913...), as DuckDB's normalisation reads it; digits of it below the
+        # ledger's 18th place are binary noise and are rounded. A non-zero cost too small to keep
+        # any digit is refused rather than rounded to 0.
+        text = pc.cast(values, pa.string())
+        try:
+            wide = pc.cast(text, pa.decimal256(76, 40))
+        except pa.ArrowInvalid:
+            pass  # NaN, infinity or a value under 1e-40: named below
+        else:
+            amounts = pc.cast(pc.round(wide, ndigits=MONEY.scale, round_mode="half_to_even"), MONEY)
+            lost = pc.and_(pc.not_equal(values, 0), pc.equal(amounts, pa.scalar(0, MONEY)))
+            if not pc.any(lost).as_py():
+                return amounts
+            first = pc.index(lost, True).as_py()
+            raise BadInputError(
+                f"{uri} {what} {rows[first].as_py()}: field {field} = {values[first].as_py()!r} is smaller than "
+                f"the ledger's {MONEY.scale} decimal places can hold; it is refused rather than rounded to 0"
+            )
+    if pa.types.is_integer(values.type) or pa.types.is_decimal(values.type):
+        try:
+            return pc.cast(values, MONEY)
+        except pa.ArrowInvalid:
+            text = pc.cast(values, pa.string())
+    elif not pa.types.is_floating(values.type):
+        # Surrounding blanks are not part of a number (" 12.5 "), as the normalisation reads them too.
+        trimmed = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
+        text = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+        try:
+            return pc.cast(text, MONEY)
+        except pa.ArrowInvalid:
+            pass
     # Arrow names no row: find the first value that is no number, or one the ledger's decimal cannot
     # hold exactly, and name it.
     for value, row in zip(text.to_pylist(), rows.to_pylist(), strict=True):

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -654,3 +655,49 @@ def test_the_cost_ledger_reads_cur_exports_from_s3_and_writes_an_s3_lake(tmp_pat
     assert sum(from_s3.column("BilledCost").to_pylist(), Decimal(0)) == sum(
         from_disk.column("BilledCost").to_pylist(), Decimal(0)
     )
+
+
+def test_costs_written_with_providers_own_digits_are_kept_exactly_by_the_ledger_and_its_witness(raw_csv):
+    """16 decimal places (as Oracle's and AWS's CSVs write them) and scientific notation: kept to
+    the last digit, not rounded at 12 places, and the day still reconciles."""
+    day = date(2023, 11, 13)
+    rows = list(csv.reader(io.StringIO(raw_csv.decode())))
+    header = rows[0]
+    start, cost = header.index("lineItem/UsageStartDate"), header.index("lineItem/UnblendedCost")
+    lines = [n for n, row in enumerate(rows[1:], 2) if row[start].startswith(day.isoformat())][:2]
+    precise = _replace_field(raw_csv, lines[0], "lineItem/UnblendedCost", "0.0122642774999509")
+    precise = _replace_field(precise, lines[1], "lineItem/UnblendedCost", "2.323760000E-9")
+    source = SourceFile("precise.csv", read_cur_csv(precise, "precise.csv"))
+    ledger = cur_to_focus(source, day)
+    billed = {
+        (r["x_SourceRowNumber"], r["BilledCost"])
+        for r in ledger.select(["x_SourceRowNumber", "BilledCost"]).to_pylist()
+    }
+    assert (lines[0], Decimal("0.0122642774999509")) in billed
+    assert (lines[1], Decimal("0.00000000232376")) in billed
+    assert sum((c for _, c in billed), Decimal(0)) == source_daily_totals(source)[day.isoformat()]
+    assert rows[lines[0] - 1][cost] != "0.0122642774999509"  # the values were changed for this test
+
+
+@pytest.mark.parametrize("cost", ["0.1234567890123456789", "1.2345678901234567E-5"])
+def test_a_cost_the_ledger_cannot_hold_exactly_is_refused_by_the_ledger_and_its_witness(raw_csv, cost):
+    bad = _replace_field(raw_csv, 40, "lineItem/UnblendedCost", cost)
+    source = SourceFile("bad.csv", read_cur_csv(bad, "bad.csv"))
+    message = (
+        rf"bad\.csv line 40: field lineItem/UnblendedCost = '{re.escape(cost)}' "
+        r"has more decimal places than the ledger keeps \(18\)"
+    )
+    with pytest.raises(BadInputError, match=message):
+        cur_to_focus(source, date(2023, 11, 1))
+    with pytest.raises(BadInputError, match=message):
+        source_daily_totals(source)
+
+
+def test_a_double_cost_too_small_for_the_ledger_is_refused_not_rounded_to_zero(tmp_path):
+    from rai_pipelines.costs.witness import _amounts
+
+    values = pa.array([0.25, 2.32376e-09, 3e-21], pa.float64())
+    with pytest.raises(BadInputError, match=r"cur\.parquet row 3: field BilledCost = 3e-21 is smaller than"):
+        _amounts(values, "cur.parquet", "BilledCost", pa.array([1, 2, 3]))
+    kept = _amounts(values.slice(0, 2), "cur.parquet", "BilledCost", pa.array([1, 2]))
+    assert kept.to_pylist() == [Decimal("0.25"), Decimal("0.00000000232376")]

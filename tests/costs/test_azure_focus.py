@@ -208,6 +208,16 @@ def test_the_latest_azure_run_is_read_and_a_restatement_changes_the_fingerprint(
             r" line 2: field BilledCost = '12,50' is not a number",
             True,
         ),
+        (
+            lambda rows, cols: (_set(rows, 0, BilledCost="0.1234567890123456789"), cols),
+            r" line 2: field BilledCost = '0\.1234567890123456789' has more decimal places than the ledger keeps",
+            True,
+        ),
+        (
+            lambda rows, cols: (_set(rows, 1, EffectiveCost="1.2345678901234567E-5"), cols),
+            r" line 3: field EffectiveCost = '1\.2345678901234567E-5' has more decimal places than the ledger keeps",
+            False,  # the witness reads BilledCost only: the normalisation itself refuses it
+        ),
         (lambda rows, cols: (_set(rows, 1, EffectiveCost=""), cols), r" line 3: field EffectiveCost is empty", False),
         (
             lambda rows, cols: (_set(rows, 2, BillingCurrency="Euro"), cols),

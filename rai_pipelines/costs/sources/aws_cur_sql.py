@@ -7,6 +7,8 @@ import pyarrow as pa
 
 from rai_pipelines.costs.ledger_schema import (
     MONEY_SQL,
+    TOO_PRECISE,
+    too_precise_sql,
 )
 
 NUMERIC_CUR_COLUMNS = (
@@ -118,6 +120,9 @@ class CurSql:
     def money(self, column: str) -> str:
         if _is_text(self.types[column]):
             return f"TRY_CAST(NULLIF({column}, '') AS {MONEY_SQL})"
+        if pa.types.is_floating(self.types[column]):
+            # the shortest decimal that gives the double back, as the witness reads it
+            return f"CAST(CAST({column} AS VARCHAR) AS {MONEY_SQL})"
         return f"CAST({column} AS {MONEY_SQL})"
 
     def ts(self, column: str) -> str:
@@ -131,6 +136,11 @@ class CurSql:
             return f"{column} IS NOT NULL AND {column} <> '' AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL"
         if pa.types.is_floating(self.types[column]):
             return f"NOT isfinite({column})"
+        return "false"
+
+    def too_precise(self, column: str) -> str:
+        if _is_text(self.types[column]):
+            return f"{column} IS NOT NULL AND {column} <> '' AND {too_precise_sql(column)}"
         return "false"
 
     def bad_timestamp(self, column: str) -> str:
@@ -160,6 +170,7 @@ def cur_checks(s: CurSql, account: str | None) -> list[tuple[str, str, str]]:
             )
         )
     checks += [(s.bad_number(c), c, "is not a number") for c in NUMERIC_CUR_COLUMNS]
+    checks += [(s.too_precise(c), c, TOO_PRECISE) for c in NUMERIC_CUR_COLUMNS]
     checks += [(s.bad_timestamp(c), c, "is not a date-time") for c in TIMESTAMP_CUR_COLUMNS]
     checks += [(s.empty(c), c, "is empty") for c in (*TIMESTAMP_CUR_COLUMNS, *NON_EMPTY_CUR_COLUMNS)]
     checks.append(

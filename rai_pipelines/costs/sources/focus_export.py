@@ -51,11 +51,13 @@ from rai_pipelines.costs.ledger_schema import (
     ATTRIBUTION_TAGS,
     LEDGER_SCHEMA,
     MONEY_SQL,
+    TOO_PRECISE,
     SourceFile,
     duckdb_connection,
     first_bad_rows_sql,
     split_by_day,
     tag_key,
+    too_precise_sql,
 )
 from rai_pipelines.costs.sources.export_files import gunzip_bounded, physical_lines
 from rai_pipelines.costs.witness import witness_batch
@@ -297,6 +299,15 @@ def _checks(provider: FocusProvider, expected: str) -> list[tuple[str, str, list
     ]
     checks += [
         (f"{_text(c)} IS NOT NULL AND {_money(c)} IS NULL", c, [_text(c)], lambda v: f"= {v[0]!r} is not a number")
+        for c in DECIMAL_COLUMNS
+    ]
+    checks += [
+        (
+            f"{_text(c)} IS NOT NULL AND {too_precise_sql(_text(c))}",
+            c,
+            [_text(c)],
+            lambda v: f"= {v[0]!r} {TOO_PRECISE}",
+        )
         for c in DECIMAL_COLUMNS
     ]
     checks += [

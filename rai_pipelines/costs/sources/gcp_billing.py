@@ -62,7 +62,7 @@ import duckdb
 import pyarrow as pa
 
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.costs.ledger_schema import ATTRIBUTION_TAGS, LEDGER_SCHEMA, SourceFile, tag_key
+from rai_pipelines.costs.ledger_schema import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY, SourceFile, tag_key
 from rai_pipelines.costs.values import decimal_value, optional_decimal, utc_instant
 
 PROVIDER = "gcp"
@@ -215,7 +215,9 @@ _RESOURCE_TYPE_NOISE = re.compile(
 )
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _INVOICE_MONTH = re.compile(r"(\d{4})(0[1-9]|1[0-2])")
-_QUANTUM = Decimal("1e-12")
+# BigQuery writes cost as FLOAT64: read at its shortest decimal, digits below the ledger's scale
+# (binary noise of a double) are rounded.
+_QUANTUM = Decimal(1).scaleb(-MONEY.scale)
 
 
 def flat_name(path: str) -> str:
