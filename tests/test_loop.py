@@ -167,8 +167,9 @@ def test_reconciliation_fails_when_the_ledger_disagrees_with_the_export(loop):
     mismatched = [u.rsplit("/", 1)[-1] for u in result.mismatched]
     assert mismatched == ["rai-cur-00001.snappy.parquet"]
     assert reconcile(LOOP_DAYS[0], {}, []).passed is False  # no export at all is not a zero bill
-    empty = reconcile(LOOP_DAYS[0], {}, sources)  # files, but no line item for the day
-    assert empty.passed is False and [r[3] for r in empty.rows][-1] == "EMPTY"  # files without the day's charges
+    lost_day = reconcile(LOOP_DAYS[0], {}, sources)  # every line item of a day the exports bill lost
+    assert lost_day.passed is False and lost_day.covered is True
+    assert set(lost_day.mismatched) == set(_billed_by_source(real))
 
 
 def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):

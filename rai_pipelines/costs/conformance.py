@@ -103,7 +103,7 @@ class LedgerProfile:
         import pandas as pd
 
         def frame(columns: dict[str, list], pad) -> pd.DataFrame:
-            length = max([len(v) for v in columns.values()] + [1])
+            length = max([len(v) for v in columns.values()] + [0])  # no row at all: an empty frame
             return pd.DataFrame(
                 {c: pd.Series(v + [pad(v)] * (length - len(v)), dtype=object) for c, v in columns.items()}
             )

@@ -116,6 +116,12 @@ def build_period(store, readers: list, days: list[date]) -> dict[date, BuiltDay]
         witness: dict[str, dict[str, Decimal]] = {}  # each file's totals, computed once for all its days
         for day in days:
             before = reconcile(day, summaries[day].billed_by_source, sources[day], witness)
+            if not before.covered:
+                raise LedgerNotPublished(
+                    f"cost ledger for {day}: the billing exports do not cover this day (yet), which is not a zero "
+                    f"bill; nothing of {day:%Y-%m} was written",
+                    reconciliation=before,
+                )
             if not before.passed:
                 raise LedgerNotPublished(
                     f"cost ledger for {day} does not reconcile with its exports; nothing of {day:%Y-%m} was written",

@@ -19,6 +19,8 @@ class Reconciliation:
     rows: list[tuple[str, str, str, str]]  # (source, export total, ledger total, status)
     mismatched: list[str]
     passed: bool
+    # False when no export file reaches this day: not a zero bill, a day not exported (yet)
+    covered: bool = True
 
 
 def reconcile(
@@ -28,8 +30,13 @@ def reconcile(
     witness: dict[str, dict[str, Decimal]] | None = None,
 ) -> Reconciliation:
     """Compare the ledger's billed total per source file with the export's own total for the day,
-    to the cent. A day with no export file at all fails: a missing or misplaced export is not a zero
-    bill. `witness` holds the export totals already computed per file (every day of a file at once)."""
+    to the cent. `witness` holds the export totals already computed per file (every day of a file at
+    once).
+
+    A day the exports do not cover fails: no export file at all (a missing or misplaced export), or
+    files whose line items all end before the day (the provider has not exported it yet). A day
+    before the files' last line item with no line item of its own is covered and has no charge: a
+    valid, empty partition."""
     ledger_totals_in, ledger_totals = ledger_totals, dict(ledger_totals)
     witness = {} if witness is None else witness
     rows, mismatched = [], []
@@ -47,9 +54,13 @@ def reconcile(
         mismatched.append(uri)
     if not sources:
         rows.append(("(no export file covers this day)", "–", "–", "MISSING"))
-    # Export files that hold no line item at all for the day: a day cut out of the export, not a
-    # zero bill (an account's bill has charges every day; a month starting later has no file yet).
-    empty = bool(sources) and not ledger_totals_in
-    if empty:
-        rows.append(("(the export files hold no line item for this day)", "–", "–", "EMPTY"))
-    return Reconciliation(day, rows, mismatched, bool(sources) and not mismatched and not empty)
+        return Reconciliation(day, rows, mismatched, False, covered=False)
+    charged_days = {d for source in sources for d in witness[source.uri]}
+    if day.isoformat() not in charged_days and not ledger_totals_in:
+        last = max(charged_days, default=None)
+        if last is None or last < day.isoformat():
+            reach = f"their last line item is on {last}" if last else "they hold no line item"
+            rows.append((f"(the export files do not reach this day yet: {reach})", "–", "–", "MISSING"))
+            return Reconciliation(day, rows, mismatched, False, covered=False)
+        rows.append((f"(no charge on this day; the export files run to {last})", "0", "0", "NO CHARGE"))
+    return Reconciliation(day, rows, mismatched, not mismatched)

@@ -591,6 +591,44 @@ def test_a_ledger_that_does_not_reconcile_is_not_published(tmp_path, specs, monk
     assert not lake.exists("cost_ledger", {"date": day.isoformat()})  # nothing of the period written
 
 
+def test_a_day_the_exports_cover_without_charges_is_published_empty(tmp_path, specs, monkeypatch):
+    """An account with nothing billed on a day its exports cover (an idle day between charged ones,
+    emulated by the real CUR source kind with that day's line items removed from both the
+    normalisation and the witness): the day is a valid, empty partition, not a reconciliation
+    failure."""
+    from dataclasses import replace
+
+    import dagster as dg
+
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.costs.sources import SOURCE_KINDS
+    from rai_pipelines.definitions import build_definitions
+    from tests.conftest import LOOP_DAYS, make_world, settings_for
+
+    real = SOURCE_KINDS["aws_cur"]
+    idle = LOOP_DAYS[0]
+
+    def idle_days(source, days):
+        for day, batch in real.days(source, days):
+            yield day, batch.slice(0, 0) if day == idle else batch
+
+    def idle_totals(source):
+        return {d: total for d, total in real.daily_totals(source).items() if d != idle.isoformat()}
+
+    world = make_world(tmp_path / "world", specs, days=[idle])
+    monkeypatch.setitem(SOURCE_KINDS, "aws_cur", replace(real, days=idle_days, daily_totals=idle_totals))
+    job = build_definitions(settings_for(world)).resolve_job_def("daily_governance_job")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            partition_key=idle.isoformat(), instance=instance, asset_selection=[dg.AssetKey("cost_ledger")]
+        )
+    assert result.success
+    (check,) = result.get_asset_check_evaluations()[:1]
+    assert check.passed and "NO CHARGE" in check.metadata["totals"].value
+    ledger = Lake(str(world.lake_root)).read_table("cost_ledger", {"date": idle.isoformat()})
+    assert ledger.num_rows == 0 and ledger.schema.field("BilledCost").type == pa.decimal128(38, 18)
+
+
 def test_the_cost_ledger_reads_cur_exports_from_s3_and_writes_an_s3_lake(tmp_path, specs, s3_server):
     """Both demo exports (legacy CUR CSV with its manifest, CUR 2.0 Parquet) uploaded to a bucket on
     moto's S3 server, the lake in another: the ledger is read from and written to S3, reconciles,

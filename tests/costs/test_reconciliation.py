@@ -92,18 +92,52 @@ def test_a_day_no_export_file_covers_is_missing_not_a_zero_bill():
     assert result.passed is False
     assert result.mismatched == []
     assert result.rows == [("(no export file covers this day)", "–", "–", "MISSING")]
+    assert result.covered is False
 
 
-def test_export_files_without_a_line_item_for_the_day_are_reported_empty_and_fail():
-    day_outside = date(2024, 1, 15)
-    witness = {URI: {DAY.isoformat(): Decimal("250.75")}}
-    result = reconcile(day_outside, {}, [_unreadable(URI)], witness)
-    assert result.passed is False
+def test_a_day_after_the_exports_last_line_item_is_not_covered_yet():
+    day_after = date(2023, 11, 15)
+    witness = {URI: {"2023-11-13": Decimal("250.75"), "2023-11-14": Decimal("0.009")}}
+    result = reconcile(day_after, {}, [_unreadable(URI)], witness)
+    assert result.passed is False and result.covered is False
     assert result.mismatched == []
     assert result.rows == [
         (URI, "0.000000", "0.000000", "ok"),
-        ("(the export files hold no line item for this day)", "–", "–", "EMPTY"),
+        ("(the export files do not reach this day yet: their last line item is on 2023-11-14)", "–", "–", "MISSING"),
     ]
+
+
+def test_export_files_without_any_line_item_cover_no_day():
+    result = reconcile(DAY, {}, [_unreadable(URI)], {URI: {}})
+    assert result.passed is False and result.covered is False
+    assert result.rows[-1] == (
+        "(the export files do not reach this day yet: they hold no line item)",
+        "–",
+        "–",
+        "MISSING",
+    )
+
+
+def test_a_covered_day_without_charges_is_a_valid_empty_day():
+    quiet_day = date(2023, 11, 11)  # a weekend without usage, between two charged days
+    witness = {
+        URI: {"2023-11-10": Decimal("0.154942"), "2023-11-12": Decimal("0.182384")},
+        OTHER_URI: {"2023-11-13": Decimal("0.2")},
+    }
+    result = reconcile(quiet_day, {}, [_unreadable(URI), _unreadable(OTHER_URI)], witness)
+    assert result.passed is True and result.covered is True
+    assert result.rows == [
+        (URI, "0.000000", "0.000000", "ok"),
+        (OTHER_URI, "0.000000", "0.000000", "ok"),
+        ("(no charge on this day; the export files run to 2023-11-13)", "0", "0", "NO CHARGE"),
+    ]
+
+
+def test_a_ledger_with_rows_on_a_day_the_export_has_none_is_a_mismatch_not_an_empty_day():
+    witness = {URI: {"2023-11-10": Decimal("0.154942"), "2023-11-12": Decimal("0.182384")}}
+    result = reconcile(date(2023, 11, 11), {URI: Decimal("0.02")}, [_unreadable(URI)], witness)
+    assert result.passed is False and result.covered is True
+    assert result.rows == [(URI, "0.000000", "0.020000", "MISMATCH")]
 
 
 def test_each_file_is_read_by_the_witness_once_and_kept_for_the_other_days(source):

@@ -4,6 +4,8 @@ per violation."""
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import shutil
 
@@ -14,7 +16,8 @@ from rai_pipelines.gitops.render import RenderedDeployment
 from rai_pipelines.governance.bundle import PolicyBundle
 from rai_pipelines.governance.decisions import evaluate_deployments, rollback_run_key
 from rai_pipelines.governance.facts import ai_models_document
-from rai_pipelines.governance.rego import make_engine
+from rai_pipelines.governance.rego import engine_safe, make_engine, version_mismatch
+from rai_pipelines.governance.rollback import choose_rollback_target
 from rai_pipelines.settings import PROJECT_ROOT
 
 QUERY = "data.apexlogic.ai_governance.decision"
@@ -178,3 +181,112 @@ def test_one_rollback_run_key_per_app_overlay_version_and_rendered_deployment():
         rollback_run_key("credit-scoring-ai", "apps/credit", "2.0.0", changed),
     }
     assert len(others) == 4 and key not in others
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        (1e-320, 0.0),  # a p-value rego-cpp cannot read: as good as zero for any threshold
+        (-5e-310, 0.0),
+        (1e-300, 1e-300),
+        (0.0, 0.0),
+        (0.62, 0.62),
+        (1e308, 1e300),
+        (-1e308, -1e300),
+    ],
+)
+def test_facts_are_sent_to_the_engine_with_extreme_floats_clamped(value, sent):
+    assert engine_safe({"facts": [{"p_value": value}]}) == {"facts": [{"p_value": sent}]}
+
+
+REGISTRY = {"credit-scoring-ai": {"2.0.0": "registry.example.com:5000/credit-scoring-ai:2.0.0"}}
+
+
+@pytest.mark.parametrize(
+    ("image", "mismatch"),
+    [
+        ("registry.example.com:5000/credit-scoring-ai:2.0.0", None),
+        ("registry.example.com:5000/credit-scoring-ai:1.4.2", "No container runs"),
+        ("evil.example.com/credit-scoring-ai:2.0.0", "No container runs"),  # the right tag, another image
+    ],
+)
+def test_with_the_model_in_the_registry_a_container_must_run_the_versions_image(image, mismatch):
+    manifest = _deployment("2.0.0")
+    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    found = version_mismatch(manifest, REGISTRY)
+    assert found is None if mismatch is None else found.startswith(mismatch)
+
+
+@pytest.mark.parametrize(
+    ("image", "mismatch"),
+    [
+        ("registry.example.com:5000/team/scorer:2.0.0", False),
+        (f"registry.example.com:5000/team/scorer:2.0.0@sha256:{'c' * 64}", False),
+        (f"registry.example.com:5000/team/scorer@sha256:{'c' * 64}", True),  # no tag at all
+        ("registry.example.com:5000/team/scorer", True),  # the port is not a tag
+        ("registry.example.com/team/scorer:2.0.0-rc1", True),
+        ("registry.example.com/2.0.0/scorer:latest", True),  # a path segment is not a tag
+    ],
+)
+def test_without_the_model_in_the_registry_an_image_must_be_tagged_with_the_label(image, mismatch):
+    manifest = _deployment("2.0.0", app="scorer")
+    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    found = version_mismatch(manifest, REGISTRY)
+    assert (found is not None) is mismatch
+    if mismatch:
+        assert found == "No container image is tagged 2.0.0, the model-version label: the label is not what runs."
+
+
+STRICT_PACKAGE = """package acme.strict
+
+violations contains {"rule": "strict", "msg": "acme.strict refuses version 1.2.0", "severity": "rollback"} if {
+	input.spec.template.metadata.labels["model-version"] == "1.2.0"
+}
+
+deny contains v.msg if some v in violations
+
+decision := {"deny": deny, "warn": set(), "violations": violations}
+"""
+
+
+@pytest.fixture(scope="module")
+def bundle_with_a_second_package(tmp_path_factory) -> PolicyBundle:
+    copy = tmp_path_factory.mktemp("bundle") / "policies"
+    shutil.copytree(PROJECT_ROOT / "policies", copy)
+    manifest = json.loads((copy / ".manifest").read_text())
+    (copy / ".manifest").write_text(json.dumps({**manifest, "roots": [*manifest["roots"], "acme"]}))
+    (copy / "acme").mkdir()
+    (copy / "acme" / "strict.rego").write_text(STRICT_PACKAGE)
+    return PolicyBundle.load(copy)
+
+
+def test_the_package_asked_for_is_the_one_that_decides(engine, bundle_with_a_second_package):
+    bundle = bundle_with_a_second_package
+    unfair = [RenderedDeployment("apps/credit", _deployment("2.0.0"))]
+    (default,) = evaluate_deployments(engine, bundle, unfair, ROWS, REMOTE, REVISION)
+    (strict,) = evaluate_deployments(engine, bundle, unfair, ROWS, REMOTE, REVISION, package="acme.strict")
+    assert default.violations == [UNFAIR]
+    assert strict.violations == [] and strict.record["path"] == "acme/strict/decision"
+    assert strict.decision_id != default.decision_id
+
+
+def test_the_rollback_target_is_chosen_by_the_package_asked_for(engine, bundle_with_a_second_package):
+    facts = [
+        {**_facts("1.1.0", 0.91, "r1"), "date": "2023-11-03"},
+        {**_facts("1.2.0", 0.91, "r2"), "date": "2023-11-04"},
+        {**_facts("2.0.0", 0.62, "r3"), "date": "2023-11-06"},
+    ]
+    images = {v: f"registry.example.com/credit-scoring-ai:{v}" for v in ("1.1.0", "1.2.0", "2.0.0")}
+    choose = functools.partial(
+        choose_rollback_target,
+        engine,
+        bundle_with_a_second_package,
+        _deployment("2.0.0"),
+        "credit-scoring-ai",
+        "2.0.0",
+        facts,
+        images,
+    )
+    assert choose()[0] == "1.2.0"
+    target, considered = choose(package="acme.strict")
+    assert target == "1.1.0" and considered[0] == ("1.2.0", ["acme.strict refuses version 1.2.0"])

@@ -207,3 +207,54 @@ def test_a_stored_reference_profile_gives_the_same_report(car_loan, detector, sp
     direct = detector.detect(reference, current, score_column="y_pred_proba")
     stored = detector.detect(None, current, score_column="y_pred_proba", profile=restored)
     assert stored == direct
+
+
+def test_categorical_drift_equals_scipys_chi_squared_and_base_2_jensen_shannon(car_loan):
+    from scipy.spatial import distance
+
+    from rai_pipelines.monitoring.drift import ReferenceProfile, categorical_drift
+
+    reference, analysis = car_loan
+    current = analysis["salary_range"].iloc[25_000:27_000].astype(str).copy()
+    current.iloc[:1] = "200K+ €"  # a level seen once, in the current window only
+    ref_levels = reference["salary_range"].astype(str)
+    levels = sorted(set(ref_levels) | set(current))
+    ref_counts = ref_levels.value_counts().reindex(levels, fill_value=0).to_numpy(dtype=float)
+    cur_counts = current.value_counts().reindex(levels, fill_value=0).to_numpy(dtype=float)
+    profile = ReferenceProfile.from_frame(reference, [], ["salary_range"], None).categorical["salary_range"]
+    chi2, p, js, psi_value, unseen = categorical_drift(profile, current)
+    expected = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]))
+    assert chi2 == pytest.approx(expected[0], rel=1e-12) and p == pytest.approx(expected[1], rel=1e-9)
+    assert js == pytest.approx(distance.jensenshannon(ref_counts, cur_counts, base=2), rel=1e-12)
+    ref_share, cur_share = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
+    floor = np.maximum(ref_share, 1e-4), np.maximum(cur_share, 1e-4)
+    assert psi_value == pytest.approx(float(np.sum((floor[1] - floor[0]) * np.log(floor[1] / floor[0]))), rel=1e-12)
+    assert unseen == ["200K+ €"]
+
+
+def test_effect_sizes_are_on_their_documented_scales():
+    from rai_pipelines.monitoring.drift import jensen_shannon, psi
+
+    assert jensen_shannon(np.array([40.0, 0.0]), np.array([0.0, 25.0])) == pytest.approx(1.0)  # disjoint: 1 bit
+    assert jensen_shannon(np.array([40.0, 10.0]), np.array([8.0, 2.0])) == pytest.approx(0.0, abs=1e-12)
+    # PSI of a quarter of the population moving from one half to the other: 0.25 * ln 3
+    assert psi(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(0.25 * np.log(3), rel=1e-12)
+
+
+def test_a_window_with_one_level_in_both_windows_has_not_drifted():
+    from rai_pipelines.monitoring.drift import ReferenceProfile, categorical_drift
+
+    profile = ReferenceProfile.from_frame(pd.DataFrame({"channel": ["web"] * 500}), [], ["channel"], None).categorical[
+        "channel"
+    ]
+    assert categorical_drift(profile, pd.Series(["web"] * 120)) == (0.0, 1.0, 0.0, 0.0, [])
+
+
+def test_a_constant_reference_measures_the_shift_in_the_features_own_units():
+    from rai_pipelines.monitoring.drift import ReferenceProfile, numeric_drift
+
+    profile = ReferenceProfile.from_frame(pd.DataFrame({"term": [36.0] * 400}), ["term"], [], None).numeric["term"]
+    assert profile.scale == 0.0
+    d, p, effect, _ = numeric_drift(profile, np.full(300, 48.0))
+    assert d == 1.0 and p < 1e-100
+    assert effect == pytest.approx(12.0)  # no spread to norm by: the Wasserstein distance itself
