@@ -614,8 +614,8 @@ def measure(args: argparse.Namespace) -> None:
     conformance = validate_ledger(profile)
     done("conformance", start)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    billed = summary.billed_by_source.get(SOURCE_URI)
-    expected = totals.get(DAY.isoformat())
+    billed = dict(summary.billed_by_source.get(SOURCE_URI, {}))  # currency -> total
+    expected = totals.get(DAY.isoformat(), {})
     figures = {
         "cpu": cpu,
         "rows": source.num_rows,
@@ -627,8 +627,8 @@ def measure(args: argparse.Namespace) -> None:
         "rss_while_streaming_mb": max(rss_samples, default=0.0),
         "peak_rss_mb": peak_rss_mb,
         "vm_hwm_mb": _vm_kb("VmHWM") / 1024,
-        "billed": str(billed),
-        "expected": str(expected),
+        "billed": {c: str(v) for c, v in billed.items()},
+        "expected": {c: str(v) for c, v in expected.items()},
         "reconciles": billed == expected,
         "conforms": conformance.passed,
         "days": sorted(totals),

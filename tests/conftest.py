@@ -175,3 +175,10 @@ def alias_bomb(levels: int = 9, width: int = 9) -> str:
         lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
     body = "\n  ".join(lines)
     return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n  k: v\nextra:\n  {body}\n"
+
+
+def one_currency(totals: dict, currency: str = "USD") -> dict:
+    """A witness's day -> currency -> total for an export billed in one currency, as day -> total
+    (and a check that no other currency appears)."""
+    assert all(set(by_currency) == {currency} for by_currency in totals.values()), totals
+    return {day: by_currency[currency] for day, by_currency in totals.items()}

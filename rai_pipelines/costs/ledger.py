@@ -32,8 +32,8 @@ def to_focus(source: SourceFile, day: date) -> pa.Table:
     return pa.Table.from_batches(list(to_focus_batches(source, day)), schema=LEDGER_SCHEMA)
 
 
-def daily_totals(source: SourceFile) -> dict[str, Decimal]:
-    """The export's own billed total per ledger day, computed apart from the normalisation."""
+def daily_totals(source: SourceFile) -> dict[str, dict[str, Decimal]]:
+    """The export's own billed total per ledger day and currency, computed apart from the normalisation."""
     return source_kind(source.kind, source.uri).daily_totals(source)
 
 
@@ -47,31 +47,37 @@ def grouped_sums(table: pa.Table, keys: list[str], value: str):
 
 class LedgerSummary:
     """Exact (Decimal) totals of a ledger partition, accumulated batch by batch: what the
-    reconciliation compares and what the materialisation shows."""
+    reconciliation compares and what the materialisation shows. Every total is per BillingCurrency:
+    amounts of different currencies are never added together."""
 
     def __init__(self) -> None:
         self.rows = 0
-        self.billed_by_source: dict[str, Decimal] = defaultdict(Decimal)
+        self.billed_by_source: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         self.billed_by_currency: dict[str, Decimal] = defaultdict(Decimal)
         self.billed_by_service: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-        self.effective_by_model: dict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
-        self.effective = Decimal(0)
-        self.untagged_effective = Decimal(0)
+        self.effective_by_model: dict[tuple[str, str | None, str], Decimal] = defaultdict(Decimal)
+        self.effective_by_currency: dict[str, Decimal] = defaultdict(Decimal)
+        self.untagged_by_currency: dict[str, Decimal] = defaultdict(Decimal)
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         if not table.num_rows:
             return
         self.rows += table.num_rows
-        for uri, cost in grouped_sums(table, ["x_SourceUri"], "BilledCost"):
-            self.billed_by_source[uri] += cost
+        for uri, currency, cost in grouped_sums(table, ["x_SourceUri", "BillingCurrency"], "BilledCost"):
+            self.billed_by_source[uri][currency] += cost
         for currency, cost in grouped_sums(table, ["BillingCurrency"], "BilledCost"):
             self.billed_by_currency[currency] += cost
         for service, currency, cost in grouped_sums(table, ["ServiceName", "BillingCurrency"], "BilledCost"):
             self.billed_by_service[(service or "(none)", currency)] += cost
-        for model, version, cost in grouped_sums(table, ["x_ModelName", "x_ModelVersion"], "EffectiveCost"):
+        keys = ["x_ModelName", "x_ModelVersion", "BillingCurrency"]
+        for model, version, currency, cost in grouped_sums(table, keys, "EffectiveCost"):
             if model is None:
-                self.untagged_effective += cost
+                self.untagged_by_currency[currency] += cost
             else:
-                self.effective_by_model[(model, version)] += cost
-            self.effective += cost
+                self.effective_by_model[(model, version, currency)] += cost
+            self.effective_by_currency[currency] += cost
+
+    def untagged_share(self, currency: str) -> float:
+        effective = self.effective_by_currency.get(currency, Decimal(0))
+        return float(self.untagged_by_currency.get(currency, Decimal(0)) / effective) if effective else 0.0

@@ -139,11 +139,12 @@ def build_period(store, readers: list, days: list[date]) -> dict[date, BuiltDay]
     return built
 
 
-def ledger_totals_as_written(store, day: date) -> dict[str, Decimal]:
-    """The billed total per source file of a published partition, read back from the lake."""
-    written: dict[str, Decimal] = defaultdict(Decimal)
+def ledger_totals_as_written(store, day: date) -> dict[str, dict[str, Decimal]]:
+    """The billed total per source file and currency of a published partition, read back from the lake."""
+    written: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     partition = {"date": day.isoformat()}
-    for batch in store.iter_batches(datasets.COST_LEDGER, partition, columns=["x_SourceUri", "BilledCost"]):
-        for uri, cost in grouped_sums(pa.Table.from_batches([batch]), ["x_SourceUri"], "BilledCost"):
-            written[uri] += cost
+    columns = ["x_SourceUri", "BillingCurrency", "BilledCost"]
+    for batch in store.iter_batches(datasets.COST_LEDGER, partition, columns=columns):
+        for uri, currency, cost in grouped_sums(pa.Table.from_batches([batch]), columns[:2], "BilledCost"):
+            written[uri][currency] += cost
     return written

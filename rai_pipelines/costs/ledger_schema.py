@@ -256,7 +256,7 @@ class SourceKind:
     config: type[SourceConfig]
     reader: Callable[[Any], Any]
     days: Callable[[SourceFile, list[date]], Iterator[tuple[date, pa.RecordBatch]]]
-    daily_totals: Callable[[SourceFile], dict[str, Decimal]]
+    daily_totals: Callable[[SourceFile], dict[str, dict[str, Decimal]]]  # day -> currency -> billed
 
 
 def day_by_day(to_focus: Callable[[SourceFile, date], pa.Table]):

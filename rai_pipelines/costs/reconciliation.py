@@ -16,7 +16,7 @@ HALF_CENT = Decimal("0.005")
 @dataclass(frozen=True)
 class Reconciliation:
     day: date
-    rows: list[tuple[str, str, str, str]]  # (source, export total, ledger total, status)
+    rows: list[tuple[str, str, str, str, str]]  # (source, currency, export total, ledger total, status)
     mismatched: list[str]
     passed: bool
     # False when no export file reaches this day: not a zero bill, a day not exported (yet)
@@ -25,42 +25,46 @@ class Reconciliation:
 
 def reconcile(
     day: date,
-    ledger_totals: dict[str, Decimal],
+    ledger_totals: dict[str, dict[str, Decimal]],
     sources: list[SourceFile],
-    witness: dict[str, dict[str, Decimal]] | None = None,
+    witness: dict[str, dict[str, dict[str, Decimal]]] | None = None,
 ) -> Reconciliation:
-    """Compare the ledger's billed total per source file with the export's own total for the day,
-    to the cent. `witness` holds the export totals already computed per file (every day of a file at
-    once).
+    """Compare the ledger's billed total per source file and currency with the export's own total
+    for the day, to the cent; amounts in different currencies are compared apart, never added.
+    `witness` holds the export totals already computed per file (every day of a file at once).
 
     A day the exports do not cover fails: no export file at all (a missing or misplaced export), or
     files whose line items all end before the day (the provider has not exported it yet). A day
     before the files' last line item with no line item of its own is covered and has no charge: a
     valid, empty partition."""
-    ledger_totals_in, ledger_totals = ledger_totals, dict(ledger_totals)
+    ledger_totals_in, ledger_totals = ledger_totals, {uri: dict(t) for uri, t in ledger_totals.items()}
     witness = {} if witness is None else witness
     rows, mismatched = [], []
+
+    def compare(uri: str, expected: dict[str, Decimal], got: dict[str, Decimal]) -> None:
+        currencies = sorted(set(expected) | set(got)) or ["–"]
+        for currency in currencies:
+            want, have = expected.get(currency, Decimal(0)), got.get(currency, Decimal(0))
+            ok = abs(want - have) < HALF_CENT
+            rows.append((uri, currency, f"{want:.6f}", f"{have:.6f}", "ok" if ok else "MISMATCH"))
+            if not ok and uri not in mismatched:
+                mismatched.append(uri)
+
     for source in sources:
         if source.uri not in witness:
             witness[source.uri] = daily_totals(source)
-        expected = witness[source.uri].get(day.isoformat(), Decimal(0))
-        got = ledger_totals.pop(source.uri, Decimal(0))
-        ok = abs(expected - got) < HALF_CENT
-        rows.append((source.uri, f"{expected:.6f}", f"{got:.6f}", "ok" if ok else "MISMATCH"))
-        if not ok:
-            mismatched.append(source.uri)
+        compare(source.uri, witness[source.uri].get(day.isoformat(), {}), ledger_totals.pop(source.uri, {}))
     for uri, got in ledger_totals.items():  # ledger rows whose source is no longer in the export
-        rows.append((uri, "0", f"{got:.6f}", "MISMATCH"))
-        mismatched.append(uri)
+        compare(uri, {}, got)
     if not sources:
-        rows.append(("(no export file covers this day)", "–", "–", "MISSING"))
+        rows.append(("(no export file covers this day)", "–", "–", "–", "MISSING"))
         return Reconciliation(day, rows, mismatched, False, covered=False)
     charged_days = {d for source in sources for d in witness[source.uri]}
     if day.isoformat() not in charged_days and not ledger_totals_in:
         last = max(charged_days, default=None)
         if last is None or last < day.isoformat():
             reach = f"their last line item is on {last}" if last else "they hold no line item"
-            rows.append((f"(the export files do not reach this day yet: {reach})", "–", "–", "MISSING"))
+            rows.append((f"(the export files do not reach this day yet: {reach})", "–", "–", "–", "MISSING"))
             return Reconciliation(day, rows, mismatched, False, covered=False)
-        rows.append((f"(no charge on this day; the export files run to {last})", "0", "0", "NO CHARGE"))
+        rows.append((f"(no charge on this day; the export files run to {last})", "–", "0", "0", "NO CHARGE"))
     return Reconciliation(day, rows, mismatched, not mismatched)

@@ -88,20 +88,33 @@ def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str =
     raise BadInputError(f"{uri}: field {field} holds a value the ledger's decimal cannot hold")
 
 
+# Each export file's billed total per ledger day and per billing currency: day -> currency -> total.
+DailyTotals = dict[str, dict[str, Decimal]]
+
+
+def _currencies(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str = "row") -> pa.Array:
+    return pc.fill_null(pc.utf8_trim_whitespace(pc.cast(values, pa.string())), "")
+
+
+def add_total(totals: DailyTotals, day: str, currency: str, amount: Decimal) -> None:
+    by_currency = totals.setdefault(day, {})
+    by_currency[currency] = by_currency.get(currency, Decimal(0)) + amount
+
+
 def witness_batch(
-    columns: list[pa.Array], fields: list[str], uri: str, rows: pa.Array, what: str, totals: dict[str, Decimal]
+    columns: list[pa.Array], fields: list[str], uri: str, rows: pa.Array, what: str, totals: DailyTotals
 ) -> None:
-    """Add one batch's billed cost per ledger day to `totals`, from its raw charge start, cost,
-    billing period start and end (named `fields` in the file, for errors): the reconciliation's
-    witness, Arrow compute on raw values, sharing nothing with the DuckDB normalisations."""
-    conversions = (_instants, _amounts, _instants, _instants)
-    start, cost, period_start, period_end = (
+    """Add one batch's billed cost per ledger day and currency to `totals`, from its raw charge
+    start, cost, billing period start and end and billing currency (named `fields` in the file, for
+    errors): the reconciliation's witness, Arrow compute on raw values, sharing nothing with the
+    DuckDB normalisations. Amounts of different currencies are never added together."""
+    conversions = (_instants, _amounts, _instants, _instants, _currencies)
+    start, cost, period_start, period_end, currency = (
         convert(values, uri, field, rows, what)
         for values, field, convert in zip(columns, fields, conversions, strict=True)
     )
     within = pc.and_(pc.greater_equal(start, period_start), pc.less(start, period_end))
     day = pc.cast(pc.if_else(within, start, period_start), pa.date32())
-    sums = pa.table({"day": day, "cost": pc.fill_null(cost, pa.scalar(Decimal(0), MONEY))})
-    for row in sums.group_by("day").aggregate([("cost", "sum")]).to_pylist():
-        key = row["day"].isoformat()
-        totals[key] = totals.get(key, Decimal(0)) + row["cost_sum"]
+    sums = pa.table({"day": day, "currency": currency, "cost": pc.fill_null(cost, pa.scalar(Decimal(0), MONEY))})
+    for row in sums.group_by(["day", "currency"]).aggregate([("cost", "sum")]).to_pylist():
+        add_total(totals, row["day"].isoformat(), row["currency"], row["cost_sum"])

@@ -17,7 +17,7 @@ import pytest
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile, tag_key
 from rai_pipelines.costs.sources.aws_cur import canonical_cur_name, cur_to_focus, read_cur_csv, source_daily_totals
-from tests.conftest import SHARED_CUR
+from tests.conftest import SHARED_CUR, one_currency
 
 DAYS = [date(2023, 11, d) for d in range(1, 15)]
 FOCUS_MANDATORY = [
@@ -82,7 +82,7 @@ def test_daily_totals_equal_the_export_to_the_cent(ledgers, raw_csv, source):
     by_day: dict[str, Decimal] = Counter()
     for row in _csv_rows(raw_csv):
         by_day[row["lineItem/UsageStartDate"][:10]] += Decimal(row["lineItem/UnblendedCost"])
-    assert source_daily_totals(source) == by_day
+    assert one_currency(source_daily_totals(source)) == by_day
     for day, ledger in ledgers.items():
         billed = sum(ledger.column("BilledCost").to_pylist(), Decimal(0))
         assert billed == by_day[day.isoformat()], day  # exact: decimals, not floats
@@ -311,7 +311,11 @@ def test_commitment_rows_follow_aws_focus_semantics():
     assert [r["ChargeCategory"] for r in ledger] == ["Purchase", "Usage", "Usage", "Usage", "Credit", "Purchase"]
     assert [r["PricingCategory"] for r in ledger][:3] == [None, "Committed", "Committed"]
     billed = sum(r["BilledCost"] for r in ledger)
-    assert billed == Decimal("1025.0") == source_daily_totals(SourceFile("x.parquet", table, 1))["2023-11-02"]
+    assert (
+        billed
+        == Decimal("1025.0")
+        == one_currency(source_daily_totals(SourceFile("x.parquet", table, 1)))["2023-11-02"]
+    )
 
 
 def test_a_charge_for_an_earlier_period_lands_on_the_first_day_of_the_file():
@@ -319,7 +323,7 @@ def test_a_charge_for_an_earlier_period_lands_on_the_first_day_of_the_file():
     source = SourceFile("x.parquet", _table(rows), 1)
     first = cur_to_focus(source, date(2023, 11, 1)).to_pylist()
     assert [r["BilledCost"] for r in first] == [Decimal("-7.5")]
-    assert source_daily_totals(source) == {"2023-11-01": Decimal("-7.5"), "2023-11-02": Decimal("1.0")}
+    assert one_currency(source_daily_totals(source)) == {"2023-11-01": Decimal("-7.5"), "2023-11-02": Decimal("1.0")}
 
 
 def test_model_cost_in_another_currency_is_refused_naming_the_row():
@@ -540,7 +544,10 @@ def test_blanks_around_a_cost_are_read_alike_by_the_ledger_and_its_witness(raw_c
     source = SourceFile("spaced.csv", read_cur_csv(buffer.getvalue().encode(), "spaced.csv"))
     day = date(2023, 11, 3)
     ledger = cur_to_focus(source, day)
-    assert sum(ledger.column("BilledCost").to_pylist(), Decimal(0)) == source_daily_totals(source)[day.isoformat()]
+    assert (
+        sum(ledger.column("BilledCost").to_pylist(), Decimal(0))
+        == one_currency(source_daily_totals(source))[day.isoformat()]
+    )
 
 
 def test_a_ledger_that_does_not_reconcile_is_not_published(tmp_path, specs, monkeypatch):
@@ -713,7 +720,7 @@ def test_costs_written_with_providers_own_digits_are_kept_exactly_by_the_ledger_
     }
     assert (lines[0], Decimal("0.0122642774999509")) in billed
     assert (lines[1], Decimal("0.00000000232376")) in billed
-    assert sum((c for _, c in billed), Decimal(0)) == source_daily_totals(source)[day.isoformat()]
+    assert sum((c for _, c in billed), Decimal(0)) == one_currency(source_daily_totals(source))[day.isoformat()]
     assert rows[lines[0] - 1][cost] != "0.0122642774999509"  # the values were changed for this test
 
 
@@ -739,3 +746,31 @@ def test_a_double_cost_too_small_for_the_ledger_is_refused_not_rounded_to_zero(t
         _amounts(values, "cur.parquet", "BilledCost", pa.array([1, 2, 3]))
     kept = _amounts(values.slice(0, 2), "cur.parquet", "BilledCost", pa.array([1, 2]))
     assert kept.to_pylist() == [Decimal("0.25"), Decimal("0.00000000232376")]
+
+
+def test_a_bill_in_two_currencies_is_totalled_per_currency_by_the_witness_and_the_ledger(raw_csv):
+    """Every 3rd line item billed in CAD: the witness and the ledger's summary keep USD and CAD
+    apart, each equal to the export's own per-currency sums, and nothing adds them together."""
+    from rai_pipelines.costs.ledger import LedgerSummary
+
+    rows = list(csv.reader(io.StringIO(raw_csv.decode())))
+    header = rows[0]
+    currency, cost, start = (
+        header.index(c) for c in ("lineItem/CurrencyCode", "lineItem/UnblendedCost", "lineItem/UsageStartDate")
+    )
+    expected: dict[str, dict[str, Decimal]] = {}
+    for n, row in enumerate(rows[1:]):
+        row[currency] = "CAD" if n % 3 == 0 else "USD"
+        by_currency = expected.setdefault(row[start][:10], {})
+        by_currency[row[currency]] = by_currency.get(row[currency], Decimal(0)) + Decimal(row[cost])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    source = SourceFile("two-currencies.csv", read_cur_csv(out.getvalue().encode(), "two-currencies.csv"))
+    assert source_daily_totals(source) == expected
+    day = date(2023, 11, 13)
+    summary = LedgerSummary()
+    summary.add(cur_to_focus(source, day))
+    assert dict(summary.billed_by_source["two-currencies.csv"]) == expected[day.isoformat()]
+    assert dict(summary.billed_by_currency) == expected[day.isoformat()]
+    assert set(summary.effective_by_currency) == {"CAD", "USD"}
+    assert all(share <= 1 for share in (summary.untagged_share("CAD"), summary.untagged_share("USD")))

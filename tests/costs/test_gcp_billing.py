@@ -23,6 +23,7 @@ from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
 from rai_pipelines.costs.sources.gcp_bigquery import BigQueryBillingExportReader, bigquery_day_sql, billing_export_table
 from rai_pipelines.costs.sources.gcp_billing import gcp_daily_totals, gcp_to_focus
 from rai_pipelines.costs.sources.gcp_storage import GcsBillingExportReader
+from tests.conftest import one_currency
 from tests.gcp_servers import PROJECT, bigquery_emulator, gcs_emulator  # noqa: F401 (session fixtures)
 
 ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
@@ -321,7 +322,7 @@ def test_one_day_from_bigquery_is_a_reconciled_focus_ledger(bq_ledger):
     assert ledger.num_rows == len(ROWS[DAY]) == 25
     rows = ledger.to_pylist()
     total = sum((r["BilledCost"] for r in rows), Decimal(0))
-    witness = gcp_daily_totals(source)
+    witness = one_currency(gcp_daily_totals(source))
     assert set(witness) == {DAY.isoformat()}
     assert total == witness[DAY.isoformat()] == expected_net(ROWS[DAY])
     assert total.quantize(CENT) == expected_net(ROWS[DAY]).quantize(CENT)
@@ -451,7 +452,11 @@ def test_a_restatement_changes_the_days_fingerprint_and_only_that_days(bq):
     (source,) = reader.read(DAY)
     ledger = gcp_to_focus(source, DAY)
     total = sum(ledger.column("BilledCost").to_pylist(), Decimal(0))
-    assert total == gcp_daily_totals(source)[DAY.isoformat()] == expected_net(ROWS[DAY]) - Decimal("0.012345")
+    assert (
+        total
+        == one_currency(gcp_daily_totals(source))[DAY.isoformat()]
+        == expected_net(ROWS[DAY]) - Decimal("0.012345")
+    )
 
 
 def test_a_copy_partitioned_on_export_time_with_a_bounded_export_lag(bq):
@@ -520,7 +525,7 @@ def test_the_parquet_copy_in_cloud_storage_gives_the_same_ledger(gcs, bq_ledger)
     assert ledger.schema == LEDGER_SCHEMA and validate_ledger(ledger).passed
     assert _comparable(ledger) == _comparable(from_bigquery)
     assert set(ledger.column("x_SourceUri").to_pylist()) == {reader.file_paths(DAY)[0]}
-    assert gcp_daily_totals(source) == {DAY.isoformat(): expected_net(ROWS[DAY])}
+    assert one_currency(gcp_daily_totals(source)) == {DAY.isoformat(): expected_net(ROWS[DAY])}
 
 
 def test_rows_of_adjacent_days_in_the_days_folder_are_left_out(gcs):
@@ -529,7 +534,7 @@ def test_rows_of_adjacent_days_in_the_days_folder_are_left_out(gcs):
     ledger = gcp_to_focus(source, DAY)
     assert ledger.num_rows == 25
     assert {r.date() for r in ledger.column("ChargePeriodStart").to_pylist()} == {DAY}
-    witness = gcp_daily_totals(source)
+    witness = one_currency(gcp_daily_totals(source))
     assert witness == {d.isoformat(): expected_net(ROWS[d]) for d in DAYS}
     assert sum(ledger.column("BilledCost").to_pylist(), Decimal(0)) == witness[DAY.isoformat()]
 

@@ -17,6 +17,7 @@ from rai_pipelines.costs.conformance import validate_ledger
 from rai_pipelines.costs.ledger import daily_totals, to_focus
 from rai_pipelines.costs.sources.onprem import OnPremUsageReader, load_declaration
 from rai_pipelines.settings import PROJECT_ROOT
+from tests.conftest import one_currency
 
 DECLARATION = PROJECT_ROOT / "costs" / "onprem.yaml"
 DAY = date(2023, 11, 5)
@@ -60,7 +61,7 @@ def test_usage_times_declared_rates_is_a_conformant_reconciled_ledger(tmp_path):
     assert ledger.num_rows == 48 * 3  # one row per usage record and cost component
     per_gpu_hour = Decimal("1.14") + Decimal("0.216") + Decimal("0.09")
     total = sum(ledger.column("BilledCost").to_pylist(), Decimal(0))
-    assert total == 48 * per_gpu_hour == daily_totals(source)[DAY.isoformat()]
+    assert total == 48 * per_gpu_hour == one_currency(daily_totals(source))[DAY.isoformat()]
     assert validate_ledger(ledger).passed
     rows = ledger.to_pylist()
     attributed = [r for r in rows if r["x_ModelName"] == "llm-embedder"]

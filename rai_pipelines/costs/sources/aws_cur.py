@@ -21,7 +21,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,7 +49,7 @@ from rai_pipelines.costs.sources.export_files import (
     load_manifest,
     physical_lines,
 )
-from rai_pipelines.costs.witness import witness_batch
+from rai_pipelines.costs.witness import DailyTotals, witness_batch
 
 # CUR columns the ledger needs, by their CUR 2.0 (snake_case) names. The legacy CSV names map onto
 # these with `canonical_cur_name` ("lineItem/UnblendedCost" -> "line_item_unblended_cost").
@@ -397,19 +396,20 @@ WITNESS_COLUMNS = (
     "line_item_unblended_cost",
     "bill_billing_period_start_date",
     "bill_billing_period_end_date",
+    "line_item_currency_code",
 )
 
 
-def source_daily_totals(source: SourceFile) -> dict[str, Decimal]:
-    """Billed cost per ledger day straight from the export, computed apart from the normalisation
-    (`witness_batch` on the four raw columns; the same day rule) so that the reconciliation check is
-    an independent witness. Streams like the normalisation."""
+def source_daily_totals(source: SourceFile) -> DailyTotals:
+    """Billed cost per ledger day and currency straight from the export, computed apart from the
+    normalisation (`witness_batch` on five raw columns; the same day rule) so that the
+    reconciliation check is an independent witness. Streams like the normalisation."""
     names = {canonical_cur_name(c): c for c in source.schema.names}
     for column in WITNESS_COLUMNS:
         if column not in names:
             raise BadInputError(f"{source.uri}: missing required CUR column {column}")
     fields = [names[c] for c in WITNESS_COLUMNS]
-    totals: dict[str, Decimal] = {}
+    totals: DailyTotals = {}
     what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
     for batch, rows in source.batches(fields):
         witness_batch(batch.columns, fields, source.uri, rows, what, totals)

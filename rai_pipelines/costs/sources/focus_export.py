@@ -39,7 +39,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,7 +59,7 @@ from rai_pipelines.costs.ledger_schema import (
     too_precise_sql,
 )
 from rai_pipelines.costs.sources.export_files import gunzip_bounded, physical_lines
-from rai_pipelines.costs.witness import witness_batch
+from rai_pipelines.costs.witness import DailyTotals, witness_batch
 
 STRING_COLUMNS = (
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
@@ -472,11 +471,19 @@ def aws_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
 # --- the witness ------------------------------------------------------------------------------------
 
 
-def focus_export_daily_totals(source: SourceFile, provider: FocusProvider) -> dict[str, Decimal]:
-    """BilledCost per ledger day from the raw values, batch by batch: Arrow compute on five raw
-    columns (the CUR witness's conversions), sharing nothing with the DuckDB normalisation."""
+def focus_export_daily_totals(source: SourceFile, provider: FocusProvider) -> DailyTotals:
+    """BilledCost per ledger day and BillingCurrency from the raw values, batch by batch: Arrow
+    compute on six raw columns (the CUR witness's conversions), sharing nothing with the DuckDB
+    normalisation."""
     names = _columns_by_name(source.schema.names)
-    needed = ("ChargePeriodStart", "BilledCost", "BillingPeriodStart", "BillingPeriodEnd", "BillingAccountId")
+    needed = (
+        "ChargePeriodStart",
+        "BilledCost",
+        "BillingPeriodStart",
+        "BillingPeriodEnd",
+        "BillingAccountId",
+        "BillingCurrency",
+    )
     found = {}
     for column in needed:
         name = names.get(column.lower())
@@ -486,7 +493,7 @@ def focus_export_daily_totals(source: SourceFile, provider: FocusProvider) -> di
     expected = _expected_account(source)
     fold = str.lower if provider.account_ids_case_insensitive else str
     what = _where(source)
-    totals: dict[str, Decimal] = {}
+    totals: DailyTotals = {}
     for batch, rows in source.batches([found[c] for c in needed]):
         accounts = pc.utf8_trim_whitespace(pc.cast(batch.column(4), pa.string()))
         if provider.account_ids_case_insensitive:
@@ -498,16 +505,17 @@ def focus_export_daily_totals(source: SourceFile, provider: FocusProvider) -> di
                 f"{source.uri} {what} {rows[i]}: field BillingAccountId = {batch.column(4)[i].as_py()!r} "
                 f"is not the configured {expected!r}"
             )
-        witness_batch(batch.columns[:4], [found[c] for c in needed[:4]], source.uri, rows, what, totals)
+        witnessed = [*batch.columns[:4], batch.column(5)]
+        witness_batch(witnessed, [found[c] for c in (*needed[:4], needed[5])], source.uri, rows, what, totals)
     return totals
 
 
-def azure_focus_daily_totals(source: SourceFile) -> dict[str, Decimal]:
+def azure_focus_daily_totals(source: SourceFile) -> DailyTotals:
     """BilledCost per ledger day straight from the raw values of an Azure FOCUS export file."""
     return focus_export_daily_totals(source, AZURE)
 
 
-def aws_focus_daily_totals(source: SourceFile) -> dict[str, Decimal]:
+def aws_focus_daily_totals(source: SourceFile) -> DailyTotals:
     """BilledCost per ledger day straight from the raw values of an AWS FOCUS export file."""
     return focus_export_daily_totals(source, AWS)
 

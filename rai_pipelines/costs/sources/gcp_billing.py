@@ -64,6 +64,7 @@ import pyarrow as pa
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY, SourceFile, tag_key
 from rai_pipelines.costs.values import decimal_value, optional_decimal, utc_instant
+from rai_pipelines.costs.witness import DailyTotals, add_total
 
 PROVIDER = "gcp"
 
@@ -454,19 +455,22 @@ def gcp_to_focus(source: SourceFile, day: date) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
 
 
-def gcp_daily_totals(source: SourceFile) -> dict[str, Decimal]:
-    """Net cost (cost plus its credits) per UTC usage day straight from the raw values: plain
+def gcp_daily_totals(source: SourceFile) -> DailyTotals:
+    """Net cost (cost plus its credits) per UTC usage day and currency straight from the raw values: plain
     Decimal arithmetic on `cost` and each credit's `amount`, apart from the SQL's `credits_total` and
     from `gcp_to_focus`, so that the reconciliation has an independent witness."""
     table = source.table
-    for column in ("usage_start_time", "cost"):
+    for column in ("usage_start_time", "cost", "currency"):
         if column not in table.column_names:
             raise BadInputError(f"{source.uri}: missing required billing export field {column}")
     starts = table.column("usage_start_time").to_pylist()
     costs = table.column("cost").to_pylist()
+    currencies = table.column("currency").to_pylist()
     credits = table.column("credits").to_pylist() if "credits" in table.column_names else [None] * len(costs)
-    totals: dict[str, Decimal] = {}
-    for line, start, cost, row_credits in zip(source.row_numbers(), starts, costs, credits, strict=True):
+    totals: DailyTotals = {}
+    for line, start, cost, currency, row_credits in zip(
+        source.row_numbers(), starts, costs, currencies, credits, strict=True
+    ):
         try:
             moment = start if isinstance(start, datetime) else datetime.fromisoformat(str(start).replace("Z", "+00:00"))
             if moment.tzinfo is None:
@@ -476,8 +480,7 @@ def gcp_daily_totals(source: SourceFile) -> dict[str, Decimal]:
             raise BadInputError(
                 f"{source.uri} row {line}: unreadable usage_start_time, cost or credits ({exc})"
             ) from exc
-        key = moment.astimezone(timezone.utc).date().isoformat()
-        totals[key] = totals.get(key, Decimal(0)) + amount
+        add_total(totals, moment.astimezone(timezone.utc).date().isoformat(), str(currency or ""), amount)
     return totals
 
 

@@ -32,6 +32,7 @@ from rai_pipelines.costs.ledger_schema import (
     tag_key,
 )
 from rai_pipelines.costs.values import decimal_value, utc_instant
+from rai_pipelines.costs.witness import DailyTotals, add_total
 
 USAGE_COLUMNS = ("cluster", "node_pool", "resource_id", "usage_start", "usage_end", "quantity", "resource_tags")
 COMPONENTS = ("amortised_purchase", "power", "support")
@@ -206,13 +207,13 @@ def onprem_to_focus(source: SourceFile, declaration: OnPremDeclaration, day: dat
     return pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
 
 
-def onprem_daily_totals(source: SourceFile, declaration: OnPremDeclaration) -> dict[str, Decimal]:
-    """Cost per day straight from usage and the declared rates (the reconciliation's witness)."""
-    totals: dict[str, Decimal] = {}
+def onprem_daily_totals(source: SourceFile, declaration: OnPremDeclaration) -> DailyTotals:
+    """Cost per day straight from usage and the declared rates, in the declared currency (the
+    reconciliation's witness)."""
+    totals: DailyTotals = {}
     for usage in _usage(source, declaration):
-        key = usage.start.date().isoformat()
         per_unit = sum(usage.pool.rates.values(), Decimal(0))
-        totals[key] = totals.get(key, Decimal(0)) + usage.quantity * per_unit
+        add_total(totals, usage.start.date().isoformat(), declaration.currency, usage.quantity * per_unit)
     return totals
 
 

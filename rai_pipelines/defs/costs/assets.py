@@ -117,7 +117,9 @@ def _reconciliation_metadata(result: Reconciliation) -> dict:
     return {
         "day": result.day.isoformat(),
         "mismatched_sources": dg.MetadataValue.json(result.mismatched),
-        "totals": dg.MetadataValue.md(table(["source", "export total", "ledger total", "status"], result.rows)),
+        "totals": dg.MetadataValue.md(
+            table(["source", "currency", "export total", "ledger total", "status"], result.rows)
+        ),
     }
 
 
@@ -136,19 +138,23 @@ def _refusal_metadata(refused: LedgerNotPublished) -> dict:
     return {"findings": dg.MetadataValue.md(_findings_table(refused.conformance))}
 
 
+def _by_currency(totals: dict[str, Decimal]) -> dg.MetadataValue:
+    return dg.MetadataValue.json({c: float(v) for c, v in sorted(totals.items())})
+
+
 def _day_metadata(built: BuiltDay) -> dict:
+    """The day's figures, every total per billing currency (a USD and a CAD bill are not added)."""
     summary = built.summary
-    effective = summary.effective
+    currencies = sorted(summary.effective_by_currency)
     return {
         "dagster/row_count": summary.rows,
         "dagster/uri": built.uri,
         "source_files": dg.MetadataValue.json([s.uri for s in built.sources]),
         EXPORT_FINGERPRINT: built.fingerprint,
-        "billed_cost": dg.MetadataValue.json({c: float(v) for c, v in sorted(summary.billed_by_currency.items())}),
-        "billed_cost_usd": float(summary.billed_by_currency.get("USD", Decimal(0))),
-        "effective_cost": float(effective),
-        "untagged_effective_cost": float(summary.untagged_effective),
-        "untagged_share": float(summary.untagged_effective / effective) if effective else 0.0,
+        "billed_cost": _by_currency(summary.billed_by_currency),
+        "effective_cost": _by_currency(summary.effective_by_currency),
+        "untagged_effective_cost": _by_currency(summary.untagged_by_currency),
+        "untagged_share": dg.MetadataValue.json({c: summary.untagged_share(c) for c in currencies}),
         "cost_by_service": dg.MetadataValue.md(
             table(
                 ["service", "currency", "billed"],
@@ -157,10 +163,12 @@ def _day_metadata(built: BuiltDay) -> dict:
         ),
         "cost_by_model_version": dg.MetadataValue.md(
             table(
-                ["model", "version", "effective (billing currency)"],
+                ["model", "version", "currency", "effective"],
                 [
-                    (m, v or "(untagged version)", f"{c:.4f}")
-                    for (m, v), c in sorted(summary.effective_by_model.items(), key=lambda i: (i[0][0], i[0][1] or ""))
+                    (m, v or "(untagged version)", c, f"{cost:.4f}")
+                    for (m, v, c), cost in sorted(
+                        summary.effective_by_model.items(), key=lambda i: (i[0][0], i[0][1] or "", i[0][2])
+                    )
                 ],
             )
         ),
@@ -169,23 +177,25 @@ def _day_metadata(built: BuiltDay) -> dict:
 
 
 def _range_metadata(days: list[BuiltDay]) -> dict:
-    """A backfill run's one materialisation, shared by its days: each day's figures in a table, and
-    each day's export digest by day (what the restatement sensor compares)."""
+    """A backfill run's one materialisation, shared by its days: each day's figures per currency in
+    a table, and each day's export digest by day (what the restatement sensor compares)."""
     rows = []
     for built in days:
         summary = built.summary
-        effective = summary.effective
-        rows.append(
-            (
-                built.day.isoformat(),
-                summary.rows,
-                f"{summary.billed_by_currency.get('USD', Decimal(0)):.2f}",
-                f"{effective:.2f}",
-                f"{(summary.untagged_effective / effective) if effective else 0:.1%}",
+        for currency in sorted(summary.effective_by_currency) or ["–"]:
+            rows.append(
+                (
+                    built.day.isoformat(),
+                    currency,
+                    summary.rows,
+                    f"{summary.billed_by_currency.get(currency, Decimal(0)):.2f}",
+                    f"{summary.effective_by_currency.get(currency, Decimal(0)):.2f}",
+                    f"{summary.untagged_share(currency):.1%}",
+                )
             )
-        )
+    header = ["day", "currency", "rows", "billed", "effective", "untagged share"]
     return {
-        "days": dg.MetadataValue.md(table(["day", "rows", "billed USD", "effective", "untagged share"], rows)),
+        "days": dg.MetadataValue.md(table(header, rows)),
         EXPORT_FINGERPRINT: dg.MetadataValue.json({b.day.isoformat(): b.fingerprint for b in days}),
         "rows": sum(b.summary.rows for b in days),
         "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in LEDGER_SCHEMA]),
