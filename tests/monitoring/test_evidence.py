@@ -258,3 +258,54 @@ def test_a_constant_reference_measures_the_shift_in_the_features_own_units():
     d, p, effect, _ = numeric_drift(profile, np.full(300, 48.0))
     assert d == 1.0 and p < 1e-100
     assert effect == pytest.approx(12.0)  # no spread to norm by: the Wasserstein distance itself
+
+
+def test_each_feature_is_tested_by_its_kind_with_its_own_effect_metric(car_loan, detector):
+    reference, analysis = car_loan
+    result = detector.detect(reference, analysis.iloc[30_000:35_000], score_column="y_pred_proba")
+    kinds = {f.feature: (f.kind, f.effect_metric) for f in result.features}
+    assert kinds == {
+        **{c: ("numeric", "wasserstein_normed") for c in detector.numeric},
+        **{c: ("categorical", "jensen_shannon") for c in detector.categorical},
+    }
+
+
+def test_an_effect_exactly_at_the_minimum_counts_as_drift(car_loan, specs):
+    """The effect size threshold is inclusive: a feature whose effect equals min_effect_size drifts."""
+    spec = specs["credit-scoring-ai"]
+    reference, analysis = car_loan
+    current = analysis.iloc[30_000:35_000]
+    numeric, categorical = list(spec.numeric_features), list(spec.categorical_features)
+    first = make_detector("columnar", numeric, categorical, min_effect_size=0.0).detect(reference, current, None)
+    car_value = next(f for f in first.features if f.feature == "car_value")
+    assert car_value.significant
+    at = make_detector("columnar", numeric, categorical, min_effect_size=car_value.effect_size)
+    above = make_detector("columnar", numeric, categorical, min_effect_size=np.nextafter(car_value.effect_size, 1.0))
+    assert "car_value" in at.detect(reference, current, None).drifted_features
+    assert "car_value" not in above.detect(reference, current, None).drifted_features
+
+
+def test_prediction_drift_is_tested_only_when_both_windows_carry_the_score(car_loan, detector):
+    reference, analysis = car_loan
+    current = analysis.iloc[30_000:35_000]
+    scored = detector.detect(
+        reference.rename(columns={"y_pred_proba": "score"}), current.rename(columns={"y_pred_proba": "score"})
+    )
+    assert scored.prediction_p_value is not None and scored.prediction_drift is not None  # "score" by default
+    unscored_current = detector.detect(reference, current.drop(columns=["y_pred_proba"]), score_column="y_pred_proba")
+    unscored_reference = detector.detect(reference.drop(columns=["y_pred_proba"]), current, score_column="y_pred_proba")
+    off = detector.detect(reference, current, score_column=None)
+    for result in (unscored_current, unscored_reference, off):
+        assert (result.prediction_p_value, result.prediction_effect_size, result.prediction_drift) == (None, None, None)
+
+
+def test_benjamini_hochberg_is_strict_at_each_step_and_a_single_test_is_not_corrected():
+    from alibi_detect.utils.statstest import fdr
+
+    on_the_step = np.array([0.025, 0.5])  # 0.025 equals its step 0.05 * 1/2: not below it
+    assert corrected_threshold(on_the_step, 0.05, "fdr") == 0.0
+    assert fdr(on_the_step, q_val=0.05)[0] == 0  # alibi-detect finds nothing significant there either
+    assert corrected_threshold(np.array([0.2]), 0.05, "fdr") == 0.0
+    assert corrected_threshold(np.array([0.01]), 0.05, "fdr") == 0.05
+    assert corrected_threshold(np.array([]), 0.05, "fdr") == 0.05
+    assert corrected_threshold(np.array([]), 0.05, "bonferroni") == 0.05
