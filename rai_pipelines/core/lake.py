@@ -93,6 +93,11 @@ class Lake:
         if self.is_local:
             # Beside the partition (one filesystem, so publishing is a rename), under a name that
             # is not a data file's.
+            created = []  # the folders made for this partition, deepest first
+            folder = directory
+            while not os.path.isdir(folder):
+                created.append(folder)
+                folder = os.path.dirname(folder)
             os.makedirs(directory, exist_ok=True)
             local_dir, path = None, f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
         else:
@@ -103,8 +108,15 @@ class Lake:
         finally:
             if local_dir is not None:
                 shutil.rmtree(local_dir, ignore_errors=True)
-            elif os.path.exists(path):
-                os.unlink(path)
+            else:
+                if os.path.exists(path):
+                    os.unlink(path)
+                # A partition that was not published leaves no trace: its folder goes if it is empty.
+                for folder in created:
+                    try:
+                        os.rmdir(folder)
+                    except OSError:  # not empty: published, or another writer's
+                        break
 
     def iter_batches(
         self, dataset: str, partition: Mapping[str, str], columns: list[str] | None = None

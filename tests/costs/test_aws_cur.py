@@ -596,6 +596,7 @@ def test_a_ledger_that_does_not_reconcile_is_not_published(tmp_path, specs, monk
     metadata = failure.event_specific_data.user_failure_data.metadata
     assert metadata["mismatched_sources"].value == [lost[0][0]]  # the export file, named
     assert not lake.exists("cost_ledger", {"date": day.isoformat()})  # nothing of the period written
+    assert not (world.lake_root / "cost_ledger").exists()  # not even an empty date= folder
 
 
 def test_a_day_the_exports_cover_without_charges_is_published_empty(tmp_path, specs, monkeypatch):
