@@ -1,7 +1,10 @@
 """Where things live. Every path comes from the environment, with a local default.
 
-RAI_HOME is the root of the embedded world (exports, lake, GitOps remote); production points the
-individual variables at S3 prefixes and a real Git remote instead.
+As other command-line tools do, the defaults are resolved against the working directory, not the
+package's own folder: `./policies`, `./models`, `./costs/onprem.yaml` and `./.rai` of the repository
+a command runs in (a CI job in the GitOps repository, say). RAI_HOME is the root of the embedded
+world (exports, lake, GitOps remote); production points the individual variables at S3 prefixes and
+a real Git remote instead.
 """
 
 from __future__ import annotations
@@ -39,20 +42,21 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        home = _env("RAI_HOME", str(Path.cwd() / ".rai"))
+        cwd = Path.cwd()
+        home = _env("RAI_HOME", str(cwd / ".rai"))
         return cls(
             home=home,
             lake_root=_env("RAI_LAKE_ROOT", str(Path(home) / "lake")),
             aws_cur_export_root=_env("RAI_AWS_CUR_EXPORT_ROOT", str(Path(home) / "exports" / "aws-cur-legacy")),
             aws_cur2_export_root=_env("RAI_AWS_CUR2_EXPORT_ROOT", str(Path(home) / "exports" / "aws-cur2")),
             onprem_usage_root=_env("RAI_ONPREM_USAGE_ROOT", str(Path(home) / "onprem-usage")),
-            onprem_declaration=_env("RAI_ONPREM_COSTS", str(PROJECT_ROOT / "costs" / "onprem.yaml")),
+            onprem_declaration=_env("RAI_ONPREM_COSTS", str(cwd / "costs" / "onprem.yaml")),
             billing_sources=_env("RAI_BILLING_SOURCES", ""),
             gitops_remote=_env("RAI_GITOPS_REMOTE", str(Path(home) / "gitops.git")),
             gitops_branch=_env("RAI_GITOPS_BRANCH", "main"),
-            policy_dir=_env("RAI_POLICY_DIR", str(PROJECT_ROOT / "policies")),
+            policy_dir=_env("RAI_POLICY_DIR", str(cwd / "policies")),
             policy_engine=_env("RAI_POLICY_ENGINE", "opa"),
-            model_registry_dir=_env("RAI_MODEL_REGISTRY", str(PROJECT_ROOT / "models")),
+            model_registry_dir=_env("RAI_MODEL_REGISTRY", str(cwd / "models")),
             partitions_start=_env("RAI_PARTITIONS_START", "2023-11-01"),
             workdir=_env("RAI_WORKDIR", str(Path(home) / "work")),
             pseudonymisation_key_file=_env(

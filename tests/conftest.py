@@ -83,8 +83,6 @@ def git_daemon(tmp_path_factory):
 def world_environment(world) -> dict[str, str]:
     return {
         **world.env(),
-        "RAI_MODEL_REGISTRY": str(PROJECT_ROOT / "models"),
-        "RAI_POLICY_DIR": str(PROJECT_ROOT / "policies"),
         "RAI_WORKDIR": str(world.home / "work"),
     }
 

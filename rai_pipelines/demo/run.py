@@ -41,9 +41,11 @@ def _prepare_environment(home: Path) -> Path:
 def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: float = 300) -> DemoResult:
     home = home.resolve()
     from rai_pipelines.core.registry import load_registry
-    from rai_pipelines.demo.world import build_world
+    from rai_pipelines.demo.world import build_world, project_configuration
     from rai_pipelines.settings import Settings
 
+    for name, value in project_configuration().items():  # unless the caller points elsewhere
+        os.environ.setdefault(name, value)
     specs = list(load_registry(Settings.from_env().model_registry_dir).values())
     key_file = home / "secrets" / "pseudonymisation.key"
 

@@ -39,6 +39,7 @@ from rai_pipelines.core.registry import ModelSpec
 from rai_pipelines.costs.sources.export_files import billing_period_folder
 from rai_pipelines.gitops.git import run_git
 from rai_pipelines.monitoring.snapshots import build_snapshot
+from rai_pipelines.settings import PROJECT_ROOT
 
 DATA_DIR = Path(__file__).parent / "data"
 START = date(2023, 11, 1)
@@ -66,7 +67,18 @@ class World:
             "RAI_AWS_CUR2_EXPORT_ROOT": str(self.cur2_export_root),
             "RAI_GITOPS_REMOTE": str(self.gitops_remote),
             "RAI_PARTITIONS_START": self.days[0].isoformat(),
+            **project_configuration(),
         }
+
+
+def project_configuration() -> dict[str, str]:
+    """The demo governs with this repository's own policies, model registry and on-prem rates
+    (a deployment reads its own, from its working directory or these variables)."""
+    return {
+        "RAI_POLICY_DIR": str(PROJECT_ROOT / "policies"),
+        "RAI_MODEL_REGISTRY": str(PROJECT_ROOT / "models"),
+        "RAI_ONPREM_COSTS": str(PROJECT_ROOT / "costs" / "onprem.yaml"),
+    }
 
 
 def demo_days(start: date = START, days: int = DAYS) -> list[date]:
