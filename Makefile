@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# Mutation testing of the code that decides money, policy and privacy (not run in CI: about 35
+# minutes on 2 cores). Prints the surviving mutants and the figures; see README "Mutation testing".
+mutation: $(STAMP)
+	$(BIN)/pip install --quiet "mutmut==3.8.1"
+	$(BIN)/python benchmarks/mutation.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check rai_pipelines tests benchmarks
