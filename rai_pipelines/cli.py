@@ -151,49 +151,59 @@ def _audit_verify(args) -> int:
 
 
 def _gate(args) -> int:
-    from rai_pipelines.governance.gate import EXIT_ERROR, GateResult, write_junit, write_sarif
+    from rai_pipelines.governance.gate import EXIT_ERROR
 
     try:
         return _run_gate(args)
+    except _GateRefused as refused:
+        return _refuse(args, str(refused), refused.inputs)
     except Exception as exc:  # the gate fails closed: anything unexpected is an error, never a pass
-        print(f"ERROR - the gate could not decide: {type(exc).__name__}: {exc}", file=sys.stderr)
-        failed = GateResult(errors=[f"the gate could not decide: {exc}"], inputs=list(args.manifests))
-        for writer, path in ((write_junit, args.junit), (write_sarif, args.sarif)):
-            if path:
-                try:
-                    writer(failed, path)
-                except OSError:
-                    pass
+        _refuse(args, f"the gate could not decide: {type(exc).__name__}: {exc}", list(args.manifests))
         return EXIT_ERROR
+
+
+class _GateRefused(Exception):
+    """The gate cannot decide with what it was given (exit 2, reports written)."""
+
+    def __init__(self, message: str, inputs: list[str]):
+        super().__init__(message)
+        self.inputs = inputs
+
+
+def _refuse(args, message: str, inputs: list[str]) -> int:
+    """Exit 2 with the reason on stderr and in the JUnit and SARIF files, which CI uploads whatever
+    the outcome: a step that reads them must never find them missing."""
+    from rai_pipelines.governance.gate import EXIT_ERROR, GateResult, write_junit, write_sarif
+
+    print(f"ERROR - {message}", file=sys.stderr)
+    failed = GateResult(errors=[message], inputs=inputs)
+    for writer, path in ((write_junit, args.junit), (write_sarif, args.sarif)):
+        if path:
+            try:
+                writer(failed, path)
+            except OSError as exc:
+                print(f"ERROR - could not write {path}: {exc}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def _run_gate(args) -> int:
     from rai_pipelines.core.decision_log import DecisionLog
-    from rai_pipelines.core.errors import PolicyError
-    from rai_pipelines.governance.gate import EXIT_ERROR, GateResult, report_text, run_gate, write_junit, write_sarif
+    from rai_pipelines.core.errors import PolicyError, RaiError
+    from rai_pipelines.core.registry import load_registry
+    from rai_pipelines.governance.gate import report_text, run_gate, write_junit, write_sarif
     from rai_pipelines.governance.rego import make_engine
 
     try:
-        from rai_pipelines.core.errors import RaiError
-        from rai_pipelines.core.registry import load_registry
-
         bundle = _load_bundle(args.bundle).with_registry(load_registry(args.registry))
     except (PolicyError, RaiError) as exc:
-        print(f"ERROR - {exc}", file=sys.stderr)
-        failed = GateResult(errors=[str(exc)], inputs=[args.bundle])
-        if args.junit:
-            write_junit(failed, args.junit)
-        if args.sarif:
-            write_sarif(failed, args.sarif)
-        return EXIT_ERROR
+        raise _GateRefused(str(exc), [args.bundle]) from exc
     log = None if args.no_decision_log else DecisionLog(args.decision_log)
     if not args.facts and not args.validation_set:
-        print("ERROR - give the candidate's facts (--facts) or a validation set to compute them from", file=sys.stderr)
-        return EXIT_ERROR
+        raise _GateRefused(
+            "give the candidate's facts (--facts) or a validation set to compute them from", list(args.manifests)
+        )
     candidate = None
     if args.validation_set:
-        from rai_pipelines.core.errors import RaiError
-        from rai_pipelines.core.registry import load_registry
         from rai_pipelines.governance.candidate_facts import candidate_facts, read_validation_set
 
         try:
@@ -215,8 +225,7 @@ def _run_gate(args) -> int:
                 source=args.validation_set,
             )
         except RaiError as exc:
-            print(f"ERROR - {exc}", file=sys.stderr)
-            return EXIT_ERROR
+            raise _GateRefused(str(exc), [args.validation_set]) from exc
         print(f"candidate facts from {args.validation_set}: {json.dumps(candidate, sort_keys=True)}")
     result = run_gate(make_engine(args.engine), bundle, args.manifests, args.facts, log, candidate=candidate)
     print(report_text(result, bundle))

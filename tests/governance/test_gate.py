@@ -456,3 +456,21 @@ def test_a_team_module_cannot_publish_the_pipelines_environment(
     written = captured.out + captured.err + junit.read_text() + sarif.read_text()
     assert "leak.rego" in written and "ghp_leaked_if_you_see_this" not in written
     assert not (log / "decisions.jsonl").exists() or "ghp_leaked" not in (log / "decisions.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ((), "give the candidate's facts (--facts) or a validation set"),
+        (("--validation-set", "holdout.parquet", "--model", "credit-scoring-ai"), "--validation-set needs --model"),
+    ],
+)
+def test_a_gate_that_cannot_decide_still_writes_junit_and_sarif(overlay, tmp_path, capsys, extra, reason):
+    junit, sarif = tmp_path / "gate.xml", tmp_path / "gate.sarif"
+    code = gate(overlay("1.4.2"), *extra, "--junit", junit, "--sarif", sarif, tmp_path=tmp_path)
+    assert code == 2
+    assert reason in capsys.readouterr().err
+    suite = ET.parse(junit).getroot()
+    assert suite.get("errors") == "1" and reason in suite.find("testcase/error").get("message")
+    (result,) = json.loads(sarif.read_text())["runs"][0]["results"]
+    assert result["ruleId"] == "gate-error" and result["level"] == "error" and reason in result["message"]["text"]
