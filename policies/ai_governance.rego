@@ -24,7 +24,7 @@ import data.governance
 # The decision the loop and the gate read: the deny messages of the design brief, warnings, and
 # every violation with the rule that found it and the severity that decides the remediation
 # (rollback, review or alert).
-decision := {"deny": deny, "warn": warn, "violations": violation}
+decision := {"deny": deny, "warn": warn, "violations": violation, "warnings": warning}
 
 deny contains v.msg if some v in violation
 
@@ -161,8 +161,11 @@ fairness_ok(applicable, score) if {
 }
 
 # --- warnings --------------------------------------------------------------------------------------
+# Each warning names the rule that raised it (as a violation does), for reports such as SARIF.
 
-warn contains msg if {
+warn contains w.msg if some w in warning
+
+warning contains {"rule": "drift", "msg": msg} if {
 	is_number(facts.drift_share)
 	governed
 	limit := threshold("drift_share_warn")
@@ -183,7 +186,7 @@ drifted_names := concat(", ", facts.drifted_features) if {
 	}
 } else := "not named"
 
-warn contains msg if {
+warning contains {"rule": "fairness", "msg": msg} if {
 	is_number(facts.fairness_score_ci_upper)
 	is_number(facts.fairness_score)
 	governed
@@ -196,7 +199,7 @@ warn contains msg if {
 	)
 }
 
-warn contains msg if {
+warning contains {"rule": "registry", "msg": msg} if {
 	registered := data.registry.teams[app]
 	governed
 	team_label != ""

@@ -35,7 +35,7 @@ rules contains v.rule if some v in ai_governance.violation
 
 test_compliant_model_is_allowed if {
 	d := ai_governance.decision with input as credit_v2 with data.ai_models as {"2.0.0": fair_and_cheap}
-	d == {"deny": set(), "warn": set(), "violations": set()}
+	d == {"deny": set(), "warn": set(), "violations": set(), "warnings": set()}
 }
 
 test_unfair_model_is_denied_with_rollback if {
@@ -132,6 +132,12 @@ test_drift_warns_without_violating if {
 	d := ai_governance.decision with input as credit_v2 with data.ai_models as {"2.0.0": facts}
 	d.violations == set()
 	d.warn == {"Input drift on 0.57 of the features (car_value, loan_length), above 0.3."}
+}
+
+test_each_warning_names_its_rule if {
+	drifting := {"fairness_score": 0.74, "fairness_score_ci_upper": 0.86, "estimated_cost_per_inference_usd": 0.0013, "drift_share": 0.57}
+	d := ai_governance.decision with input as credit_v2 with data.ai_models as {"2.0.0": drifting}
+	{w.rule | some w in d.warnings} == {"drift", "fairness"}
 }
 
 test_drift_warns_even_when_the_features_are_not_named if {

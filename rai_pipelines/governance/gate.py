@@ -277,7 +277,7 @@ def write_sarif(result: GateResult, path: str) -> None:
         if item.decision is None:
             continue
         findings = [(v["rule"], "error", v["msg"]) for v in item.decision.failures]
-        findings += [("drift", "warning", w) for w in item.decision.warn]
+        findings += [(w["rule"], "warning", w["msg"]) for w in item.decision.warning_findings]
         for rule, level, message in findings:
             rules.setdefault(rule, {"id": rule, "shortDescription": {"text": f"rai-pipelines policy rule {rule}"}})
             results.append(

@@ -255,6 +255,8 @@ class PolicyDecision:
     # False when the model-version label is not what runs: the facts looked up under it cannot be
     # trusted, so nothing is done on them but an alert (hardening: a label is written by anyone).
     trusted: bool = True
+    # Each warning with the rule that raised it, when the package names them (`warnings`).
+    warnings: list[dict] = field(default_factory=list, compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -267,6 +269,14 @@ class PolicyDecision:
         explained = {str(v.get("msg")) for v in self.violations}
         plain = [{"rule": "deny", "msg": m, "severity": "alert"} for m in self.deny if m not in explained]
         return [*self.violations, *plain]
+
+    @property
+    def warning_findings(self) -> list[dict]:
+        """Every warning with its rule: the package's `warnings`, and a plain `warn` message a module
+        adds without one (rule `warn`), so that no warning goes unreported."""
+        explained = {str(w.get("msg")) for w in self.warnings}
+        plain = [{"rule": "warn", "msg": m} for m in self.warn if m not in explained]
+        return [*self.warnings, *plain]
 
     @property
     def remediation(self) -> str:
@@ -312,6 +322,12 @@ def evaluate_decisions(
         for violation in violations:
             if violation.get("severity") not in REMEDIATION_ORDER:
                 raise PolicyError(f"{query} for {name}: violation {violation!r} has no valid severity")
+        warnings = result.get("warnings", [])
+        if not isinstance(warnings, list) or not all(
+            isinstance(w, dict) and isinstance(w.get("rule"), str) and isinstance(w.get("msg"), str) for w in warnings
+        ):
+            raise PolicyError(f"{query} for {name}: warnings must be objects with a rule and a msg, got {warnings!r}")
+        warnings = sorted(warnings, key=lambda w: (w["rule"], w["msg"]))
         deny = sorted(map(str, result["deny"]))
         mismatch = version_mismatch(manifest, registry_versions)
         if mismatch:
@@ -319,7 +335,13 @@ def evaluate_decisions(
             deny = sorted({*deny, mismatch})
         out.append(
             PolicyDecision(
-                deny, sorted(map(str, result["warn"])), violations, metrics, engine.name, trusted=not mismatch
+                deny,
+                sorted(map(str, result["warn"])),
+                violations,
+                metrics,
+                engine.name,
+                trusted=not mismatch,
+                warnings=warnings,
             )
         )
     return out

@@ -290,3 +290,28 @@ def test_the_rollback_target_is_chosen_by_the_package_asked_for(engine, bundle_w
     assert choose()[0] == "1.2.0"
     target, considered = choose(package="acme.strict")
     assert target == "1.1.0" and considered[0] == ("1.2.0", ["acme.strict refuses version 1.2.0"])
+
+
+def test_a_plain_warn_message_without_a_rule_is_still_reported():
+    from rai_pipelines.governance.rego import PolicyDecision
+
+    drift = {"rule": "drift", "msg": "Input drift on 0.57 of the features (car_value), above 0.3."}
+    decision = PolicyDecision([], [drift["msg"], "Team module: GPU nodes are expensive."], [], warnings=[drift])
+    assert decision.warning_findings == [drift, {"rule": "warn", "msg": "Team module: GPU nodes are expensive."}]
+
+
+@pytest.mark.parametrize("warnings", [{"rule": "drift"}, [{"rule": "drift"}], [{"rule": 3, "msg": "m"}], ["m"]])
+def test_malformed_warnings_make_the_decision_an_error_not_a_pass(tmp_path, engine, warnings):
+    from rai_pipelines.core.errors import PolicyError
+
+    copy = tmp_path / "policies"
+    shutil.copytree(PROJECT_ROOT / "policies", copy)
+    rego = copy / "ai_governance.rego"
+    text = rego.read_text().replace('"warnings": warning}', f'"warnings": {json.dumps(warnings)}}}')
+    assert text != rego.read_text()
+    rego.write_text(text)
+    (copy / "ai_governance_test.rego").unlink()
+    with pytest.raises(PolicyError, match="warnings must be objects with a rule and a msg"):
+        evaluate_deployments(
+            engine, PolicyBundle.load(copy), [RenderedDeployment("apps/c", _deployment("1.4.2"))], ROWS, REMOTE, "r"
+        )

@@ -474,3 +474,27 @@ def test_a_gate_that_cannot_decide_still_writes_junit_and_sarif(overlay, tmp_pat
     assert suite.get("errors") == "1" and reason in suite.find("testcase/error").get("message")
     (result,) = json.loads(sarif.read_text())["runs"][0]["results"]
     assert result["ruleId"] == "gate-error" and result["level"] == "error" and reason in result["message"]["text"]
+
+
+def test_sarif_names_the_rule_of_each_warning(overlay, tmp_path, capsys):
+    facts = tmp_path / "facts.json"
+    facts.write_text(
+        json.dumps(
+            {
+                "1.4.2": {
+                    "fairness_score": 0.74,
+                    "fairness_score_ci_upper": 0.86,
+                    "estimated_cost_per_inference_usd": 0.0013,
+                    "drift_share": 0.57,
+                    "drifted_features": ["car_value"],
+                }
+            }
+        )
+    )
+    sarif = tmp_path / "gate.sarif"
+    code = gate(overlay("1.4.2"), "--facts", facts, "--sarif", sarif, tmp_path=tmp_path)
+    assert code == 0, capsys.readouterr().out  # warnings do not block
+    results = json.loads(sarif.read_text())["runs"][0]["results"]
+    assert sorted((r["ruleId"], r["level"]) for r in results) == [("drift", "warning"), ("fairness", "warning")]
+    fairness = next(r for r in results if r["ruleId"] == "fairness")
+    assert "95% interval reaches 0.86" in fairness["message"]["text"]

@@ -617,7 +617,7 @@ def test_policy_test_command_reports_as_opa_test_does(tmp_path, capsys):
     assert main(["policy", "test", shipped, "--coverage", "--threshold", "100"]) == 0
     out = capsys.readouterr().out
     assert "data.apexlogic.ai_governance_test.test_compliant_model_is_allowed: PASS" in out
-    assert "PASS: 22/22" in out
+    assert "PASS: 23/23" in out
     coverage = json.loads(out[out.index("\n{") :])
     assert coverage["coverage"] == 100.0 and coverage["files"]["ai_governance.rego"]["not_covered_lines"] == 0
     copy = _copy_bundle(tmp_path)
