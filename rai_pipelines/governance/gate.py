@@ -270,6 +270,19 @@ def write_junit(result: GateResult, path: str) -> None:
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
+def _artifact(source: str) -> str:
+    """The file a finding points at: a manifest file as given, or a kustomize directory's
+    kustomization file (code scanning shows results on files, not folders)."""
+    from rai_pipelines.gitops.render import KUSTOMIZATION_FILES
+
+    folder = Path(source)
+    if folder.is_dir():
+        found = next((name for name in KUSTOMIZATION_FILES if (folder / name).is_file()), None)
+        if found is not None:
+            return f"{source.rstrip('/')}/{found}"
+    return source
+
+
 def write_sarif(result: GateResult, path: str) -> None:
     rules: dict[str, dict] = {}
     results = []
@@ -286,12 +299,17 @@ def write_sarif(result: GateResult, path: str) -> None:
                     "level": level,
                     "message": {"text": f"{item.name}: {message}"},
                     "locations": [
-                        {"physicalLocation": {"artifactLocation": {"uri": item.source}, "region": {"startLine": 1}}}
+                        {
+                            "physicalLocation": {
+                                "artifactLocation": {"uri": _artifact(item.source)},
+                                "region": {"startLine": 1},
+                            }
+                        }
                     ],
                     "partialFingerprints": {"decisionId": item.decision_id or ""},
                 }
             )
-    where = result.items[0].source if result.items else (result.inputs[0] if result.inputs else ".")
+    where = _artifact(result.items[0].source if result.items else (result.inputs[0] if result.inputs else "."))
     for message in result.errors:
         rules.setdefault("gate-error", {"id": "gate-error", "shortDescription": {"text": "the gate could not decide"}})
         results.append(

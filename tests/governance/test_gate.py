@@ -77,7 +77,8 @@ def test_an_over_budget_candidate_fails_with_junit_and_sarif(overlay, facts_file
     assert failure.get("type") == "cost" and "budget" in failure.get("message")
     results = json.loads(sarif.read_text())["runs"][0]["results"]
     assert {(r["ruleId"], r["level"]) for r in results} == {("cost", "error"), ("drift", "warning")}
-    assert all(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("production") for r in results)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
+    assert uris == {f"{overlay('2.0.0')}/kustomization.yaml"}  # the overlay's file, not its folder
 
 
 def test_missing_facts_fail_closed(overlay, tmp_path, capsys):
