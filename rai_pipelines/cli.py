@@ -73,6 +73,28 @@ def _policy_validate(args) -> int:
     return 0
 
 
+def _facts_export(args) -> int:
+    """The governance facts the gate reads (`--facts`), from the lake the loop writes: an object keyed
+    by model version with the latest day's facts of each (the policies' `data.ai_models`)."""
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.governance.facts import ai_models_document, read_all_facts
+
+    rows = read_all_facts(Lake(args.lake))
+    if args.model:
+        rows = [r for r in rows if r["model_name"] in args.model]
+    if not rows:
+        which = f" for {', '.join(args.model)}" if args.model else ""
+        print(f"error: no governance facts{which} in {args.lake}", file=sys.stderr)
+        return 2
+    text = json.dumps(ai_models_document(rows), indent=2, sort_keys=True, default=str) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"facts of {len({r['model_version'] for r in rows})} model versions written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _policy_suggest(args) -> int:
     from datetime import date
 
@@ -288,6 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     suggest.add_argument("--branch", help="branch name (default rai-pipelines/suggest/<UTC time>)")
     suggest.add_argument("--workdir", default=settings.workdir)
     suggest.set_defaults(func=_policy_suggest)
+
+    facts = sub.add_parser("facts", help="governance facts commands")
+    facts_sub = facts.add_subparsers(dest="facts_command", required=True)
+    export = facts_sub.add_parser("export", help="write the latest governance facts of each version, for gate --facts")
+    export.add_argument("--lake", default=settings.lake_root, help="lake holding governance_facts")
+    export.add_argument("--model", action="append", help="only this model (repeatable)")
+    export.add_argument("--out", help="write here (default: standard output)")
+    export.set_defaults(func=_facts_export)
 
     audit = sub.add_parser("audit", help="decision log commands")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

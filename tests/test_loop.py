@@ -462,3 +462,41 @@ def test_the_finops_foundations_validator_passes_on_ledgers_from_every_source(lo
     assert result["focus_version"] == "1.0" and result["checks"] > 100
     failed = {f["check"] for f in result["failures"]}
     assert failed == VALIDATOR_DEFECTS, result["failures"]
+
+
+def test_facts_exported_from_the_lake_let_the_gate_decide_as_the_sensor_does(loop, tmp_path, capsys):
+    """The CI gate's facts come from the lake the loop writes (`facts export`): gating the deployed
+    overlays with them denies what the policy sensor denies."""
+    from rai_pipelines.cli import main
+
+    facts = tmp_path / "facts.json"
+    assert main(["facts", "export", "--lake", str(loop["world"].lake_root), "--out", str(facts)]) == 0
+    exported = json.loads(facts.read_text())
+    assert set(exported) == {version for _, version in _facts(loop)}
+    assert (
+        exported["2.0.0"]["estimated_cost_per_inference_usd"]
+        == _facts(loop)[("credit-scoring-ai", "2.0.0")]["estimated_cost_per_inference_usd"]
+    )
+    only_credit = tmp_path / "credit.json"
+    main(
+        [
+            "facts",
+            "export",
+            "--lake",
+            str(loop["world"].lake_root),
+            "--model",
+            "credit-scoring-ai",
+            "--out",
+            str(only_credit),
+        ]
+    )
+    assert set(json.loads(only_credit.read_text())) == {v for m, v in _facts(loop) if m == "credit-scoring-ai"}
+    capsys.readouterr()
+    denied_by_sensor = {r.tags["rai-pipelines/app"] for r in _evaluate(loop).run_requests}
+    with GitOpsCheckout(loop["url"], "main", str(tmp_path / "checkout")) as co:
+        for app in ("credit-scoring-ai", "employment-screening-ai"):
+            overlay = str(co.path / "apps" / app / "overlays" / "production")
+            code = main(["gate", overlay, "--facts", str(facts), "--no-decision-log"])
+            out = capsys.readouterr().out
+            assert code == (1 if app in denied_by_sensor else 0), out
+    assert main(["facts", "export", "--lake", str(tmp_path / "empty-lake")]) == 2
