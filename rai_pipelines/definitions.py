@@ -4,6 +4,7 @@ a real Git remote in production."""
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.core.registry import load_registry
+from rai_pipelines.core.registry import load_registry_reporting
 from rai_pipelines.costs.sources import load_billing_sources
 from rai_pipelines.costs.sources.aws_cur import AwsCurExport
 from rai_pipelines.costs.sources.onprem import OnPremUsage
@@ -25,7 +26,7 @@ from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.governance.sensors import build_policy_sensor
 from rai_pipelines.defs.jobs import daily_governance_job, gitops_rollback_job, late_labels_job
 from rai_pipelines.defs.monitoring.assets import build_model_assets
-from rai_pipelines.defs.monitoring.sensors import build_late_labels_sensor
+from rai_pipelines.defs.monitoring.sensors import build_late_labels_sensor, build_model_registry_sensor
 from rai_pipelines.defs.partitions import daily_partitions
 from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
 from rai_pipelines.defs.schedules import daily_governance_schedule
@@ -61,7 +62,12 @@ def _gitops(settings: Settings) -> GitOpsResource:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    specs = list(load_registry(settings.model_registry_dir).values())
+    # A bad model file leaves that model out, not every model: the registry sensor reports it on
+    # each tick, and the policies (which read the registry strictly) fail closed until it is fixed.
+    loaded, problems = load_registry_reporting(settings.model_registry_dir)
+    for problem in problems.values():
+        logging.getLogger("rai_pipelines").error("model file left out of the code location: %s", problem)
+    specs = list(loaded.values())
     days = daily_partitions(settings.partitions_start)
     resources = {
         "lake": LakeResource(
@@ -91,6 +97,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_policy_sensor(gitops_rollback_job),
             build_late_labels_sensor(specs, late_labels_job),
             build_restatement_sensor(daily_governance_job),
+            build_model_registry_sensor(),
         ],
         resources=resources,
     )

@@ -302,14 +302,33 @@ def _reference(doc: _ReferenceDoc, where: str) -> ReferenceWindow:
     return ReferenceWindow(doc.start.isoformat(), doc.end.isoformat())
 
 
-def load_registry(directory: str | Path) -> dict[str, ModelSpec]:
-    directory = Path(directory)
+def _model_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise BadInputError(f"model registry {directory} is not a directory")
-    specs = {}
-    for path in sorted(directory.glob("*.yaml")):
-        spec = load_model_spec(path)
-        if spec.name in specs:
-            raise BadInputError(f"{path}: model {spec.name} is also declared in {specs[spec.name].source}")
-        specs[spec.name] = spec
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+
+
+def load_registry(directory: str | Path) -> dict[str, ModelSpec]:
+    """Every model file (`*.yaml` or `*.yml`); the first bad one is an error. What decides (the
+    policies, the gate) reads the registry this way: a model file that cannot be read fails closed."""
+    specs, problems = load_registry_reporting(directory)
+    if problems:
+        raise BadInputError(next(iter(problems.values())))
     return specs
+
+
+def load_registry_reporting(directory: str | Path) -> tuple[dict[str, ModelSpec], dict[str, str]]:
+    """The valid models, and the problem of each file that is not one (by path): the code location
+    loads the other models when one file is bad, and reports it."""
+    specs: dict[str, ModelSpec] = {}
+    problems: dict[str, str] = {}
+    for path in _model_files(Path(directory)):
+        try:
+            spec = load_model_spec(path)
+            if spec.name in specs:
+                raise BadInputError(f"{path}: model {spec.name} is also declared in {specs[spec.name].source}")
+        except BadInputError as exc:
+            problems[str(path)] = str(exc)
+            continue
+        specs[spec.name] = spec
+    return specs, problems

@@ -8,7 +8,7 @@ import dagster as dg
 
 from rai_pipelines.core.decision_log import DecisionLog
 from rai_pipelines.core.lake import Lake
-from rai_pipelines.core.registry import ModelSpec, load_registry
+from rai_pipelines.core.registry import ModelSpec, load_registry, load_registry_reporting
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -55,6 +55,10 @@ class ModelRegistryResource(dg.ConfigurableResource):
 
     def models(self) -> dict[str, ModelSpec]:
         return load_registry(self.directory)
+
+    def load_reporting(self) -> tuple[dict[str, ModelSpec], dict[str, str]]:
+        """The valid models and the problem of each bad model file (by path)."""
+        return load_registry_reporting(self.directory)
 
     def model(self, name: str) -> ModelSpec:
         models = self.models()

@@ -153,3 +153,46 @@ def test_bad_billing_source_declarations_name_file_source_and_field(tmp_path, mo
         path.write_text(text)
         with pytest.raises(BadInputError, match=message):
             load_billing_sources(path)
+
+
+def test_a_bad_model_file_leaves_that_model_out_and_is_reported_while_the_others_load(tmp_path, monkeypatch):
+    import dagster as dg
+    import pytest
+
+    from rai_pipelines.core.errors import BadInputError
+    from rai_pipelines.core.registry import load_registry
+    from rai_pipelines.definitions import build_definitions
+    from rai_pipelines.settings import Settings
+
+    registry = tmp_path / "models"
+    shutil.copytree(PROJECT_ROOT / "models", registry)
+    # a model file named .yml is read like .yaml
+    (registry / "employment-screening-ai.yaml").rename(registry / "employment-screening-ai.yml")
+    credit = (registry / "credit-scoring-ai.yaml").read_text()
+    broken = credit.replace("name: credit-scoring-ai", "name: fraud-scoring-ai").replace(
+        "correction: bonferroni", "correction: bonferoni"
+    )
+    assert broken.count("fraud-scoring-ai") == 1 and "bonferoni" in broken
+    (registry / "fraud-scoring-ai.yaml").write_text(broken)
+    (registry / "README.md").write_text("not a model file")
+    monkeypatch.setenv("RAI_MODEL_REGISTRY", str(registry))
+    monkeypatch.setenv("RAI_HOME", str(tmp_path / "home"))
+
+    defs = build_definitions(Settings.from_env())
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert "credit_scoring_ai/drift_report" in keys and "employment_screening_ai/drift_report" in keys
+    assert not any(k.startswith("fraud_scoring_ai/") for k in keys)
+    sensor = defs.resolve_sensor_def("model_registry_sensor")
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+        with pytest.raises(Exception, match=r"fraud-scoring-ai\.yaml.*correction") as failure:
+            sensor.evaluate_tick(context)
+        assert "1 model file(s) left out" in str(failure.value)
+    # what decides reads the registry strictly: the policies fail closed on the bad file
+    with pytest.raises(BadInputError, match=r"fraud-scoring-ai\.yaml"):
+        load_registry(registry)
+    (registry / "fraud-scoring-ai.yaml").unlink()
+    assert set(load_registry(registry)) == {"credit-scoring-ai", "employment-screening-ai"}
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+        assert "all 2 model files are valid" in str(sensor.evaluate_tick(context).skip_message)

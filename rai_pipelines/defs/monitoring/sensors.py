@@ -8,7 +8,7 @@ import dagster as dg
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.defs.keys import GOVERNANCE_FACTS, model_asset_keys
-from rai_pipelines.defs.resources import LakeResource
+from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
 from rai_pipelines.monitoring.labels import label_partitions, labels_read, match_labels
 
 
@@ -79,3 +79,25 @@ def build_late_labels_sensor(
         )
 
     return late_labels_sensor
+
+
+def build_model_registry_sensor(minimum_interval_seconds: int = 300) -> dg.SensorDefinition:
+    """Reports model files the code location left out: a bad file does not stop the other models'
+    assets, schedules and sensors, and each tick of this sensor fails, naming the file and what is
+    wrong with it, until it is fixed (then the code location must be reloaded to add the model)."""
+
+    @dg.sensor(
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Model registry: fails, naming each model file that is not valid (that model's assets are "
+        "left out of the code location until it is fixed and the location reloaded).",
+    )
+    def model_registry_sensor(context: dg.SensorEvaluationContext, registry: ModelRegistryResource):
+        specs, problems = registry.load_reporting()
+        if problems:
+            raise BadInputError(
+                f"{len(problems)} model file(s) left out of the code location: " + "; ".join(problems.values())
+            )
+        return dg.SkipReason(f"all {len(specs)} model files are valid")
+
+    return model_registry_sensor
