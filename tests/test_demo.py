@@ -33,6 +33,13 @@ def test_demo_prints_real_rollback_commits_made_through_the_daemon(tmp_path):
         assert "Rai-Decision-Id:" in run_git(["--git-dir", repo, "log", "-1", "--format=%B", sha])
     assert "credit-scoring-ai 2.0.0 denied: Estimated inference cost exceeds budget" in out.stdout
     assert "employment-screening-ai 3.2.0 denied: AI model fairness score below" in out.stdout
+    # The follow-up commands the demo prints work as printed, from any directory.
+    follow_ups = re.findall(r"^  (\S+/rai-pipelines (?:audit verify|policy suggest) .+)$", out.stdout, re.M)
+    assert len(follow_ups) == 2, out.stdout[-2000:]
+    for command in follow_ups:
+        done = subprocess.run(command.split(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 0, command + "\n" + done.stdout + done.stderr
+    assert "intact" in subprocess.run(follow_ups[0].split(), capture_output=True, text=True, cwd=tmp_path).stdout
     # The runs are in the persistent instance: 14 daily runs, and rollbacks launched by the sensor.
     os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
     try:

@@ -95,8 +95,12 @@ def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: flo
     # dagster dev reads a .env file in its working directory: the UI then sees the demo world.
     (dagster_home / ".env").write_text("".join(f"{k}={v}\n" for k, v in world.env().items()))
     dagster = Path(sys.executable).parent / "dagster"
+    cli = Path(sys.executable).parent / "rai-pipelines"
     say(
-        f"\nThe Dagster UI shows the runs, materialisations and sensor ticks:\n"
+        f"\nThe decision log's hash chain, and threshold changes the demo's facts suggest:\n"
+        f"  {cli} audit verify --log {home / 'decision_log'}\n"
+        f"  {cli} policy suggest --lake {world.lake_root}\n"
+        f"The Dagster UI shows the runs, materialisations and sensor ticks:\n"
         f"  cd {dagster_home} && DAGSTER_HOME=$PWD {dagster} dev -w {PROJECT_ROOT / 'workspace.yaml'}"
     )
     return result
