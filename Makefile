@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[pipelines,test]"
 	# OPA's own evaluator (Go, in process). The package's metadata asks for Python 3.14, but it is
 	# plain ctypes over a c-shared library and runs on 3.10+: installed without that check.
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python opa-golib-python-bindings==0.4.4

@@ -7,8 +7,33 @@ import json
 import sys
 from pathlib import Path
 
+# What each command needs beyond the base install (the gate's): the `pipelines` extra.
+PIPELINES_MODULES = ("dagster", "pyarrow", "pandas", "duckdb")
+
+
+def _needs_pipelines(what: str) -> None:
+    import importlib.util
+
+    def absent(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except ImportError:  # a broken or blocked installation is as good as none
+            return True
+
+    missing = [m for m in PIPELINES_MODULES if absent(m)]
+    if missing:
+        raise _MissingExtra(
+            f"{what} needs the pipelines install (missing {', '.join(missing)}): "
+            "pip install 'rai-pipelines[pipelines]'; the base install runs the gate and the policy commands"
+        )
+
+
+class _MissingExtra(Exception):
+    pass
+
 
 def _demo(args) -> int:
+    _needs_pipelines("rai-pipelines demo")
     from rai_pipelines.demo.run import run_demo
 
     result = run_demo(Path(args.home), daemon_timeout=args.timeout)
@@ -76,6 +101,7 @@ def _policy_validate(args) -> int:
 def _facts_export(args) -> int:
     """The governance facts the gate reads (`--facts`), from the lake the loop writes: an object keyed
     by model version with the latest day's facts of each (the policies' `data.ai_models`)."""
+    _needs_pipelines("rai-pipelines facts export")
     from rai_pipelines.core.lake import Lake
     from rai_pipelines.governance.facts import ai_models_document, read_all_facts
 
@@ -96,6 +122,7 @@ def _facts_export(args) -> int:
 
 
 def _policy_suggest(args) -> int:
+    _needs_pipelines("rai-pipelines policy suggest")
     from datetime import date
 
     from rai_pipelines.core.errors import RaiError
@@ -152,6 +179,7 @@ def _audit_verify(args) -> int:
             return 2
         anchor = (int(sequence), f"sha256:{anchored}")
     elif args.dagster:
+        _needs_pipelines("audit verify --dagster")
         from rai_pipelines.defs.governance.audit import decision_log_anchor
 
         anchor = decision_log_anchor()
@@ -226,6 +254,10 @@ def _run_gate(args) -> int:
         )
     candidate = None
     if args.validation_set:
+        try:
+            _needs_pipelines("gate --validation-set")
+        except _MissingExtra as exc:
+            raise _GateRefused(str(exc), [args.validation_set]) from exc
         from rai_pipelines.governance.candidate_facts import candidate_facts, read_validation_set
 
         try:
@@ -331,7 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     verify.set_defaults(func=_audit_verify)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except _MissingExtra as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

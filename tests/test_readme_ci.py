@@ -132,3 +132,57 @@ def test_without_a_registry_in_the_working_directory_the_gate_says_where_it_look
     (_, gate) = run_steps(github_actions_steps(), repository, installed)
     assert gate.returncode == 2
     assert str(repository / "models") in gate.stdout + gate.stderr
+
+
+PIPELINES_ONLY = (
+    "dagster",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "duckdb",
+    "scipy",
+    "sklearn",
+    "great_expectations",
+    "alibi_detect",
+    "boto3",
+    "google",
+    "azure",
+    "regopy",
+    "matplotlib",
+    "sqlalchemy",
+)
+BLOCKER = f"""
+import sys
+
+
+class _NotInstalled:
+    # The base install: the pipelines extra's packages are absent.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {PIPELINES_ONLY!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked: base install)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+
+@pytest.fixture(scope="module")
+def base_install(installed, tmp_path_factory) -> dict[str, str]:
+    """The installed package as the base install leaves it: none of the pipelines extra's packages."""
+    blocker = tmp_path_factory.mktemp("base-install")
+    (blocker / "sitecustomize.py").write_text(BLOCKER)
+    env = {**installed, "PYTHONPATH": f"{blocker}{os.pathsep}{installed['PYTHONPATH']}"}
+    probe = subprocess.run([sys.executable, "-c", "import pyarrow"], env=env, capture_output=True, text=True)
+    assert probe.returncode == 1 and "blocked: base install" in probe.stderr
+    return env
+
+
+def test_the_readme_ci_job_runs_on_the_base_install_without_the_pipelines(base_install, tmp_path):
+    repository = gitops_repository(tmp_path / "gitops", "1.4.2", COMPLIANT)
+    policy_test, gate = run_steps(github_actions_steps(), repository, base_install)
+    assert policy_test.returncode == 0, policy_test.stdout + policy_test.stderr
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    demo = run_steps(["rai-pipelines demo --home demo"], repository, base_install)[0]
+    assert demo.returncode == 2
+    assert "pip install 'rai-pipelines[pipelines]'" in demo.stderr and "missing dagster" in demo.stderr
