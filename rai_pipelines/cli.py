@@ -41,6 +41,26 @@ def _demo(args) -> int:
     return 1 if failed or not result.rollback_commits else 0
 
 
+def _model_validate(args) -> int:
+    """Check every model file of a registry folder as the code location reads it: 0 when all are
+    valid, 1 naming each bad file and what is wrong, 2 when the folder is not there."""
+    from rai_pipelines.core.errors import BadInputError
+    from rai_pipelines.core.registry import load_registry_reporting
+
+    try:
+        specs, problems = load_registry_reporting(args.registry)
+    except BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for spec in specs.values():
+        features = len(spec.numeric_features) + len(spec.categorical_features)
+        print(f"OK    {spec.name} ({spec.source}): {len(spec.versions)} version(s), {features} feature(s)")
+    for problem in problems.values():
+        print(f"ERROR {problem}")
+    print(f"{len(specs)} valid, {len(problems)} invalid model file(s) in {args.registry}")
+    return 1 if problems else 0
+
+
 def _load_bundle(path: str):
     from rai_pipelines.governance.bundle import PolicyBundle
     from rai_pipelines.governance.rego import validate_bundle_compiles
@@ -342,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     suggest.add_argument("--branch", help="branch name (default rai-pipelines/suggest/<UTC time>)")
     suggest.add_argument("--workdir", default=settings.workdir)
     suggest.set_defaults(func=_policy_suggest)
+
+    model = sub.add_parser("model", help="model registry commands")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    model_check = model_sub.add_parser("validate", help="check every model file of the registry")
+    model_check.add_argument("registry", nargs="?", default=settings.model_registry_dir)
+    model_check.set_defaults(func=_model_validate)
 
     facts = sub.add_parser("facts", help="governance facts commands")
     facts_sub = facts.add_subparsers(dest="facts_command", required=True)
