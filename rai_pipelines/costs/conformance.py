@@ -65,8 +65,49 @@ def _schema_findings(schema: pa.Schema) -> list[Finding]:
 
 
 PERIODS = [("ChargePeriodStart", "ChargePeriodEnd"), ("BillingPeriodStart", "BillingPeriodEnd")]
+
 VALUE_CHECKED = sorted(set(ALLOWED) | {"BillingCurrency"})
 FILLED_ONLY = sorted(set(NOT_NULL) - set(VALUE_CHECKED) - set(TIMESTAMPS))
+
+# FOCUS 1.2's rules over several columns of a row, on commitment discounts. Each is decided on the
+# row's combination of (ChargeCategory, has a CommitmentDiscountId, CommitmentDiscountStatus, has a
+# CommitmentDiscountCategory), so the profile keeps those combinations (a handful) with the first
+# row of each, which a finding names.
+COMMITMENT_COLUMNS = (
+    "ChargeCategory",
+    "CommitmentDiscountId",
+    "CommitmentDiscountStatus",
+    "CommitmentDiscountCategory",
+    "EffectiveCost",
+    "BilledCost",
+)
+COMMITMENT_RULES = (
+    (
+        lambda c, has_id, status, has_category: not has_id and status is not None,
+        "CommitmentDiscountStatus",
+        "is set on a row without a CommitmentDiscountId (FOCUS: MUST be null when CommitmentDiscountId is null)",
+    ),
+    (
+        lambda c, has_id, status, has_category: has_id and c == "Usage" and status is None,
+        "CommitmentDiscountStatus",
+        "is missing on a Usage row with a CommitmentDiscountId (FOCUS: MUST NOT be null there)",
+    ),
+    (
+        lambda c, has_id, status, has_category: c != "Usage" and status is not None,
+        "CommitmentDiscountStatus",
+        "is set on a row whose ChargeCategory is not Usage: only usage consumes a commitment or leaves it unused",
+    ),
+    (
+        lambda c, has_id, status, has_category: has_id != has_category,
+        "CommitmentDiscountCategory",
+        "must be set exactly when CommitmentDiscountId is (FOCUS)",
+    ),
+)
+DOUBLE_COUNTED = (
+    "is the whole BilledCost of the purchase of a commitment discount whose covered usage also carries "
+    "its amortised cost: the commitment is counted twice in EffectiveCost (FOCUS: a purchase that covers "
+    "eligible charges is amortised into them, its own EffectiveCost 0 or the unused part)"
+)
 
 
 class LedgerProfile:
@@ -79,6 +120,12 @@ class LedgerProfile:
         self._filled: dict[str, list] = {c: [None, False] for c in FILLED_ONLY if c in schema.names}
         self._periods: set[tuple] = set()
         self._period_columns = [c for pair in PERIODS for c in pair if c in schema.names]
+        self._commitments: dict[tuple, tuple] = {}  # combination -> (source uri, row) of its first row
+        # per CommitmentDiscountId: (source uri, row) of a purchase counted in full, and whether
+        # usage it covered carries an amortised cost
+        self._purchased_in_full: dict[str, tuple] = {}
+        self._amortised: set[str] = set()
+        self._check_commitments = all(c in schema.names for c in COMMITMENT_COLUMNS)
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         self.rows += batch.num_rows
@@ -91,10 +138,56 @@ class LedgerProfile:
                 if len(present):
                     state[0] = present[0].as_py()
             state[1] = state[1] or values.null_count > 0
+        if self._check_commitments and batch.num_rows:
+            self._add_commitments(batch)
         if self._period_columns:
             periods = pa.table([batch.column(c) for c in self._period_columns], names=self._period_columns)
             distinct = periods.group_by(self._period_columns).aggregate([])
             self._periods.update(zip(*(distinct.column(c).to_pylist() for c in self._period_columns), strict=True))
+
+    def _add_commitments(self, batch) -> None:
+        uri = batch.column("x_SourceUri") if "x_SourceUri" in batch.schema.names else pa.nulls(batch.num_rows)
+        row = (
+            batch.column("x_SourceRowNumber")
+            if "x_SourceRowNumber" in batch.schema.names
+            else pa.nulls(batch.num_rows, pa.int64())
+        )
+        category, ids, status = (batch.column(c) for c in COMMITMENT_COLUMNS[:3])
+        names = ["category", "has_id", "status", "has_category"]
+        combos = pa.table(
+            [category, pc.is_valid(ids), status, pc.is_valid(batch.column("CommitmentDiscountCategory")), uri, row],
+            names=[*names, "uri", "row"],
+        )
+        grouped = combos.group_by(names, use_threads=False).aggregate([("uri", "first"), ("row", "first")])
+        for found in grouped.to_pylist():
+            self._commitments.setdefault(tuple(found[n] for n in names), (found["uri_first"], found["row_first"]))
+        effective, billed = batch.column("EffectiveCost"), batch.column("BilledCost")
+        zero = pa.scalar(0, billed.type)
+        in_full = pc.and_(
+            pc.and_(pc.equal(category, "Purchase"), pc.is_valid(ids)),
+            pc.and_(pc.equal(effective, billed), pc.not_equal(billed, zero)),
+        )
+        for i in pc.indices_nonzero(pc.fill_null(in_full, False)).to_pylist():
+            self._purchased_in_full.setdefault(ids[i].as_py(), (uri[i].as_py(), row[i].as_py()))
+        amortised = pc.and_(
+            pc.and_(pc.equal(category, "Usage"), pc.equal(status, "Used")),
+            pc.greater(effective, pa.scalar(0, effective.type)),
+        )
+        self._amortised.update(pc.unique(pc.filter(ids, pc.fill_null(amortised, False))).to_pylist())
+
+    def commitment_findings(self) -> list[Finding]:
+        findings = []
+        for combo, (uri, row) in sorted(self._commitments.items(), key=str):
+            for rule, column, detail in COMMITMENT_RULES:
+                if rule(*combo):
+                    where = f"{uri} row {row}" if uri else "a row"
+                    findings.append(Finding("focus_commitment_discount_rules", column, f"{where}: {detail}"))
+        for commitment, (uri, row) in sorted(self._purchased_in_full.items()):
+            if commitment in self._amortised:
+                where = f"{uri} row {row}" if uri else "a row"
+                detail = f"{where} ({commitment}): {DOUBLE_COUNTED}"
+                findings.append(Finding("focus_commitment_discount_rules", "EffectiveCost", detail))
+        return findings
 
     def frames(self):
         """The profile as data frames for Great Expectations: the distinct values of the columns
@@ -174,6 +267,7 @@ def validate_ledger(ledger: pa.Table | LedgerProfile) -> SuiteResult:
     results = [run_suite(values, name, allowed), filled_result]
     if len(periods):
         results.append(run_suite(periods, name + ".periods", period_rules))
-    findings = [f for r in results for f in r.findings] + missing + _schema_findings(profile.schema)
-    evaluated = sum(r.evaluated for r in results) + len(missing) + len(TIMESTAMPS) + 1
+    commitments = profile.commitment_findings()
+    findings = [f for r in results for f in r.findings] + missing + _schema_findings(profile.schema) + commitments
+    evaluated = sum(r.evaluated for r in results) + len(missing) + len(TIMESTAMPS) + 1 + len(COMMITMENT_RULES) + 1
     return SuiteResult("cost_ledger.focus_conformance", evaluated, findings)

@@ -331,3 +331,72 @@ def test_duplicate_line_items_are_kept_but_a_file_listed_twice_is_refused(tmp_pa
     container.put(manifest_name, json.dumps(manifest).encode())
     with pytest.raises(BadInputError, match=r"manifest\.json: blobs\[1\] lists .*part_0_0001\.csv a second time"):
         container.reader().read(MAY)
+
+
+def _commitment_ledger(tmp_path, edit):
+    from rai_pipelines.costs.conformance import validate_ledger
+
+    rows = azure_rows()
+    edit(rows)
+    container = LocalContainer(tmp_path / "commitments")
+    write_azure_run(container, rows, "run-1", "2024-05-03T06:12:44Z", fmt="csv.gz")
+    sources = container.reader().read(MAY)
+    ledger = pa.concat_tables([ledger_of(sources, day) for day in DAYS])
+    return validate_ledger(ledger)
+
+
+def _purchase(rows) -> dict:
+    return next(r for r in rows if r["ChargeCategory"] == "Purchase" and r["CommitmentDiscountId"])
+
+
+def _covered_usage(rows) -> dict:
+    return next(r for r in rows if r["ChargeCategory"] == "Usage" and r["CommitmentDiscountStatus"] == "Used")
+
+
+@pytest.mark.parametrize(
+    ("edit", "column", "detail"),
+    [
+        (
+            lambda rows: _purchase(rows).update(CommitmentDiscountStatus="Used"),
+            "CommitmentDiscountStatus",
+            "is set on a row whose ChargeCategory is not Usage",
+        ),
+        (
+            lambda rows: _covered_usage(rows).update(CommitmentDiscountStatus=""),
+            "CommitmentDiscountStatus",
+            "is missing on a Usage row with a CommitmentDiscountId",
+        ),
+        (
+            lambda rows: _covered_usage(rows).update(CommitmentDiscountCategory=""),
+            "CommitmentDiscountCategory",
+            "must be set exactly when CommitmentDiscountId is",
+        ),
+        (
+            lambda rows: _purchase(rows).update(EffectiveCost=_purchase(rows)["BilledCost"]),
+            "EffectiveCost",
+            "the commitment is counted twice in EffectiveCost",
+        ),
+    ],
+)
+def test_commitment_discount_rows_that_break_focus_rules_over_several_columns_are_refused(
+    tmp_path, edit, column, detail
+):
+    assert _commitment_ledger(tmp_path / "as-exported", lambda rows: None).passed
+    result = _commitment_ledger(tmp_path / "edited", edit)
+    assert not result.passed
+    (finding,) = result.findings
+    assert finding.expectation == "focus_commitment_discount_rules" and finding.column == column
+    assert detail in finding.detail and " row " in finding.detail  # the file and row of the first such row
+
+
+def test_an_entirely_unused_commitment_purchase_is_not_double_counting(tmp_path):
+    """EffectiveCost equal to BilledCost on a commitment's purchase is only double counting when
+    usage it covered carries an amortised cost too."""
+
+    def nothing_used(rows):
+        _purchase(rows).update(EffectiveCost=_purchase(rows)["BilledCost"])
+        for row in rows:
+            if row["CommitmentDiscountStatus"] == "Used":
+                row.update(EffectiveCost="0")
+
+    assert _commitment_ledger(tmp_path, nothing_used).passed
