@@ -99,7 +99,7 @@ def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: flo
     say(
         f"\nThe decision log's hash chain, and threshold changes the demo's facts suggest:\n"
         f"  {cli} audit verify --log {home / 'decision_log'}\n"
-        f"  {cli} policy suggest --lake {world.lake_root}\n"
+        f"  {cli} policy suggest --lake {world.lake_root} --bundle {PROJECT_ROOT / 'policies'}\n"
         f"The Dagster UI shows the runs, materialisations and sensor ticks:\n"
         f"  cd {dagster_home} && DAGSTER_HOME=$PWD {dagster} dev -w {PROJECT_ROOT / 'workspace.yaml'}"
     )
