@@ -94,6 +94,7 @@ def test_a_day_no_export_file_covers_is_missing_not_a_zero_bill():
     assert result.passed is False
     assert result.mismatched == []
     assert result.rows == [("(no export file covers this day)", "–", "–", "–", "MISSING")]
+    assert result.day == DAY
     assert result.covered is False
 
 
@@ -101,7 +102,7 @@ def test_a_day_after_the_exports_last_line_item_is_not_covered_yet():
     day_after = date(2023, 11, 15)
     witness = {URI: {"2023-11-13": {"USD": Decimal("250.75")}, "2023-11-14": {"USD": Decimal("0.009")}}}
     result = reconcile(day_after, {}, [_unreadable(URI)], witness)
-    assert result.passed is False and result.covered is False
+    assert result.passed is False and result.covered is False and result.day == day_after
     assert result.mismatched == []
     assert result.rows == [
         (URI, "–", "0.000000", "0.000000", "ok"),

@@ -5,6 +5,8 @@ numbers must equal fairlearn's."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -309,3 +311,55 @@ def test_benjamini_hochberg_is_strict_at_each_step_and_a_single_test_is_not_corr
     assert corrected_threshold(np.array([0.01]), 0.05, "fdr") == 0.05
     assert corrected_threshold(np.array([]), 0.05, "fdr") == 0.05
     assert corrected_threshold(np.array([]), 0.05, "bonferroni") == 0.05
+
+
+def test_a_drift_result_records_how_it_was_decided(car_loan, specs):
+    spec = specs["credit-scoring-ai"]
+    reference, analysis = car_loan
+    current = analysis.iloc[30_000:34_000]
+    detector = make_detector(
+        "columnar", list(spec.numeric_features), list(spec.categorical_features), correction="fdr", min_effect_size=0.2
+    )
+    result = detector.detect(reference, current, score_column="y_pred_proba")
+    assert (result.correction, result.min_effect_size, result.backend) == ("fdr", 0.2, "columnar")
+    assert (result.reference_rows, result.current_rows) == (len(reference), 4_000)
+    assert result.prediction_effect_size is not None and result.prediction_effect_size >= 0
+    for feature in result.features:
+        assert feature.psi >= 0 and feature.significant == (feature.p_value < result.threshold)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda ref, cur: (ref.drop(columns=["car_value", "loan_length"]), cur),
+            "reference profile has no column(s) car_value, loan_length",
+        ),
+        (lambda ref, cur: (ref, cur.iloc[:0]), "drift: the current window is empty"),
+        (
+            lambda ref, cur: (ref, cur.assign(car_value=np.nan)),
+            "drift: feature car_value has 1000 missing value(s) of 1000 in the current window",
+        ),
+    ],
+)
+def test_a_window_that_cannot_be_tested_is_refused_saying_why(car_loan, specs, change, message):
+    from rai_pipelines.core.errors import BadInputError
+
+    spec = specs["credit-scoring-ai"]
+    reference, analysis = car_loan
+    ref, cur = change(reference, analysis.iloc[30_000:31_000])
+    detector = make_detector("columnar", list(spec.numeric_features), list(spec.categorical_features))
+    profile = None
+    if "reference profile" in message:
+        from rai_pipelines.monitoring.drift import ReferenceProfile
+
+        profile = ReferenceProfile.from_frame(
+            ref, [c for c in spec.numeric_features if c in ref], list(spec.categorical_features), None
+        )
+    with pytest.raises(BadInputError, match=re.escape(message)):
+        detector.detect(None if profile else ref, cur, score_column=None, profile=profile)
+
+
+def test_without_a_reference_or_its_profile_the_detector_says_what_it_needs(car_loan, detector):
+    with pytest.raises(ValueError, match="drift: give the reference frame or its profile"):
+        detector.detect(None, car_loan[1].iloc[:100])
