@@ -464,9 +464,11 @@ def test_the_finops_foundations_validator_passes_on_ledgers_from_every_source(lo
     assert failed == VALIDATOR_DEFECTS, result["failures"]
 
 
-def test_facts_exported_from_the_lake_let_the_gate_decide_as_the_sensor_does(loop, tmp_path, capsys):
-    """The CI gate's facts come from the lake the loop writes (`facts export`): gating the deployed
-    overlays with them denies what the policy sensor denies."""
+def test_facts_exported_from_the_lake_let_the_gate_decide_as_the_sensor_does(loop, specs, tmp_path, capsys):
+    """The CI gate's facts come from the lake the loop writes (`facts export`): gating each model's
+    production overlay with them denies the versions the policy sensor rolled back (2.0.0 over
+    budget, 3.2.0 unfair) and allows the ones it restored. The overlays are made apart, as a
+    candidate's branch would hold them: other tests of this module change the GitOps remote."""
     from rai_pipelines.cli import main
 
     facts = tmp_path / "facts.json"
@@ -492,11 +494,19 @@ def test_facts_exported_from_the_lake_let_the_gate_decide_as_the_sensor_does(loo
     )
     assert set(json.loads(only_credit.read_text())) == {v for m, v in _facts(loop) if m == "credit-scoring-ai"}
     capsys.readouterr()
-    denied_by_sensor = {r.tags["rai-pipelines/app"] for r in _evaluate(loop).run_requests}
-    with GitOpsCheckout(loop["url"], "main", str(tmp_path / "checkout")) as co:
-        for app in ("credit-scoring-ai", "employment-screening-ai"):
-            overlay = str(co.path / "apps" / app / "overlays" / "production")
-            code = main(["gate", overlay, "--facts", str(facts), "--no-decision-log"])
-            out = capsys.readouterr().out
-            assert code == (1 if app in denied_by_sensor else 0), out
+    from rai_pipelines.demo.world import _base_files, overlay_files
+
+    expected = {("credit-scoring-ai", "2.0.0"): 1, ("credit-scoring-ai", "1.4.2"): 0}
+    expected |= {("employment-screening-ai", "3.2.0"): 1, ("employment-screening-ai", "3.1.0"): 0}
+    for (model, version), code in expected.items():
+        app = tmp_path / "gitops" / f"{model}-{version}" / "apps" / model
+        for folder, files in (
+            ("base", _base_files(specs[model])),
+            ("overlays/production", overlay_files(specs[model], version)),
+        ):
+            (app / folder).mkdir(parents=True)
+            for name, text in files.items():
+                (app / folder / name).write_text(text)
+        got = main(["gate", str(app / "overlays" / "production"), "--facts", str(facts), "--no-decision-log"])
+        assert got == code, (model, version, capsys.readouterr().out)
     assert main(["facts", "export", "--lake", str(tmp_path / "empty-lake")]) == 2
