@@ -22,25 +22,21 @@ def megabytes(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink()) / 2**20
 
 
+def build_wheel(folder: Path) -> Path:
+    """A wheel of this checkout, built offline with the venv's own setuptools."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(folder), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = folder.glob("rai_pipelines-*.whl")
+    return wheel
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rai-gate-install-") as tmp:
         work = Path(tmp)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "--no-build-isolation",
-                "-q",
-                "-w",
-                str(work),
-                str(ROOT),
-            ],
-            check=True,
-        )
-        (wheel,) = work.glob("rai_pipelines-*.whl")
+        wheel = build_wheel(work)
         venv = work / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         empty_mb = megabytes(venv)

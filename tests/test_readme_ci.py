@@ -40,23 +40,10 @@ def github_actions_steps() -> list[str]:
 def installed(tmp_path_factory) -> dict[str, str]:
     """The package installed from a wheel into a folder of its own; the environment a CI step gets."""
     build = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(build),
-            str(PROJECT_ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = build.glob("rai_pipelines-*.whl")
+    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+    from gate_install import build_wheel
+
+    wheel = build_wheel(build)
     site = build / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
