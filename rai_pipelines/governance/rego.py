@@ -181,13 +181,17 @@ _LARGEST_ACCEPTED = 1e300
 def engine_safe(value):
     """A copy of a JSON document whose numbers the embedded engine accepts. rego-cpp rejects the
     whole document for a float near the smallest or the largest double (a p-value of 1e-320, say):
-    magnitudes under 1e-300 become 0.0 and those over 1e300 are clamped to 1e300, which keeps every
-    comparison with a realistic threshold. NaN and infinity, which JSON cannot carry, are an error."""
+    positive values under 1e-300 become 0.0, negative ones over -1e-300 become -1e-300 (still
+    negative), and magnitudes over 1e300 are clamped to 1e300, which keeps every comparison with
+    zero and with a realistic threshold. NaN and infinity, which JSON cannot carry, are an error."""
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise PolicyError(f"a policy input or fact is {value!r}, which JSON cannot carry")
-        if 0 < abs(value) < _SMALLEST_ACCEPTED:
+        if 0 < value < _SMALLEST_ACCEPTED:
             return 0.0
+        if -_SMALLEST_ACCEPTED < value < 0:
+            # the sign survives: a policy's `score >= 0` must not pass a negative value as zero
+            return -_SMALLEST_ACCEPTED
         return max(-_LARGEST_ACCEPTED, min(_LARGEST_ACCEPTED, value))
     if isinstance(value, dict):
         return {str(k): engine_safe(v) for k, v in value.items()}

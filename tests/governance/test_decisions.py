@@ -187,7 +187,7 @@ def test_one_rollback_run_key_per_app_overlay_version_and_rendered_deployment():
     ("value", "sent"),
     [
         (1e-320, 0.0),  # a p-value rego-cpp cannot read: as good as zero for any threshold
-        (-5e-310, 0.0),
+        (-5e-310, -1e-300),  # still negative: a fairness ratio below zero is no measurement, never a 0
         (1e-300, 1e-300),
         (0.0, 0.0),
         (0.62, 0.62),
