@@ -10,6 +10,8 @@ from rai_pipelines.core.decision_log import DecisionLog
 from rai_pipelines.core.lake import Lake
 from rai_pipelines.core.registry import ModelSpec, load_registry, load_registry_reporting
 
+MIN_KEY_BYTES, MAX_KEY_BYTES = 32, 4096
+
 
 class LakeResource(dg.ConfigurableResource):
     """The lake (a local folder, or s3://bucket/prefix in production), the decision log, and the
@@ -42,9 +44,14 @@ class LakeResource(dg.ConfigurableResource):
             else:
                 with os.fdopen(fd, "wb") as f:
                     f.write(os.urandom(32).hex().encode())
-        key = path.read_bytes().strip()
-        if len(key) < 32:
-            raise ValueError(f"pseudonymisation key in {path} is shorter than 32 bytes")
+        with open(path, "rb") as f:  # bounded: a key is a secret of a few bytes, never a file to slurp
+            key = f.read(MAX_KEY_BYTES + 1).strip()
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"pseudonymisation key in {path} is shorter than {MIN_KEY_BYTES} bytes")
+        if len(key) > MAX_KEY_BYTES:
+            raise ValueError(
+                f"pseudonymisation key in {path} is longer than {MAX_KEY_BYTES:,} bytes: is it the right file?"
+            )
         return key
 
 

@@ -179,6 +179,26 @@ def test_the_pseudonymisation_key_is_created_only_on_the_embedded_default(tmp_pa
     assert (tmp_path / "secrets" / "key").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_mounted_key_must_be_between_32_and_4096_bytes_and_is_never_read_whole(tmp_path):
+    from rai_pipelines.defs.resources import LakeResource
+
+    path = tmp_path / "mounted" / "key"
+    path.parent.mkdir()
+    resource = LakeResource(
+        root=str(tmp_path), decision_log_dir=str(tmp_path / "log"), pseudonymisation_key_file=str(path)
+    )
+    path.write_bytes(b"k" * 31 + b"\n")
+    with pytest.raises(ValueError, match="shorter than 32 bytes"):
+        resource.pseudonymisation_key()
+    path.write_bytes(b"k" * 4096 + b"\n")
+    assert resource.pseudonymisation_key() == b"k" * 4096
+    # a wrong mount (a disk image, a log) is refused after reading 4 KiB of it, not loaded
+    with open(path, "wb") as f:
+        f.truncate(8 * 2**30)
+    with pytest.raises(ValueError, match="longer than 4,096 bytes"):
+        resource.pseudonymisation_key()
+
+
 def test_a_torn_last_line_is_set_aside_and_the_log_goes_on(tmp_path):
     log = DecisionLog(tmp_path)
     log.append({"decision_id": "d-1"})
