@@ -14,7 +14,7 @@ from rai_pipelines.core.registry import _ModelDoc
 from rai_pipelines.settings import PROJECT_ROOT
 
 README = (PROJECT_ROOT / "README.md").read_text()
-SECTION = README.split("### Add a model", 1)[1].split("\n- **feature_snapshots**", 1)[0]
+SECTION = README.split("\n## Add a model", 1)[1].split("\n### Try it on the demo", 1)[0]
 
 
 def _schema_keys(model: type, prefix: str = "") -> set[str]:
@@ -63,13 +63,19 @@ def test_the_add_a_model_commands_run_as_written(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", "-ec", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "OK    fraud-scoring-ai (models/fraud-scoring-ai.yaml): 2 version(s), 7 feature(s)" in done.stdout
+    assert "OK    fraud-scoring-ai (models/fraud-scoring-ai.yaml): 1 version(s), 6 feature(s)" in done.stdout
     assert "3 valid, 0 invalid model file(s) in models" in done.stdout
-    # a mistake in the new file is named, and the command fails
+    validate = block.strip().splitlines()[-1]
     path = tmp_path / "models" / "fraud-scoring-ai.yaml"
-    path.write_text(path.read_text().replace("correction: bonferroni", "correction: bonferoni"))
-    done = subprocess.run(
-        ["bash", "-ec", block.splitlines()[-1]], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    written = path.read_text()
+    # a misspelt value in the new file is named, and the command fails
+    path.write_text(written + "drift: {correction: bonferoni}\n")
+    done = subprocess.run(["bash", "-ec", validate], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 1
     assert "ERROR " in done.stdout and "fraud-scoring-ai.yaml: drift.correction" in done.stdout
+    # so is a version another model already has: the policies look facts up by version alone
+    path.write_text(written.replace('"1.0.0"', '"1.4.2"'))
+    done = subprocess.run(["bash", "-ec", validate], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "'1.4.2' is also a version of credit-scoring-ai" in done.stdout
+    assert "2 valid, 1 invalid model file(s) in models" in done.stdout

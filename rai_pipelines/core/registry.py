@@ -322,13 +322,23 @@ def load_registry_reporting(directory: str | Path) -> tuple[dict[str, ModelSpec]
     loads the other models when one file is bad, and reports it."""
     specs: dict[str, ModelSpec] = {}
     problems: dict[str, str] = {}
+    owners: dict[str, ModelSpec] = {}  # version -> the model that declared it first
     for path in _model_files(Path(directory)):
         try:
             spec = load_model_spec(path)
             if spec.name in specs:
                 raise BadInputError(f"{path}: model {spec.name} is also declared in {specs[spec.name].source}")
+            # The policies look facts up by version alone (data.ai_models), so a version names one model.
+            taken = [(v, owners[v]) for v in spec.versions if v in owners]
+            if taken:
+                version, owner = taken[0]
+                raise BadInputError(
+                    f"{path}: versions: {version!r} is also a version of {owner.name} ({owner.source}); "
+                    "a model version must be unique across models"
+                )
         except BadInputError as exc:
             problems[str(path)] = str(exc)
             continue
         specs[spec.name] = spec
+        owners.update(dict.fromkeys(spec.versions, spec))
     return specs, problems
