@@ -134,7 +134,15 @@ def _facts_export(args) -> int:
         return 2
     text = json.dumps(ai_models_document(rows), indent=2, sort_keys=True, default=str) + "\n"
     if args.out:
-        Path(args.out).write_text(text)
+        out = Path(args.out)
+        try:  # the folder is made if needed, and the file replaced whole or not at all
+            out.parent.mkdir(parents=True, exist_ok=True)
+            partial = out.with_name(f".{out.name}.partial")
+            partial.write_text(text)
+            partial.replace(out)
+        except OSError as exc:
+            print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         print(f"facts of {len({r['model_version'] for r in rows})} model versions written to {args.out}")
     else:
         sys.stdout.write(text)

@@ -510,3 +510,11 @@ def test_facts_exported_from_the_lake_let_the_gate_decide_as_the_sensor_does(loo
         got = main(["gate", str(app / "overlays" / "production"), "--facts", str(facts), "--no-decision-log"])
         assert got == code, (model, version, capsys.readouterr().out)
     assert main(["facts", "export", "--lake", str(tmp_path / "empty-lake")]) == 2
+    # --out makes its folder (as in a fresh checkout), and a path that cannot be written is a clear exit 2
+    lake = str(loop["world"].lake_root)
+    assert main(["facts", "export", "--lake", lake, "--out", str(tmp_path / "new" / "facts.json")]) == 0
+    assert json.loads((tmp_path / "new" / "facts.json").read_text()) == exported
+    capsys.readouterr()
+    assert main(["facts", "export", "--lake", lake, "--out", str(facts / "under-a-file.json")]) == 2
+    assert f"error: cannot write {facts / 'under-a-file.json'}" in capsys.readouterr().err
+    assert json.loads(facts.read_text()) == exported
