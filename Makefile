@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Mutation testing of the code that decides money, policy and privacy (not run in CI: about 35
-# minutes on 2 cores). Prints the surviving mutants and the figures; see README "Mutation testing".
+# minutes on 2 cores). Prints the surviving mutants and the figures; see docs/benchmarks.md "Mutation testing".
 mutation: $(STAMP)
 	$(BIN)/pip install --quiet "mutmut==3.8.1"
 	$(BIN)/python benchmarks/mutation.py

@@ -110,7 +110,7 @@ def decisions_per_second(engine_name: str, decisions: int, versions: int, one_ca
 
 
 def reference_decisions_per_second(decisions: int, versions: int) -> float:
-    """The design brief's two deny rules alone, on OPA, one call per decision."""
+    """The reference policy's two deny rules alone, on OPA, one call per decision."""
     rng = random.Random(7)
     facts = facts_for(versions, rng)
     manifests = [deployment("credit-scoring-ai", f"{rng.randrange(versions)}.0.0") for _ in range(decisions)]
@@ -300,7 +300,7 @@ def main() -> None:
         ),
         "reference_decisions_per_s": reference_decisions_per_second(args.decisions, args.versions),
     }
-    # not the default: what a deployment that starts its processes with GOGC=400 gets (README)
+    # not the default: what a deployment that starts its processes with GOGC=400 gets (README, Configuration)
     figures["decisions_per_s_gogc400"], gogc_rss_mb = decisions_per_second_with_gogc(400, args.decisions, args.versions)
     print(
         f"on CPU {cpu} alone, {args.decisions} decisions of the shipped policy's decision object: "

@@ -21,7 +21,7 @@ package apexlogic.ai_governance
 import data.ai_models
 import data.governance
 
-# The decision the loop and the gate read: the deny messages of the design brief, warnings, and
+# The decision the loop and the gate read: the deny messages, warnings, and
 # every violation with the rule that found it and the severity that decides the remediation
 # (rollback, review or alert).
 decision := {"deny": deny, "warn": warn, "violations": violation, "warnings": warning}
@@ -39,8 +39,8 @@ model_version := object.get(input, ["spec", "template", "metadata", "labels", "m
 # The deployed version's facts; null when there are none.
 facts := object.get(ai_models, model_version, null)
 
-# The brief governs the credit-scoring-ai Deployment; any other Deployment opts in with the label
-# rai-pipelines.io/governed: "true".
+# The reference policy governs the credit-scoring-ai Deployment; any other Deployment opts in with
+# the label rai-pipelines.io/governed: "true".
 governed if {
 	input.kind == "Deployment"
 	app == "credit-scoring-ai"
@@ -171,7 +171,7 @@ warning contains {"rule": "drift", "msg": msg} if {
 	limit := threshold("drift_share_warn")
 	facts.drift_share > limit
 	# The names are joined around sprintf, not passed to it: regopy 1.5.2 emits invalid JSON for the
-	# result of concat formatted by sprintf (README, known regopy edges).
+	# result of concat formatted by sprintf (docs/policies.md, known edges of regopy).
 	msg := concat("", [
 		sprintf("Input drift on %v of the features (", [round(facts.drift_share * 100) / 100]),
 		drifted_names,

@@ -1,5 +1,5 @@
-"""The README's GitHub Actions gate job, run as a CI runner would: its `rai-pipelines` steps, exactly
-as the README writes them, in a temporary GitOps repository, with the package installed from a wheel
+"""The README's GitHub Actions and GitLab CI gate jobs, run as a CI runner would: their `rai-pipelines`
+steps, exactly as the README writes them, in a temporary GitOps repository, with the package installed from a wheel
 built from this checkout (so that nothing resolves against the checkout: the defaults `./policies`
 and `./models` must come from the working directory)."""
 
@@ -34,6 +34,15 @@ def github_actions_steps() -> list[str]:
     steps = [step["run"] for step in workflow["jobs"]["gate"]["steps"] if "run" in step]
     assert any(s.startswith("pip install") for s in steps)
     return [s.strip() for s in steps if s.strip().startswith("rai-pipelines ")]
+
+
+def gitlab_ci_steps() -> list[str]:
+    """The `script:` lines of the README's GitLab CI job that call rai-pipelines."""
+    block = README.read_text().split("GitLab CI (`.gitlab-ci.yml`", 1)[1]
+    job = yaml.safe_load(block.split("```yaml\n", 1)[1].split("```", 1)[0])["model-gate"]
+    assert job["artifacts"]["reports"]["junit"] == "gate.xml"
+    assert any(s.startswith("pip install") for s in job["script"])
+    return [s.strip() for s in job["script"] if s.strip().startswith("rai-pipelines ")]
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +128,19 @@ def test_without_a_registry_in_the_working_directory_the_gate_says_where_it_look
     (_, gate) = run_steps(github_actions_steps(), repository, installed)
     assert gate.returncode == 2
     assert str(repository / "models") in gate.stdout + gate.stderr
+
+
+def test_the_readme_gitlab_ci_job_passes_a_compliant_candidate_and_fails_an_over_budget_one(installed, tmp_path):
+    steps = gitlab_ci_steps()
+    assert [s.split()[1] for s in steps] == ["policy", "gate"]
+    compliant = run_steps(steps, gitops_repository(tmp_path / "ok", "1.4.2", COMPLIANT), installed)
+    assert [done.returncode for done in compliant] == [0, 0], [d.stdout + d.stderr for d in compliant]
+    assert ET.parse(tmp_path / "ok" / "gate.xml").getroot().get("failures") == "0"
+    over = run_steps(steps, gitops_repository(tmp_path / "over", "2.0.0", OVER_BUDGET), installed)
+    assert over[1].returncode == 1, over[1].stdout + over[1].stderr
+    report = ET.parse(tmp_path / "over" / "gate.xml").getroot()
+    assert report.get("failures") == "1"
+    assert "Estimated inference cost exceeds budget (0.005 USD)." in ET.tostring(report, encoding="unicode")
 
 
 PIPELINES_ONLY = (

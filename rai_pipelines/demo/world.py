@@ -67,7 +67,8 @@ class World:
             "RAI_AWS_CUR2_EXPORT_ROOT": str(self.cur2_export_root),
             "RAI_GITOPS_REMOTE": str(self.gitops_remote),
             "RAI_PARTITIONS_START": self.days[0].isoformat(),
-            **project_configuration(),
+            # the policies, registry and rates the demo ran with: the caller's, or this repository's
+            **{name: os.environ.get(name, default) for name, default in project_configuration().items()},
         }
 
 
