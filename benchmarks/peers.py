@@ -15,8 +15,10 @@ first build downloads from the package index (about a minute for Evidently); lat
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,24 +37,32 @@ EVIDENTLY_REQUIREMENTS = [
     "scipy==1.17.1",
 ]
 
-# The FinOps Foundation's FOCUS validator (benchmarks/peers/focus_validate.py). 1.0.0 is the newest release
-# for Python 3.11 (2.x requires >=3.12); its rule sets are 0.5, 1.0-preview and 1.0. Verified with Python
-# 3.11: it caps numpy<2, so pyarrow stays on 25 (26 needs numpy 2), and pandera<0.18, whose 0.17 imports
-# multimethod.overload, missing from the multimethod 2.1 that pip picks, so multimethod stays on 1.10.
-# pandasql (the validator's SQL checks) works on SQLAlchemy 2.1.
+# The FinOps Foundation's FOCUS validator (benchmarks/peers/focus_validate.py). 2.2.1 checks FOCUS 1.2,
+# the ledger's version, with the specification's own rule model (model-1.2.0.1.json, bundled: nothing
+# is downloaded). It is an sdist for Python >= 3.12.
 FOCUS_VALIDATOR_REQUIREMENTS = [
-    "focus-validator==1.0.0",
-    "pandera==0.17.2",
-    "multimethod==1.10",
-    "pandas==2.3.3",
+    "focus-validator==2.2.1",
+    # its own pins (numpy<2, polars 1.x, pandera 0.26, sqlglot 27, duckdb 1.x), resolved once and kept:
+    # pyarrow 21 is the newest that still imports with numpy 1.26
+    "pyarrow==21.0.0",
     "numpy==1.26.4",
-    "pyarrow==25.0.1",
+    "pandas==2.3.3",
+    "polars==1.44.2",
+    "duckdb==1.5.6",
+    "pandera==0.26.1",
+    "multimethod==2.0.2",
+    "sqlglot==27.29.0",
     "pandasql==0.7.3",
     "SQLAlchemy==2.1.9",
-    "sqlglot==18.17.0",
     "pydantic==2.14.4",
-    "pytz==2023.4",
+    "pytz==2025.2",
+    "graphviz==0.21",
+    "jsonschema==4.26.0",
+    "ddt==1.7.2",
+    "tabulate==0.10.0",
 ]
+# focus-validator 2.x needs Python >= 3.12; this machine has it through pyenv.
+FOCUS_VALIDATOR_PYTHON = "3.12"
 
 # The parent's venv must not leak into the peer's interpreter.
 _SCRUBBED_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
@@ -82,19 +92,44 @@ def _run_step(command: list[str], what: str) -> None:
         )
 
 
-def peer_python(name: str, requirements: list[str]) -> Path:
-    """The python of the peer venv `name` with exactly `requirements` installed (built once, cached)."""
+def base_python(version: str | None) -> str:
+    """The interpreter a peer venv is made from: this one's `python3`, or Python `version` (X.Y) from
+    the PATH or pyenv, with a clear error when the machine has none."""
+    if version is None:
+        return "python3"
+    found = shutil.which(f"python{version}")
+    if found and subprocess.run([found, "-c", ""], capture_output=True).returncode == 0:
+        return found
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))
+    if candidates:
+        return str(candidates[-1])
+    raise RuntimeError(f"Python {version} is needed for this peer and is not installed (pyenv install {version})")
+
+
+def peer_python(name: str, requirements: list[str], version: str | None = None) -> Path:
+    """The python of the peer venv `name` with exactly `requirements` installed (built once, cached),
+    made from Python `version` (X.Y) when given."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"bad peer venv name: {name!r}")
     venv = PEER_VENVS_DIR / name
     python = venv / "bin" / "python"
     stamp = venv / STAMP_NAME
-    wanted = json.dumps(list(requirements), indent=1) + "\n"
+    wanted = json.dumps([f"python {version or 'default'}", *requirements], indent=1) + "\n"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
     PEER_VENVS_DIR.mkdir(parents=True, exist_ok=True)
+    # Test workers running in parallel may ask for the same venv: one builds it, the others wait.
+    with open(PEER_VENVS_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+            return python
+        return _build_peer_venv(name, venv, python, stamp, wanted, requirements, version)
+
+
+def _build_peer_venv(name, venv, python, stamp, wanted, requirements, version) -> Path:
     # --clear: a changed requirement list starts from an empty venv, so nothing stale stays behind.
-    _run_step(["python3", "-m", "venv", "--clear", str(venv)], f"creating peer venv {name!r}")
+    _run_step([base_python(version), "-m", "venv", "--clear", str(venv)], f"creating peer venv {name!r}")
     if requirements:
         _run_step(
             [str(python), "-m", "pip", "install", "--quiet", *requirements],

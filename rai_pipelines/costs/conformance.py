@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rai_pipelines.core.quality import Finding, SuiteResult, run_suite
+from rai_pipelines.costs.ledger_schema import SUBCATEGORY_PARENT
 
 # FOCUS 1.2 column names this ledger emits; anything else must be prefixed x_.
 FOCUS_COLUMNS = {
@@ -25,14 +26,15 @@ FOCUS_COLUMNS = {
     "ChargeClass", "ChargeFrequency", "ChargeDescription", "BilledCost", "EffectiveCost", "ListCost",
     "ContractedCost", "ListUnitPrice", "ContractedUnitPrice", "PricingQuantity", "PricingUnit", "PricingCategory",
     "ConsumedQuantity", "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId",
-    "ServiceName", "ServiceCategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId", "ResourceName",
-    "ResourceType", "SkuId", "SkuPriceId", "CommitmentDiscountId", "CommitmentDiscountCategory",
-    "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType", "Tags",
+    "ServiceName", "ServiceCategory", "ServiceSubcategory", "RegionId", "RegionName", "AvailabilityZone",
+    "ResourceId", "ResourceName", "ResourceType", "SkuId", "SkuPriceId", "CommitmentDiscountId",
+    "CommitmentDiscountCategory", "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType",
+    "Tags",
 }  # fmt: skip
 NOT_NULL = [
     "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
     "ChargePeriodEnd", "ChargeCategory", "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
-    "ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceCategory",
+    "ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceCategory", "ServiceSubcategory",
 ]  # fmt: skip
 ALLOWED = {
     "ChargeCategory": ["Usage", "Purchase", "Tax", "Credit", "Adjustment"],
@@ -46,6 +48,7 @@ ALLOWED = {
         "Multicloud", "Identity", "Integration", "Internet of Things", "Management and Governance", "Media",
         "Migration", "Mobile", "Networking", "Security", "Storage", "Web", "Other",
     ],
+    "ServiceSubcategory": sorted(SUBCATEGORY_PARENT),
 }  # fmt: skip
 TIMESTAMPS = ["BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"]
 
@@ -126,6 +129,10 @@ class LedgerProfile:
         self._purchased_in_full: dict[str, tuple] = {}
         self._amortised: set[str] = set()
         self._check_commitments = all(c in schema.names for c in COMMITMENT_COLUMNS)
+        # (ServiceCategory, ServiceSubcategory) -> (source uri, row) of its first row: FOCUS gives
+        # each subcategory one parent category
+        self._services: dict[tuple, tuple] = {}
+        self._check_services = {"ServiceCategory", "ServiceSubcategory"} <= set(schema.names)
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         self.rows += batch.num_rows
@@ -140,18 +147,48 @@ class LedgerProfile:
             state[1] = state[1] or values.null_count > 0
         if self._check_commitments and batch.num_rows:
             self._add_commitments(batch)
+        if self._check_services and batch.num_rows:
+            self._add_services(batch)
         if self._period_columns:
             periods = pa.table([batch.column(c) for c in self._period_columns], names=self._period_columns)
             distinct = periods.group_by(self._period_columns).aggregate([])
             self._periods.update(zip(*(distinct.column(c).to_pylist() for c in self._period_columns), strict=True))
 
-    def _add_commitments(self, batch) -> None:
+    @staticmethod
+    def _lineage(batch) -> tuple[pa.Array, pa.Array]:
         uri = batch.column("x_SourceUri") if "x_SourceUri" in batch.schema.names else pa.nulls(batch.num_rows)
         row = (
             batch.column("x_SourceRowNumber")
             if "x_SourceRowNumber" in batch.schema.names
             else pa.nulls(batch.num_rows, pa.int64())
         )
+        return uri, row
+
+    def _add_services(self, batch) -> None:
+        uri, row = self._lineage(batch)
+        pairs = pa.table(
+            [batch.column("ServiceCategory"), batch.column("ServiceSubcategory"), uri, row],
+            names=["category", "subcategory", "uri", "row"],
+        )
+        grouped = pairs.group_by(["category", "subcategory"], use_threads=False).aggregate(
+            [("uri", "first"), ("row", "first")]
+        )
+        for found in grouped.to_pylist():
+            key = (found["category"], found["subcategory"])
+            self._services.setdefault(key, (found["uri_first"], found["row_first"]))
+
+    def service_findings(self) -> list[Finding]:
+        findings = []
+        for (category, subcategory), (uri, row) in sorted(self._services.items(), key=str):
+            parent = SUBCATEGORY_PARENT.get(subcategory)
+            if subcategory is not None and parent is not None and parent != category:
+                where = f"{uri} row {row}" if uri else "a row"
+                detail = f"{where}: {subcategory!r} belongs to ServiceCategory {parent!r}, not {category!r} (FOCUS)"
+                findings.append(Finding("focus_service_subcategory_parent", "ServiceSubcategory", detail))
+        return findings
+
+    def _add_commitments(self, batch) -> None:
+        uri, row = self._lineage(batch)
         category, ids, status = (batch.column(c) for c in COMMITMENT_COLUMNS[:3])
         names = ["category", "has_id", "status", "has_category"]
         combos = pa.table(
@@ -267,7 +304,7 @@ def validate_ledger(ledger: pa.Table | LedgerProfile) -> SuiteResult:
     results = [run_suite(values, name, allowed), filled_result]
     if len(periods):
         results.append(run_suite(periods, name + ".periods", period_rules))
-    commitments = profile.commitment_findings()
-    findings = [f for r in results for f in r.findings] + missing + _schema_findings(profile.schema) + commitments
-    evaluated = sum(r.evaluated for r in results) + len(missing) + len(TIMESTAMPS) + 1 + len(COMMITMENT_RULES) + 1
+    relations = profile.commitment_findings() + profile.service_findings()
+    findings = [f for r in results for f in r.findings] + missing + _schema_findings(profile.schema) + relations
+    evaluated = sum(r.evaluated for r in results) + len(missing) + len(TIMESTAMPS) + 1 + len(COMMITMENT_RULES) + 2
     return SuiteResult("cost_ledger.focus_conformance", evaluated, findings)

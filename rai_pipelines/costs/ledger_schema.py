@@ -5,6 +5,7 @@ columns, and the export file every source's reader hands to its normalisation (S
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -44,6 +45,73 @@ ATTRIBUTION_TAGS = {
     "x_Workload": ("workload", "app", "application"),
 }
 
+# FOCUS 1.2's ServiceSubcategory values, each under its one parent ServiceCategory. A service no
+# subcategory fits is "Other (<its category>)", as the specification asks.
+SERVICE_SUBCATEGORIES = {
+    "AI and Machine Learning": ("AI Platforms", "Bots", "Generative AI", "Machine Learning",
+                                "Natural Language Processing"),
+    "Analytics": ("Analytics Platforms", "Business Intelligence", "Data Processing", "Search", "Streaming Analytics"),
+    "Business Applications": ("Productivity and Collaboration",),
+    "Compute": ("Containers", "End User Computing", "Quantum Compute", "Serverless Compute", "Virtual Machines"),
+    "Databases": ("Caching", "Data Warehouses", "Ledger Databases", "NoSQL Databases", "Relational Databases",
+                  "Time Series Databases"),
+    "Developer Tools": ("Developer Platforms", "Continuous Integration and Deployment", "Development Environments",
+                        "Source Code Management", "Quality Assurance"),
+    "Identity": ("Identity and Access Management",),
+    "Integration": ("API Management", "Messaging", "Workflow Orchestration"),
+    "Internet of Things": ("IoT Analytics", "IoT Platforms"),
+    "Management and Governance": ("Architecture", "Compliance", "Cost Management", "Data Governance",
+                                  "Disaster Recovery", "Endpoint Management", "Observability", "Support"),
+    "Media": ("Content Creation", "Gaming", "Media Streaming", "Mixed Reality"),
+    "Migration": ("Data Migration", "Resource Migration"),
+    "Mobile": (),
+    "Multicloud": ("Multicloud Integration",),
+    "Networking": ("Application Networking", "Content Delivery", "Network Connectivity", "Network Infrastructure",
+                   "Network Routing", "Network Security"),
+    "Security": ("Secret Management", "Security Posture Management", "Threat Detection and Response"),
+    "Storage": ("Backup Storage", "Block Storage", "File Storage", "Object Storage", "Storage Platforms"),
+    "Web": ("Application Platforms",),
+    "Other": (),
+}  # fmt: skip
+# subcategory -> its parent category, "Other (<category>)" included
+SUBCATEGORY_PARENT = {
+    sub: category for category, subs in SERVICE_SUBCATEGORIES.items() for sub in (*subs, f"Other ({category})")
+}
+
+
+# FOCUS's UnitFormat: a count or data-size unit, alone ("Requests", "GB"), over a plural time unit
+# ("GB-Hours", "GPU-Hours"), per a singular one ("Requests/Second"), or with a block size
+# ("1000 Requests"); time units are spelled out ("Hours", never "Hrs" or "hour").
+_TIME_SINGULAR = "Year|Month|Day|Hour|Minute|Second"
+_TIME_PLURAL = "Years|Months|Days|Hours|Minutes|Seconds"
+_COUNT = r"[A-Za-z][A-Za-z0-9]*(?: [A-Za-z][A-Za-z0-9]*)*"
+FOCUS_UNIT = re.compile(
+    rf"(?:{_COUNT})|(?:{_COUNT})-(?:{_TIME_PLURAL})|(?:{_COUNT})/(?:{_TIME_SINGULAR})|[0-9]+ (?:{_COUNT})"
+)
+_LOWER_TIME = re.compile(r"(?i)\b(?:years?|months?|days?|hours?|hrs?|minutes?|mins?|seconds?|secs?)$")
+
+
+def is_focus_unit(unit: str) -> bool:
+    """Whether `unit` is written in FOCUS's UnitFormat (time units spelled out and capitalised)."""
+    if not FOCUS_UNIT.fullmatch(unit):
+        return False
+    time_part = re.split(r"[-/ ]", unit)[-1]
+    # "GPU-hour" and "Hrs" match the count grammar but are time units FOCUS spells "Hours"
+    return not (
+        _LOWER_TIME.fullmatch(time_part) and time_part not in (*_TIME_SINGULAR.split("|"), *_TIME_PLURAL.split("|"))
+    )
+
+
+def other_subcategory(category: str | None) -> str:
+    """The subcategory of a service no FOCUS subcategory fits: "Other (<category>)"."""
+    return f"Other ({category if category in SERVICE_SUBCATEGORIES else 'Other'})"
+
+
+def other_subcategory_sql(category_sql: str) -> str:
+    """DuckDB: "Other (<category>)" for a category expression."""
+    return f"'Other (' || COALESCE({category_sql}, 'Other') || ')'"
+
+
 LEDGER_SCHEMA = pa.schema(
     [
         ("BillingAccountId", pa.string()),
@@ -76,6 +144,7 @@ LEDGER_SCHEMA = pa.schema(
         ("InvoiceId", pa.string()),
         ("ServiceName", pa.string()),
         ("ServiceCategory", pa.string()),
+        ("ServiceSubcategory", pa.string()),
         ("RegionId", pa.string()),
         ("RegionName", pa.string()),
         ("AvailabilityZone", pa.string()),

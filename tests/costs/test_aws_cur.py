@@ -103,6 +103,27 @@ def test_ledger_has_focus_columns_types_and_allowed_values(ledgers):
     assert len(set(ledger.column("x_SourceRowHash").to_pylist())) == ledger.num_rows
 
 
+def test_units_subcategories_and_regions_are_written_as_focus_1_2_has_them(ledgers, raw_csv):
+    """AWS's pricing units in FOCUS's UnitFormat (time units spelled out), each service under a
+    FOCUS ServiceSubcategory of its category, and no RegionName ("Any") without a RegionId."""
+    from rai_pipelines.costs.ledger_schema import SUBCATEGORY_PARENT
+
+    ledger = pa.concat_tables(ledgers.values()).to_pylist()
+    raw_units = {r["pricing/unit"] for r in _csv_rows(raw_csv)} - {""}
+    assert {"GB-Mo", "Obj-Month"} <= raw_units  # what the real CUR writes
+    units = {r["PricingUnit"] for r in ledger} - {None}
+    assert {"GB-Months", "Obj-Months"} <= units and not units & {"Hrs", "GB-Mo", "Obj-Month"}
+    assert {r["ConsumedUnit"] for r in ledger} - {None} <= units
+    pairs = {(r["ServiceCategory"], r["ServiceSubcategory"]) for r in ledger}
+    assert all(SUBCATEGORY_PARENT[sub] == category for category, sub in pairs)
+    by_service = {r["ServiceName"]: r["ServiceSubcategory"] for r in ledger}
+    assert by_service["Amazon Simple Storage Service"] == "Object Storage"
+    assert by_service["Amazon Simple Queue Service"] == "Messaging"
+    assert by_service["AWS CloudShell"] == "Development Environments"
+    assert all(r["RegionName"] is None for r in ledger if r["RegionId"] is None)
+    assert any(r["product/location"] == "Any" and not r["product/regionCode"] for r in _csv_rows(raw_csv))
+
+
 def test_tax_lines_keep_their_category_and_land_on_the_first_day(ledgers, raw_csv):
     taxes = [r for r in _csv_rows(raw_csv) if r["lineItem/LineItemType"] == "Tax"]
     first = ledgers[date(2023, 11, 1)].to_pylist()

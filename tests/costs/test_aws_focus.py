@@ -164,3 +164,35 @@ def test_a_corrupt_aws_file_or_a_missing_one_is_refused(s3_export):
     s3_export.write({"rai-focus-00001.snappy.parquet": b"PAR1 not really"}, listed=["rai-focus-00001.snappy.parquet"])
     with pytest.raises(BadInputError, match=r"not a readable Parquet file"):
         s3_export.reader().read(MAY)
+
+
+def _with_subcategory(value: str) -> list[dict]:
+    rows = aws_rows()
+    for row in rows:
+        row["ServiceSubcategory"] = value if row["ServiceCategory"] == "Compute" else None
+    return rows
+
+
+def test_a_service_subcategory_is_kept_refused_when_unknown_and_checked_against_its_category(s3_export):
+    """FOCUS 1.2's ServiceSubcategory is the provider's where it writes one (a row without one is
+    "Other (<category>)"); a value FOCUS does not list is refused naming the row, and one under
+    another category than the row's fails the ledger's conformance check."""
+    from rai_pipelines.costs.conformance import validate_ledger
+
+    s3_export.write({"rai-focus-00001.snappy.parquet": aws_parquet(_with_subcategory("Virtual Machines"))})
+    ledger = pa.concat_tables([ledger_of(s3_export.reader().read(MAY), day) for day in DAYS])
+    pairs = {(r["ServiceCategory"], r["ServiceSubcategory"]) for r in ledger.to_pylist()}
+    assert ("Compute", "Virtual Machines") in pairs and ("Other", "Other (Other)") in pairs
+    assert validate_ledger(ledger).passed
+
+    s3_export.write({"rai-focus-00001.snappy.parquet": aws_parquet(_with_subcategory("Virtual Machine"))})
+    (source,) = s3_export.reader().read(MAY)
+    with pytest.raises(BadInputError, match=r"row \d+: field ServiceSubcategory = 'Virtual Machine' is not one of"):
+        aws_focus_to_focus(source, MAY)
+
+    s3_export.write({"rai-focus-00001.snappy.parquet": aws_parquet(_with_subcategory("Object Storage"))})
+    ledger = pa.concat_tables([ledger_of(s3_export.reader().read(MAY), day) for day in DAYS])
+    (finding,) = validate_ledger(ledger).findings
+    assert finding.expectation == "focus_service_subcategory_parent"
+    assert "'Object Storage' belongs to ServiceCategory 'Storage', not 'Compute'" in finding.detail
+    assert "rai-focus-00001.snappy.parquet row " in finding.detail

@@ -400,3 +400,13 @@ def test_an_entirely_unused_commitment_purchase_is_not_double_counting(tmp_path)
                 row.update(EffectiveCost="0")
 
     assert _commitment_ledger(tmp_path, nothing_used).passed
+
+
+def test_a_focus_1_0_export_without_service_subcategory_gets_other_of_its_category(tmp_path):
+    container = LocalContainer(tmp_path / "v1")
+    rows = azure_rows()
+    assert "ServiceSubcategory" not in rows[0]  # FocusCost 1.0 has no such column
+    write_azure_run(container, rows, "run-1", "2024-05-03T06:12:44Z", fmt="csv.gz")
+    ledger = pa.concat_tables([ledger_of(container.reader().read(MAY), day) for day in DAYS]).to_pylist()
+    assert {(r["ServiceCategory"], r["ServiceSubcategory"]) for r in ledger} >= {("Compute", "Other (Compute)")}
+    assert all(r["ServiceSubcategory"] == f"Other ({r['ServiceCategory']})" for r in ledger)

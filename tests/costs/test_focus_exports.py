@@ -7,11 +7,9 @@ S3 server, both real servers on loopback."""
 from __future__ import annotations
 
 import json
-import sys
 from decimal import Decimal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from rai_pipelines.costs.ledger_schema import SourceFile
@@ -42,11 +40,7 @@ from tests.costs.focus_export_data import (
 
 
 def test_the_finops_foundations_validator_passes_on_ledgers_from_both_sources(tmp_path):
-    from rai_pipelines.settings import PROJECT_ROOT
-    from tests.test_loop import VALIDATOR_DEFECTS
-
-    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
-    from peers import FOCUS_VALIDATOR_REQUIREMENTS, PEERS_DIR, peer_python, run_peer
+    from tests.focus_validator import PROVIDER_VALUES, VALIDATOR_DEFECTS, focus_validator_failures
 
     azure = LocalContainer(tmp_path / "azure")
     write_azure_run(azure, azure_rows(), "run-1", "2024-05-03T06:12:44Z", fmt="csv.gz")
@@ -66,16 +60,11 @@ def test_the_finops_foundations_validator_passes_on_ledgers_from_both_sources(tm
 
     conformance = validate_ledger(ledger)  # the cost_ledger asset's own blocking FOCUS 1.2 check
     assert conformance.passed, conformance.findings
-    path = tmp_path / "ledger.parquet"
-    pq.write_table(ledger, path)
-
-    python = peer_python("focus-validator", FOCUS_VALIDATOR_REQUIREMENTS)
-    result = run_peer(
-        python, PEERS_DIR / "focus_validate.py", "--ledger", str(path), "--validator-column-names", timeout=600
-    )
-    assert result["focus_version"] == "1.0" and result["checks"] > 100 and result["rows"] == ledger.num_rows
-    failed = {f["check"] for f in result["failures"]}
-    assert failed == VALIDATOR_DEFECTS, result["failures"]
+    result, failed = focus_validator_failures(ledger, tmp_path)
+    # Azure's rows carry invoice ids, AWS's of the open month none; AWS's FOCUS and Azure's units (PROVIDER_VALUES)
+    expected = {"InvoiceId-C-004-C", "InvoiceId-C-005-C", "BilledCost-C-005-C"}
+    assert failed == expected | {"EffectiveCost-C-005-C", "PricingUnit-C-003-O"}, result["failures"]
+    assert expected <= set(VALIDATOR_DEFECTS) and failed - expected <= set(PROVIDER_VALUES)
 
 
 def test_a_reader_needs_one_storage_and_the_expected_account(tmp_path):

@@ -66,7 +66,7 @@ def test_usage_times_declared_rates_is_a_conformant_reconciled_ledger(tmp_path):
     rows = ledger.to_pylist()
     attributed = [r for r in rows if r["x_ModelName"] == "llm-embedder"]
     assert len(attributed) == 24 * 3 and {r["x_Team"] for r in attributed} == {"search"}
-    assert {r["ProviderName"] for r in rows} == {"On-premises"} and {r["PricingUnit"] for r in rows} == {"GPU-hour"}
+    assert {r["ProviderName"] for r in rows} == {"On-premises"} and {r["PricingUnit"] for r in rows} == {"GPU-Hours"}
     assert {r["x_LineItemType"] for r in rows} == {"amortised_purchase", "power", "support"}
     assert len({r["x_SourceRowHash"] for r in rows}) == len(rows)
     assert to_focus(source, DAY + timedelta(days=1)).num_rows == 0
@@ -95,6 +95,14 @@ def test_a_declaration_with_an_unknown_cost_component_is_refused(tmp_path):
         load_declaration(bad)
 
 
+@pytest.mark.parametrize("unit", ["GPU-hour", "GPU-Hrs", "gpu hours"])
+def test_a_declared_unit_must_be_in_focus_unit_format(tmp_path, unit):
+    bad = tmp_path / "onprem.yaml"
+    bad.write_text(DECLARATION.read_text().replace("unit: GPU-Hours", f"unit: {unit}"))
+    with pytest.raises(BadInputError, match=rf"node_pools\[0\]\.unit: '{unit}' is not in FOCUS's UnitFormat"):
+        load_declaration(bad)
+
+
 def test_the_cost_ledger_asset_takes_cloud_and_on_premises_together(tmp_path, git_daemon, specs):
     from rai_pipelines.definitions import build_definitions
     from tests.conftest import make_world, settings_for
@@ -113,3 +121,12 @@ def test_the_cost_ledger_asset_takes_cloud_and_on_premises_together(tmp_path, gi
     assert checks == {"reconciles_with_export": True, "focus_conformance": True}
     ledger = Lake(str(world.lake_root)).read_table("cost_ledger", {"date": DAY.isoformat()})
     assert set(ledger.column("x_SourceProvider").to_pylist()) == {"aws", "onprem"}
+
+
+def test_the_finops_foundations_validator_passes_on_the_on_premises_ledger(tmp_path):
+    from tests.focus_validator import focus_validator_failures
+
+    (source,) = _reader(tmp_path, _usage()).read(DAY)
+    result, failed = focus_validator_failures(to_focus(source, DAY), tmp_path)
+    # on-premises capacity has no invoice
+    assert failed == {"InvoiceId-C-005-C"}, result["failures"]

@@ -77,30 +77,42 @@ CHARGE_FREQUENCY = {
 PRICING_CATEGORY = {"OnDemand": "Standard", "Reserved": "Committed", "Spot": "Dynamic"}
 
 
-SERVICE_CATEGORY = {
-    "AmazonEC2": "Compute",
-    "AWSLambda": "Compute",
-    "AmazonECS": "Compute",
-    "AmazonEKS": "Compute",
-    "AmazonSageMaker": "AI and Machine Learning",
-    "AmazonBedrock": "AI and Machine Learning",
-    "AmazonS3": "Storage",
-    "AmazonEFS": "Storage",
-    "AmazonEBS": "Storage",
-    "AWSGlue": "Analytics",
-    "AmazonAthena": "Analytics",
-    "AWSQueueService": "Integration",
-    "AmazonSNS": "Integration",
-    "AmazonStates": "Integration",
-    "AmazonCloudWatch": "Management and Governance",
-    "AWSCloudTrail": "Management and Governance",
-    "awskms": "Security",
-    "AWSSecretsManager": "Security",
-    "AWSCloudShell": "Developer Tools",
-    "AWSDataTransfer": "Networking",
-    "AWSIoT": "Internet of Things",
-    "AWSMigrationHubRefactorSpaces": "Migration",
+# CUR product code -> (FOCUS ServiceCategory, ServiceSubcategory); other codes are "Other".
+SERVICES = {
+    "AmazonEC2": ("Compute", "Virtual Machines"),
+    "AWSLambda": ("Compute", "Serverless Compute"),
+    "AmazonECS": ("Compute", "Containers"),
+    "AmazonEKS": ("Compute", "Containers"),
+    "AmazonSageMaker": ("AI and Machine Learning", "Machine Learning"),
+    "AmazonBedrock": ("AI and Machine Learning", "Generative AI"),
+    "AmazonS3": ("Storage", "Object Storage"),
+    "AmazonEFS": ("Storage", "File Storage"),
+    "AmazonEBS": ("Storage", "Block Storage"),
+    "AWSGlue": ("Analytics", "Data Processing"),
+    "AmazonAthena": ("Analytics", "Analytics Platforms"),
+    "AWSQueueService": ("Integration", "Messaging"),
+    "AmazonSNS": ("Integration", "Messaging"),
+    "AmazonStates": ("Integration", "Workflow Orchestration"),
+    "AmazonCloudWatch": ("Management and Governance", "Observability"),
+    "AWSCloudTrail": ("Management and Governance", "Compliance"),
+    "awskms": ("Security", "Secret Management"),
+    "AWSSecretsManager": ("Security", "Secret Management"),
+    "AWSCloudShell": ("Developer Tools", "Development Environments"),
+    "AWSDataTransfer": ("Networking", "Network Connectivity"),
+    "AWSIoT": ("Internet of Things", "IoT Platforms"),
+    "AWSMigrationHubRefactorSpaces": ("Migration", "Resource Migration"),
 }
+SERVICE_CATEGORY = {code: category for code, (category, _) in SERVICES.items()}
+SERVICE_SUBCATEGORY = {code: subcategory for code, (_, subcategory) in SERVICES.items()}
+
+
+def focus_unit_sql(unit: str) -> str:
+    """DuckDB: AWS's pricing unit written in FOCUS's UnitFormat, which spells time units out:
+    `Hrs` is `Hours`, `GB-Mo` is `GB-Months`, `Obj-Month` is `Obj-Months`; other units as they are."""
+    return (
+        f"regexp_replace(regexp_replace(regexp_replace(regexp_replace({unit}, "
+        "'^Hrs$', 'Hours'), '^Hr$', 'Hour'), '-(Mo|Mos|Month)$', '-Months'), '-(Hrs|Hr|Hour)$', '-Hours')"
+    )
 
 
 def _is_text(kind: pa.DataType) -> bool:
@@ -229,14 +241,14 @@ SELECT
     CASE WHEN {item_type} <> 'Tax' THEN {s.money("pricing_public_on_demand_rate")} END AS ListUnitPrice,
     CASE WHEN {item_type} <> 'Tax' THEN {s.money("line_item_unblended_rate")} END AS ContractedUnitPrice,
     CASE WHEN {item_type} <> 'Tax' THEN {s.money("line_item_usage_amount")} END AS PricingQuantity,
-    CASE WHEN {item_type} <> 'Tax' THEN {s.text("pricing_unit")} END AS PricingUnit,
+    CASE WHEN {item_type} <> 'Tax' THEN {focus_unit_sql(s.text("pricing_unit"))} END AS PricingUnit,
     CASE WHEN {item_type} IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed'
          WHEN {item_type} IN ('Usage') THEN {_case("pricing_term", PRICING_CATEGORY, "'Standard'")}
          ELSE NULL END AS PricingCategory,
     CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
          THEN {s.money("line_item_usage_amount")} END AS ConsumedQuantity,
     CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-         THEN {s.text("pricing_unit")} END AS ConsumedUnit,
+         THEN {focus_unit_sql(s.text("pricing_unit"))} END AS ConsumedUnit,
     'AWS' AS ProviderName,
     COALESCE({s.text("bill_billing_entity")}, 'AWS') AS PublisherName,
     COALESCE({s.text("bill_invoicing_entity")}, 'Amazon Web Services, Inc.') AS InvoiceIssuerName,
@@ -244,8 +256,10 @@ SELECT
     COALESCE({s.text("product_product_name")}, {s.text("product_servicecode")},
              {s.text("line_item_product_code")}) AS ServiceName,
     {_case("line_item_product_code", SERVICE_CATEGORY, "'Other'")} AS ServiceCategory,
+    {_case("line_item_product_code", SERVICE_SUBCATEGORY, "'Other (Other)'")} AS ServiceSubcategory,
     {s.text("product_region_code")} AS RegionId,
-    {s.text("product_location")} AS RegionName,
+    -- FOCUS: no region name without a region id (CUR writes "Any" for global services)
+    CASE WHEN {s.text("product_region_code")} IS NOT NULL THEN {s.text("product_location")} END AS RegionName,
     {s.text("line_item_availability_zone")} AS AvailabilityZone,
     {s.text("line_item_resource_id")} AS ResourceId,
     CAST(NULL AS VARCHAR) AS ResourceName,  -- CUR carries no resource display names

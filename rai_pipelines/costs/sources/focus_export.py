@@ -19,7 +19,8 @@ Rules, the same as the CUR normalisation in aws_cur.py:
   total to the cent. Each keeps its own x_SourceRowNumber and x_SourceRowHash. Double counting across
   export runs is the reader's business: it reads only the files the current run's manifest lists.
 - PublisherName and InvoiceIssuerName, which AWS documents as possibly null, fall back to
-  ProviderName; a missing ServiceCategory becomes "Other". Every other value is the provider's own.
+  ProviderName; a missing ServiceCategory becomes "Other", a missing ServiceSubcategory (FOCUS 1.0
+  has none) "Other (<category>)". Every other value is the provider's own.
 - Columns the ledger has no place for (x_BilledCostInUsd, x_SkuMeterName, x_Discounts, ... and any
   column a provider adds later) are ignored.
 
@@ -50,10 +51,12 @@ from rai_pipelines.costs.ledger_schema import (
     ATTRIBUTION_TAGS,
     LEDGER_SCHEMA,
     MONEY_SQL,
+    SUBCATEGORY_PARENT,
     TOO_PRECISE,
     SourceFile,
     duckdb_connection,
     first_bad_rows_sql,
+    other_subcategory_sql,
     split_by_day,
     tag_key,
     too_precise_sql,
@@ -65,9 +68,9 @@ STRING_COLUMNS = (
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
     "ChargeCategory", "ChargeClass", "ChargeFrequency", "ChargeDescription", "PricingUnit", "PricingCategory",
     "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId", "ServiceName",
-    "ServiceCategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId", "ResourceName", "ResourceType",
-    "SkuId", "SkuPriceId", "CommitmentDiscountId", "CommitmentDiscountCategory", "CommitmentDiscountName",
-    "CommitmentDiscountStatus", "CommitmentDiscountType",
+    "ServiceCategory", "ServiceSubcategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId",
+    "ResourceName", "ResourceType", "SkuId", "SkuPriceId", "CommitmentDiscountId", "CommitmentDiscountCategory",
+    "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType",
 )  # fmt: skip
 TIMESTAMP_COLUMNS = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")
 DECIMAL_COLUMNS = (
@@ -98,6 +101,7 @@ ALLOWED_VALUES = {
         "Multicloud", "Identity", "Integration", "Internet of Things", "Management and Governance", "Media",
         "Migration", "Mobile", "Networking", "Security", "Storage", "Web", "Other",
     ),
+    "ServiceSubcategory": tuple(SUBCATEGORY_PARENT),
 }  # fmt: skip
 
 
@@ -371,6 +375,10 @@ def _ledger_sql(provider: FocusProvider) -> str:
     text_columns["PublisherName"] = f"COALESCE({_text('PublisherName')}, {_text('ProviderName')})"
     text_columns["InvoiceIssuerName"] = f"COALESCE({_text('InvoiceIssuerName')}, {_text('ProviderName')})"
     text_columns["ServiceCategory"] = f"COALESCE({_text('ServiceCategory')}, 'Other')"
+    # FOCUS 1.0 exports have no ServiceSubcategory: a service is then "Other (<its category>)"
+    text_columns["ServiceSubcategory"] = (
+        f"COALESCE({_text('ServiceSubcategory')}, {other_subcategory_sql(text_columns['ServiceCategory'])})"
+    )
     select = []
     for f in LEDGER_SCHEMA:
         name = f.name

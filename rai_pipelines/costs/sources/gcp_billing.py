@@ -62,7 +62,14 @@ import duckdb
 import pyarrow as pa
 
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.costs.ledger_schema import ATTRIBUTION_TAGS, LEDGER_SCHEMA, MONEY, SourceFile, tag_key
+from rai_pipelines.costs.ledger_schema import (
+    ATTRIBUTION_TAGS,
+    LEDGER_SCHEMA,
+    MONEY,
+    SourceFile,
+    other_subcategory,
+    tag_key,
+)
 from rai_pipelines.costs.values import decimal_value, optional_decimal, utc_instant
 from rai_pipelines.costs.witness import DailyTotals, add_total
 
@@ -165,6 +172,40 @@ SERVICE_CATEGORY = {
     "Cloud Key Management Service (KMS)": "Security",
     "Artifact Registry": "Developer Tools",
     "Cloud Build": "Developer Tools",
+}
+# ... and its FOCUS ServiceSubcategory where one fits; otherwise "Other (<category>)".
+SERVICE_SUBCATEGORY = {
+    "Compute Engine": "Virtual Machines",
+    "Kubernetes Engine": "Containers",
+    "Cloud Run": "Serverless Compute",
+    "Cloud Run Functions": "Serverless Compute",
+    "Cloud Functions": "Serverless Compute",
+    "App Engine": "Serverless Compute",
+    "Cloud Storage": "Object Storage",
+    "Filestore": "File Storage",
+    "BigQuery": "Analytics Platforms",
+    "BigQuery Storage API": "Analytics Platforms",
+    "Dataflow": "Data Processing",
+    "Dataproc": "Data Processing",
+    "Cloud Pub/Sub": "Messaging",
+    "Pub/Sub": "Messaging",
+    "Cloud SQL": "Relational Databases",
+    "Cloud Spanner": "Relational Databases",
+    "Spanner": "Relational Databases",
+    "Cloud Bigtable": "NoSQL Databases",
+    "Bigtable": "NoSQL Databases",
+    "Cloud Firestore": "NoSQL Databases",
+    "Memorystore for Redis": "Caching",
+    "AlloyDB for PostgreSQL": "Relational Databases",
+    "Vertex AI": "AI Platforms",
+    "Gemini API": "Generative AI",
+    "Generative Language API": "Generative AI",
+    "Cloud CDN": "Content Delivery",
+    "Cloud Logging": "Observability",
+    "Cloud Monitoring": "Observability",
+    "Secret Manager": "Secret Management",
+    "Cloud Key Management Service (KMS)": "Secret Management",
+    "Cloud Build": "Continuous Integration and Deployment",
 }
 REGION_NAMES = {
     "africa-south1": "Johannesburg",
@@ -430,6 +471,8 @@ def gcp_to_focus(source: SourceFile, day: date) -> pa.Table:
                 "InvoiceId": None,  # the export names the invoice month, not the invoice
                 "ServiceName": v["service_description"],
                 "ServiceCategory": SERVICE_CATEGORY.get(v["service_description"], "Other"),
+                "ServiceSubcategory": SERVICE_SUBCATEGORY.get(v["service_description"])
+                or other_subcategory(SERVICE_CATEGORY.get(v["service_description"], "Other")),
                 "RegionId": region,
                 "RegionName": REGION_NAMES.get(region) if region else None,
                 "AvailabilityZone": v["location_zone"],

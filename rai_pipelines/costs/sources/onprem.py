@@ -29,6 +29,7 @@ from rai_pipelines.costs.ledger_schema import (
     SourceFile,
     SourceKind,
     day_by_day,
+    is_focus_unit,
     tag_key,
 )
 from rai_pipelines.costs.values import decimal_value, utc_instant
@@ -42,7 +43,7 @@ COMPONENTS = ("amortised_purchase", "power", "support")
 class NodePool:
     cluster: str
     name: str
-    unit: str  # "GPU-hour", "node-hour", ...
+    unit: str  # in FOCUS's UnitFormat: "GPU-Hours", "Node-Hours", ...
     region: str
     rates: dict[str, Decimal]  # component -> cost per unit
 
@@ -80,6 +81,11 @@ def load_declaration(path: str | Path) -> OnPremDeclaration:
             for key in ("name", "unit", "rates"):
                 if not pool.get(key):
                     raise BadInputError(f"{where}: missing {key}")
+            if not is_focus_unit(str(pool["unit"])):
+                raise BadInputError(
+                    f"{where}.unit: {pool['unit']!r} is not in FOCUS's UnitFormat (time units spelled out: "
+                    "'GPU-Hours', 'Node-Hours', 'GB-Months')"
+                )
             unknown = sorted(set(pool["rates"]) - set(COMPONENTS))
             if unknown:
                 raise BadInputError(f"{where}.rates: unknown component(s) {', '.join(unknown)} (use {COMPONENTS})")
@@ -191,6 +197,7 @@ def onprem_to_focus(source: SourceFile, declaration: OnPremDeclaration, day: dat
                     "InvoiceIssuerName": declaration.provider,
                     "ServiceName": f"{usage.pool.cluster} {usage.pool.name}",
                     "ServiceCategory": "Compute",
+                    "ServiceSubcategory": "Other (Compute)",  # capacity of a node pool, whatever runs on it
                     "RegionId": usage.pool.region or None,
                     "RegionName": usage.pool.region or None,
                     "ResourceId": usage.resource_id,
