@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from contextlib import contextmanager
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -78,11 +79,14 @@ def main() -> None:
     parser.add_argument("--version", default="1.2", help="FOCUS version to validate against")
     args = parser.parse_args()
 
+    ledger = str(Path(args.ledger).resolve())
     logging.disable(logging.CRITICAL)  # the validator logs every rule; the JSON line is the result
+    # ... and its logging configuration opens focus_validator_detailed.log in the working directory
+    # when it is imported: that file goes to a folder of its own, not the caller's checkout.
+    os.chdir(tempfile.mkdtemp(prefix="focus-validator-"))
     from focus_validator.validator import DEFAULT_VERSION_SETS_PATH, Validator
 
     package_parent = Path(sys.modules["focus_validator"].__file__).resolve().parent.parent
-    ledger = str(Path(args.ledger).resolve())
     with working_directory(package_parent):
         validator = Validator(
             data_filename=ledger,
