@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rai_pipelines.core.quality import Finding, SuiteResult, run_suite
-from rai_pipelines.costs.ledger_schema import SUBCATEGORY_PARENT
+from rai_pipelines.costs.ledger_schema import FOCUS_EXPORT_ONLY, SUBCATEGORY_PARENT
 
 # FOCUS 1.2 column names this ledger emits; anything else must be prefixed x_.
 FOCUS_COLUMNS = {
@@ -29,7 +29,7 @@ FOCUS_COLUMNS = {
     "ServiceName", "ServiceCategory", "ServiceSubcategory", "RegionId", "RegionName", "AvailabilityZone",
     "ResourceId", "ResourceName", "ResourceType", "SkuId", "SkuPriceId", "CommitmentDiscountId",
     "CommitmentDiscountCategory", "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType",
-    "Tags",
+    "Tags", *FOCUS_EXPORT_ONLY,
 }  # fmt: skip
 NOT_NULL = [
     "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",

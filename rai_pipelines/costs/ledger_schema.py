@@ -158,6 +158,19 @@ LEDGER_SCHEMA = pa.schema(
         ("CommitmentDiscountName", pa.string()),
         ("CommitmentDiscountStatus", pa.string()),
         ("CommitmentDiscountType", pa.string()),
+        # FOCUS 1.1 and 1.2 columns a provider's FOCUS export carries and the CUR has no source for
+        ("CommitmentDiscountQuantity", pa.decimal128(38, 12)),
+        ("CommitmentDiscountUnit", pa.string()),
+        ("BillingAccountType", pa.string()),
+        ("SubAccountType", pa.string()),
+        ("CapacityReservationId", pa.string()),
+        ("CapacityReservationStatus", pa.string()),
+        ("PricingCurrency", pa.string()),
+        ("PricingCurrencyContractedUnitPrice", MONEY),
+        ("PricingCurrencyEffectiveCost", MONEY),
+        ("PricingCurrencyListUnitPrice", MONEY),
+        ("SkuMeter", pa.string()),
+        ("SkuPriceDetails", pa.string()),
         ("Tags", pa.string()),
         ("x_SourceProvider", pa.string()),
         ("x_SourceUri", pa.string()),
@@ -169,8 +182,17 @@ LEDGER_SCHEMA = pa.schema(
         ("x_ModelVersion", pa.string()),
         ("x_Team", pa.string()),
         ("x_Environment", pa.string()),
+        # the export's own x_ columns (x_BilledCostInUsd, x_Discounts, ...), as one JSON object per row
+        ("x_ProviderColumns", pa.string()),
     ]
 )
+# The FOCUS columns above that only a FOCUS export fills (a CUR, a GCP export or on-premises rates
+# leave them empty), and the ledger's types for them.
+FOCUS_EXPORT_ONLY = (
+    "CommitmentDiscountQuantity", "CommitmentDiscountUnit", "BillingAccountType", "SubAccountType",
+    "CapacityReservationId", "CapacityReservationStatus", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
+    "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice", "SkuMeter", "SkuPriceDetails",
+)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=65_536)

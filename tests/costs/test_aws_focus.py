@@ -196,3 +196,39 @@ def test_a_service_subcategory_is_kept_refused_when_unknown_and_checked_against_
     assert finding.expectation == "focus_service_subcategory_parent"
     assert "'Object Storage' belongs to ServiceCategory 'Storage', not 'Compute'" in finding.detail
     assert "rai-focus-00001.snappy.parquet row " in finding.detail
+
+
+def test_every_focus_column_and_the_providers_own_x_columns_are_kept(s3_export):
+    """The 'Columns are dropped' defect: commitment use in units (CommitmentDiscountQuantity and
+    Unit, FOCUS 1.2) and AWS's own x_ columns reach the ledger."""
+    rows = aws_rows()
+    covered = next(r for r in rows if r["CommitmentDiscountStatus"] == "Used")
+    covered.update(
+        CommitmentDiscountQuantity=0.123456789012,
+        CommitmentDiscountUnit="Hours",
+        SkuPriceDetails='{"CoreCount": 4, "OperatingSystem": "Linux"}',
+        PricingCurrency="USD",
+        PricingCurrencyEffectiveCost=0.9876543,
+        x_Discounts={"SavingsPlanDiscount": -0.5},
+        x_ServiceCode="AmazonEC2",
+        x_ColumnAwsAddsLater="kept too",
+    )
+    s3_export.write({"rai-focus-00001.snappy.parquet": aws_parquet(rows)})
+    ledger = pa.concat_tables([ledger_of(s3_export.reader().read(MAY), day) for day in DAYS])
+    assert ledger.schema == LEDGER_SCHEMA
+    (row,) = [r for r in ledger.to_pylist() if r["CommitmentDiscountQuantity"] is not None]
+    assert row["CommitmentDiscountQuantity"] == Decimal("0.123456789012") and row["CommitmentDiscountUnit"] == "Hours"
+    assert json.loads(row["SkuPriceDetails"]) == {"CoreCount": 4, "OperatingSystem": "Linux"}
+    assert row["PricingCurrency"] == "USD" and row["PricingCurrencyEffectiveCost"] == Decimal("0.9876543")
+    assert json.loads(row["x_ProviderColumns"]) == {
+        "x_Discounts": {"SavingsPlanDiscount": -0.5},
+        "x_ServiceCode": "AmazonEC2",
+        "x_ColumnAwsAddsLater": "kept too",
+        "x_Operation": covered["x_Operation"],
+    }
+
+    covered["SkuPriceDetails"] = "{not json"
+    s3_export.write({"rai-focus-00001.snappy.parquet": aws_parquet(rows)})
+    (source,) = s3_export.reader().read(MAY)
+    with pytest.raises(BadInputError, match=r"row \d+: field SkuPriceDetails = '\{not json' is not JSON"):
+        aws_focus_to_focus(source, MAY)

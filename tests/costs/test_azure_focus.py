@@ -410,3 +410,17 @@ def test_a_focus_1_0_export_without_service_subcategory_gets_other_of_its_catego
     ledger = pa.concat_tables([ledger_of(container.reader().read(MAY), day) for day in DAYS]).to_pylist()
     assert {(r["ServiceCategory"], r["ServiceSubcategory"]) for r in ledger} >= {("Compute", "Other (Compute)")}
     assert all(r["ServiceSubcategory"] == f"Other ({r['ServiceCategory']})" for r in ledger)
+
+
+def test_azures_own_x_columns_are_kept_and_the_invoice_id_it_reads_is_not_repeated(tmp_path):
+    container = LocalContainer(tmp_path / "x")
+    rows = azure_rows()
+    rows[0]["x_InvoiceId"] = "E0123456789"
+    write_azure_run(container, rows, "run-1", "2024-05-03T06:12:44Z", fmt="csv.gz")
+    ledger = pa.concat_tables([ledger_of(container.reader().read(MAY), day) for day in DAYS]).to_pylist()
+    first = next(r for r in ledger if r["x_SourceRowNumber"] == 2)  # the CSV's first data line
+    provider = json.loads(first["x_ProviderColumns"])
+    assert provider["x_BilledCostInUsd"] == "39.608226460" and provider["x_SkuMeterName"] == "D8s v5"
+    assert provider["x_SomeColumnAzureAddsNextYear"] == "whatever"  # a column added later is kept
+    assert first["InvoiceId"] == "E0123456789" and "x_InvoiceId" not in provider
+    assert all(value not in (None, "") for value in provider.values())  # only the columns with a value

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from rai_pipelines.costs.ledger_schema import (
+    FOCUS_EXPORT_ONLY,
+    LEDGER_SCHEMA,
     MONEY_SQL,
     TOO_PRECISE,
     too_precise_sql,
@@ -164,6 +166,15 @@ class CurSql:
         return f"{column} IS NULL OR {column} = ''" if _is_text(self.types[column]) else f"{column} IS NULL"
 
 
+def _nulls_for_focus_export_only() -> str:
+    """The FOCUS columns a CUR has no source for, empty."""
+    kinds = {f.name: f.type for f in LEDGER_SCHEMA}
+    return ",\n    ".join(
+        f"CAST(NULL AS {'VARCHAR' if pa.types.is_string(kinds[c]) else 'DECIMAL(38,12)'}) AS {c}"
+        for c in FOCUS_EXPORT_ONLY
+    )
+
+
 def _case(column: str, mapping: dict[str, str], default: str = "NULL") -> str:
     whens = " ".join(f"WHEN {column} = '{k}' THEN '{v}'" for k, v in mapping.items())
     return f"CASE {whens} ELSE {default} END"
@@ -274,6 +285,7 @@ SELECT
          THEN 'Used' END AS CommitmentDiscountStatus,
     CASE WHEN {sp_arn} IS NOT NULL THEN 'Savings Plan' WHEN {ri_arn} IS NOT NULL THEN 'Reserved Instance' END
         AS CommitmentDiscountType,
+    {_nulls_for_focus_export_only()},
     tags_json AS Tags,
     'aws' AS x_SourceProvider,
     $uri AS x_SourceUri,
@@ -287,6 +299,7 @@ SELECT
     tag_x_ModelVersion AS x_ModelVersion,
     tag_x_Team AS x_Team,
     tag_x_Environment AS x_Environment,
+    CAST(NULL AS VARCHAR) AS x_ProviderColumns,
     (CASE WHEN {usage_start} >= {period_start} AND {usage_start} < {s.ts("bill_billing_period_end_date")}
           THEN CAST({usage_start} AS DATE) ELSE CAST({period_start} AS DATE) END) AS ledger_day
 FROM cur

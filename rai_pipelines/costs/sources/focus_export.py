@@ -21,8 +21,10 @@ Rules, the same as the CUR normalisation in aws_cur.py:
 - PublisherName and InvoiceIssuerName, which AWS documents as possibly null, fall back to
   ProviderName; a missing ServiceCategory becomes "Other", a missing ServiceSubcategory (FOCUS 1.0
   has none) "Other (<category>)". Every other value is the provider's own.
-- Columns the ledger has no place for (x_BilledCostInUsd, x_SkuMeterName, x_Discounts, ... and any
-  column a provider adds later) are ignored.
+- Every FOCUS 1.2 column the export carries is kept; the provider's own x_ columns (x_BilledCostInUsd,
+  x_SkuMeterName, x_Discounts, ... and any it adds later) are kept together as one JSON object per
+  row in x_ProviderColumns (only those with a value). A column that is neither FOCUS's nor x_ is
+  not read.
 
 Bad input raises BadInputError naming the file, the row (CSV: the physical line; Parquet: the row
 number from 1) and the field. The export must be of the billing account the reader was configured
@@ -70,12 +72,17 @@ STRING_COLUMNS = (
     "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId", "ServiceName",
     "ServiceCategory", "ServiceSubcategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId",
     "ResourceName", "ResourceType", "SkuId", "SkuPriceId", "CommitmentDiscountId", "CommitmentDiscountCategory",
-    "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType",
+    "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType", "CommitmentDiscountUnit",
+    "BillingAccountType", "SubAccountType", "CapacityReservationId", "CapacityReservationStatus", "PricingCurrency",
+    "SkuMeter",
 )  # fmt: skip
+# JSON-valued FOCUS columns: kept as JSON text whatever the file's type for them (text, struct, map)
+JSON_COLUMNS = ("SkuPriceDetails",)
 TIMESTAMP_COLUMNS = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")
 DECIMAL_COLUMNS = (
     "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ListUnitPrice", "ContractedUnitPrice",
-    "PricingQuantity", "ConsumedQuantity",
+    "PricingQuantity", "ConsumedQuantity", "CommitmentDiscountQuantity", "PricingCurrencyContractedUnitPrice",
+    "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice",
 )  # fmt: skip
 # Without these a row cannot be put in the ledger: the file is refused when one is missing.
 MANDATORY_COLUMNS = (
@@ -249,7 +256,7 @@ def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dic
     n = table.num_rows
     original: dict[str, str] = {}
     columns, out_names = [], []
-    for column in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS):
+    for column in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS, *JSON_COLUMNS):
         found = _find(names, provider.aliases.get(column, (column,)))
         if found is None:
             columns.append(pa.nulls(n, pa.string()))
@@ -257,6 +264,10 @@ def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dic
             original[column] = found
             columns.append(table.column(found))
         out_names.append(column)
+    taken = set(original.values())
+    for name in _provider_columns(table.column_names, taken):
+        columns.append(table.column(name))
+        out_names.append(f"provider__{name}")
     line_type = _find(names, provider.line_item_type_columns) or original["ChargeCategory"]
     columns.append(table.column(line_type))
     out_names.append("line_item_type")
@@ -269,6 +280,32 @@ def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dic
     columns.append(pa.array(source.row_numbers(), pa.int64()))
     out_names.append("source_row_number")
     return pa.Table.from_arrays(columns, names=out_names), original
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _provider_columns(names: list[str], taken: set[str]) -> list[str]:
+    """The export's own x_ columns (FOCUS's prefix for provider columns), but those the ledger reads."""
+    return [n for n in names if n.lower().startswith("x_") and n not in taken]
+
+
+def _provider_columns_sql(names: list[tuple[str, bool]]) -> str:
+    """One JSON object of the row's provider x_ columns (name, is text) that hold a value (JSON merge
+    patch drops the nulls; an empty text is no value); NULL when none does."""
+    if not names:
+        return "CAST(NULL AS VARCHAR)"
+    values = [(_quote(n[len("provider__") :]), _text(n) if text else f'"{n}"') for n, text in names]
+    pairs = ", ".join(f"{key}, {value}" for key, value in values)
+    return f"NULLIF(CAST(json_merge_patch('{{}}', json_object({pairs})) AS VARCHAR), '{{}}')"
+
+
+def _json_text(column: str) -> str:
+    """A JSON-valued column as JSON text: text as written (checked to be JSON), a struct or map as JSON."""
+    return (
+        f'CASE WHEN typeof("{column}") = \'VARCHAR\' THEN {_text(column)} ELSE CAST(to_json("{column}") AS VARCHAR) END'
+    )
 
 
 def _text(column: str) -> str:
@@ -323,6 +360,15 @@ def _checks(provider: FocusProvider, expected: str) -> list[tuple[str, str, list
         for c in TIMESTAMP_COLUMNS
     ]
     checks += [(f"{_text(c)} IS NULL", c, [], lambda v: "is empty") for c in NON_EMPTY_COLUMNS]
+    checks += [
+        (
+            f"{_text(c)} IS NOT NULL AND typeof(\"{c}\") = 'VARCHAR' AND NOT json_valid({_text(c)})",
+            c,
+            [_text(c)],
+            lambda v: f"= {v[0][:80]!r} is not JSON",
+        )
+        for c in JSON_COLUMNS
+    ]
     currency = _text("BillingCurrency")
     checks.append(
         (
@@ -370,8 +416,9 @@ def _validate(con, source: SourceFile, provider: FocusProvider, original: dict[s
         raise BadInputError(f"{source.uri} {_where(source)} {row}: field {field} {detail(values)}")
 
 
-def _ledger_sql(provider: FocusProvider) -> str:
+def _ledger_sql(provider: FocusProvider, provider_columns: list[tuple[str, bool]]) -> str:
     text_columns = {c: _text(c) for c in STRING_COLUMNS}
+    text_columns |= {c: _json_text(c) for c in JSON_COLUMNS}
     text_columns["PublisherName"] = f"COALESCE({_text('PublisherName')}, {_text('ProviderName')})"
     text_columns["InvoiceIssuerName"] = f"COALESCE({_text('InvoiceIssuerName')}, {_text('ProviderName')})"
     text_columns["ServiceCategory"] = f"COALESCE({_text('ServiceCategory')}, 'Other')"
@@ -400,6 +447,7 @@ def _ledger_sql(provider: FocusProvider) -> str:
         f"sha256($uri || ':' || CAST(source_row_number AS VARCHAR) || ':' || {identity}) AS x_SourceRowHash",
         f"COALESCE({_text('line_item_type')}, {_text('ChargeCategory')}) AS x_LineItemType",
         *(f'"{c}" AS {c}' for c in ATTRIBUTION_TAGS),
+        f"{_provider_columns_sql(provider_columns)} AS x_ProviderColumns",
     ]
     start, bp_start, bp_end = _ts("ChargePeriodStart"), _ts("BillingPeriodStart"), _ts("BillingPeriodEnd")
     select.append(
@@ -420,9 +468,9 @@ def _needed_columns(source: SourceFile, provider: FocusProvider) -> list[str]:
     """The file's columns the ledger reads: the rest (x_ provider columns, new ones) are not read."""
     names = _columns_by_name(source.schema.names)
     wanted = [provider.aliases.get(c, (c,)) for c in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS)]
-    wanted += [provider.line_item_type_columns, ("Tags",)]
+    wanted += [provider.line_item_type_columns, ("Tags",), *((c,) for c in JSON_COLUMNS)]
     found = {_find(names, candidates) for candidates in wanted}
-    return [n for n in source.schema.names if n in found]
+    return [n for n in source.schema.names if n in found or n.lower().startswith("x_")]
 
 
 def focus_export_batches(source: SourceFile, day: date, provider: FocusProvider) -> Iterator[pa.RecordBatch]:
@@ -437,7 +485,6 @@ def focus_export_days(
 ) -> Iterator[tuple[date, pa.RecordBatch]]:
     """`focus_export_batches` for several days in one pass over the file: (day, batch) pairs."""
     ledger_columns = [f.name for f in LEDGER_SCHEMA] + ["ledger_day"]
-    sql = _ledger_sql(provider)
     params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
     con = duckdb_connection()
     try:
@@ -452,6 +499,8 @@ def focus_export_days(
             table, original = _prepare(part, provider)
             con.register("focus", table)
             _validate(con, part, provider, original)
+            extra = [(f.name, _is_text(f.type)) for f in table.schema if f.name.startswith("provider__")]
+            sql = _ledger_sql(provider, extra)
             result = con.sql(sql, params=params).to_arrow_table().select(ledger_columns)
             con.unregister("focus")
             for day, rows_of_day in split_by_day(result, set(days)):
