@@ -20,17 +20,17 @@ and Tax; hourly usage within the first UTC day of a billing period (so the month
 start with the period, land on that day too and every line item belongs to the ledger partition).
 
 The measured process, pinned to one CPU with single-threaded BLAS/OpenMP/Arrow/Polars settings, does for
-that one file what the cost_ledger asset does: the ledger streamed batch by batch (focus.cur_to_focus_batches
-reads only the columns the ledger needs, 64k rows at a time, validates them, normalises them in DuckDB; each
-batch is written with zstd and added to the exact totals and to the FOCUS profile), then the independent
-totals the reconciliation compares with (focus.source_daily_totals, Arrow compute on the raw columns), then
-the Great Expectations FOCUS suite on the profile. Each stage is timed; rows per second is the file's rows
-over the sum of the three. (focus._connect leaves DuckDB's thread count at its default, the machine's core
-count, but the affinity keeps every thread on the one CPU.) Its peak RSS is its own (the parent stays
-small: a child's ru_maxrss starts from its parent's high-water mark on Linux). Guards, so that a size the
-code cannot take fails with a message instead of swapping or hanging: the child's address space is capped
-with RLIMIT_AS (--address-space-gb), and the parent kills it when a stage runs longer than --stage-timeout
-seconds or its RSS passes --max-child-rss-gb.
+that one file what the cost_ledger asset does: the ledger streamed batch by batch
+(focus.cur_to_focus_batches reads only the columns the ledger needs, 64k rows at a time, validates them,
+normalises them in DuckDB; each batch is written with zstd and added to the exact totals and to the FOCUS
+profile), then the independent totals the reconciliation compares with (focus.source_cost_totals: the four
+FOCUS costs, Arrow compute on the raw columns), then the Great Expectations FOCUS suite on the profile. Each
+stage is timed; rows per second is the file's rows over the sum of the three. (focus._connect leaves
+DuckDB's thread count at its default, the machine's core count, but the affinity keeps every thread on the
+one CPU.) Its peak RSS is its own (the parent stays small: a child's ru_maxrss starts from its parent's
+high-water mark on Linux). Guards, so that a size the code cannot take fails with a message instead of
+swapping or hanging: the child's address space is capped with RLIMIT_AS (--address-space-gb), and the parent
+kills it when a stage runs longer than --stage-timeout seconds or its RSS passes --max-child-rss-gb.
 
 focus-converter (FinOps Foundation) runs in its own virtual environment (benchmarks/peers.py) on the
 same file, also on one CPU; see benchmarks/peers/focus_converter_run.py for what it supports and what is
@@ -608,14 +608,20 @@ def measure(args: argparse.Namespace) -> None:
             rss_samples.append(_vm_kb("VmRSS") / 1024)
     done("ledger", start)
     start = stage("totals")
-    totals = focus.source_daily_totals(source)
+    totals = focus.source_cost_totals(source)  # every reconciled cost, in one pass, as the asset does
     done("totals", start)
     start = stage("conformance")
     conformance = validate_ledger(profile)
     done("conformance", start)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    billed = dict(summary.billed_by_source.get(SOURCE_URI, {}))  # currency -> total
-    expected = totals.get(DAY.isoformat(), {})
+    ledger_costs = summary.costs().get(SOURCE_URI, {})  # cost -> currency -> total
+    billed = ledger_costs.get("BilledCost", {})
+    expected = totals["BilledCost"].get(DAY.isoformat(), {})
+    costs_agree = all(
+        {c: round(v, 2) for c, v in ledger_costs.get(cost, {}).items()}
+        == {c: round(v, 2) for c, v in by_day.get(DAY.isoformat(), {}).items()}
+        for cost, by_day in totals.items()
+    )
     figures = {
         "cpu": cpu,
         "rows": source.num_rows,
@@ -629,9 +635,9 @@ def measure(args: argparse.Namespace) -> None:
         "vm_hwm_mb": _vm_kb("VmHWM") / 1024,
         "billed": {c: str(v) for c, v in billed.items()},
         "expected": {c: str(v) for c, v in expected.items()},
-        "reconciles": billed == expected,
+        "reconciles": billed == expected and costs_agree,
         "conforms": conformance.passed,
-        "days": sorted(totals),
+        "days": sorted(totals["BilledCost"]),
     }
     print(json.dumps(figures), flush=True)
 
@@ -748,8 +754,8 @@ def report(args: argparse.Namespace, workdir: Path) -> int:
     print(
         f"measuring what the cost_ledger asset does, in a child pinned to one CPU: the ledger streamed batch by batch "
         f"(focus.cur_to_focus_batches: read only the needed columns, validate, normalise; write zstd; the exact totals "
-        f"and the FOCUS profile per batch), the independent totals (focus.source_daily_totals), and the Great "
-        f"Expectations FOCUS suite on the profile (validate_ledger)"
+        f"and the FOCUS profile per batch), the independent totals of the four costs (focus.source_cost_totals), "
+        f"and the Great Expectations FOCUS suite on the profile (validate_ledger)"
         f" (guards: {args.stage_timeout} s per stage, RSS {args.max_child_rss_gb:g} GB, address space "
         f"{args.address_space_gb:g} GB)",
         flush=True,

@@ -24,9 +24,9 @@ from rai_pipelines.core.errors import RaiError
 from rai_pipelines.core.quality import SuiteResult
 from rai_pipelines.costs import ledger
 from rai_pipelines.costs.conformance import LedgerProfile, validate_ledger
-from rai_pipelines.costs.ledger import LedgerSummary, grouped_sums
+from rai_pipelines.costs.ledger import OTHER_COSTS, LedgerSummary, grouped_sums
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
-from rai_pipelines.costs.reconciliation import Reconciliation, reconcile
+from rai_pipelines.costs.reconciliation import Reconciliation, reconcile_all
 
 
 class LedgerNotPublished(RaiError):
@@ -47,7 +47,7 @@ class BuiltDay:
     sources: list[SourceFile]
     summary: LedgerSummary
     conformance: SuiteResult
-    witness: dict[str, dict[str, Decimal]]
+    witness: dict[str, dict[str, dict[str, dict[str, Decimal]]]]  # file -> cost -> day -> currency -> total
     uri: str = ""
     after: Reconciliation | None = None  # the reconciliation of the partition as read back
 
@@ -113,9 +113,9 @@ def build_period(store, readers: list, days: list[date]) -> dict[date, BuiltDay]
             for writer in writers.values():
                 writer.close()
         built = {}
-        witness: dict[str, dict[str, Decimal]] = {}  # each file's totals, computed once for all its days
+        witness: dict = {}  # each file's totals of every cost, computed once for all its days
         for day in days:
-            before = reconcile(day, summaries[day].billed_by_source, sources[day], witness)
+            before = reconcile_all(day, summaries[day].costs(), sources[day], witness)
             if not before.covered:
                 raise LedgerNotPublished(
                     f"cost ledger for {day}: the billing exports do not cover this day (yet), which is not a zero "
@@ -139,12 +139,16 @@ def build_period(store, readers: list, days: list[date]) -> dict[date, BuiltDay]
     return built
 
 
-def ledger_totals_as_written(store, day: date) -> dict[str, dict[str, Decimal]]:
-    """The billed total per source file and currency of a published partition, read back from the lake."""
-    written: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+def ledger_totals_as_written(store, day: date) -> dict[str, dict[str, dict[str, Decimal]]]:
+    """Each reconciled cost's total per source file and currency of a published partition, read
+    back from the lake: source -> cost column -> currency -> total."""
+    costs = ("BilledCost", *OTHER_COSTS)
+    written: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(Decimal)))
     partition = {"date": day.isoformat()}
-    columns = ["x_SourceUri", "BillingCurrency", "BilledCost"]
+    columns = ["x_SourceUri", "BillingCurrency", *costs]
     for batch in store.iter_batches(datasets.COST_LEDGER, partition, columns=columns):
-        for uri, currency, cost in grouped_sums(pa.Table.from_batches([batch]), columns[:2], "BilledCost"):
-            written[uri][currency] += cost
-    return written
+        table = pa.Table.from_batches([batch])
+        for column in costs:
+            for uri, currency, cost in grouped_sums(table, columns[:2], column):
+                written[uri][column][currency] += cost
+    return {uri: {c: dict(t) for c, t in by_cost.items()} for uri, by_cost in written.items()}

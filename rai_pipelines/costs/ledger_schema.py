@@ -342,12 +342,16 @@ class SourceKind:
     """What a billing source kind supplies, one entry of `costs.sources.SOURCE_KINDS`: how it is
     declared, the reader that finds its files (`fingerprint(day)`, `read(day)`), how one of those
     files becomes ledger rows (`days`: (day, batch) pairs of the days asked for, in one pass), and
-    its independent witness of each day's billed total (`daily_totals`)."""
+    its independent witness of each day's billed total (`daily_totals`) and of all four costs
+    (`cost_totals`)."""
 
     config: type[SourceConfig]
     reader: Callable[[Any], Any]
     days: Callable[[SourceFile, list[date]], Iterator[tuple[date, pa.RecordBatch]]]
     daily_totals: Callable[[SourceFile], dict[str, dict[str, Decimal]]]  # day -> currency -> billed
+    # cost column -> day -> currency -> total, for BilledCost, EffectiveCost, ListCost and
+    # ContractedCost, in one pass: the witness of every reconciled cost
+    cost_totals: Callable[[SourceFile], dict[str, dict[str, dict[str, Decimal]]]] | None = None
 
 
 def day_by_day(to_focus: Callable[[SourceFile, date], pa.Table]):

@@ -3,11 +3,11 @@ witness, against the ledger's, to the cent."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
-from rai_pipelines.costs.ledger import daily_totals
+from rai_pipelines.costs.ledger import OTHER_COSTS, cost_totals, daily_totals
 from rai_pipelines.costs.ledger_schema import SourceFile
 
 HALF_CENT = Decimal("0.005")
@@ -21,6 +21,9 @@ class Reconciliation:
     passed: bool
     # False when no export file reaches this day: not a zero bill, a day not exported (yet)
     covered: bool = True
+    # (source, cost column, currency, export total, ledger total, status) for EffectiveCost,
+    # ListCost and ContractedCost, each reconciled as BilledCost is
+    cost_rows: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
 
 
 def reconcile(
@@ -68,3 +71,43 @@ def reconcile(
             return Reconciliation(day, rows, mismatched, False, covered=False)
         rows.append((f"(no charge on this day; the export files run to {last})", "–", "0", "0", "NO CHARGE"))
     return Reconciliation(day, rows, mismatched, not mismatched)
+
+
+def reconcile_all(
+    day: date,
+    ledger_costs: dict[str, dict[str, dict[str, Decimal]]],
+    sources: list[SourceFile],
+    witness: dict[str, dict[str, dict[str, dict[str, Decimal]]]],
+) -> Reconciliation:
+    """`reconcile` on BilledCost, then EffectiveCost, ListCost and ContractedCost the same way: per
+    source file and currency, to the cent, each against the export's own total computed apart.
+    `ledger_costs` is source -> cost column -> currency -> total; `witness` caches each file's
+    cost column -> day -> currency -> total (every cost of a file in one pass)."""
+    for source in sources:
+        if source.uri not in witness:
+            witness[source.uri] = cost_totals(source)
+    billed = {uri: costs.get("BilledCost", {}) for uri, costs in ledger_costs.items()}
+    result = reconcile(day, billed, sources, {uri: costs["BilledCost"] for uri, costs in witness.items()})
+    if not result.covered:
+        return result
+    rows, mismatched = [], list(result.mismatched)
+    uris = [s.uri for s in sources] + sorted(set(ledger_costs) - {s.uri for s in sources})
+    for uri in uris:
+        exported = witness.get(uri, {})
+        for column in OTHER_COSTS:
+            if column not in exported and uri in witness:
+                continue  # a source kind that witnesses its billed cost only
+            expected = exported.get(column, {}).get(day.isoformat(), {})
+            got = ledger_costs.get(uri, {}).get(column, {})
+            for currency in sorted(set(expected) | set(got)):
+                want, have = expected.get(currency, Decimal(0)), got.get(currency, Decimal(0))
+                ok = abs(want - have) < HALF_CENT
+                rows.append((uri, column, currency, f"{want:.6f}", f"{have:.6f}", "ok" if ok else "MISMATCH"))
+                if not ok and uri not in mismatched:
+                    mismatched.append(uri)
+    return replace(
+        result,
+        cost_rows=rows,
+        mismatched=mismatched,
+        passed=result.passed and not any(row[5] == "MISMATCH" for row in rows),
+    )

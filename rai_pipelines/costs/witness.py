@@ -90,10 +90,18 @@ def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str =
 
 # Each export file's billed total per ledger day and per billing currency: day -> currency -> total.
 DailyTotals = dict[str, dict[str, Decimal]]
+# The four FOCUS costs, each reconciled: cost column -> DailyTotals.
+COSTS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+CostTotals = dict[str, DailyTotals]
 
 
 def _currencies(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str = "row") -> pa.Array:
     return pc.fill_null(pc.utf8_trim_whitespace(pc.cast(values, pa.string())), "")
+
+
+def amounts(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str = "row") -> pa.Array:
+    """Raw cost values as the ledger's decimals, or an error naming the file, row and field."""
+    return _amounts(values, uri, field, rows, what)
 
 
 def add_total(totals: DailyTotals, day: str, currency: str, amount: Decimal) -> None:
@@ -108,13 +116,39 @@ def witness_batch(
     start, cost, billing period start and end and billing currency (named `fields` in the file, for
     errors): the reconciliation's witness, Arrow compute on raw values, sharing nothing with the
     DuckDB normalisations. Amounts of different currencies are never added together."""
-    conversions = (_instants, _amounts, _instants, _instants, _currencies)
-    start, cost, period_start, period_end, currency = (
+    start, cost, period_start, period_end, currency = columns
+    costs = {"BilledCost": _amounts(cost, uri, fields[1], rows, what)}
+    by_cost: CostTotals = {"BilledCost": totals}
+    witness_costs(
+        [start, period_start, period_end, currency], [fields[0], *fields[2:]], costs, uri, rows, what, by_cost
+    )
+
+
+def witness_costs(
+    columns: list[pa.Array],
+    fields: list[str],
+    costs: dict[str, pa.Array],
+    uri: str,
+    rows: pa.Array,
+    what: str,
+    totals: CostTotals,
+) -> None:
+    """Add one batch's costs (cost column -> the ledger's decimals, already converted from the raw
+    values) per ledger day and currency to `totals`, given the raw charge start, billing period start
+    and end and billing currency (`columns`, named `fields` in the file). The day rule is the
+    ledger's: the UTC day of the charge start, or the billing period's first day for a charge that
+    starts outside its period."""
+    conversions = (_instants, _instants, _instants, _currencies)
+    start, period_start, period_end, currency = (
         convert(values, uri, field, rows, what)
         for values, field, convert in zip(columns, fields, conversions, strict=True)
     )
     within = pc.and_(pc.greater_equal(start, period_start), pc.less(start, period_end))
     day = pc.cast(pc.if_else(within, start, period_start), pa.date32())
-    sums = pa.table({"day": day, "currency": currency, "cost": pc.fill_null(cost, pa.scalar(Decimal(0), MONEY))})
-    for row in sums.group_by(["day", "currency"]).aggregate([("cost", "sum")]).to_pylist():
-        add_total(totals, row["day"].isoformat(), row["currency"], row["cost_sum"])
+    zero = pa.scalar(Decimal(0), MONEY)
+    names = list(costs)
+    sums = pa.table({"day": day, "currency": currency, **{n: pc.fill_null(costs[n], zero) for n in names}})
+    grouped = sums.group_by(["day", "currency"]).aggregate([(n, "sum") for n in names])
+    for row in grouped.to_pylist():
+        for name in names:
+            add_total(totals.setdefault(name, {}), row["day"].isoformat(), row["currency"], row[f"{name}_sum"])

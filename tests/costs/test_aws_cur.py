@@ -337,6 +337,13 @@ def test_commitment_rows_follow_aws_focus_semantics():
         == Decimal("1025.0")
         == one_currency(source_daily_totals(SourceFile("x.parquet", table, 1)))["2023-11-02"]
     )
+    # the witness computes every cost apart from the SQL, and agrees with it row type by row type
+    from rai_pipelines.costs.sources.aws_cur import source_cost_totals
+
+    witnessed = source_cost_totals(SourceFile("x.parquet", table, 1))
+    for cost in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"):
+        assert one_currency(witnessed[cost])["2023-11-02"] == sum(r[cost] for r in ledger), cost
+    assert one_currency(witnessed["EffectiveCost"])["2023-11-02"] == Decimal("25.26")
 
 
 def test_a_charge_for_an_earlier_period_lands_on_the_first_day_of_the_file():
@@ -644,8 +651,15 @@ def test_a_day_the_exports_cover_without_charges_is_published_empty(tmp_path, sp
     def idle_totals(source):
         return {d: total for d, total in real.daily_totals(source).items() if d != idle.isoformat()}
 
+    def idle_costs(source):
+        return {
+            cost: {d: total for d, total in by_day.items() if d != idle.isoformat()}
+            for cost, by_day in real.cost_totals(source).items()
+        }
+
     world = make_world(tmp_path / "world", specs, days=[idle])
-    monkeypatch.setitem(SOURCE_KINDS, "aws_cur", replace(real, days=idle_days, daily_totals=idle_totals))
+    idle_kind = replace(real, days=idle_days, daily_totals=idle_totals, cost_totals=idle_costs)
+    monkeypatch.setitem(SOURCE_KINDS, "aws_cur", idle_kind)
     job = build_definitions(settings_for(world)).resolve_job_def("daily_governance_job")
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(

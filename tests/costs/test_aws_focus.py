@@ -16,9 +16,9 @@ import pytest
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA
 from rai_pipelines.costs.sources.focus_export import (
-    aws_focus_daily_totals,
     aws_focus_to_focus,
 )
+from rai_pipelines.costs.sources.focus_witness import aws_focus_daily_totals
 from tests.conftest import one_currency
 from tests.costs.focus_export_data import (
     AWS_ACCOUNT,

@@ -16,9 +16,9 @@ from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA
 from rai_pipelines.costs.sources.azure_focus import AzureFocusExportReader
 from rai_pipelines.costs.sources.focus_export import (
-    azure_focus_daily_totals,
     azure_focus_to_focus,
 )
+from rai_pipelines.costs.sources.focus_witness import azure_focus_daily_totals
 from tests.conftest import one_currency
 from tests.costs.focus_export_data import (
     AZURE_ACCOUNT,

@@ -181,3 +181,29 @@ def test_currencies_are_reconciled_apart_never_added():
         (URI, "CAD", "80.250000", "0.000000", "MISMATCH"),
         (URI, "USD", "120.500000", "200.750000", "MISMATCH"),
     ]
+
+
+def test_effective_list_and_contracted_costs_are_reconciled_like_billed_cost(source):
+    """Each of the other three FOCUS costs is compared per file and currency with the export's own
+    total, computed apart (the CUR's line item types, on-demand and net costs in Arrow): the real
+    day reconciles, and a ledger whose EffectiveCost is a cent off does not, while its BilledCost
+    still does."""
+    from rai_pipelines.costs.reconciliation import reconcile_all
+
+    summary = LedgerSummary()
+    summary.add(cur_to_focus(source, DAY))
+    witness: dict = {}
+    honest = reconcile_all(DAY, summary.costs(), [source], witness)
+    assert honest.passed and honest.rows[0][4] == "ok"
+    assert [(row[1], row[2], row[5]) for row in honest.cost_rows] == [
+        ("EffectiveCost", "USD", "ok"),
+        ("ListCost", "USD", "ok"),
+        ("ContractedCost", "USD", "ok"),
+    ]
+    assert all(row[3] == row[4] for row in honest.cost_rows)  # to the last decimal on this day
+    off = summary.costs()
+    off[URI]["EffectiveCost"]["USD"] += Decimal("0.01")
+    tampered = reconcile_all(DAY, off, [_unreadable(URI)], witness)
+    assert not tampered.passed and tampered.mismatched == [URI]
+    assert tampered.rows[0][4] == "ok"  # BilledCost still agrees
+    assert [row[5] for row in tampered.cost_rows] == ["MISMATCH", "ok", "ok"]

@@ -24,9 +24,9 @@ from rai_pipelines.costs.sources.focus_export import (
     AWS,
     Fingerprint,
     _source_file,
-    focus_export_daily_totals,
     focus_export_days,
 )
+from rai_pipelines.costs.sources.focus_witness import focus_export_cost_totals, focus_export_daily_totals
 
 
 @dataclass
@@ -135,4 +135,5 @@ SOURCE = SourceKind(
     reader=lambda c: AwsFocusExportReader(c.root, c.billing_account_id, c.prefix, c.name),
     days=lambda source, days: focus_export_days(source, days, AWS),
     daily_totals=lambda source: focus_export_daily_totals(source, AWS),
+    cost_totals=lambda source: focus_export_cost_totals(source, AWS),
 )

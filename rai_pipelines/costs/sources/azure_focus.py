@@ -34,9 +34,9 @@ from rai_pipelines.costs.sources.focus_export import (
     Fingerprint,
     _month_bounds,
     _source_file,
-    focus_export_daily_totals,
     focus_export_days,
 )
+from rai_pipelines.costs.sources.focus_witness import focus_export_cost_totals, focus_export_daily_totals
 
 # --- file contents ------------------------------------------------------------------------------------
 
@@ -303,4 +303,5 @@ SOURCE = SourceKind(
     ),
     days=lambda source, days: focus_export_days(source, days, AZURE),
     daily_totals=lambda source: focus_export_daily_totals(source, AZURE),
+    cost_totals=lambda source: focus_export_cost_totals(source, AZURE),
 )

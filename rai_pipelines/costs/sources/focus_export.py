@@ -30,8 +30,8 @@ Bad input raises BadInputError naming the file, the row (CSV: the physical line;
 number from 1) and the field. The export must be of the billing account the reader was configured
 with (`SourceFile.context`); a row of any other account is refused.
 
-`azure_focus_daily_totals` and `aws_focus_daily_totals` are the reconciliation's witnesses: plain
-Decimal arithmetic over the raw values, sharing no code with the normalisation.
+The reconciliation's witnesses of these exports are in `focus_witness.py`: Arrow compute over the raw
+values, sharing no code with the normalisation.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -64,7 +63,6 @@ from rai_pipelines.costs.ledger_schema import (
     too_precise_sql,
 )
 from rai_pipelines.costs.sources.export_files import gunzip_bounded, physical_lines
-from rai_pipelines.costs.witness import DailyTotals, witness_batch
 
 STRING_COLUMNS = (
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
@@ -523,58 +521,6 @@ def aws_focus_to_focus(source: SourceFile, day: date) -> pa.Table:
     """Ledger rows of `day` from one AWS Data Exports "FOCUS 1.2 with AWS columns" file
     (`kind="aws_focus"`, `context` = the expected billing account id)."""
     return _focus_to_ledger(source, day, AWS)
-
-
-# --- the witness ------------------------------------------------------------------------------------
-
-
-def focus_export_daily_totals(source: SourceFile, provider: FocusProvider) -> DailyTotals:
-    """BilledCost per ledger day and BillingCurrency from the raw values, batch by batch: Arrow
-    compute on six raw columns (the CUR witness's conversions), sharing nothing with the DuckDB
-    normalisation."""
-    names = _columns_by_name(source.schema.names)
-    needed = (
-        "ChargePeriodStart",
-        "BilledCost",
-        "BillingPeriodStart",
-        "BillingPeriodEnd",
-        "BillingAccountId",
-        "BillingCurrency",
-    )
-    found = {}
-    for column in needed:
-        name = names.get(column.lower())
-        if name is None:
-            raise BadInputError(f"{source.uri}: missing mandatory FOCUS column {column}")
-        found[column] = name
-    expected = _expected_account(source)
-    fold = str.lower if provider.account_ids_case_insensitive else str
-    what = _where(source)
-    totals: DailyTotals = {}
-    for batch, rows in source.batches([found[c] for c in needed]):
-        accounts = pc.utf8_trim_whitespace(pc.cast(batch.column(4), pa.string()))
-        if provider.account_ids_case_insensitive:
-            accounts = pc.utf8_lower(accounts)
-        other = pc.not_equal(pc.fill_null(accounts, ""), fold(expected))
-        if pc.any(other).as_py():
-            i = pc.index(other, True).as_py()
-            raise BadInputError(
-                f"{source.uri} {what} {rows[i]}: field BillingAccountId = {batch.column(4)[i].as_py()!r} "
-                f"is not the configured {expected!r}"
-            )
-        witnessed = [*batch.columns[:4], batch.column(5)]
-        witness_batch(witnessed, [found[c] for c in (*needed[:4], needed[5])], source.uri, rows, what, totals)
-    return totals
-
-
-def azure_focus_daily_totals(source: SourceFile) -> DailyTotals:
-    """BilledCost per ledger day straight from the raw values of an Azure FOCUS export file."""
-    return focus_export_daily_totals(source, AZURE)
-
-
-def aws_focus_daily_totals(source: SourceFile) -> DailyTotals:
-    """BilledCost per ledger day straight from the raw values of an AWS FOCUS export file."""
-    return focus_export_daily_totals(source, AWS)
 
 
 Fingerprint = tuple[str, int | str, float]

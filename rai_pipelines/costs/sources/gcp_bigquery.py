@@ -14,6 +14,7 @@ from rai_pipelines.costs.ledger_schema import SourceConfig, SourceFile, SourceKi
 from rai_pipelines.costs.sources.gcp_billing import (
     check_export_fields,
     client_kwargs,
+    gcp_cost_totals,
     gcp_daily_totals,
     gcp_to_focus,
     select_list,
@@ -208,4 +209,5 @@ SOURCE = SourceKind(
     reader=lambda c: BigQueryBillingExportReader(**c.model_dump()),
     days=day_by_day(gcp_to_focus),
     daily_totals=gcp_daily_totals,
+    cost_totals=gcp_cost_totals,
 )

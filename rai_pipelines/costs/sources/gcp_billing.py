@@ -71,7 +71,7 @@ from rai_pipelines.costs.ledger_schema import (
     tag_key,
 )
 from rai_pipelines.costs.values import decimal_value, optional_decimal, utc_instant
-from rai_pipelines.costs.witness import DailyTotals, add_total
+from rai_pipelines.costs.witness import CostTotals, DailyTotals, add_total
 
 PROVIDER = "gcp"
 
@@ -525,6 +525,34 @@ def gcp_daily_totals(source: SourceFile) -> DailyTotals:
             ) from exc
         add_total(totals, moment.astimezone(timezone.utc).date().isoformat(), str(currency or ""), amount)
     return totals
+
+
+def gcp_cost_totals(source: SourceFile) -> CostTotals:
+    """The four costs per UTC usage day and currency from the raw values, in plain Decimal arithmetic
+    apart from the normalisation: BilledCost and EffectiveCost are the net cost (cost plus its
+    credits, as `gcp_daily_totals`), ContractedCost the gross cost, ListCost `cost_at_list` (the
+    gross cost where the export has none)."""
+    net = gcp_daily_totals(source)
+    table = source.table
+    starts = table.column("usage_start_time").to_pylist()
+    costs = table.column("cost").to_pylist()
+    currencies = table.column("currency").to_pylist()
+    at_list = table.column("cost_at_list").to_pylist() if "cost_at_list" in table.column_names else costs
+    gross: DailyTotals = {}
+    listed: DailyTotals = {}
+    for line, start, cost, listed_cost, currency in zip(
+        source.row_numbers(), starts, costs, at_list, currencies, strict=True
+    ):
+        moment = start if isinstance(start, datetime) else datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        day = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).date()
+        try:
+            amount = Decimal(str(cost))
+            list_amount = amount if listed_cost is None else Decimal(str(listed_cost))
+        except ArithmeticError as exc:
+            raise BadInputError(f"{source.uri} row {line}: unreadable cost or cost_at_list ({exc})") from exc
+        add_total(gross, day.isoformat(), str(currency or ""), amount)
+        add_total(listed, day.isoformat(), str(currency or ""), list_amount)
+    return {"BilledCost": net, "EffectiveCost": net, "ListCost": listed, "ContractedCost": gross}
 
 
 def client_kwargs(endpoint: str | None) -> dict:

@@ -15,7 +15,13 @@ import pyarrow.parquet as pq
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import SourceConfig, SourceFile, SourceKind, day_by_day
-from rai_pipelines.costs.sources.gcp_billing import client_kwargs, flatten_export, gcp_daily_totals, gcp_to_focus
+from rai_pipelines.costs.sources.gcp_billing import (
+    client_kwargs,
+    flatten_export,
+    gcp_cost_totals,
+    gcp_daily_totals,
+    gcp_to_focus,
+)
 
 
 @dataclass
@@ -102,4 +108,5 @@ SOURCE = SourceKind(
     reader=lambda c: GcsBillingExportReader(**c.model_dump()),
     days=day_by_day(gcp_to_focus),
     daily_totals=gcp_daily_totals,
+    cost_totals=gcp_cost_totals,
 )

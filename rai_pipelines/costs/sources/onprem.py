@@ -33,7 +33,7 @@ from rai_pipelines.costs.ledger_schema import (
     tag_key,
 )
 from rai_pipelines.costs.values import decimal_value, utc_instant
-from rai_pipelines.costs.witness import DailyTotals, add_total
+from rai_pipelines.costs.witness import CostTotals, DailyTotals, add_total
 
 USAGE_COLUMNS = ("cluster", "node_pool", "resource_id", "usage_start", "usage_end", "quantity", "resource_tags")
 COMPONENTS = ("amortised_purchase", "power", "support")
@@ -224,6 +224,12 @@ def onprem_daily_totals(source: SourceFile, declaration: OnPremDeclaration) -> D
     return totals
 
 
+def onprem_cost_totals(source: SourceFile, declaration: OnPremDeclaration) -> CostTotals:
+    """Owned capacity has no list price and no discount: its four costs are the declared cost."""
+    totals = onprem_daily_totals(source, declaration)
+    return {"BilledCost": totals, "EffectiveCost": totals, "ListCost": totals, "ContractedCost": totals}
+
+
 @dataclass
 class OnPremUsageReader:
     """Measured usage of on-premises or Kubernetes capacity, one Parquet file a day
@@ -279,4 +285,5 @@ SOURCE = SourceKind(
     # The declared rates travel with each usage file (SourceFile.context), read when it is.
     days=day_by_day(lambda source, day: onprem_to_focus(source, source.context, day)),
     daily_totals=lambda source: onprem_daily_totals(source, source.context),
+    cost_totals=lambda source: onprem_cost_totals(source, source.context),
 )

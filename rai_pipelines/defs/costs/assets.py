@@ -17,7 +17,7 @@ from rai_pipelines.costs.ledger_build import (
     ledger_totals_as_written,
 )
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA
-from rai_pipelines.costs.reconciliation import Reconciliation, reconcile
+from rai_pipelines.costs.reconciliation import Reconciliation, reconcile_all
 from rai_pipelines.defs.costs.resources import BillingExportsResource
 from rai_pipelines.defs.keys import COST_LEDGER
 from rai_pipelines.defs.resources import LakeResource
@@ -80,7 +80,7 @@ def build_cost_ledger(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
                 except LedgerNotPublished as refused:
                     raise dg.Failure(description=str(refused), metadata=_refusal_metadata(refused)) from refused
             for day in days:  # the partition as read back from the lake
-                built[day].after = reconcile(
+                built[day].after = reconcile_all(
                     day, ledger_totals_as_written(store, day), built[day].sources, built[day].witness
                 )
             if len(days) == 1:
@@ -119,6 +119,9 @@ def _reconciliation_metadata(result: Reconciliation) -> dict:
         "mismatched_sources": dg.MetadataValue.json(result.mismatched),
         "totals": dg.MetadataValue.md(
             table(["source", "currency", "export total", "ledger total", "status"], result.rows)
+        ),
+        "other_costs": dg.MetadataValue.md(
+            table(["source", "cost", "currency", "export total", "ledger total", "status"], result.cost_rows)
         ),
     }
 
