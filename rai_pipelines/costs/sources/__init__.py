@@ -10,6 +10,8 @@ file (RAI_BILLING_SOURCES):
                       connection_string: {env: AZURE_STORAGE_CONNECTION_STRING}}]
     gcp_bigquery:   [{project: ..., dataset: ..., billing_account_id: 01ABCD-..., detailed: true}]
     gcp_storage:    [{root: gs://bucket/gcp-billing, billing_account_id: 01ABCD-...}]
+    focus_files:    [{root: s3://bucket/oci-focus, billing_account_id: ocid1.tenancy...,
+                      tag_keys: {ml.model_name: model_name}}]
     aws_cur:        [{root: s3://bucket, layout: cur2, billing_account_id: "123456789012"}]
     onprem:         [{usage_root: /data/usage, declaration: costs/onprem.yaml}]
 
@@ -27,12 +29,13 @@ import pydantic
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.yamlfile import read_yaml_mapping
 from rai_pipelines.costs.ledger_schema import SourceConfig, SourceKind
-from rai_pipelines.costs.sources import aws_cur, aws_focus, azure_focus, gcp_bigquery, gcp_storage, onprem
+from rai_pipelines.costs.sources import aws_cur, aws_focus, azure_focus, focus_files, gcp_bigquery, gcp_storage, onprem
 
 SOURCE_KINDS: dict[str, SourceKind] = {
     "aws_cur": aws_cur.SOURCE,
     "aws_focus": aws_focus.SOURCE,
     "azure_focus": azure_focus.SOURCE,
+    "focus_files": focus_files.SOURCE,
     "gcp_bigquery": gcp_bigquery.SOURCE,
     "gcp_storage": gcp_storage.SOURCE,
     "onprem": onprem.SOURCE,

@@ -123,6 +123,9 @@ class FocusProvider:
     line_item_type_columns: tuple[str, ...] = ()
     # Azure resource ids (BillingAccountId is one for MCA) are case-insensitive.
     account_ids_case_insensitive: bool = False
+    # The producer's tag key -> the attribution key it stands for (Oracle's namespaced
+    # "ml.model_name" -> "model_name"), both as `tag_key` normalises them.
+    tag_aliases: dict[str, str] = field(default_factory=dict)
 
 
 AZURE = FocusProvider(
@@ -156,7 +159,7 @@ def _where(source: SourceFile) -> str:
 
 
 def _expected_account(source: SourceFile) -> str:
-    expected = source.context
+    expected = getattr(source.context, "billing_account_id", source.context)
     if not isinstance(expected, str) or not expected:
         raise ValueError(
             f"{source.uri}: no expected billing account id in SourceFile.context; "
@@ -189,7 +192,9 @@ def _normalised_tags(pairs) -> tuple[tuple[str, object], ...]:
     return tuple(sorted(out.items()))
 
 
-def _tags(source: SourceFile, column: str | None) -> tuple[list[str], dict[str, list[str | None]]]:
+def _tags(
+    source: SourceFile, column: str | None, aliases: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, list[str | None]]]:
     """The Tags JSON of every row and the attribution columns read from it. Tag sets repeat a lot,
     so each distinct raw value is parsed once."""
     n = source.table.num_rows
@@ -229,10 +234,13 @@ def _tags(source: SourceFile, column: str | None) -> tuple[list[str], dict[str, 
                 raise BadInputError(f"{source.uri} {_where(source)} {rows[i]}: field {column} has type {type(raw)}")
             tags = _normalised_tags(pairs)
             as_dict = dict(tags)
+            for alias, key in (aliases or {}).items():  # a declared alias never overrides the key itself
+                if alias in as_dict and key not in as_dict:
+                    as_dict = {**as_dict, key: as_dict[alias]}
             found = tuple(
                 next((str(as_dict[k]) for k in keys if k in as_dict), None) for keys in ATTRIBUTION_TAGS.values()
             )
-            hit = cache[key] = (json.dumps(as_dict, sort_keys=True), found)
+            hit = cache[key] = (json.dumps(dict(tags), sort_keys=True), found)
         texts.append(hit[0])
         for name, value in zip(ATTRIBUTION_TAGS, hit[1], strict=True):
             attribution[name].append(value)
@@ -240,6 +248,37 @@ def _tags(source: SourceFile, column: str | None) -> tuple[list[str], dict[str, 
 
 
 # --- normalisation ----------------------------------------------------------------------------------
+
+
+# Billing formats that are not FOCUS, by columns only they have, and the export to use instead.
+OTHER_FORMATS = (
+    (
+        ("lineitem/unblendedcost", "line_item_unblended_cost"),
+        "an AWS Cost and Usage Report: declare it as an aws_cur source, or create a Data Exports export of "
+        "'FOCUS 1.2 with AWS columns'",
+    ),
+    (
+        ("costinbillingcurrency", "metercategory", "pretaxcost"),
+        "an Azure cost details (EA or MCA usage details) export: create a 'Cost and usage details (FOCUS)' "
+        "export in Cost Management instead",
+    ),
+    (
+        ("lineitem/referenceno", "cost/mycost"),
+        "an OCI cost report: use OCI's FOCUS reports (FOCUS Reports/YYYY/MM/DD) instead",
+    ),
+    (
+        ("service.description", "service_description", "cost_type"),
+        "a Google Cloud Billing export: declare it as a gcp_bigquery or gcp_storage source",
+    ),
+)
+
+
+def _other_format(names: dict[str, str]) -> str:
+    """'; it looks like ...' when the file's columns are those of a known non-FOCUS billing format."""
+    for columns, what in OTHER_FORMATS:
+        if any(c in names for c in columns):
+            return f"; it looks like {what}"
+    return ""
 
 
 def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dict[str, str]]:
@@ -250,7 +289,9 @@ def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dic
     names = _columns_by_name(table.column_names)
     missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.aliases.get(c, (c,))) is None]
     if missing:
-        raise BadInputError(f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}")
+        raise BadInputError(
+            f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}{_other_format(names)}"
+        )
     n = table.num_rows
     original: dict[str, str] = {}
     columns, out_names = [], []
@@ -269,7 +310,7 @@ def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dic
     line_type = _find(names, provider.line_item_type_columns) or original["ChargeCategory"]
     columns.append(table.column(line_type))
     out_names.append("line_item_type")
-    tags_json, attribution = _tags(source, _find(names, ("Tags",)))
+    tags_json, attribution = _tags(source, _find(names, ("Tags",)), provider.tag_aliases)
     columns.append(pa.array(tags_json, pa.string()))
     out_names.append("tags_json")
     for name, values in attribution.items():
@@ -483,6 +524,12 @@ def focus_export_days(
 ) -> Iterator[tuple[date, pa.RecordBatch]]:
     """`focus_export_batches` for several days in one pass over the file: (day, batch) pairs."""
     ledger_columns = [f.name for f in LEDGER_SCHEMA] + ["ledger_day"]
+    names = _columns_by_name(source.schema.names)
+    missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.aliases.get(c, (c,))) is None]
+    if missing:  # said of the whole file, which also tells a billing format that is not FOCUS
+        raise BadInputError(
+            f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}{_other_format(names)}"
+        )
     params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
     con = duckdb_connection()
     try:
