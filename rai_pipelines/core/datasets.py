@@ -1,6 +1,7 @@
 """The lake's datasets, named once: each is also the name of the asset that writes it."""
 
 COST_LEDGER = "cost_ledger"
+COST_LEDGER_QUARANTINE = "cost_ledger_quarantine"  # export rows refused, per billing period
 INFERENCE_LOGS = "inference_logs"
 LABELS = "labels"
 REFERENCE = "reference"

@@ -20,12 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rai_pipelines.core import datasets
-from rai_pipelines.core.errors import RaiError
+from rai_pipelines.core.errors import BadInputError, RaiError
 from rai_pipelines.core.quality import SuiteResult
 from rai_pipelines.costs import ledger
 from rai_pipelines.costs.conformance import LedgerProfile, validate_ledger
 from rai_pipelines.costs.ledger import OTHER_COSTS, LedgerSummary, grouped_sums
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
+from rai_pipelines.costs.quarantine import RejectedRow, rejected_row
 from rai_pipelines.costs.reconciliation import Reconciliation, reconcile_all
 
 
@@ -33,11 +34,16 @@ class LedgerNotPublished(RaiError):
     """A billing period whose ledger was not published: a day that does not reconcile or conform."""
 
     def __init__(
-        self, message: str, reconciliation: Reconciliation | None = None, conformance: SuiteResult | None = None
+        self,
+        message: str,
+        reconciliation: Reconciliation | None = None,
+        conformance: SuiteResult | None = None,
+        rejected: list[RejectedRow] | None = None,
     ):
         super().__init__(message)
         self.reconciliation = reconciliation
         self.conformance = conformance
+        self.rejected = rejected or []  # the export rows refused, for the quarantine
 
 
 @dataclass
@@ -105,10 +111,16 @@ def build_period(store, readers: list, days: list[date]) -> dict[date, BuiltDay]
         writers = {day: pq.ParquetWriter(staged[day].path, LEDGER_SCHEMA, compression="zstd") for day in days}
         try:
             for uri, source in files.items():
-                for day, batch in ledger.to_focus_days(source, days_of[uri]):
-                    writers[day].write_batch(batch)
-                    summaries[day].add(batch)
-                    profiles[day].add(batch)
+                try:
+                    for day, batch in ledger.to_focus_days(source, days_of[uri]):
+                        writers[day].write_batch(batch)
+                        summaries[day].add(batch)
+                        profiles[day].add(batch)
+                except BadInputError as refused:
+                    raise LedgerNotPublished(
+                        f"{refused}; nothing of {days[0]:%Y-%m} was written",
+                        rejected=[rejected_row(source, refused)],
+                    ) from refused
         finally:
             for writer in writers.values():
                 writer.close()

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import dagster as dg
 
+from rai_pipelines.core import datasets
 from rai_pipelines.core.markdown import table
 from rai_pipelines.costs.ledger_build import (
     BuiltDay,
@@ -17,6 +18,7 @@ from rai_pipelines.costs.ledger_build import (
     ledger_totals_as_written,
 )
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA
+from rai_pipelines.costs.quarantine import quarantine_table
 from rai_pipelines.costs.reconciliation import Reconciliation, reconcile_all
 from rai_pipelines.defs.costs.resources import BillingExportsResource
 from rai_pipelines.defs.keys import COST_LEDGER
@@ -78,7 +80,15 @@ def build_cost_ledger(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
                 try:
                     built.update(build_period(store, readers, period))
                 except LedgerNotPublished as refused:
-                    raise dg.Failure(description=str(refused), metadata=_refusal_metadata(refused)) from refused
+                    metadata = _refusal_metadata(refused)
+                    if refused.rejected:
+                        where = store.write_table(
+                            datasets.COST_LEDGER_QUARANTINE,
+                            {"period": f"{period[0]:%Y-%m}"},
+                            quarantine_table(refused.rejected),
+                        )
+                        metadata["quarantine"] = dg.MetadataValue.path(where)
+                    raise dg.Failure(description=str(refused), metadata=metadata) from refused
             for day in days:  # the partition as read back from the lake
                 built[day].after = reconcile_all(
                     day, ledger_totals_as_written(store, day), built[day].sources, built[day].witness
@@ -138,7 +148,10 @@ def _reconciliation_check(result: Reconciliation) -> dg.AssetCheckResult:
 def _refusal_metadata(refused: LedgerNotPublished) -> dict:
     if refused.reconciliation is not None:
         return _reconciliation_metadata(refused.reconciliation)
-    return {"findings": dg.MetadataValue.md(_findings_table(refused.conformance))}
+    if refused.conformance is not None:
+        return {"findings": dg.MetadataValue.md(_findings_table(refused.conformance))}
+    rows = [(r.uri, str(r.row or "–"), r.field or "–", r.reason) for r in refused.rejected]
+    return {"rejected": dg.MetadataValue.md(table(["source", "row", "field", "reason"], rows))}
 
 
 def _by_currency(totals: dict[str, Decimal]) -> dg.MetadataValue:
