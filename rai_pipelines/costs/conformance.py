@@ -106,6 +106,48 @@ COMMITMENT_RULES = (
         "must be set exactly when CommitmentDiscountId is (FOCUS)",
     ),
 )
+# FOCUS 1.2's rules between a row's quantities, units, category and class, decided on the row's
+# combination of (ChargeCategory, ChargeClass, CommitmentDiscountStatus, and whether PricingQuantity,
+# PricingUnit, ConsumedQuantity and ConsumedUnit are set, and whether the charge starts before its
+# billing period), kept with the first row of each.
+QUANTITY_COLUMNS = (
+    "ChargeCategory", "ChargeClass", "CommitmentDiscountStatus", "PricingQuantity", "PricingUnit",
+    "ConsumedQuantity", "ConsumedUnit", "ChargePeriodStart", "BillingPeriodStart",
+)  # fmt: skip
+QUANTITY_RULES = (
+    (
+        lambda c, cls, st, pq, pu, cq, cu, early: c == "Tax" and pq,
+        "PricingQuantity",
+        "is set on a Tax row (FOCUS: MUST be null when ChargeCategory is Tax)",
+    ),
+    (
+        lambda c, cls, st, pq, pu, cq, cu, early: c in ("Usage", "Purchase") and cls != "Correction" and not pq,
+        "PricingQuantity",
+        "is missing on a Usage or Purchase row that is not a correction (FOCUS: MUST NOT be null there)",
+    ),
+    (
+        lambda c, cls, st, pq, pu, cq, cu, early: pq != pu,
+        "PricingUnit",
+        "must be set exactly when PricingQuantity is (FOCUS)",
+    ),
+    (
+        lambda c, cls, st, pq, pu, cq, cu, early: cq != cu,
+        "ConsumedUnit",
+        "must be set exactly when ConsumedQuantity is (FOCUS)",
+    ),
+    (
+        lambda c, cls, st, pq, pu, cq, cu, early: cq and (c != "Usage" or st == "Unused"),
+        "ConsumedQuantity",
+        "is set on a row that consumes nothing (FOCUS: null unless ChargeCategory is Usage and the "
+        "commitment is not Unused)",
+    ),
+    (
+        lambda c, cls, st, pq, pu, cq, cu, early: early and cls != "Correction",
+        "ChargeClass",
+        "is not Correction on a charge for a period before its billing period (FOCUS: a correction of an "
+        "earlier billing period)",
+    ),
+)
 DOUBLE_COUNTED = (
     "is the whole BilledCost of the purchase of a commitment discount whose covered usage also carries "
     "its amortised cost: the commitment is counted twice in EffectiveCost (FOCUS: a purchase that covers "
@@ -133,6 +175,8 @@ class LedgerProfile:
         # each subcategory one parent category
         self._services: dict[tuple, tuple] = {}
         self._check_services = {"ServiceCategory", "ServiceSubcategory"} <= set(schema.names)
+        self._quantities: dict[tuple, tuple] = {}
+        self._check_quantities = set(QUANTITY_COLUMNS) <= set(schema.names)
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         self.rows += batch.num_rows
@@ -149,6 +193,8 @@ class LedgerProfile:
             self._add_commitments(batch)
         if self._check_services and batch.num_rows:
             self._add_services(batch)
+        if self._check_quantities and batch.num_rows:
+            self._add_quantities(batch)
         if self._period_columns:
             periods = pa.table([batch.column(c) for c in self._period_columns], names=self._period_columns)
             distinct = periods.group_by(self._period_columns).aggregate([])
@@ -176,6 +222,38 @@ class LedgerProfile:
         for found in grouped.to_pylist():
             key = (found["category"], found["subcategory"])
             self._services.setdefault(key, (found["uri_first"], found["row_first"]))
+
+    def _add_quantities(self, batch) -> None:
+        uri, row = self._lineage(batch)
+        names = ["category", "class", "status", "pq", "pu", "cq", "cu", "early"]
+        column = batch.column
+        combos = pa.table(
+            [
+                column("ChargeCategory"),
+                column("ChargeClass"),
+                column("CommitmentDiscountStatus"),
+                *(
+                    pc.is_valid(column(c))
+                    for c in ("PricingQuantity", "PricingUnit", "ConsumedQuantity", "ConsumedUnit")
+                ),
+                pc.fill_null(pc.less(column("ChargePeriodStart"), column("BillingPeriodStart")), False),
+                uri,
+                row,
+            ],
+            names=[*names, "uri", "row"],
+        )
+        grouped = combos.group_by(names, use_threads=False).aggregate([("uri", "first"), ("row", "first")])
+        for found in grouped.to_pylist():
+            self._quantities.setdefault(tuple(found[n] for n in names), (found["uri_first"], found["row_first"]))
+
+    def quantity_findings(self) -> list[Finding]:
+        findings = []
+        for combo, (uri, row) in sorted(self._quantities.items(), key=str):
+            for rule, column, detail in QUANTITY_RULES:
+                if rule(*combo):
+                    where = f"{uri} row {row}" if uri else "a row"
+                    findings.append(Finding("focus_quantity_and_class_rules", column, f"{where}: {detail}"))
+        return findings
 
     def service_findings(self) -> list[Finding]:
         findings = []
@@ -304,7 +382,15 @@ def validate_ledger(ledger: pa.Table | LedgerProfile) -> SuiteResult:
     results = [run_suite(values, name, allowed), filled_result]
     if len(periods):
         results.append(run_suite(periods, name + ".periods", period_rules))
-    relations = profile.commitment_findings() + profile.service_findings()
+    relations = profile.commitment_findings() + profile.service_findings() + profile.quantity_findings()
     findings = [f for r in results for f in r.findings] + missing + _schema_findings(profile.schema) + relations
-    evaluated = sum(r.evaluated for r in results) + len(missing) + len(TIMESTAMPS) + 1 + len(COMMITMENT_RULES) + 2
+    evaluated = (
+        sum(r.evaluated for r in results)
+        + len(missing)
+        + len(TIMESTAMPS)
+        + 1
+        + len(COMMITMENT_RULES)
+        + 2
+        + len(QUANTITY_RULES)
+    )
     return SuiteResult("cost_ledger.focus_conformance", evaluated, findings)

@@ -352,6 +352,12 @@ def test_a_charge_for_an_earlier_period_lands_on_the_first_day_of_the_file():
     first = cur_to_focus(source, date(2023, 11, 1)).to_pylist()
     assert [r["BilledCost"] for r in first] == [Decimal("-7.5")]
     assert one_currency(source_daily_totals(source)) == {"2023-11-01": Decimal("-7.5"), "2023-11-02": Decimal("1.0")}
+    # a charge for October in November's bill corrects an earlier billing period (FOCUS ChargeClass)
+    assert [r["ChargeClass"] for r in first] == ["Correction"]
+    assert [r["ChargeClass"] for r in cur_to_focus(source, date(2023, 11, 2)).to_pylist()] == [None]
+    from rai_pipelines.costs.conformance import validate_ledger
+
+    assert validate_ledger(cur_to_focus(source, date(2023, 11, 1))).passed  # the rule on early charges holds
 
 
 def test_model_cost_in_another_currency_is_refused_naming_the_row():

@@ -424,3 +424,41 @@ def test_azures_own_x_columns_are_kept_and_the_invoice_id_it_reads_is_not_repeat
     assert provider["x_SomeColumnAzureAddsNextYear"] == "whatever"  # a column added later is kept
     assert first["InvoiceId"] == "E0123456789" and "x_InvoiceId" not in provider
     assert all(value not in (None, "") for value in provider.values())  # only the columns with a value
+
+
+def _first(rows, **match) -> dict:
+    return next(r for r in rows if all(r[k] == v for k, v in match.items()))
+
+
+@pytest.mark.parametrize(
+    ("edit", "column", "detail"),
+    [
+        (lambda rows: _first(rows, ChargeCategory="Tax").update(PricingQuantity="1", PricingUnit="Hours"),
+         "PricingQuantity", "is set on a Tax row"),
+        (lambda rows: _first(rows, ChargeCategory="Usage").update(PricingQuantity="", PricingUnit=""),
+         "PricingQuantity", "is missing on a Usage or Purchase row that is not a correction"),
+        (lambda rows: _first(rows, ChargeCategory="Usage").update(PricingUnit=""),
+         "PricingUnit", "must be set exactly when PricingQuantity is"),
+        (lambda rows: _first(rows, ChargeCategory="Usage").update(ConsumedUnit=""),
+         "ConsumedUnit", "must be set exactly when ConsumedQuantity is"),
+        (lambda rows: _first(rows, ChargeCategory="Purchase").update(ConsumedQuantity="1", ConsumedUnit="Hours"),
+         "ConsumedQuantity", "is set on a row that consumes nothing"),
+        (lambda rows: _first(rows, ChargeCategory="Usage").update(ChargePeriodStart="2024-04-30T00:00:00Z",
+                                                                   ChargePeriodEnd="2024-05-01T00:00:00Z"),
+         "ChargeClass", "is not Correction on a charge for a period before its billing period"),
+    ],
+)  # fmt: skip
+def test_rows_that_break_focus_rules_between_quantities_units_and_class_are_refused(tmp_path, edit, column, detail):
+    result = _commitment_ledger(tmp_path, edit)
+    assert not result.passed
+    (finding,) = [f for f in result.findings if f.expectation == "focus_quantity_and_class_rules"]
+    assert finding.column == column and detail in finding.detail and " row " in finding.detail
+
+
+def test_a_correction_of_an_earlier_period_is_accepted_as_such(tmp_path):
+    def corrected(rows):
+        _first(rows, ChargeCategory="Usage").update(
+            ChargePeriodStart="2024-04-30T00:00:00Z", ChargePeriodEnd="2024-05-01T00:00:00Z", ChargeClass="Correction"
+        )
+
+    assert _commitment_ledger(tmp_path, corrected).passed

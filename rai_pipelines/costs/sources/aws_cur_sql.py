@@ -231,7 +231,8 @@ SELECT
     {usage_start} AS ChargePeriodStart,
     {s.ts("line_item_usage_end_date")} AS ChargePeriodEnd,
     {_case(item_type, CHARGE_CATEGORY)} AS ChargeCategory,
-    CAST(NULL AS VARCHAR) AS ChargeClass,
+    -- FOCUS: a charge for a period before its billing period corrects an earlier billing period
+    CASE WHEN {usage_start} < {period_start} THEN 'Correction' END AS ChargeClass,
     {_case(item_type, CHARGE_FREQUENCY, "'Usage-Based'")} AS ChargeFrequency,
     {s.text("line_item_line_item_description")} AS ChargeDescription,
     COALESCE({unblended}, 0) AS BilledCost,
