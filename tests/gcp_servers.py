@@ -18,7 +18,6 @@ Start: `python -m bqemulator start --rest-port P --grpc-port G --ephemeral --pro
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import subprocess
@@ -32,7 +31,7 @@ import pytest
 from rai_pipelines.settings import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
-from peers import PEER_VENVS_DIR, peer_python  # noqa: E402
+from peers import peer_python  # noqa: E402
 
 # Verified with Python 3.11 on 2026-11-28: the spatial wheel's version must equal DuckDB's.
 BQEMULATOR_REQUIREMENTS = [
@@ -61,13 +60,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def locked_peer_python(name: str, requirements: list[str]) -> Path:
-    PEER_VENVS_DIR.mkdir(parents=True, exist_ok=True)
-    with open(PEER_VENVS_DIR / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return peer_python(name, requirements)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -116,7 +108,7 @@ class BigQueryEmulator(_Server):
     """bqemulator on a free loopback port, in memory; EXPORT DATA writes gs:// URIs under `gcs_root`."""
 
     def __init__(self, workdir: Path):
-        python = locked_peer_python("bqemulator", BQEMULATOR_REQUIREMENTS)
+        python = peer_python("bqemulator", BQEMULATOR_REQUIREMENTS)  # built under its own lock
         home = python.parent.parent / "home"
         self._install_spatial(python, home)
         self.gcs_root = workdir / "bq-gcs"
@@ -173,7 +165,7 @@ class GcsEmulator(_Server):
     """gcp-storage-emulator on a free loopback port, in memory."""
 
     def __init__(self, workdir: Path):
-        python = locked_peer_python("gcp-storage-emulator", GCS_EMULATOR_REQUIREMENTS)
+        python = peer_python("gcp-storage-emulator", GCS_EMULATOR_REQUIREMENTS)
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "gcs-emulator.log"
