@@ -210,41 +210,29 @@ class LedgerProfile:
         )
         return uri, row
 
-    def _add_services(self, batch) -> None:
+    def _first_rows(self, seen: dict, batch, columns: list[pa.Array]) -> None:
+        """Record in `seen` each distinct combination of `columns`' values with the (source uri, row)
+        of its first row: the rules over several columns are decided on these combinations."""
         uri, row = self._lineage(batch)
-        pairs = pa.table(
-            [batch.column("ServiceCategory"), batch.column("ServiceSubcategory"), uri, row],
-            names=["category", "subcategory", "uri", "row"],
-        )
-        grouped = pairs.group_by(["category", "subcategory"], use_threads=False).aggregate(
-            [("uri", "first"), ("row", "first")]
-        )
-        for found in grouped.to_pylist():
-            key = (found["category"], found["subcategory"])
-            self._services.setdefault(key, (found["uri_first"], found["row_first"]))
-
-    def _add_quantities(self, batch) -> None:
-        uri, row = self._lineage(batch)
-        names = ["category", "class", "status", "pq", "pu", "cq", "cu", "early"]
-        column = batch.column
-        combos = pa.table(
-            [
-                column("ChargeCategory"),
-                column("ChargeClass"),
-                column("CommitmentDiscountStatus"),
-                *(
-                    pc.is_valid(column(c))
-                    for c in ("PricingQuantity", "PricingUnit", "ConsumedQuantity", "ConsumedUnit")
-                ),
-                pc.fill_null(pc.less(column("ChargePeriodStart"), column("BillingPeriodStart")), False),
-                uri,
-                row,
-            ],
-            names=[*names, "uri", "row"],
-        )
+        names = [f"c{i}" for i in range(len(columns))]
+        combos = pa.table([*columns, uri, row], names=[*names, "uri", "row"])
         grouped = combos.group_by(names, use_threads=False).aggregate([("uri", "first"), ("row", "first")])
         for found in grouped.to_pylist():
-            self._quantities.setdefault(tuple(found[n] for n in names), (found["uri_first"], found["row_first"]))
+            seen.setdefault(tuple(found[n] for n in names), (found["uri_first"], found["row_first"]))
+
+    def _add_services(self, batch) -> None:
+        self._first_rows(self._services, batch, [batch.column("ServiceCategory"), batch.column("ServiceSubcategory")])
+
+    def _add_quantities(self, batch) -> None:
+        column = batch.column
+        columns = [
+            column("ChargeCategory"),
+            column("ChargeClass"),
+            column("CommitmentDiscountStatus"),
+            *(pc.is_valid(column(c)) for c in ("PricingQuantity", "PricingUnit", "ConsumedQuantity", "ConsumedUnit")),
+            pc.fill_null(pc.less(column("ChargePeriodStart"), column("BillingPeriodStart")), False),
+        ]
+        self._first_rows(self._quantities, batch, columns)
 
     def quantity_findings(self) -> list[Finding]:
         findings = []
@@ -268,14 +256,8 @@ class LedgerProfile:
     def _add_commitments(self, batch) -> None:
         uri, row = self._lineage(batch)
         category, ids, status = (batch.column(c) for c in COMMITMENT_COLUMNS[:3])
-        names = ["category", "has_id", "status", "has_category"]
-        combos = pa.table(
-            [category, pc.is_valid(ids), status, pc.is_valid(batch.column("CommitmentDiscountCategory")), uri, row],
-            names=[*names, "uri", "row"],
-        )
-        grouped = combos.group_by(names, use_threads=False).aggregate([("uri", "first"), ("row", "first")])
-        for found in grouped.to_pylist():
-            self._commitments.setdefault(tuple(found[n] for n in names), (found["uri_first"], found["row_first"]))
+        has_category = pc.is_valid(batch.column("CommitmentDiscountCategory"))
+        self._first_rows(self._commitments, batch, [category, pc.is_valid(ids), status, has_category])
         effective, billed = batch.column("EffectiveCost"), batch.column("BilledCost")
         zero = pa.scalar(0, billed.type)
         in_full = pc.and_(

@@ -16,7 +16,8 @@ import pytest
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile, tag_key
-from rai_pipelines.costs.sources.aws_cur import canonical_cur_name, cur_to_focus, read_cur_csv, source_daily_totals
+from rai_pipelines.costs.sources.aws_cur import canonical_cur_name, cur_to_focus, read_cur_csv
+from rai_pipelines.costs.sources.aws_cur_witness import source_daily_totals
 from tests.conftest import SHARED_CUR, one_currency
 
 DAYS = [date(2023, 11, d) for d in range(1, 15)]
@@ -338,7 +339,7 @@ def test_commitment_rows_follow_aws_focus_semantics():
         == one_currency(source_daily_totals(SourceFile("x.parquet", table, 1)))["2023-11-02"]
     )
     # the witness computes every cost apart from the SQL, and agrees with it row type by row type
-    from rai_pipelines.costs.sources.aws_cur import source_cost_totals
+    from rai_pipelines.costs.sources.aws_cur_witness import source_cost_totals
 
     witnessed = source_cost_totals(SourceFile("x.parquet", table, 1))
     for cost in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"):

@@ -12,7 +12,8 @@ import pytest
 from rai_pipelines.costs.ledger import LedgerSummary
 from rai_pipelines.costs.ledger_schema import SourceFile
 from rai_pipelines.costs.reconciliation import reconcile
-from rai_pipelines.costs.sources.aws_cur import cur_to_focus, read_cur_csv, source_daily_totals
+from rai_pipelines.costs.sources.aws_cur import cur_to_focus, read_cur_csv
+from rai_pipelines.costs.sources.aws_cur_witness import source_daily_totals
 from tests.conftest import SHARED_CUR
 
 DAY = date(2023, 11, 13)  # the CUR's largest day: 0.2046 USD over many line items

@@ -3,6 +3,8 @@ own FOCUS export, the checks of bad values, and the SELECT that builds the ledge
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 
 from rai_pipelines.costs.ledger_schema import (
@@ -315,3 +317,13 @@ SELECT hash(CAST(identity_line_item_id AS VARCHAR), CAST(identity_time_interval 
        CAST(source_row_number AS UINTEGER) AS row
 FROM cur WHERE identity_line_item_id IS NOT NULL AND CAST(identity_line_item_id AS VARCHAR) <> ''
 """
+
+
+def canonical_cur_name(name: str) -> str:
+    """Legacy CUR column name -> CUR 2.0 column name ("lineItem/UsageStartDate" -> "line_item_usage_start_date")."""
+    if "/" not in name:
+        return name
+    category, field = name.split("/", 1)
+    category = re.sub(r"(?<!^)(?=[A-Z])", "_", category).lower()
+    field = re.sub(r"(?<!^)(?=[A-Z])", "_", field).lower()
+    return f"{category}_{field}"

@@ -81,3 +81,35 @@ def gunzip_bounded(data: bytes, uri: str) -> bytes:
     except zlib.error as exc:
         raise BadInputError(f"{uri}: not a readable gzip file: {exc}") from None
     return bytes(out)
+
+
+# Billing formats that are not FOCUS, by columns only they have, and the export to use instead.
+OTHER_FORMATS = (
+    (
+        ("lineitem/unblendedcost", "line_item_unblended_cost"),
+        "an AWS Cost and Usage Report: declare it as an aws_cur source, or create a Data Exports export of "
+        "'FOCUS 1.2 with AWS columns'",
+    ),
+    (
+        ("costinbillingcurrency", "metercategory", "pretaxcost"),
+        "an Azure cost details (EA or MCA usage details) export: create a 'Cost and usage details (FOCUS)' "
+        "export in Cost Management instead",
+    ),
+    (
+        ("lineitem/referenceno", "cost/mycost"),
+        "an OCI cost report: use OCI's FOCUS reports (FOCUS Reports/YYYY/MM/DD) instead",
+    ),
+    (
+        ("service.description", "service_description", "cost_type"),
+        "a Google Cloud Billing export: declare it as a gcp_bigquery or gcp_storage source",
+    ),
+)
+
+
+def other_format(names: dict[str, str]) -> str:
+    """'; it looks like ...' when a file's columns (lower-cased name -> name) are those of a known
+    billing format that is not FOCUS, and the export to use instead; '' otherwise."""
+    for columns, what in OTHER_FORMATS:
+        if any(c in names for c in columns):
+            return f"; it looks like {what}"
+    return ""

@@ -62,7 +62,7 @@ from rai_pipelines.costs.ledger_schema import (
     tag_key,
     too_precise_sql,
 )
-from rai_pipelines.costs.sources.export_files import gunzip_bounded, physical_lines
+from rai_pipelines.costs.sources.export_files import gunzip_bounded, other_format, physical_lines
 
 STRING_COLUMNS = (
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
@@ -250,37 +250,6 @@ def _tags(
 # --- normalisation ----------------------------------------------------------------------------------
 
 
-# Billing formats that are not FOCUS, by columns only they have, and the export to use instead.
-OTHER_FORMATS = (
-    (
-        ("lineitem/unblendedcost", "line_item_unblended_cost"),
-        "an AWS Cost and Usage Report: declare it as an aws_cur source, or create a Data Exports export of "
-        "'FOCUS 1.2 with AWS columns'",
-    ),
-    (
-        ("costinbillingcurrency", "metercategory", "pretaxcost"),
-        "an Azure cost details (EA or MCA usage details) export: create a 'Cost and usage details (FOCUS)' "
-        "export in Cost Management instead",
-    ),
-    (
-        ("lineitem/referenceno", "cost/mycost"),
-        "an OCI cost report: use OCI's FOCUS reports (FOCUS Reports/YYYY/MM/DD) instead",
-    ),
-    (
-        ("service.description", "service_description", "cost_type"),
-        "a Google Cloud Billing export: declare it as a gcp_bigquery or gcp_storage source",
-    ),
-)
-
-
-def _other_format(names: dict[str, str]) -> str:
-    """'; it looks like ...' when the file's columns are those of a known non-FOCUS billing format."""
-    for columns, what in OTHER_FORMATS:
-        if any(c in names for c in columns):
-            return f"; it looks like {what}"
-    return ""
-
-
 def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dict[str, str]]:
     """The ledger's source columns under their FOCUS names (absent optional ones as nulls), the tags
     as JSON, the attribution, the line item type and the source row number; plus ledger name -> name
@@ -290,7 +259,7 @@ def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dic
     missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.aliases.get(c, (c,))) is None]
     if missing:
         raise BadInputError(
-            f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}{_other_format(names)}"
+            f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}{other_format(names)}"
         )
     n = table.num_rows
     original: dict[str, str] = {}
@@ -528,7 +497,7 @@ def focus_export_days(
     missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.aliases.get(c, (c,))) is None]
     if missing:  # said of the whole file, which also tells a billing format that is not FOCUS
         raise BadInputError(
-            f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}{_other_format(names)}"
+            f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}{other_format(names)}"
         )
     params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
     con = duckdb_connection()
