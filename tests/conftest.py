@@ -180,3 +180,19 @@ def one_currency(totals: dict, currency: str = "USD") -> dict:
     (and a check that no other currency appears)."""
     assert all(set(by_currency) == {currency} for by_currency in totals.values()), totals
     return {day: by_currency[currency] for day, by_currency in totals.items()}
+
+
+def run_cost_ledger(world, day):
+    """The cost_ledger asset of `world` for `day`, as the daily job runs it (failures returned, not raised)."""
+    import dagster as dg
+
+    from rai_pipelines.definitions import build_definitions
+
+    job = build_definitions(settings_for(world)).resolve_job_def("daily_governance_job")
+    with dg.instance_for_test() as instance:
+        return job.execute_in_process(
+            partition_key=day.isoformat(),
+            instance=instance,
+            asset_selection=[dg.AssetKey("cost_ledger")],
+            raise_on_error=False,
+        )

@@ -234,14 +234,19 @@ class LedgerProfile:
         ]
         self._first_rows(self._quantities, batch, columns)
 
-    def quantity_findings(self) -> list[Finding]:
+    @staticmethod
+    def _rule_findings(seen: dict, rules, expectation: str) -> list[Finding]:
+        """A finding for each rule a recorded combination breaks, naming its first row."""
         findings = []
-        for combo, (uri, row) in sorted(self._quantities.items(), key=str):
-            for rule, column, detail in QUANTITY_RULES:
+        for combo, (uri, row) in sorted(seen.items(), key=str):
+            for rule, column, detail in rules:
                 if rule(*combo):
                     where = f"{uri} row {row}" if uri else "a row"
-                    findings.append(Finding("focus_quantity_and_class_rules", column, f"{where}: {detail}"))
+                    findings.append(Finding(expectation, column, f"{where}: {detail}"))
         return findings
+
+    def quantity_findings(self) -> list[Finding]:
+        return self._rule_findings(self._quantities, QUANTITY_RULES, "focus_quantity_and_class_rules")
 
     def service_findings(self) -> list[Finding]:
         findings = []
@@ -273,12 +278,7 @@ class LedgerProfile:
         self._amortised.update(pc.unique(pc.filter(ids, pc.fill_null(amortised, False))).to_pylist())
 
     def commitment_findings(self) -> list[Finding]:
-        findings = []
-        for combo, (uri, row) in sorted(self._commitments.items(), key=str):
-            for rule, column, detail in COMMITMENT_RULES:
-                if rule(*combo):
-                    where = f"{uri} row {row}" if uri else "a row"
-                    findings.append(Finding("focus_commitment_discount_rules", column, f"{where}: {detail}"))
+        findings = self._rule_findings(self._commitments, COMMITMENT_RULES, "focus_commitment_discount_rules")
         for commitment, (uri, row) in sorted(self._purchased_in_full.items()):
             if commitment in self._amortised:
                 where = f"{uri} row {row}" if uri else "a row"

@@ -26,6 +26,21 @@ class Reconciliation:
     cost_rows: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
 
 
+def compared_rows(
+    uri: str, labels: tuple, expected: dict[str, Decimal], got: dict[str, Decimal], mismatched: list, empty=None
+) -> list[tuple]:
+    """(uri, *labels, currency, export total, ledger total, status) per currency, to the half cent;
+    a mismatching uri is added to `mismatched`. `empty` names the row of a file with no amount."""
+    rows = []
+    for currency in sorted(set(expected) | set(got)) or ([empty] if empty else []):
+        want, have = expected.get(currency, Decimal(0)), got.get(currency, Decimal(0))
+        ok = abs(want - have) < HALF_CENT
+        rows.append((uri, *labels, currency, f"{want:.6f}", f"{have:.6f}", "ok" if ok else "MISMATCH"))
+        if not ok and uri not in mismatched:
+            mismatched.append(uri)
+    return rows
+
+
 def reconcile(
     day: date,
     ledger_totals: dict[str, dict[str, Decimal]],
@@ -45,13 +60,7 @@ def reconcile(
     rows, mismatched = [], []
 
     def compare(uri: str, expected: dict[str, Decimal], got: dict[str, Decimal]) -> None:
-        currencies = sorted(set(expected) | set(got)) or ["–"]
-        for currency in currencies:
-            want, have = expected.get(currency, Decimal(0)), got.get(currency, Decimal(0))
-            ok = abs(want - have) < HALF_CENT
-            rows.append((uri, currency, f"{want:.6f}", f"{have:.6f}", "ok" if ok else "MISMATCH"))
-            if not ok and uri not in mismatched:
-                mismatched.append(uri)
+        rows.extend(compared_rows(uri, (), expected, got, mismatched, empty="–"))
 
     for source in sources:
         if source.uri not in witness:
@@ -99,12 +108,7 @@ def reconcile_all(
                 continue  # a source kind that witnesses its billed cost only
             expected = exported.get(column, {}).get(day.isoformat(), {})
             got = ledger_costs.get(uri, {}).get(column, {})
-            for currency in sorted(set(expected) | set(got)):
-                want, have = expected.get(currency, Decimal(0)), got.get(currency, Decimal(0))
-                ok = abs(want - have) < HALF_CENT
-                rows.append((uri, column, currency, f"{want:.6f}", f"{have:.6f}", "ok" if ok else "MISMATCH"))
-                if not ok and uri not in mismatched:
-                    mismatched.append(uri)
+            rows.extend(compared_rows(uri, (column,), expected, got, mismatched))
     return replace(
         result,
         cost_rows=rows,

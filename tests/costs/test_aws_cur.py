@@ -591,12 +591,9 @@ def test_a_ledger_that_does_not_reconcile_is_not_published(tmp_path, specs, monk
     kinds table) must fail the cost_ledger run, naming the export file, with nothing written."""
     from dataclasses import replace
 
-    import dagster as dg
-
     from rai_pipelines.core.lake import Lake
     from rai_pipelines.costs.sources import SOURCE_KINDS
-    from rai_pipelines.definitions import build_definitions
-    from tests.conftest import LOOP_DAYS, make_world, settings_for
+    from tests.conftest import LOOP_DAYS, make_world, run_cost_ledger
 
     real = SOURCE_KINDS["aws_cur"]
     lost = []
@@ -615,14 +612,7 @@ def test_a_ledger_that_does_not_reconcile_is_not_published(tmp_path, specs, monk
     lake = Lake(str(world.lake_root))
     assert not lake.exists("cost_ledger", {"date": day.isoformat()})
     monkeypatch.setitem(SOURCE_KINDS, "aws_cur", replace(real, days=lossy_days))
-    job = build_definitions(settings_for(world)).resolve_job_def("daily_governance_job")
-    with dg.instance_for_test() as instance:
-        result = job.execute_in_process(
-            partition_key=day.isoformat(),
-            instance=instance,
-            asset_selection=[dg.AssetKey("cost_ledger")],
-            raise_on_error=False,
-        )
+    result = run_cost_ledger(world, day)
     assert not result.success
     assert lost and lost[0][1] >= 0.005  # the dropped row is worth more than the reconciliation's half cent
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

@@ -41,11 +41,9 @@ def test_a_streamed_parquet_row_is_found_batch_by_batch(tmp_path):
 
 
 def test_a_refused_row_fails_its_period_and_is_quarantined(tmp_path, specs):
-    import dagster as dg
 
     from rai_pipelines.core.lake import Lake
-    from rai_pipelines.definitions import build_definitions
-    from tests.conftest import LOOP_DAYS, make_world, settings_for
+    from tests.conftest import LOOP_DAYS, make_world, run_cost_ledger
 
     day = LOOP_DAYS[0]
     world = make_world(tmp_path / "world", specs, days=[day])
@@ -60,14 +58,7 @@ def test_a_refused_row_fails_its_period_and_is_quarantined(tmp_path, specs):
     lines[5] = buffer.getvalue()
     export.write_bytes(gzip.compress("".join(lines).encode()))
 
-    job = build_definitions(settings_for(world)).resolve_job_def("daily_governance_job")
-    with dg.instance_for_test() as instance:
-        result = job.execute_in_process(
-            partition_key=day.isoformat(),
-            instance=instance,
-            asset_selection=[dg.AssetKey("cost_ledger")],
-            raise_on_error=False,
-        )
+    result = run_cost_ledger(world, day)
     assert not result.success
     lake = Lake(str(world.lake_root))
     assert not lake.exists("cost_ledger", {"date": day.isoformat()})  # nothing of the period published
