@@ -807,3 +807,19 @@ def test_a_bill_in_two_currencies_is_totalled_per_currency_by_the_witness_and_th
     assert dict(summary.billed_by_currency) == expected[day.isoformat()]
     assert set(summary.effective_by_currency) == {"CAD", "USD"}
     assert all(share <= 1 for share in (summary.untagged_share("CAD"), summary.untagged_share("USD")))
+
+
+def test_a_credit_without_a_pricing_unit_has_no_pricing_quantity():
+    # AWS writes credits and discounts with a usage amount of 0 and no pricing unit: FOCUS wants
+    # PricingQuantity and PricingUnit both null there, not a quantity without its unit.
+    from rai_pipelines.costs.conformance import validate_ledger
+
+    rows = [
+        _cur2_row("Credit", -2.35, line_item_usage_amount="0.0"),
+        _cur2_row("Usage", 1.0, line_item_usage_amount="4.0", pricing_unit="Hrs"),
+    ]
+    ledger = cur_to_focus(SourceFile("x.parquet", _table(rows), 1), date(2023, 11, 2))
+    credit, usage = ledger.to_pylist()
+    assert (credit["PricingQuantity"], credit["PricingUnit"]) == (None, None)
+    assert (usage["PricingQuantity"], usage["PricingUnit"]) == (Decimal("4.0"), "Hours")
+    assert validate_ledger(ledger).passed

@@ -218,6 +218,7 @@ def cur_checks(s: CurSql, account: str | None) -> list[tuple[str, str, str]]:
 
 def cur_ledger_sql(s: CurSql) -> str:
     item_type = "line_item_line_item_type"
+    credit_types = ", ".join(f"'{t}'" for t, category in CHARGE_CATEGORY.items() if category == "Credit")
     sp_arn, ri_arn = s.text("savings_plan_savings_plan_a_r_n"), s.text("reservation_reservation_a_r_n")
     unblended = s.money("line_item_unblended_cost")
     usage_start, period_start = s.ts("line_item_usage_start_date"), s.ts("bill_billing_period_start_date")
@@ -254,7 +255,9 @@ SELECT
     -- FOCUS: no pricing quantity, unit or unit prices on tax rows.
     CASE WHEN {item_type} <> 'Tax' THEN {s.money("pricing_public_on_demand_rate")} END AS ListUnitPrice,
     CASE WHEN {item_type} <> 'Tax' THEN {s.money("line_item_unblended_rate")} END AS ContractedUnitPrice,
-    CASE WHEN {item_type} <> 'Tax' THEN {s.money("line_item_usage_amount")} END AS PricingQuantity,
+    -- AWS writes credits and discounts with a usage amount of 0 and no pricing unit: no quantity then.
+    CASE WHEN {item_type} <> 'Tax' AND ({s.text("pricing_unit")} IS NOT NULL OR {item_type} NOT IN ({credit_types}))
+         THEN {s.money("line_item_usage_amount")} END AS PricingQuantity,
     CASE WHEN {item_type} <> 'Tax' THEN {focus_unit_sql(s.text("pricing_unit"))} END AS PricingUnit,
     CASE WHEN {item_type} IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed'
          WHEN {item_type} IN ('Usage') THEN {_case("pricing_term", PRICING_CATEGORY, "'Standard'")}
