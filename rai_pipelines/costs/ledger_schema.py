@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -288,7 +289,7 @@ class SourceFile:
         if self.parquet is not None:
             offset = self.first_data_line
             for batch in self.parquet.batches(columns, batch_size):
-                yield batch, pa.array(range(offset, offset + batch.num_rows), pa.int64())
+                yield batch, pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.int64))
                 offset += batch.num_rows
             return
         table = self.table.select(columns)
@@ -299,9 +300,13 @@ class SourceFile:
             start += batch.num_rows
 
 
-def duckdb_connection() -> duckdb.DuckDBPyConnection:
+def duckdb_connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection in UTC; `threads` caps its threads (one per worker when batches already
+    run on every core: more would only contend for them)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    if threads is not None:
+        con.execute(f"SET threads = {int(threads)}")
     return con
 
 

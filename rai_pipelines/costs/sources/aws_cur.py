@@ -17,10 +17,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -41,12 +43,15 @@ from rai_pipelines.costs.ledger_schema import (
     split_by_day,
     tag_key,
 )
+from rai_pipelines.costs.parallel import PerThread, ordered_map
 from rai_pipelines.costs.sources.aws_cur_sql import (
     LINE_ITEM_HASH_SQL,
+    CurLedger,
     CurSql,
     canonical_cur_name,
     cur_checks,
-    cur_ledger_sql,
+    cur_ledger,
+    focus_unit,
 )
 from rai_pipelines.costs.sources.aws_cur_witness import source_cost_totals, source_daily_totals
 from rai_pipelines.costs.sources.export_files import (
@@ -161,18 +166,33 @@ class _TagSets:
     """Each distinct tag set as its JSON text and attribution values, computed once per file: a day
     has tens of thousands of distinct sets against millions of rows. The sets seen so far are kept
     as Arrow arrays, so a batch's rows are matched to them by Arrow's hash lookup, and only a set
-    never seen before reaches Python."""
+    never seen before reaches Python. Shared by the worker threads of one file: a set is parsed once."""
 
     def __init__(self) -> None:
-        self._known = pa.array([], pa.string())
-        self._resolved = [pa.array([], pa.string()) for _ in range(1 + len(ATTRIBUTION_TAGS))]
+        # (the known signatures, their resolved columns): replaced as one, never changed in place, so a
+        # thread reading it while another learns new sets sees one consistent pair.
+        self._state = (pa.array([], pa.string()), [pa.array([], pa.string()) for _ in range(1 + len(ATTRIBUTION_TAGS))])
+        self._lock = threading.Lock()
 
     def resolve(self, signatures: pa.Array, parse) -> list[pa.Array]:
         """Given one signature string per row (null: no tags) and `parse` (signature -> raw (key,
         value) pairs), the Tags JSON column followed by one column per attribution tag."""
         encoded = pc.dictionary_encode(signatures)
         distinct = encoded.dictionary
-        positions = pc.index_in(distinct, value_set=self._known)
+        known, resolved = self._state
+        positions = pc.index_in(distinct, value_set=known)
+        if pc.any(pc.is_null(positions)).as_py():
+            with self._lock:
+                known, resolved = self._learn(distinct, parse)
+            positions = pc.index_in(distinct, value_set=known)
+        rows = positions.take(encoded.indices)  # null where the row has no tags at all
+        texts = pc.fill_null(resolved[0].take(rows), "{}")
+        return [texts] + [column.take(rows) for column in resolved[1:]]
+
+    def _learn(self, distinct: pa.Array, parse) -> tuple[pa.Array, list[pa.Array]]:
+        """Adds the sets of `distinct` not known yet (another thread may have added some meanwhile)."""
+        known, resolved = self._state
+        positions = pc.index_in(distinct, value_set=known)
         new = pc.filter(distinct, pc.is_null(positions)).to_pylist()
         if new:
             # All parsed before any is kept: a parse that raises leaves the sets as they were.
@@ -180,15 +200,12 @@ class _TagSets:
             for raw in new:
                 tags = dict(sorted((tag_key(k), v) for k, v in parse(raw) if v not in (None, "")))
                 parsed.append((json.dumps(tags, sort_keys=True), *_attribution(tags)))
-            self._known = pa.concat_arrays([self._known, pa.array(new, pa.string())])
-            self._resolved = [
-                pa.concat_arrays([known, pa.array(column, pa.string())])
-                for known, column in zip(self._resolved, zip(*parsed, strict=True), strict=True)
+            resolved = [
+                pa.concat_arrays([before, pa.array(column, pa.string())])
+                for before, column in zip(resolved, zip(*parsed, strict=True), strict=True)
             ]
-            positions = pc.index_in(distinct, value_set=self._known)
-        rows = positions.take(encoded.indices)  # null where the row has no tags at all
-        texts = pc.fill_null(self._resolved[0].take(rows), "{}")
-        return [texts] + [column.take(rows) for column in self._resolved[1:]]
+            self._state = (pa.concat_arrays([known, pa.array(new, pa.string())]), resolved)
+        return self._state
 
 
 # A row's tags become one signature string, made in Arrow: its number of pairs, its keys and its
@@ -261,6 +278,15 @@ def _legacy_tag_columns_of(batch: pa.RecordBatch, names: list[str], sets: _TagSe
         return sets.resolve(pa.array(signatures, pa.string()), _pairs_of_json)
 
 
+def _focus_units(names: list[str], columns: list) -> pa.Array:
+    """The batch's pricing units in FOCUS's spelling, each distinct unit mapped once (a day has tens)."""
+    units = columns[names.index("pricing_unit")]
+    units = pc.cast(units.combine_chunks() if isinstance(units, pa.ChunkedArray) else units, pa.string())
+    encoded = pc.dictionary_encode(units)
+    spelled = [None if unit in (None, "") else focus_unit(unit) for unit in encoded.dictionary.to_pylist()]
+    return pa.array(spelled, pa.string()).take(encoded.indices)
+
+
 def _prepare_batch(batch: pa.RecordBatch, rows: pa.Array, layout: _Layout, sets: _TagSets) -> pa.Table:
     """A batch with CUR 2.0 names, the optional columns it lacks as nulls, the product map's
     attributes, the tag columns and each row's number in the file."""
@@ -285,9 +311,20 @@ def _prepare_batch(batch: pa.RecordBatch, rows: pa.Array, layout: _Layout, sets:
         tag_columns = _legacy_tag_columns_of(batch, layout.tag_columns, sets)
     columns += tag_columns
     names += ["tags_json", *(f"tag_{c}" for c in ATTRIBUTION_TAGS)]
-    columns.append(rows)
-    names.append("source_row_number")
+    columns += [_focus_units(names, columns), rows, pa.array(np.arange(n, dtype=np.int32))]
+    names += ["focus_pricing_unit", "source_row_number", "batch_position"]
     return pa.Table.from_arrays(columns, names=names)
+
+
+def _null_if_empty(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A text column with its empty values as null (FOCUS: no value is null, never ""); handed over
+    as it is when it has none, which is the common case."""
+    if pa.types.is_null(column.type):
+        return pa.nulls(len(column), pa.string())
+    empty = pc.equal(column, "")
+    if not pc.any(empty).as_py():
+        return column
+    return pc.if_else(empty, pa.scalar(None, pa.string()), column)
 
 
 def cur_to_focus_batches(source: SourceFile, day: date, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
@@ -308,46 +345,102 @@ def cur_to_focus_batches(source: SourceFile, day: date, batch_size: int = BATCH_
 
 
 def cur_to_focus_days(
-    source: SourceFile, days: list[date], batch_size: int = BATCH_ROWS
+    source: SourceFile, days: list[date], batch_size: int = BATCH_ROWS, workers: int | None = None
 ) -> Iterator[tuple[date, pa.RecordBatch]]:
     """`cur_to_focus_batches` for several days in one pass over the file: (day, batch) pairs. A
-    backfill of a month reads the month's export once, not once per day."""
-    wanted = set(days)
-    first_day, last_day = min(days).isoformat(), max(days).isoformat()
-    layout = _layout(source)
-    what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
-    sets = _TagSets()
-    con = duckdb_connection()
-    statements: dict[pa.Schema, tuple[list, str, str]] = {}
-    identified = "identity_line_item_id" in layout.original
+    backfill of a month reads the month's export once, not once per day. The batches are normalised
+    on `workers` threads (default: every usable core) and come back in file order."""
+    normalise = _CurBatches(source, days)
     line_items: list[dict] = []  # a 64-bit hash of each row's line item id and time interval
-    for batch, rows in source.batches(layout.read, batch_size):
-        prepared = _prepare_batch(batch, rows, layout, sets)
-        if prepared.schema not in statements:
-            s = CurSql(prepared.schema)
-            checks = cur_checks(s, source.context if isinstance(source.context, str) else None)
-            statements[prepared.schema] = (checks, first_bad_rows_sql([c[0] for c in checks], "cur"), cur_ledger_sql(s))
-        checks, validation, ledger = statements[prepared.schema]
+    for by_day, hashes in ordered_map(normalise, source.batches(normalise.layout.read, batch_size), workers):
+        if hashes is not None:
+            line_items.append(hashes)
+        yield from by_day
+    if normalise.identified:
+        _refuse_duplicate_line_items(source, normalise.layout, line_items, normalise.what)
+
+
+class _CurBatches:
+    """Normalises one batch of a CUR file: checks its values, then builds its ledger rows in DuckDB.
+    Called from several threads at once: each has its own DuckDB connection and tag-set cache."""
+
+    def __init__(self, source: SourceFile, days: list[date]):
+        self.source = source
+        self.days = set(days)
+        self.layout = _layout(source)
+        self.what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
+        self.identified = "identity_line_item_id" in self.layout.original
+        self._params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
+        self._account = source.context if isinstance(source.context, str) else None
+        self._connections = PerThread(lambda: duckdb_connection(threads=1))
+        self._tag_sets = _TagSets()
+        self._statements: dict[pa.Schema, tuple[list, str, CurLedger]] = {}
+        self._lock = threading.Lock()
+
+    def _sql(self, schema: pa.Schema) -> tuple[list, str, CurLedger]:
+        with self._lock:
+            if schema not in self._statements:
+                s = CurSql(schema)
+                checks = cur_checks(s, self._account)
+                validation = first_bad_rows_sql([c[0] for c in checks], "cur")
+                self._statements[schema] = (checks, validation, cur_ledger(s))
+            return self._statements[schema]
+
+    def __call__(self, item: tuple[pa.RecordBatch, pa.Array]) -> tuple[list[tuple[date, pa.RecordBatch]], dict | None]:
+        """The batch's ledger rows as (day, batch) pairs of the wanted days, and its line item hashes."""
+        batch, rows = item
+        prepared = _prepare_batch(batch, rows, self.layout, self._tag_sets)
+        checks, validation, ledger = self._sql(prepared.schema)
+        con = self._connections.get()
         con.register("cur", prepared)
-        firsts = con.sql(validation).fetchall()[0]
-        for (_, column, problem), first in zip(checks, firsts, strict=True):
-            if first is not None:
-                value = con.sql(
-                    f"SELECT CAST({column} AS VARCHAR) FROM cur WHERE source_row_number = $row", params={"row": first}
-                ).fetchall()[0][0]
-                field = layout.original.get(column, column)
-                shown = "" if problem == "is empty" else f" = {value!r}"
-                raise BadInputError(f"{source.uri} {what} {first}: field {field}{shown} {problem}")
-        result = con.sql(ledger, params={"uri": source.uri, "first": first_day, "last": last_day}).to_arrow_table()
-        if identified:
-            line_items.append(con.sql(LINE_ITEM_HASH_SQL).fetchnumpy())
-        con.unregister("cur")
-        for ledger_day, rows_of_day in split_by_day(result, wanted):
-            for out in rows_of_day.cast(LEDGER_SCHEMA).to_batches():
-                if out.num_rows:
-                    yield ledger_day, out
-    if identified:
-        _refuse_duplicate_line_items(source, layout, line_items, what)
+        try:
+            firsts = con.sql(validation).fetchall()[0]
+            for (_, column, problem), first in zip(checks, firsts, strict=True):
+                if first is not None:
+                    value = con.sql(
+                        f"SELECT CAST({column} AS VARCHAR) FROM cur WHERE source_row_number = $row",
+                        params={"row": first},
+                    ).fetchall()[0][0]
+                    field = self.layout.original.get(column, column)
+                    shown = "" if problem == "is empty" else f" = {value!r}"
+                    raise BadInputError(f"{self.source.uri} {self.what} {first}: field {field}{shown} {problem}")
+            computed = con.sql(ledger.sql, params=self._params).to_arrow_table()
+            hashes = con.sql(LINE_ITEM_HASH_SQL).fetchnumpy() if self.identified else None
+        finally:
+            con.unregister("cur")
+        result = self._assemble(prepared, computed, ledger)
+        by_day = [
+            (day, out)
+            for day, rows_of_day in split_by_day(result, self.days)
+            for out in rows_of_day.cast(LEDGER_SCHEMA).to_batches()
+            if out.num_rows
+        ]
+        return by_day, hashes
+
+    def _assemble(self, prepared: pa.Table, computed: pa.Table, ledger: CurLedger) -> pa.Table:
+        """The ledger columns in order (and ledger_day): DuckDB's, and the copied ones taken from the
+        batch at the positions of the rows DuckDB kept."""
+        positions = computed.column("batch_position")
+        n = computed.num_rows
+        in_order = pa.array(np.arange(n, dtype=np.int32))
+        kept_all = n == prepared.num_rows and pc.all(pc.equal(positions, in_order)).as_py()
+        columns = []
+        for field in LEDGER_SCHEMA:
+            if field.name in ledger.copied:
+                column = prepared.column(ledger.copied[field.name])
+                column = column if kept_all else column.take(positions)
+                if field.name in ledger.text_copied:
+                    column = _null_if_empty(column)
+            elif field.name == "x_SourceUri":
+                column = pa.repeat(pa.scalar(self.source.uri, pa.string()), n)
+            elif field.name in ledger.constant:
+                value = ledger.constant[field.name]
+                column = pa.nulls(n, field.type) if value is None else pa.repeat(pa.scalar(value, field.type), n)
+            else:
+                column = computed.column(field.name)
+            columns.append(column)
+        names = [*LEDGER_SCHEMA.names, "ledger_day"]
+        return pa.Table.from_arrays([*columns, computed.column("ledger_day")], names=names)
 
 
 def _refuse_duplicate_line_items(source: SourceFile, layout: _Layout, parts: list[dict], what: str) -> None:

@@ -4,6 +4,7 @@ own FOCUS export, the checks of bad values, and the SELECT that builds the ledge
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -110,13 +111,20 @@ SERVICE_CATEGORY = {code: category for code, (category, _) in SERVICES.items()}
 SERVICE_SUBCATEGORY = {code: subcategory for code, (_, subcategory) in SERVICES.items()}
 
 
-def focus_unit_sql(unit: str) -> str:
-    """DuckDB: AWS's pricing unit written in FOCUS's UnitFormat, which spells time units out:
-    `Hrs` is `Hours`, `GB-Mo` is `GB-Months`, `Obj-Month` is `Obj-Months`; other units as they are."""
-    return (
-        f"regexp_replace(regexp_replace(regexp_replace(regexp_replace({unit}, "
-        "'^Hrs$', 'Hours'), '^Hr$', 'Hour'), '-(Mo|Mos|Month)$', '-Months'), '-(Hrs|Hr|Hour)$', '-Hours')"
-    )
+_AWS_UNIT_SPELLINGS = (
+    (re.compile(r"^Hrs$"), "Hours"),
+    (re.compile(r"^Hr$"), "Hour"),
+    (re.compile(r"-(Mo|Mos|Month)$"), "-Months"),
+    (re.compile(r"-(Hrs|Hr|Hour)$"), "-Hours"),
+)
+
+
+def focus_unit(unit: str) -> str:
+    """AWS's pricing unit written in FOCUS's UnitFormat, which spells time units out: `Hrs` is
+    `Hours`, `GB-Mo` is `GB-Months`, `Obj-Month` is `Obj-Months`; other units as they are."""
+    for pattern, spelling in _AWS_UNIT_SPELLINGS:
+        unit = pattern.sub(spelling, unit)
+    return unit
 
 
 def _is_text(kind: pa.DataType) -> bool:
@@ -130,6 +138,13 @@ class CurSql:
     def __init__(self, schema: pa.Schema):
         self.types = {f.name: f.type for f in schema}
 
+    def is_text(self, column: str) -> bool:
+        return _is_text(self.types[column])
+
+    def is_utc_timestamp(self, column: str) -> bool:
+        kind = self.types[column]
+        return pa.types.is_timestamp(kind) and kind.tz is not None
+
     def text(self, column: str) -> str:
         return f"NULLIF({column}, '')" if _is_text(self.types[column]) else f"CAST({column} AS VARCHAR)"
 
@@ -142,8 +157,7 @@ class CurSql:
         return f"CAST({column} AS {MONEY_SQL})"
 
     def ts(self, column: str) -> str:
-        kind = self.types[column]
-        if pa.types.is_timestamp(kind) and kind.tz is not None:
+        if self.is_utc_timestamp(column):
             return column
         return f"TRY_CAST({column} AS TIMESTAMPTZ)"
 
@@ -166,15 +180,6 @@ class CurSql:
 
     def empty(self, column: str) -> str:
         return f"{column} IS NULL OR {column} = ''" if _is_text(self.types[column]) else f"{column} IS NULL"
-
-
-def _nulls_for_focus_export_only() -> str:
-    """The FOCUS columns a CUR has no source for, empty."""
-    kinds = {f.name: f.type for f in LEDGER_SCHEMA}
-    return ",\n    ".join(
-        f"CAST(NULL AS {'VARCHAR' if pa.types.is_string(kinds[c]) else 'DECIMAL(38,12)'}) AS {c}"
-        for c in FOCUS_EXPORT_ONLY
-    )
 
 
 def _case(column: str, mapping: dict[str, str], default: str = "NULL") -> str:
@@ -216,30 +221,76 @@ def cur_checks(s: CurSql, account: str | None) -> list[tuple[str, str, str]]:
     return [c for c in checks if c[0] != "false"]
 
 
-def cur_ledger_sql(s: CurSql) -> str:
+# Ledger columns that are a CUR column as it is (a text column's empty values become null): Arrow
+# hands them over without a copy, where DuckDB would convert every string in and out again.
+COPIED_TEXT = {
+    "BillingAccountId": "bill_payer_account_id",
+    "BillingAccountName": "bill_payer_account_name",
+    "SubAccountId": "line_item_usage_account_id",
+    "SubAccountName": "line_item_usage_account_name",
+    "BillingCurrency": "line_item_currency_code",
+    "ChargeDescription": "line_item_line_item_description",
+    "InvoiceId": "bill_invoice_id",
+    "RegionId": "product_region_code",
+    "AvailabilityZone": "line_item_availability_zone",
+    "ResourceId": "line_item_resource_id",
+    "SkuId": "product_sku",
+    "SkuPriceId": "pricing_rate_id",
+}
+COPIED_TIMESTAMPS = {
+    "BillingPeriodStart": "bill_billing_period_start_date",
+    "BillingPeriodEnd": "bill_billing_period_end_date",
+    "ChargePeriodStart": "line_item_usage_start_date",
+    "ChargePeriodEnd": "line_item_usage_end_date",
+}
+# Columns of the prepared batch (see aws_cur._prepare_batch) taken as they are.
+COPIED_PREPARED = {
+    "Tags": "tags_json",
+    "x_SourceRowNumber": "source_row_number",
+    "x_LineItemType": "line_item_line_item_type",
+    "x_Workload": "tag_x_Workload",
+    "x_ModelName": "tag_x_ModelName",
+    "x_ModelVersion": "tag_x_ModelVersion",
+    "x_Team": "tag_x_Team",
+    "x_Environment": "tag_x_Environment",
+}
+# The same value on every row: FOCUS columns a CUR has no source for are null.
+CONSTANT = {
+    "ProviderName": "AWS",
+    "x_SourceProvider": "aws",
+    **dict.fromkeys(("ResourceName", "ResourceType", "CommitmentDiscountName", "x_ProviderColumns")),
+    **dict.fromkeys(FOCUS_EXPORT_ONLY),
+}
+
+
+@dataclass(frozen=True)
+class CurLedger:
+    """How one batch schema becomes ledger rows: `sql` computes the derived columns (and each row's
+    `ledger_day` and `batch_position`); `copied` names the ledger columns taken from the batch as they
+    are, `text_copied` those among them whose empty values become null; `constant` the rest but for
+    x_SourceUri, the file's own URI."""
+
+    sql: str
+    copied: dict[str, str]
+    text_copied: frozenset[str]
+    constant: dict[str, str | None]
+
+
+def cur_ledger(s: CurSql) -> CurLedger:
     item_type = "line_item_line_item_type"
     credit_types = ", ".join(f"'{t}'" for t, category in CHARGE_CATEGORY.items() if category == "Credit")
     sp_arn, ri_arn = s.text("savings_plan_savings_plan_a_r_n"), s.text("reservation_reservation_a_r_n")
     unblended = s.money("line_item_unblended_cost")
     usage_start, period_start = s.ts("line_item_usage_start_date"), s.ts("bill_billing_period_start_date")
-    return f"""
-SELECT
-    {s.text("bill_payer_account_id")} AS BillingAccountId,
-    {s.text("bill_payer_account_name")} AS BillingAccountName,
-    {s.text("line_item_usage_account_id")} AS SubAccountId,
-    {s.text("line_item_usage_account_name")} AS SubAccountName,
-    {s.text("line_item_currency_code")} AS BillingCurrency,
-    {period_start} AS BillingPeriodStart,
-    {s.ts("bill_billing_period_end_date")} AS BillingPeriodEnd,
-    {usage_start} AS ChargePeriodStart,
-    {s.ts("line_item_usage_end_date")} AS ChargePeriodEnd,
-    {_case(item_type, CHARGE_CATEGORY)} AS ChargeCategory,
-    -- FOCUS: a charge for a period before its billing period corrects an earlier billing period
-    CASE WHEN {usage_start} < {period_start} THEN 'Correction' END AS ChargeClass,
-    {_case(item_type, CHARGE_FREQUENCY, "'Usage-Based'")} AS ChargeFrequency,
-    {s.text("line_item_line_item_description")} AS ChargeDescription,
-    COALESCE({unblended}, 0) AS BilledCost,
-    COALESCE(CASE {item_type}
+    computed = {
+        **{name: s.text(column) for name, column in COPIED_TEXT.items() if not s.is_text(column)},
+        **{name: s.ts(column) for name, column in COPIED_TIMESTAMPS.items() if not s.is_utc_timestamp(column)},
+        "ChargeCategory": _case(item_type, CHARGE_CATEGORY),
+        # FOCUS: a charge for a period before its billing period corrects an earlier billing period
+        "ChargeClass": f"CASE WHEN {usage_start} < {period_start} THEN 'Correction' END",
+        "ChargeFrequency": _case(item_type, CHARGE_FREQUENCY, "'Usage-Based'"),
+        "BilledCost": f"COALESCE({unblended}, 0)",
+        "EffectiveCost": f"""COALESCE(CASE {item_type}
         WHEN 'SavingsPlanCoveredUsage' THEN {s.money("savings_plan_savings_plan_effective_cost")}
         WHEN 'DiscountedUsage' THEN {s.money("reservation_effective_cost")}
         WHEN 'SavingsPlanNegation' THEN 0
@@ -249,68 +300,60 @@ SELECT
             {s.money("savings_plan_total_commitment_to_date")} - {s.money("savings_plan_used_commitment")}
         WHEN 'RIFee' THEN COALESCE({s.money("reservation_unused_amortized_upfront_fee_for_billing_period")}, 0)
             + COALESCE({s.money("reservation_unused_recurring_fee")}, 0)
-        ELSE {unblended} END, 0) AS EffectiveCost,
-    COALESCE({s.money("pricing_public_on_demand_cost")}, {unblended}, 0) AS ListCost,
-    COALESCE({s.money("line_item_net_unblended_cost")}, {unblended}, 0) AS ContractedCost,
-    -- FOCUS: no pricing quantity, unit or unit prices on tax rows.
-    CASE WHEN {item_type} <> 'Tax' THEN {s.money("pricing_public_on_demand_rate")} END AS ListUnitPrice,
-    CASE WHEN {item_type} <> 'Tax' THEN {s.money("line_item_unblended_rate")} END AS ContractedUnitPrice,
-    -- AWS writes credits and discounts with a usage amount of 0 and no pricing unit: no quantity then.
-    CASE WHEN {item_type} <> 'Tax' AND ({s.text("pricing_unit")} IS NOT NULL OR {item_type} NOT IN ({credit_types}))
-         THEN {s.money("line_item_usage_amount")} END AS PricingQuantity,
-    CASE WHEN {item_type} <> 'Tax' THEN {focus_unit_sql(s.text("pricing_unit"))} END AS PricingUnit,
-    CASE WHEN {item_type} IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed'
-         WHEN {item_type} IN ('Usage') THEN {_case("pricing_term", PRICING_CATEGORY, "'Standard'")}
-         ELSE NULL END AS PricingCategory,
-    CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-         THEN {s.money("line_item_usage_amount")} END AS ConsumedQuantity,
-    CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-         THEN {focus_unit_sql(s.text("pricing_unit"))} END AS ConsumedUnit,
-    'AWS' AS ProviderName,
-    COALESCE({s.text("bill_billing_entity")}, 'AWS') AS PublisherName,
-    COALESCE({s.text("bill_invoicing_entity")}, 'Amazon Web Services, Inc.') AS InvoiceIssuerName,
-    {s.text("bill_invoice_id")} AS InvoiceId,
-    COALESCE({s.text("product_product_name")}, {s.text("product_servicecode")},
-             {s.text("line_item_product_code")}) AS ServiceName,
-    {_case("line_item_product_code", SERVICE_CATEGORY, "'Other'")} AS ServiceCategory,
-    {_case("line_item_product_code", SERVICE_SUBCATEGORY, "'Other (Other)'")} AS ServiceSubcategory,
-    {s.text("product_region_code")} AS RegionId,
-    -- FOCUS: no region name without a region id (CUR writes "Any" for global services)
-    CASE WHEN {s.text("product_region_code")} IS NOT NULL THEN {s.text("product_location")} END AS RegionName,
-    {s.text("line_item_availability_zone")} AS AvailabilityZone,
-    {s.text("line_item_resource_id")} AS ResourceId,
-    CAST(NULL AS VARCHAR) AS ResourceName,  -- CUR carries no resource display names
-    CAST(NULL AS VARCHAR) AS ResourceType,
-    {s.text("product_sku")} AS SkuId,
-    {s.text("pricing_rate_id")} AS SkuPriceId,
-    COALESCE({sp_arn}, {ri_arn}) AS CommitmentDiscountId,
-    CASE WHEN {sp_arn} IS NOT NULL THEN 'Spend' WHEN {ri_arn} IS NOT NULL THEN 'Usage' END
-        AS CommitmentDiscountCategory,
-    CAST(NULL AS VARCHAR) AS CommitmentDiscountName,
-    CASE WHEN COALESCE({sp_arn}, {ri_arn}) IS NOT NULL AND {_case(item_type, CHARGE_CATEGORY)} = 'Usage'
-         THEN 'Used' END AS CommitmentDiscountStatus,
-    CASE WHEN {sp_arn} IS NOT NULL THEN 'Savings Plan' WHEN {ri_arn} IS NOT NULL THEN 'Reserved Instance' END
-        AS CommitmentDiscountType,
-    {_nulls_for_focus_export_only()},
-    tags_json AS Tags,
-    'aws' AS x_SourceProvider,
-    $uri AS x_SourceUri,
-    source_row_number AS x_SourceRowNumber,
-    md5($uri || ':' || CAST(source_row_number AS VARCHAR)
-        || ':' || COALESCE(CAST(identity_line_item_id AS VARCHAR), '')
-        || ':' || CAST(line_item_unblended_cost AS VARCHAR)) AS x_SourceRowHash,
-    {item_type} AS x_LineItemType,
-    tag_x_Workload AS x_Workload,
-    tag_x_ModelName AS x_ModelName,
-    tag_x_ModelVersion AS x_ModelVersion,
-    tag_x_Team AS x_Team,
-    tag_x_Environment AS x_Environment,
-    CAST(NULL AS VARCHAR) AS x_ProviderColumns,
-    (CASE WHEN {usage_start} >= {period_start} AND {usage_start} < {s.ts("bill_billing_period_end_date")}
-          THEN CAST({usage_start} AS DATE) ELSE CAST({period_start} AS DATE) END) AS ledger_day
-FROM cur
-WHERE ledger_day BETWEEN CAST($first AS DATE) AND CAST($last AS DATE)
-"""
+        ELSE {unblended} END, 0)""",
+        "ListCost": f"COALESCE({s.money('pricing_public_on_demand_cost')}, {unblended}, 0)",
+        "ContractedCost": f"COALESCE({s.money('line_item_net_unblended_cost')}, {unblended}, 0)",
+        # FOCUS: no pricing quantity, unit or unit prices on tax rows.
+        "ListUnitPrice": f"CASE WHEN {item_type} <> 'Tax' THEN {s.money('pricing_public_on_demand_rate')} END",
+        "ContractedUnitPrice": f"CASE WHEN {item_type} <> 'Tax' THEN {s.money('line_item_unblended_rate')} END",
+        # AWS writes credits and discounts with a usage amount of 0 and no pricing unit: no quantity then.
+        "PricingQuantity": f"""CASE WHEN {item_type} <> 'Tax'
+             AND ({s.text("pricing_unit")} IS NOT NULL OR {item_type} NOT IN ({credit_types}))
+             THEN {s.money("line_item_usage_amount")} END""",
+        "PricingUnit": f"CASE WHEN {item_type} <> 'Tax' THEN focus_pricing_unit END",
+        "PricingCategory": f"""CASE WHEN {item_type} IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed'
+             WHEN {item_type} IN ('Usage') THEN {_case("pricing_term", PRICING_CATEGORY, "'Standard'")}
+             ELSE NULL END""",
+        "ConsumedQuantity": f"""CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
+             THEN {s.money("line_item_usage_amount")} END""",
+        "ConsumedUnit": f"""CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
+             THEN focus_pricing_unit END""",
+        "PublisherName": f"COALESCE({s.text('bill_billing_entity')}, 'AWS')",
+        "InvoiceIssuerName": f"COALESCE({s.text('bill_invoicing_entity')}, 'Amazon Web Services, Inc.')",
+        "ServiceName": f"""COALESCE({s.text("product_product_name")}, {s.text("product_servicecode")},
+             {s.text("line_item_product_code")})""",
+        "ServiceCategory": _case("line_item_product_code", SERVICE_CATEGORY, "'Other'"),
+        "ServiceSubcategory": _case("line_item_product_code", SERVICE_SUBCATEGORY, "'Other (Other)'"),
+        # FOCUS: no region name without a region id (CUR writes "Any" for global services)
+        "RegionName": f"CASE WHEN {s.text('product_region_code')} IS NOT NULL THEN {s.text('product_location')} END",
+        "CommitmentDiscountId": f"COALESCE({sp_arn}, {ri_arn})",
+        "CommitmentDiscountCategory": (
+            f"CASE WHEN {sp_arn} IS NOT NULL THEN 'Spend' WHEN {ri_arn} IS NOT NULL THEN 'Usage' END"
+        ),
+        "CommitmentDiscountStatus": f"""CASE WHEN COALESCE({sp_arn}, {ri_arn}) IS NOT NULL
+             AND {_case(item_type, CHARGE_CATEGORY)} = 'Usage' THEN 'Used' END""",
+        "CommitmentDiscountType": (
+            f"CASE WHEN {sp_arn} IS NOT NULL THEN 'Savings Plan' WHEN {ri_arn} IS NOT NULL THEN 'Reserved Instance' END"
+        ),
+        "x_SourceRowHash": """md5($uri || ':' || CAST(source_row_number AS VARCHAR)
+             || ':' || COALESCE(CAST(identity_line_item_id AS VARCHAR), '')
+             || ':' || CAST(line_item_unblended_cost AS VARCHAR))""",
+        "ledger_day": f"""CASE WHEN {usage_start} >= {period_start}
+             AND {usage_start} < {s.ts("bill_billing_period_end_date")}
+             THEN CAST({usage_start} AS DATE) ELSE CAST({period_start} AS DATE) END""",
+        "batch_position": "batch_position",
+    }
+    text_copied = {name: column for name, column in COPIED_TEXT.items() if name not in computed}
+    copied = {
+        **text_copied,
+        **{name: column for name, column in COPIED_TIMESTAMPS.items() if name not in computed},
+        **COPIED_PREPARED,
+    }
+    unplaced = set(LEDGER_SCHEMA.names) - set(computed) - set(copied) - set(CONSTANT) - {"x_SourceUri"}
+    assert not unplaced, f"ledger columns the CUR mapping does not place: {sorted(unplaced)}"
+    select = ",\n    ".join(f"{expression} AS {name}" for name, expression in computed.items())
+    sql = f"SELECT\n    {select}\nFROM cur\nWHERE ledger_day BETWEEN CAST($first AS DATE) AND CAST($last AS DATE)"
+    return CurLedger(sql, copied, frozenset(text_copied), CONSTANT)
 
 
 # AWS: a line item id is unique within one report file for its time interval. The same pair twice

@@ -1,0 +1,68 @@
+"""The batches of an export file normalised on every core, in file order, within a memory bound.
+
+A file's batches are independent: each is read, then normalised by a worker thread (DuckDB and Arrow
+release the GIL while they work), and handed back in the order they were read. At most `ahead`
+batches are in flight at once, so memory grows with the number of cores, not with the file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or `taskset` narrows)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def ordered_map(work: Callable[[In], Out], items: Iterable[In], workers: int | None = None) -> Iterator[Out]:
+    """`map(work, items)` on `workers` threads (default: the usable cores), results in input order.
+
+    The first exception in input order is raised where its result would have been; the work not yet
+    handed back is cancelled or waited for, so nothing runs on after the caller stops."""
+    workers = usable_cores() if workers is None else workers
+    if workers <= 1:
+        yield from map(work, items)
+        return
+    ahead = workers + 1  # one finished batch waiting for the caller while each worker has one
+    pending: deque[Future[Out]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ledger-batch") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(work, item))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+class PerThread:
+    """One instance of `factory()` per worker thread (a DuckDB connection is not shared across threads)."""
+
+    def __init__(self, factory: Callable[[], object]):
+        self._factory = factory
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.instances: list[object] = []
+
+    def get(self):
+        value = getattr(self._local, "value", None)
+        if value is None:
+            value = self._local.value = self._factory()
+            with self._lock:
+                self.instances.append(value)
+        return value
