@@ -469,7 +469,7 @@ def test_cur2_product_attributes_come_from_the_product_map():
 @pytest.mark.parametrize("with_separator", [False, True])
 def test_map_tags_become_the_same_json_whatever_their_shape(with_separator):
     from rai_pipelines.costs.ledger_schema import ATTRIBUTION_TAGS
-    from rai_pipelines.costs.sources.aws_cur import _map_tag_columns, _TagSets
+    from rai_pipelines.costs.sources.aws_cur_tags import TagSets, map_tag_columns
 
     value = "a\x1fb" if with_separator else "search"
     maps = [
@@ -480,8 +480,8 @@ def test_map_tags_become_the_same_json_whatever_their_shape(with_separator):
         [("user_model_name", "m"), ("user:team", value), ("user_env", None)],
     ]
     kind = pa.map_(pa.string(), pa.string())
-    sets = _TagSets()
-    chunks = [_map_tag_columns(pa.array(part, kind), sets) for part in (maps[:2], maps[2:])]
+    sets = TagSets()
+    chunks = [map_tag_columns(pa.array(part, kind), sets) for part in (maps[:2], maps[2:])]
     texts = [t for chunk in chunks for t in chunk[0].to_pylist()]
     expected = []
     for entries in maps:
