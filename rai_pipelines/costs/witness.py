@@ -109,6 +109,14 @@ def add_total(totals: DailyTotals, day: str, currency: str, amount: Decimal) -> 
     by_currency[currency] = by_currency.get(currency, Decimal(0)) + amount
 
 
+def add_totals(totals: CostTotals, more: CostTotals) -> None:
+    """Adds `more` into `totals`, cost by cost, day by day and currency by currency."""
+    for cost, by_day in more.items():
+        for day, by_currency in by_day.items():
+            for currency, amount in by_currency.items():
+                add_total(totals.setdefault(cost, {}), day, currency, amount)
+
+
 def witness_batch(
     columns: list[pa.Array], fields: list[str], uri: str, rows: pa.Array, what: str, totals: DailyTotals
 ) -> None:

@@ -11,8 +11,9 @@ import pyarrow.compute as pc
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import MONEY, SourceFile
+from rai_pipelines.costs.parallel import ordered_map
 from rai_pipelines.costs.sources.aws_cur_sql import canonical_cur_name
-from rai_pipelines.costs.witness import CostTotals, DailyTotals, amounts, witness_batch, witness_costs
+from rai_pipelines.costs.witness import CostTotals, DailyTotals, add_totals, amounts, witness_batch, witness_costs
 
 WITNESS_COLUMNS = (
     "line_item_usage_start_date",
@@ -119,11 +120,20 @@ def source_cost_totals(source: SourceFile) -> CostTotals:
             raise BadInputError(f"{source.uri}: missing required CUR column {column}")
     fields = {c: names[c] for c in (*WITNESS_COLUMNS, *COST_WITNESS_COLUMNS) if c in names}
     read = list(dict.fromkeys(fields.values()))
-    totals: CostTotals = {}
     what = "line" if source.uri.endswith((".csv", ".csv.gz")) else "row"
-    for batch, rows in source.batches(read):
+    dates = [fields[c] for c in (WITNESS_COLUMNS[0], *WITNESS_COLUMNS[2:])]
+
+    def batch_totals(item: tuple[pa.RecordBatch, pa.Array]) -> CostTotals:
+        batch, rows = item
         by_name = pa.RecordBatch.from_arrays(batch.columns, names=read)
         costs = _cur_costs(by_name, fields, source.uri, rows, what)
-        dates = [fields[c] for c in (WITNESS_COLUMNS[0], *WITNESS_COLUMNS[2:])]
-        witness_costs([by_name.column(f) for f in dates], dates, costs, source.uri, rows, what, totals)
+        partial: CostTotals = {}
+        witness_costs([by_name.column(f) for f in dates], dates, costs, source.uri, rows, what, partial)
+        return partial
+
+    totals: CostTotals = {}
+    # The batches on every core; exact sums, so the order they are added in does not matter, but they
+    # come back in file order, so that the first bad row of the file is the one reported.
+    for partial in ordered_map(batch_totals, source.batches(read)):
+        add_totals(totals, partial)
     return totals
