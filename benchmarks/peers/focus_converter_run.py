@@ -1,7 +1,7 @@
 """The FinOps Foundation's focus-converter on a CUR Parquet file; run with the peer venv's python (see
 benchmarks/peers.py and benchmarks/ledger.py).
 
-    python focus_converter_run.py --input cur.parquet --workdir DIR [--provider aws]
+    python focus_converter_run.py --input cur.parquet --workdir DIR [--provider aws] [--cores one|all]
 
 focus-converter 1.0.0 (the newest release; polars 0.20.10, pyarrow 14) has five rule sets: "aws" for the
 snake_case column names of the CUR that AWS delivers as Parquet (line_item_unblended_cost, ...), "aws-cur"
@@ -21,9 +21,11 @@ and no attribution.
 Timed: FocusConverter built, its YAML rules loaded, the conversion plan prepared, and convert(), which scans
 the file with a pyarrow dataset scanner in 50,000-row batches, applies the polars plan to each batch and
 writes the FOCUS columns (without the source columns) as snappy Parquet through its writer processes.
-The process is pinned to one CPU (the writer processes inherit it) with POLARS_MAX_THREADS=1, like the
-measured step of benchmarks/ledger.py. Its last stdout line is one JSON object: {"seconds", "rows",
-"version", "provider", "polars", "pyarrow", "renamed", "peak_rss_mb", "writers_peak_rss_mb", "output_mb"}.
+With --cores one (the default) the process is pinned to one CPU (the writer processes inherit it) with
+POLARS_MAX_THREADS=1; with --cores all it runs on every usable core with Polars' own thread pool, as the
+measured step of benchmarks/ledger.py does in each of its two runs. Its last stdout line is one JSON
+object: {"seconds", "rows", "version", "provider", "polars", "pyarrow", "cpu", "cores", "renamed",
+"peak_rss_mb", "writers_peak_rss_mb", "output_mb"}.
 """
 
 from __future__ import annotations
@@ -72,15 +74,20 @@ def main() -> None:
     parser.add_argument("--input", required=True, help="a CUR Parquet file")
     parser.add_argument("--workdir", required=True, help="scratch folder for the renamed copy and the output")
     parser.add_argument("--provider", default="aws", help="focus-converter rule set")
+    parser.add_argument("--cores", choices=("one", "all"), default="one", help="one CPU, or every usable core")
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare_only:
         print(json.dumps(prepare(Path(args.input), Path(args.workdir) / "cur.parquet")))
         return
-    os.environ["POLARS_MAX_THREADS"] = "1"  # before polars is imported
     os.environ["TQDM_DISABLE"] = "1"  # its progress bar
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
+    cpu = None
+    if args.cores == "one":
+        os.environ["POLARS_MAX_THREADS"] = "1"  # before polars is imported
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+    else:
+        os.environ.pop("POLARS_MAX_THREADS", None)
     workdir = Path(args.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -128,6 +135,7 @@ def main() -> None:
                 "polars": pl.__version__,
                 "pyarrow": pa.__version__,
                 "cpu": cpu,
+                "cores": len(os.sched_getaffinity(0)),
                 "renamed": renamed,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "writers_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
