@@ -1,7 +1,7 @@
 """FOCUS conformance of a cost-ledger partition, as a Great Expectations suite: the mandatory
-columns FOCUS 1.2 asks of every row are present and filled, the columns with allowed values hold
-only those, currencies are ISO 4217 codes, charge periods end after they start, timestamps are UTC,
-and every column that is not FOCUS's own carries the x_ prefix.
+columns FOCUS 1.3 asks of every row (and the 1.2 ones it deprecates) are present and filled, the
+columns with allowed values hold only those, currencies are ISO 4217 codes, charge periods end
+after they start, timestamps are UTC, and every column that is not FOCUS's own carries the x_ prefix.
 
 Every one of these rules is decided row by row on one column or one pair of columns, so its verdict
 depends only on which values occur, not on how often. A day of ten million line items is therefore
@@ -19,22 +19,24 @@ import pyarrow.compute as pc
 from rai_pipelines.core.quality import Finding, SuiteResult, run_suite
 from rai_pipelines.costs.ledger_schema import FOCUS_EXPORT_ONLY, SUBCATEGORY_PARENT
 
-# FOCUS 1.2 column names this ledger emits; anything else must be prefixed x_.
+# FOCUS column names this ledger emits (1.3's, with the 1.2 columns 1.3 deprecates); anything else
+# must be prefixed x_.
 FOCUS_COLUMNS = {
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
     "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
     "ChargeClass", "ChargeFrequency", "ChargeDescription", "BilledCost", "EffectiveCost", "ListCost",
     "ContractedCost", "ListUnitPrice", "ContractedUnitPrice", "PricingQuantity", "PricingUnit", "PricingCategory",
-    "ConsumedQuantity", "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId",
-    "ServiceName", "ServiceCategory", "ServiceSubcategory", "RegionId", "RegionName", "AvailabilityZone",
-    "ResourceId", "ResourceName", "ResourceType", "SkuId", "SkuPriceId", "CommitmentDiscountId",
-    "CommitmentDiscountCategory", "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType",
-    "Tags", *FOCUS_EXPORT_ONLY,
+    "ConsumedQuantity", "ConsumedUnit", "ServiceProviderName", "HostProviderName", "ProviderName", "PublisherName",
+    "InvoiceIssuerName", "InvoiceId", "ServiceName", "ServiceCategory", "ServiceSubcategory", "RegionId",
+    "RegionName", "AvailabilityZone", "ResourceId", "ResourceName", "ResourceType", "SkuId", "SkuPriceId",
+    "CommitmentDiscountId", "CommitmentDiscountCategory", "CommitmentDiscountName", "CommitmentDiscountStatus",
+    "CommitmentDiscountType", "Tags", *FOCUS_EXPORT_ONLY,
 }  # fmt: skip
 NOT_NULL = [
     "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
     "ChargePeriodEnd", "ChargeCategory", "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
-    "ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceCategory", "ServiceSubcategory",
+    "ServiceProviderName", "HostProviderName", "ProviderName", "PublisherName", "InvoiceIssuerName",
+    "ServiceCategory", "ServiceSubcategory",
 ]  # fmt: skip
 ALLOWED = {
     "ChargeCategory": ["Usage", "Purchase", "Tax", "Credit", "Adjustment"],

@@ -142,7 +142,7 @@ def build_period(store, readers: list, days: list[date]) -> dict[date, BuiltDay]
             conformance = validate_ledger(profiles[day])
             if not conformance.passed:
                 raise LedgerNotPublished(
-                    f"cost ledger for {day} does not conform to FOCUS 1.2; nothing of {day:%Y-%m} was written",
+                    f"cost ledger for {day} does not conform to FOCUS 1.3; nothing of {day:%Y-%m} was written",
                     conformance=conformance,
                 )
             built[day] = BuiltDay(day, fingerprints[day], sources[day], summaries[day], conformance, witness)

@@ -139,6 +139,10 @@ LEDGER_SCHEMA = pa.schema(
         ("PricingCategory", pa.string()),
         ("ConsumedQuantity", pa.decimal128(38, 12)),
         ("ConsumedUnit", pa.string()),
+        # FOCUS 1.3 names who provides a service and who hosts it; ProviderName and PublisherName,
+        # which 1.3 deprecates, are kept for FOCUS 1.2 readers.
+        ("ServiceProviderName", pa.string()),
+        ("HostProviderName", pa.string()),
         ("ProviderName", pa.string()),
         ("PublisherName", pa.string()),
         ("InvoiceIssuerName", pa.string()),
@@ -172,6 +176,14 @@ LEDGER_SCHEMA = pa.schema(
         ("PricingCurrencyListUnitPrice", MONEY),
         ("SkuMeter", pa.string()),
         ("SkuPriceDetails", pa.string()),
+        # FOCUS 1.3: the contract commitments a charge counts towards, and the allocation columns
+        # (JSON objects as text where FOCUS has an object)
+        ("ContractApplied", pa.string()),
+        ("AllocatedMethodId", pa.string()),
+        ("AllocatedMethodDetails", pa.string()),
+        ("AllocatedResourceId", pa.string()),
+        ("AllocatedResourceName", pa.string()),
+        ("AllocatedTags", pa.string()),
         ("Tags", pa.string()),
         ("x_SourceProvider", pa.string()),
         ("x_SourceUri", pa.string()),
@@ -193,6 +205,8 @@ FOCUS_EXPORT_ONLY = (
     "CommitmentDiscountQuantity", "CommitmentDiscountUnit", "BillingAccountType", "SubAccountType",
     "CapacityReservationId", "CapacityReservationStatus", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
     "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice", "SkuMeter", "SkuPriceDetails",
+    "ContractApplied", "AllocatedMethodId", "AllocatedMethodDetails", "AllocatedResourceId", "AllocatedResourceName",
+    "AllocatedTags",
 )  # fmt: skip
 
 

@@ -330,6 +330,8 @@ def test_one_day_from_bigquery_is_a_reconciled_focus_ledger(bq_ledger):
     assert validate_ledger(ledger).passed
     assert {r["ChargePeriodStart"].date() for r in rows} == {DAY}
     assert {r["x_SourceProvider"] for r in rows} == {"gcp"} and {r["ProviderName"] for r in rows} == {"Google Cloud"}
+    # FOCUS 1.3: Google's own services, run on Google Cloud
+    assert {(r["ServiceProviderName"], r["HostProviderName"]) for r in rows} == {("Google Cloud", "Google Cloud")}
     assert {r["x_SourceUri"] for r in rows} == {
         f"bigquery://{PROJECT}.{DATASET}.gcp_billing_export_resource_v1_01A2B3_C4D5E6_F7A8B9/usage_date=2023-11-05"
     }

@@ -66,6 +66,7 @@ def test_usage_times_declared_rates_is_a_conformant_reconciled_ledger(tmp_path):
     rows = ledger.to_pylist()
     attributed = [r for r in rows if r["x_ModelName"] == "llm-embedder"]
     assert len(attributed) == 24 * 3 and {r["x_Team"] for r in attributed} == {"search"}
+    assert {(r["ServiceProviderName"], r["HostProviderName"]) for r in rows} == {("On-premises", "On-premises")}
     assert {r["ProviderName"] for r in rows} == {"On-premises"} and {r["PricingUnit"] for r in rows} == {"GPU-Hours"}
     assert {r["x_LineItemType"] for r in rows} == {"amortised_purchase", "power", "support"}
     assert len({r["x_SourceRowHash"] for r in rows}) == len(rows)

@@ -81,6 +81,7 @@ OPTIONAL_CUR_COLUMNS = (
     "line_item_usage_account_name",  # CUR 2.0 only
     "bill_billing_entity",
     "bill_invoicing_entity",
+    "line_item_legal_entity",
     "bill_invoice_id",
     "line_item_resource_id",
     "line_item_usage_type",

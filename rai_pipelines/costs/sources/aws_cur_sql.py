@@ -282,6 +282,10 @@ def cur_ledger(s: CurSql) -> CurLedger:
     sp_arn, ri_arn = s.text("savings_plan_savings_plan_a_r_n"), s.text("reservation_reservation_a_r_n")
     unblended = s.money("line_item_unblended_cost")
     usage_start, period_start = s.ts("line_item_usage_start_date"), s.ts("bill_billing_period_start_date")
+    marketplace_seller = (
+        f"CASE WHEN {s.text('bill_billing_entity')} = 'AWS Marketplace' "
+        f"THEN COALESCE({s.text('line_item_legal_entity')}, 'AWS Marketplace') ELSE 'AWS' END"
+    )
     computed = {
         **{name: s.text(column) for name, column in COPIED_TEXT.items() if not s.is_text(column)},
         **{name: s.ts(column) for name, column in COPIED_TIMESTAMPS.items() if not s.is_utc_timestamp(column)},
@@ -319,6 +323,10 @@ def cur_ledger(s: CurSql) -> CurLedger:
         "ConsumedUnit": f"""CASE WHEN {item_type} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
              THEN focus_pricing_unit END""",
         "PublisherName": f"COALESCE({s.text('bill_billing_entity')}, 'AWS')",
+        # FOCUS 1.3: a Marketplace charge is the seller's service (the line item's legal entity), hosted
+        # where the seller does not say; every other charge is AWS's own service on AWS.
+        "ServiceProviderName": marketplace_seller,
+        "HostProviderName": marketplace_seller,
         "InvoiceIssuerName": f"COALESCE({s.text('bill_invoicing_entity')}, 'Amazon Web Services, Inc.')",
         "ServiceName": f"""COALESCE({s.text("product_product_name")}, {s.text("product_servicecode")},
              {s.text("line_item_product_code")})""",

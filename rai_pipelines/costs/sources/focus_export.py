@@ -19,7 +19,9 @@ Rules, the same as the CUR normalisation in aws_cur.py:
   total to the cent. Each keeps its own x_SourceRowNumber and x_SourceRowHash. Double counting across
   export runs is the reader's business: it reads only the files the current run's manifest lists.
 - PublisherName and InvoiceIssuerName, which AWS documents as possibly null, fall back to
-  ProviderName; a missing ServiceCategory becomes "Other", a missing ServiceSubcategory (FOCUS 1.0
+  ProviderName; an export older than FOCUS 1.3 gets ServiceProviderName from PublisherName and
+  HostProviderName from ProviderName, and a 1.3 export without ProviderName (deprecated) gets it from
+  ServiceProviderName; a missing ServiceCategory becomes "Other", a missing ServiceSubcategory (FOCUS 1.0
   has none) "Other (<category>)". Every other value is the provider's own.
 - Every FOCUS 1.2 column the export carries is kept; the provider's own x_ columns (x_BilledCostInUsd,
   x_SkuMeterName, x_Discounts, ... and any it adds later) are kept together as one JSON object per
@@ -52,7 +54,6 @@ from rai_pipelines.costs.ledger_schema import (
     ATTRIBUTION_TAGS,
     LEDGER_SCHEMA,
     MONEY_SQL,
-    SUBCATEGORY_PARENT,
     TOO_PRECISE,
     SourceFile,
     duckdb_connection,
@@ -63,51 +64,16 @@ from rai_pipelines.costs.ledger_schema import (
     too_precise_sql,
 )
 from rai_pipelines.costs.sources.export_files import gunzip_bounded, other_format, physical_lines
-
-STRING_COLUMNS = (
-    "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
-    "ChargeCategory", "ChargeClass", "ChargeFrequency", "ChargeDescription", "PricingUnit", "PricingCategory",
-    "ConsumedUnit", "ProviderName", "PublisherName", "InvoiceIssuerName", "InvoiceId", "ServiceName",
-    "ServiceCategory", "ServiceSubcategory", "RegionId", "RegionName", "AvailabilityZone", "ResourceId",
-    "ResourceName", "ResourceType", "SkuId", "SkuPriceId", "CommitmentDiscountId", "CommitmentDiscountCategory",
-    "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType", "CommitmentDiscountUnit",
-    "BillingAccountType", "SubAccountType", "CapacityReservationId", "CapacityReservationStatus", "PricingCurrency",
-    "SkuMeter",
-)  # fmt: skip
-# JSON-valued FOCUS columns: kept as JSON text whatever the file's type for them (text, struct, map)
-JSON_COLUMNS = ("SkuPriceDetails",)
-TIMESTAMP_COLUMNS = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")
-DECIMAL_COLUMNS = (
-    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ListUnitPrice", "ContractedUnitPrice",
-    "PricingQuantity", "ConsumedQuantity", "CommitmentDiscountQuantity", "PricingCurrencyContractedUnitPrice",
-    "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice",
-)  # fmt: skip
-# Without these a row cannot be put in the ledger: the file is refused when one is missing.
-MANDATORY_COLUMNS = (
-    "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
-    "ChargePeriodEnd", "ChargeCategory", "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
-    "ProviderName", "ServiceName",
-)  # fmt: skip
-# ... and these must be filled on every row (FOCUS: "MUST NOT be null").
-NON_EMPTY_COLUMNS = (
-    "BillingAccountId", "BillingCurrency", *TIMESTAMP_COLUMNS, "ChargeCategory",
-    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
-)  # fmt: skip
-# FOCUS 1.2's allowed values (FOCUS 1.0, which Azure's FocusCost 1.0 follows, allows the same).
-ALLOWED_VALUES = {
-    "ChargeCategory": ("Usage", "Purchase", "Tax", "Credit", "Adjustment"),
-    "ChargeClass": ("Correction",),
-    "ChargeFrequency": ("One-Time", "Recurring", "Usage-Based"),
-    "PricingCategory": ("Standard", "Dynamic", "Committed", "Other"),
-    "CommitmentDiscountCategory": ("Spend", "Usage"),
-    "CommitmentDiscountStatus": ("Used", "Unused"),
-    "ServiceCategory": (
-        "AI and Machine Learning", "Analytics", "Business Applications", "Compute", "Databases", "Developer Tools",
-        "Multicloud", "Identity", "Integration", "Internet of Things", "Management and Governance", "Media",
-        "Migration", "Mobile", "Networking", "Security", "Storage", "Web", "Other",
-    ),
-    "ServiceSubcategory": tuple(SUBCATEGORY_PARENT),
-}  # fmt: skip
+from rai_pipelines.costs.sources.focus_columns import (
+    ALLOWED_VALUES,
+    DECIMAL_COLUMNS,
+    DEFAULT_CANDIDATES,
+    JSON_COLUMNS,
+    MANDATORY_COLUMNS,
+    NON_EMPTY_COLUMNS,
+    STRING_COLUMNS,
+    TIMESTAMP_COLUMNS,
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +92,10 @@ class FocusProvider:
     # The producer's tag key -> the attribution key it stands for (Oracle's namespaced
     # "ml.model_name" -> "model_name"), both as `tag_key` normalises them.
     tag_aliases: dict[str, str] = field(default_factory=dict)
+
+    def candidates(self, column: str) -> tuple[str, ...]:
+        """The export's columns a ledger column is taken from, first found wins."""
+        return self.aliases.get(column, DEFAULT_CANDIDATES.get(column, (column,)))
 
 
 AZURE = FocusProvider(
@@ -256,7 +226,7 @@ def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dic
     in the file, for error messages."""
     table = source.table
     names = _columns_by_name(table.column_names)
-    missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.aliases.get(c, (c,))) is None]
+    missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.candidates(c)) is None]
     if missing:
         raise BadInputError(
             f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}{other_format(names)}"
@@ -265,7 +235,7 @@ def _prepare(source: SourceFile, provider: FocusProvider) -> tuple[pa.Table, dic
     original: dict[str, str] = {}
     columns, out_names = [], []
     for column in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS, *JSON_COLUMNS):
-        found = _find(names, provider.aliases.get(column, (column,)))
+        found = _find(names, provider.candidates(column))
         if found is None:
             columns.append(pa.nulls(n, pa.string()))
         else:
@@ -429,6 +399,12 @@ def _ledger_sql(provider: FocusProvider, provider_columns: list[tuple[str, bool]
     text_columns |= {c: _json_text(c) for c in JSON_COLUMNS}
     text_columns["PublisherName"] = f"COALESCE({_text('PublisherName')}, {_text('ProviderName')})"
     text_columns["InvoiceIssuerName"] = f"COALESCE({_text('InvoiceIssuerName')}, {_text('ProviderName')})"
+    # An export of FOCUS 1.2 or older: the service is its publisher's, hosted by its provider (the
+    # cloud whose marketplace or infrastructure it is sold on).
+    text_columns["ServiceProviderName"] = (
+        f"COALESCE({_text('ServiceProviderName')}, {_text('PublisherName')}, {_text('ProviderName')})"
+    )
+    text_columns["HostProviderName"] = f"COALESCE({_text('HostProviderName')}, {_text('ProviderName')})"
     text_columns["ServiceCategory"] = f"COALESCE({_text('ServiceCategory')}, 'Other')"
     # FOCUS 1.0 exports have no ServiceSubcategory: a service is then "Other (<its category>)"
     text_columns["ServiceSubcategory"] = (
@@ -475,7 +451,7 @@ ORDER BY source_row_number"""
 def _needed_columns(source: SourceFile, provider: FocusProvider) -> list[str]:
     """The file's columns the ledger reads: the rest (x_ provider columns, new ones) are not read."""
     names = _columns_by_name(source.schema.names)
-    wanted = [provider.aliases.get(c, (c,)) for c in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS)]
+    wanted = [provider.candidates(c) for c in (*STRING_COLUMNS, *TIMESTAMP_COLUMNS, *DECIMAL_COLUMNS)]
     wanted += [provider.line_item_type_columns, ("Tags",), *((c,) for c in JSON_COLUMNS)]
     found = {_find(names, candidates) for candidates in wanted}
     return [n for n in source.schema.names if n in found or n.lower().startswith("x_")]
@@ -494,7 +470,7 @@ def focus_export_days(
     """`focus_export_batches` for several days in one pass over the file: (day, batch) pairs."""
     ledger_columns = [f.name for f in LEDGER_SCHEMA] + ["ledger_day"]
     names = _columns_by_name(source.schema.names)
-    missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.aliases.get(c, (c,))) is None]
+    missing = [c for c in MANDATORY_COLUMNS if _find(names, provider.candidates(c)) is None]
     if missing:  # said of the whole file, which also tells a billing format that is not FOCUS
         raise BadInputError(
             f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}{other_format(names)}"

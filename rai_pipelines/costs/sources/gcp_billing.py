@@ -31,8 +31,9 @@ The mapping follows the FOCUS BigQuery view Google publishes for these exports (
 - BillingPeriodStart is the invoice month's start in America/Los_Angeles (Google invoices on Pacific
   time); BillingPeriodEnd is the next month's start there (the view uses the month's last day, but
   FOCUS makes the end exclusive);
-- ProviderName "Google Cloud", PublisherName the seller for marketplace rows, SkuId and pricing
-  quantities only on regular rows, ResourceType derived from resource.global_name as the view does.
+- ProviderName and HostProviderName "Google Cloud", PublisherName and ServiceProviderName the seller for
+  marketplace rows, SkuId and pricing quantities only on regular rows, ResourceType derived from
+  resource.global_name as the view does.
 
 Where this differs from the view, on purpose: SubAccountId/Name are the project (the view repeats
 the billing account); PricingQuantity/PricingUnit are usage.amount_in_pricing_units/pricing_unit (the
@@ -395,6 +396,9 @@ def gcp_to_focus(source: SourceFile, day: date) -> pa.Table:
                 if regular
                 else None,
                 "ConsumedUnit": v["usage_unit"] if regular else None,
+                # FOCUS 1.3: a Marketplace charge is its seller's service, run on Google Cloud
+                "ServiceProviderName": publisher or PROVIDER_NAME,
+                "HostProviderName": PROVIDER_NAME,
                 "ProviderName": PROVIDER_NAME,
                 "PublisherName": publisher or PROVIDER_NAME,
                 "InvoiceIssuerName": PROVIDER_NAME,

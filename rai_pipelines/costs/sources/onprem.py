@@ -192,6 +192,8 @@ def onprem_to_focus(source: SourceFile, declaration: OnPremDeclaration, day: dat
                     "PricingCategory": "Standard",
                     "ConsumedQuantity": usage.quantity,
                     "ConsumedUnit": usage.pool.unit,
+                    "ServiceProviderName": declaration.provider,
+                    "HostProviderName": declaration.provider,
                     "ProviderName": declaration.provider,
                     "PublisherName": declaration.provider,
                     "InvoiceIssuerName": declaration.provider,

@@ -45,8 +45,9 @@ def build_cost_ledger(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
             backfill_policy=dg.BackfillPolicy.single_run(),
             group_name="finops",
             kinds={"duckdb", "parquet"},
-            description="Every charge of the day from the billing exports, in FOCUS 1.2 columns plus x_ "
-            "lineage and attribution (model, version, team, environment from resource tags).",
+            description="Every charge of the day from the billing exports, in FOCUS 1.3 columns (and the 1.2 "
+            "ones 1.3 deprecates) plus x_ lineage and attribution (model, version, team, environment from "
+            "resource tags).",
             check_specs=[
                 dg.AssetCheckSpec(
                     RECONCILES,
@@ -59,7 +60,7 @@ def build_cost_ledger(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
                     CONFORMS,
                     asset=COST_LEDGER,
                     blocking=True,
-                    description="Great Expectations: FOCUS 1.2 mandatory columns present and filled, allowed "
+                    description="Great Expectations: FOCUS 1.3 mandatory columns present and filled, allowed "
                     "values (ChargeCategory, ChargeClass, ChargeFrequency, PricingCategory, ServiceCategory), ISO "
                     "4217 currencies, charge periods that end after they start, UTC timestamps, custom columns "
                     "prefixed x_.",
