@@ -22,7 +22,8 @@ start with the period, land on that day too and every line item belongs to the l
 The measured process does for that one file what the cost_ledger asset does: the ledger streamed batch by
 batch (focus.cur_to_focus_batches reads only the columns the ledger needs, 64k rows at a time, and
 normalises the batches on every usable core, validating them and building their rows in DuckDB; each
-batch is written with zstd and added to the exact totals and to the FOCUS profile), then the independent
+batch is written with zstd and added to the exact totals and to the FOCUS profile, on a thread of its
+own), then the independent
 totals the reconciliation compares with (focus.source_cost_totals: the four FOCUS costs, Arrow compute on
 the raw columns), then the Great Expectations FOCUS suite on the profile. Each stage is timed; rows per
 second is the file's rows over the sum of the three. After them, and not counted, the I/O floor: the same
@@ -580,7 +581,7 @@ def measure(args: argparse.Namespace) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from rai_pipelines.costs.parallel import usable_cores
+    from rai_pipelines.costs.parallel import consume_in_background, usable_cores
     from rai_pipelines.costs.sources import aws_cur as focus
 
     if args.one_core:
@@ -611,11 +612,14 @@ def measure(args: argparse.Namespace) -> None:
     ledger_path = workdir / "ledger.parquet"
     start = stage("ledger")
     with pq.ParquetWriter(ledger_path, focus.LEDGER_SCHEMA, compression="zstd") as writer:
-        for batch in focus.cur_to_focus_batches(source, DAY):
+
+        def write(batch) -> None:  # as ledger_build.build_period does, on a thread of its own
             writer.write_batch(batch)
             summary.add(batch)
             profile.add(batch)
             rss_samples.append(_vm_kb("VmRSS") / 1024)
+
+        consume_in_background(focus.cur_to_focus_batches(source, DAY), write)
     done("ledger", start)
     start = stage("totals")
     totals = focus.source_cost_totals(source)  # every reconciled cost, in one pass, as the asset does

@@ -26,6 +26,7 @@ from rai_pipelines.costs import ledger
 from rai_pipelines.costs.conformance import LedgerProfile, validate_ledger
 from rai_pipelines.costs.ledger import OTHER_COSTS, LedgerSummary, grouped_sums
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
+from rai_pipelines.costs.parallel import consume_in_background
 from rai_pipelines.costs.quarantine import RejectedRow, rejected_row
 from rai_pipelines.costs.reconciliation import Reconciliation, reconcile_all
 
@@ -110,12 +111,16 @@ def build_period(store, readers: list, days: list[date]) -> dict[date, BuiltDay]
         # the bill; a staged file is published only after its day reconciles and conforms.
         writers = {day: pq.ParquetWriter(staged[day].path, LEDGER_SCHEMA, compression="zstd") for day in days}
         try:
+
+            def write(item: tuple[date, pa.RecordBatch]) -> None:
+                day, batch = item
+                writers[day].write_batch(batch)
+                summaries[day].add(batch)
+                profiles[day].add(batch)
+
             for uri, source in files.items():
                 try:
-                    for day, batch in ledger.to_focus_days(source, days_of[uri]):
-                        writers[day].write_batch(batch)
-                        summaries[day].add(batch)
-                        profiles[day].add(batch)
+                    consume_in_background(ledger.to_focus_days(source, days_of[uri]), write)
                 except BadInputError as refused:
                     raise LedgerNotPublished(
                         f"{refused}; nothing of {days[0]:%Y-%m} was written",

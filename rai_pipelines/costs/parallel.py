@@ -1,4 +1,5 @@
-"""The batches of an export file normalised on every core, in file order, within a memory bound.
+"""The batches of an export file normalised on every core, in file order, within a memory bound, and
+written on a thread of their own while the next ones are made.
 
 A file's batches are independent: each is read, then normalised by a worker thread (DuckDB and Arrow
 release the GIL while they work), and handed back in the order they were read. At most `ahead`
@@ -8,6 +9,7 @@ batches are in flight at once, so memory grows with the number of cores, not wit
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -66,3 +68,41 @@ class PerThread:
             with self._lock:
                 self.instances.append(value)
         return value
+
+
+_DONE = object()
+
+
+def consume_in_background(items: Iterable[In], consume: Callable[[In], None], depth: int = 2) -> None:
+    """`consume(item)` for each item in order, on a thread of its own while `items` goes on making the
+    next ones (a ledger file written while the next batches are read and normalised); at most `depth`
+    items wait between the two. A failure on either side stops both and is raised here, after the
+    consuming thread has finished."""
+    if usable_cores() <= 1:
+        for item in items:
+            consume(item)
+        return
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        while (item := waiting.get()) is not _DONE:
+            if failures:
+                continue  # drained, so that the producer never blocks on a full queue
+            try:
+                consume(item)
+            except BaseException as exc:  # handed to the producing thread, which raises it
+                failures.append(exc)
+
+    consumer = threading.Thread(target=run, name="ledger-writer", daemon=True)
+    consumer.start()
+    try:
+        for item in items:
+            if failures:
+                break
+            waiting.put(item)
+    finally:
+        waiting.put(_DONE)
+        consumer.join()
+    if failures:
+        raise failures[0]

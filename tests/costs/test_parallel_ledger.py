@@ -1,5 +1,6 @@
 """The CUR ledger built on several worker threads: the same rows as on one, in file order, within a
-bound on the batches in flight, and the first bad row of the file reported, whichever thread finds it."""
+bound on the batches in flight, and the first bad row of the file reported, whichever thread finds it;
+and the ledger written on a thread of its own while the next batches are made."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, SourceFile
-from rai_pipelines.costs.parallel import ordered_map
+from rai_pipelines.costs.parallel import consume_in_background, ordered_map, usable_cores
 from rai_pipelines.costs.sources.aws_cur import cur_to_focus_days, read_cur_csv
 from tests.conftest import SHARED_CUR
 from tests.costs.test_aws_cur import _cur2_row, _replace_field, _table
@@ -107,3 +108,48 @@ def test_ordered_map_keeps_at_most_one_batch_per_worker_and_one_waiting_in_fligh
         time.sleep(0.002)
         most_ahead = max(most_ahead, taken - handed_back)
     assert most_ahead <= 3  # workers + 1 taken, of which one has just been handed back
+
+
+def test_consume_in_background_sees_every_item_in_order_on_another_thread():
+    seen, threads = [], set()
+
+    def consume(item: int) -> None:
+        seen.append(item)
+        threads.add(threading.current_thread().name)
+
+    consume_in_background(iter(range(200)), consume)
+    assert seen == list(range(200))
+    assert threads == ({"ledger-writer"} if usable_cores() > 1 else {threading.current_thread().name})
+
+
+def test_a_failure_while_consuming_stops_the_producer_and_is_raised():
+    made = []
+
+    def items():
+        for i in range(10_000):
+            made.append(i)
+            yield i
+
+    def consume(item: int) -> None:
+        if item == 5:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        consume_in_background(items(), consume, depth=2)
+    assert len(made) < 100  # it stopped making items soon after, not at the end of the file
+
+
+def test_a_failure_while_producing_is_raised_after_the_consumer_has_finished():
+    consumed = []
+
+    def items():
+        yield from range(3)
+        raise BadInputError("x.parquet row 4: field BilledCost = 'n/a' is not a number")
+
+    def consume(item: int) -> None:
+        time.sleep(0.01)
+        consumed.append(item)
+
+    with pytest.raises(BadInputError, match="row 4"):
+        consume_in_background(items(), consume)
+    assert consumed == [0, 1, 2]  # nothing is left writing to a file the caller is about to discard

@@ -252,10 +252,17 @@ class _CurBatches:
         self.identified = "identity_line_item_id" in self.layout.original
         self._params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
         self._account = source.context if isinstance(source.context, str) else None
-        self._connections = PerThread(lambda: duckdb_connection(threads=1))
+        # One database for the file's workers, one cursor (connection) each: one buffer pool, not one per thread.
+        self._database = duckdb_connection(threads=1)
+        self._connections = PerThread(self._cursor)
         self._tag_sets = TagSets()
         self._statements: dict[pa.Schema, tuple[list, str, CurLedger]] = {}
         self._lock = threading.Lock()
+
+    def _cursor(self):
+        cursor = self._database.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
 
     def _sql(self, schema: pa.Schema) -> tuple[list, str, CurLedger]:
         with self._lock:
