@@ -335,12 +335,17 @@ def _refuse_duplicate_line_items(source: SourceFile, layout: _Layout, parts: lis
 
     if not parts:
         return
+    # The common case, no repeated hash, decided on one sorted copy of the hashes (8 bytes a line
+    # item): the rows and the sort order are only needed when a hash repeats.
+    ordered = np.concatenate([p["h"] for p in parts])
+    ordered.sort()
+    if not (ordered[1:] == ordered[:-1]).any():
+        return
+    del ordered
     hashes = np.concatenate([p["h"] for p in parts])
     rows = np.concatenate([p["row"] for p in parts])
     order = np.argsort(hashes, kind="stable")
     same = hashes[order][1:] == hashes[order][:-1]
-    if not same.any():
-        return
     # Equal hashes: read those rows' ids again to tell a duplicate from a (very unlikely) collision.
     candidates = set(rows[order][1:][same].tolist()) | set(rows[order][:-1][same].tolist())
     id_column, interval_column = layout.original["identity_line_item_id"], layout.original.get("identity_time_interval")
