@@ -41,6 +41,12 @@ def _amounts(values: pa.Array, uri: str, field: str, rows: pa.Array, what: str =
         # any digit is refused rather than rounded to 0.
         text = pc.cast(values, pa.string())
         try:
+            # Most costs fit as they are; Arrow refuses a cast that would drop a digit, so a batch
+            # that casts needed no rounding (and a non-zero double never reads as 0).
+            return pc.cast(text, MONEY)
+        except pa.ArrowInvalid:
+            pass  # digits below the 18th place, NaN, infinity: rounded or named below
+        try:
             wide = pc.cast(text, pa.decimal256(76, 40))
         except pa.ArrowInvalid:
             pass  # NaN, infinity or a value under 1e-40: named below

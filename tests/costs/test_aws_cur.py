@@ -823,3 +823,28 @@ def test_a_credit_without_a_pricing_unit_has_no_pricing_quantity():
     assert (credit["PricingQuantity"], credit["PricingUnit"]) == (None, None)
     assert (usage["PricingQuantity"], usage["PricingUnit"]) == (Decimal("4.0"), "Hours")
     assert validate_ledger(ledger).passed
+
+
+def test_double_costs_with_binary_noise_below_the_18th_place_are_rounded_alike_by_the_ledger_and_witness():
+    """A double's shortest text can have more places than the ledger keeps (1.2345678901234567e-05
+    has 21): both read it as that text rounded at the 18th place; a batch of doubles that all fit is
+    kept exactly (the witness's fast path)."""
+    from rai_pipelines.costs.witness import _amounts
+
+    noisy = [0.25, 1.2345678901234567e-05, 0.1 + 0.2]
+    expected = [Decimal("0.25"), Decimal("0.000012345678901235"), Decimal("0.30000000000000004")]
+    assert _amounts(pa.array(noisy), "cur.parquet", "cost", pa.array([1, 2, 3])).to_pylist() == expected
+    fitting = [0.25, 2.32376e-09, 771.015811]
+    kept = _amounts(pa.array(fitting), "cur.parquet", "cost", pa.array([1, 2, 3])).to_pylist()
+    assert kept == [Decimal("0.25"), Decimal("0.00000000232376"), Decimal("771.015811")]
+
+    table = _table([_cur2_row("Usage", cost) for cost in noisy + fitting])
+    table = table.set_column(
+        table.schema.get_field_index("line_item_unblended_cost"),
+        "line_item_unblended_cost",
+        pa.array(noisy + fitting, pa.float64()),
+    )
+    source = SourceFile("x.parquet", table, 1)
+    ledger = cur_to_focus(source, date(2023, 11, 2))
+    assert ledger.column("BilledCost").to_pylist() == expected + kept
+    assert one_currency(source_daily_totals(source))["2023-11-02"] == sum(expected + kept)
