@@ -153,3 +153,20 @@ def test_a_failure_while_producing_is_raised_after_the_consumer_has_finished():
     with pytest.raises(BadInputError, match="row 4"):
         consume_in_background(items(), consume)
     assert consumed == [0, 1, 2]  # nothing is left writing to a file the caller is about to discard
+
+
+def test_a_focus_export_built_on_four_threads_is_the_ledger_built_on_one():
+    from rai_pipelines.costs.sources.focus_export import AWS, focus_export_days
+    from tests.costs.focus_export_data import AWS_ACCOUNT, AWS_SCHEMA, aws_rows
+    from tests.costs.focus_export_data import DAYS as MAY_DAYS
+
+    table = pa.Table.from_pylist(aws_rows(), schema=AWS_SCHEMA)
+    source = SourceFile("s3://billing/focus/part-1.parquet", table, 1, "aws_focus", AWS_ACCOUNT)
+
+    def ledger(workers: int) -> list[tuple[date, pa.RecordBatch]]:
+        return list(focus_export_days(source, MAY_DAYS, AWS, batch_size=5, workers=workers))
+
+    one, four = ledger(1), ledger(4)
+    assert len(one) > 3 and [day for day, _ in four] == [day for day, _ in one]
+    assert all(a.equals(b) for (_, a), (_, b) in zip(four, one, strict=True))
+    assert sum(b.num_rows for _, b in four) == table.num_rows

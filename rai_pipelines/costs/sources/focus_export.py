@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.costs.ledger_schema import (
     ATTRIBUTION_TAGS,
+    BATCH_ROWS,
     LEDGER_SCHEMA,
     MONEY_SQL,
     TOO_PRECISE,
@@ -63,6 +64,7 @@ from rai_pipelines.costs.ledger_schema import (
     tag_key,
     too_precise_sql,
 )
+from rai_pipelines.costs.parallel import PerThread, ordered_map
 from rai_pipelines.costs.sources.export_files import gunzip_bounded, other_format, physical_lines
 from rai_pipelines.costs.sources.focus_columns import (
     ALLOWED_VALUES,
@@ -465,7 +467,11 @@ def focus_export_batches(source: SourceFile, day: date, provider: FocusProvider)
 
 
 def focus_export_days(
-    source: SourceFile, days: list[date], provider: FocusProvider
+    source: SourceFile,
+    days: list[date],
+    provider: FocusProvider,
+    batch_size: int = BATCH_ROWS,
+    workers: int | None = None,
 ) -> Iterator[tuple[date, pa.RecordBatch]]:
     """`focus_export_batches` for several days in one pass over the file: (day, batch) pairs."""
     ledger_columns = [f.name for f in LEDGER_SCHEMA] + ["ledger_day"]
@@ -476,27 +482,45 @@ def focus_export_days(
             f"{source.uri}: missing mandatory FOCUS column(s) {', '.join(missing)}{other_format(names)}"
         )
     params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
-    con = duckdb_connection()
-    try:
-        for batch, rows in source.batches(_needed_columns(source, provider)):
-            part = SourceFile(
-                source.uri,
-                pa.Table.from_batches([batch]),
-                kind=source.kind,
-                context=source.context,
-                row_lines=rows.to_pylist(),
-            )
-            table, original = _prepare(part, provider)
-            con.register("focus", table)
+    wanted = set(days)
+    # The batches on every core (worker threads, one DuckDB cursor each on one database), in file order.
+    database = duckdb_connection(threads=1)
+
+    def cursor():
+        con = database.cursor()
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    connections = PerThread(cursor)
+
+    def normalise(item: tuple[pa.RecordBatch, pa.Array]) -> list[tuple[date, pa.RecordBatch]]:
+        batch, rows = item
+        part = SourceFile(
+            source.uri, pa.Table.from_batches([batch]), kind=source.kind, context=source.context,
+            row_lines=rows.to_pylist(),
+        )  # fmt: skip
+        table, original = _prepare(part, provider)
+        con = connections.get()
+        con.register("focus", table)
+        try:
             _validate(con, part, provider, original)
             extra = [(f.name, _is_text(f.type)) for f in table.schema if f.name.startswith("provider__")]
-            sql = _ledger_sql(provider, extra)
-            result = con.sql(sql, params=params).to_arrow_table().select(ledger_columns)
+            result = con.sql(_ledger_sql(provider, extra), params=params).to_arrow_table().select(ledger_columns)
+        finally:
             con.unregister("focus")
-            for day, rows_of_day in split_by_day(result, set(days)):
-                yield from ((day, b) for b in rows_of_day.cast(LEDGER_SCHEMA).to_batches())
+        return [
+            (day, b)
+            for day, rows_of_day in split_by_day(result, wanted)
+            for b in rows_of_day.cast(LEDGER_SCHEMA).to_batches()
+        ]
+
+    batches = ordered_map(normalise, source.batches(_needed_columns(source, provider), batch_size), workers)
+    try:
+        for pairs in batches:
+            yield from pairs
     finally:
-        con.close()
+        batches.close()  # its workers are done before the database they use is closed
+        database.close()
 
 
 def _focus_to_ledger(source: SourceFile, day: date, provider: FocusProvider) -> pa.Table:
