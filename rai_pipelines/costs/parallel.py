@@ -105,4 +105,7 @@ def consume_in_background(items: Iterable[In], consume: Callable[[In], None], de
         waiting.put(_DONE)
         consumer.join()
     if failures:
+        close = getattr(items, "close", None)
+        if close is not None:  # a generator left half-way: its workers stop now, not when it is collected
+            close()
         raise failures[0]

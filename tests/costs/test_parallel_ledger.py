@@ -123,12 +123,15 @@ def test_consume_in_background_sees_every_item_in_order_on_another_thread():
 
 
 def test_a_failure_while_consuming_stops_the_producer_and_is_raised():
-    made = []
+    made, closed = [], []
 
     def items():
-        for i in range(10_000):
-            made.append(i)
-            yield i
+        try:
+            for i in range(10_000):
+                made.append(i)
+                yield i
+        finally:
+            closed.append(True)
 
     def consume(item: int) -> None:
         if item == 5:
@@ -137,6 +140,7 @@ def test_a_failure_while_consuming_stops_the_producer_and_is_raised():
     with pytest.raises(OSError, match="disk full"):
         consume_in_background(items(), consume, depth=2)
     assert len(made) < 100  # it stopped making items soon after, not at the end of the file
+    assert closed  # and the half-read file's generator was closed, so its workers stop now
 
 
 def test_a_failure_while_producing_is_raised_after_the_consumer_has_finished():

@@ -242,7 +242,8 @@ def cur_to_focus_days(
 
 class _CurBatches:
     """Normalises one batch of a CUR file: checks its values, then builds its ledger rows in DuckDB.
-    Called from several threads at once: each has its own DuckDB connection and tag-set cache."""
+    Called from several threads at once: each has its own DuckDB cursor on the file's one database,
+    and they share the file's tag sets."""
 
     def __init__(self, source: SourceFile, days: list[date]):
         self.source = source
@@ -252,7 +253,7 @@ class _CurBatches:
         self.identified = "identity_line_item_id" in self.layout.original
         self._params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
         self._account = source.context if isinstance(source.context, str) else None
-        # One database for the file's workers, one cursor (connection) each: one buffer pool, not one per thread.
+        # One database for the file's workers, a cursor (connection) each: one buffer pool, not one a thread.
         self._database = duckdb_connection(threads=1)
         self._connections = PerThread(self._cursor)
         self._tag_sets = TagSets()
@@ -331,8 +332,6 @@ class _CurBatches:
 
 
 def _refuse_duplicate_line_items(source: SourceFile, layout: _Layout, parts: list[dict], what: str) -> None:
-    import numpy as np
-
     if not parts:
         return
     # The common case, no repeated hash, decided on one sorted copy of the hashes (8 bytes a line
