@@ -43,7 +43,9 @@ from rai_pipelines.costs.ledger_schema import (
 )
 from rai_pipelines.costs.parallel import PerThread, ordered_map
 from rai_pipelines.costs.sources.aws_cur_sql import (
+    EVERY_ROW_AMOUNTS,
     LINE_ITEM_HASH_SQL,
+    SHORTEST_TEXT,
     CurLedger,
     CurSql,
     canonical_cur_name,
@@ -191,6 +193,11 @@ def _prepare_batch(batch: pa.RecordBatch, rows: pa.Array, layout: _Layout, sets:
         tag_columns = legacy_tag_columns_of(batch, layout.tag_columns, sets)
     columns += tag_columns
     names += ["tags_json", *(f"tag_{c}" for c in ATTRIBUTION_TAGS)]
+    for name in EVERY_ROW_AMOUNTS:
+        values = columns[names.index(name)]
+        if pa.types.is_floating(values.type):
+            columns.append(pc.cast(values, pa.string()))  # the shortest text that gives the double back
+            names.append(f"{name}{SHORTEST_TEXT}")
     columns += [_focus_units(names, columns), rows, pa.array(np.arange(n, dtype=np.int32))]
     names += ["focus_pricing_unit", "source_row_number", "batch_position"]
     return pa.Table.from_arrays(columns, names=names)
