@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -322,6 +323,25 @@ def duckdb_connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
     return con
+
+
+class WorkerCursors:
+    """One DuckDB database for a file's worker threads and a cursor (connection) for each, in UTC:
+    one buffer pool for the file, not one a thread; a cursor is never shared across threads."""
+
+    def __init__(self) -> None:
+        self.database = duckdb_connection(threads=1)
+        self._local = threading.local()
+
+    def get(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self.database.cursor()
+            cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    def close(self) -> None:
+        self.database.close()
 
 
 def split_by_day(result: pa.Table, wanted: set[date]) -> Iterator[tuple[date, pa.Table]]:

@@ -52,24 +52,6 @@ def ordered_map(work: Callable[[In], Out], items: Iterable[In], workers: int | N
                 future.cancel()
 
 
-class PerThread:
-    """One instance of `factory()` per worker thread (a DuckDB connection is not shared across threads)."""
-
-    def __init__(self, factory: Callable[[], object]):
-        self._factory = factory
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self.instances: list[object] = []
-
-    def get(self):
-        value = getattr(self._local, "value", None)
-        if value is None:
-            value = self._local.value = self._factory()
-            with self._lock:
-                self.instances.append(value)
-        return value
-
-
 _DONE = object()
 
 

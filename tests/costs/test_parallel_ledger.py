@@ -174,3 +174,27 @@ def test_a_focus_export_built_on_four_threads_is_the_ledger_built_on_one():
     assert len(one) > 3 and [day for day, _ in four] == [day for day, _ in one]
     assert all(a.equals(b) for (_, a), (_, b) in zip(four, one, strict=True))
     assert sum(b.num_rows for _, b in four) == table.num_rows
+
+
+def test_each_worker_gets_its_own_cursor_on_one_database_in_utc():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rai_pipelines.costs.ledger_schema import WorkerCursors
+
+    cursors = WorkerCursors()
+    cursors.database.execute("SET TimeZone = 'America/Los_Angeles'")  # as a machine's local zone would be
+    cursors.database.execute("CREATE TABLE shared AS SELECT 1 AS x")
+
+    def look(_):
+        cursor = cursors.get()
+        assert cursors.get() is cursor  # the same cursor for the same thread
+        zone = cursor.sql("SELECT current_setting('TimeZone')").fetchall()[0][0]
+        day = cursor.sql("SELECT CAST(TIMESTAMPTZ '2025-03-01 02:00:00+00' AS DATE)").fetchall()[0][0]
+        seen = cursor.sql("SELECT x FROM shared").fetchall()[0][0]  # the one database, not a new one
+        return id(cursor), zone, day.isoformat(), seen
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        looks = list(pool.map(look, range(8)))
+    cursors.close()
+    assert {(zone, day, seen) for _, zone, day, seen in looks} == {("UTC", "2025-03-01", 1)}
+    assert len({cursor for cursor, *_ in looks}) <= 2

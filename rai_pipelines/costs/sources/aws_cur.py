@@ -37,11 +37,11 @@ from rai_pipelines.costs.ledger_schema import (
     SourceConfig,
     SourceFile,
     SourceKind,
-    duckdb_connection,
+    WorkerCursors,
     first_bad_rows_sql,
     split_by_day,
 )
-from rai_pipelines.costs.parallel import PerThread, ordered_map
+from rai_pipelines.costs.parallel import ordered_map
 from rai_pipelines.costs.sources.aws_cur_sql import (
     EVERY_ROW_AMOUNTS,
     LINE_ITEM_HASH_SQL,
@@ -239,10 +239,15 @@ def cur_to_focus_days(
     on `workers` threads (default: every usable core) and come back in file order."""
     normalise = _CurBatches(source, days)
     line_items: list[dict] = []  # a 64-bit hash of each row's line item id and time interval
-    for by_day, hashes in ordered_map(normalise, source.batches(normalise.layout.read, batch_size), workers):
-        if hashes is not None:
-            line_items.append(hashes)
-        yield from by_day
+    batches = ordered_map(normalise, source.batches(normalise.layout.read, batch_size), workers)
+    try:
+        for by_day, hashes in batches:
+            if hashes is not None:
+                line_items.append(hashes)
+            yield from by_day
+    finally:
+        batches.close()  # its workers are done before the database they use is closed
+        normalise.close()
     if normalise.identified:
         _refuse_duplicate_line_items(source, normalise.layout, line_items, normalise.what)
 
@@ -260,17 +265,13 @@ class _CurBatches:
         self.identified = "identity_line_item_id" in self.layout.original
         self._params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
         self._account = source.context if isinstance(source.context, str) else None
-        # One database for the file's workers, a cursor (connection) each: one buffer pool, not one a thread.
-        self._database = duckdb_connection(threads=1)
-        self._connections = PerThread(self._cursor)
+        self._cursors = WorkerCursors()
         self._tag_sets = TagSets()
         self._statements: dict[pa.Schema, tuple[list, str, CurLedger]] = {}
         self._lock = threading.Lock()
 
-    def _cursor(self):
-        cursor = self._database.cursor()
-        cursor.execute("SET TimeZone = 'UTC'")
-        return cursor
+    def close(self) -> None:
+        self._cursors.close()
 
     def _sql(self, schema: pa.Schema) -> tuple[list, str, CurLedger]:
         with self._lock:
@@ -286,7 +287,7 @@ class _CurBatches:
         batch, rows = item
         prepared = _prepare_batch(batch, rows, self.layout, self._tag_sets)
         checks, validation, ledger = self._sql(prepared.schema)
-        con = self._connections.get()
+        con = self._cursors.get()
         con.register("cur", prepared)
         try:
             firsts = con.sql(validation).fetchall()[0]

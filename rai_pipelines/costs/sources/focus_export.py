@@ -57,14 +57,14 @@ from rai_pipelines.costs.ledger_schema import (
     MONEY_SQL,
     TOO_PRECISE,
     SourceFile,
-    duckdb_connection,
+    WorkerCursors,
     first_bad_rows_sql,
     other_subcategory_sql,
     split_by_day,
     tag_key,
     too_precise_sql,
 )
-from rai_pipelines.costs.parallel import PerThread, ordered_map
+from rai_pipelines.costs.parallel import ordered_map
 from rai_pipelines.costs.sources.export_files import gunzip_bounded, other_format, physical_lines
 from rai_pipelines.costs.sources.focus_columns import (
     ALLOWED_VALUES,
@@ -484,14 +484,7 @@ def focus_export_days(
     params = {"uri": source.uri, "first": min(days).isoformat(), "last": max(days).isoformat()}
     wanted = set(days)
     # The batches on every core (worker threads, one DuckDB cursor each on one database), in file order.
-    database = duckdb_connection(threads=1)
-
-    def cursor():
-        con = database.cursor()
-        con.execute("SET TimeZone = 'UTC'")
-        return con
-
-    connections = PerThread(cursor)
+    cursors = WorkerCursors()
 
     def normalise(item: tuple[pa.RecordBatch, pa.Array]) -> list[tuple[date, pa.RecordBatch]]:
         batch, rows = item
@@ -500,7 +493,7 @@ def focus_export_days(
             row_lines=rows.to_pylist(),
         )  # fmt: skip
         table, original = _prepare(part, provider)
-        con = connections.get()
+        con = cursors.get()
         con.register("focus", table)
         try:
             _validate(con, part, provider, original)
@@ -520,7 +513,7 @@ def focus_export_days(
             yield from pairs
     finally:
         batches.close()  # its workers are done before the database they use is closed
-        database.close()
+        cursors.close()
 
 
 def _focus_to_ledger(source: SourceFile, day: date, provider: FocusProvider) -> pa.Table:
