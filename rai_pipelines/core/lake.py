@@ -129,7 +129,11 @@ class Lake:
 
     def write_json(self, dataset: str, partition: Mapping[str, str], name: str, document) -> str:
         path = self.path(dataset, partition, name)
-        payload = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+        # NaN and infinity are not JSON: a strict reader would reject the file, so refuse to write it.
+        try:
+            payload = json.dumps(document, indent=2, sort_keys=True, default=str, allow_nan=False).encode()
+        except ValueError as exc:
+            raise ValueError(f"{self.uri(dataset, partition, name)}: {exc}") from None
         self._atomic_write(path, lambda out: out.write(payload))
         return self.uri(dataset, partition, name)
 

@@ -107,6 +107,12 @@ class ModelSpec:
     sampling: Sampling = field(default_factory=Sampling)
     reference: ReferenceWindow = field(default_factory=ReferenceWindow)
     label_max_delay_days: int = 30
+    # feature -> the share of a day's rows that may lack it; a feature not named is required
+    missing_tolerance: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def optional_features(self) -> tuple[str, ...]:
+        return tuple(f for f in self.features if f in self.missing_tolerance)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -152,9 +158,15 @@ class _VersionDoc(_Strict):
     serving: _ServingDoc
 
 
+Share = Annotated[float, pydantic.Field(ge=0, lt=1, allow_inf_nan=False)]
+
+
 class _FeaturesDoc(_Strict):
     numeric: list[Name] = []
     categorical: list[Name] = []
+    # Real traffic has gaps: a feature named here may be missing from up to this share of a day's
+    # rows (the day is blocked beyond it); one not named is required (a missing value blocks the day).
+    missing_tolerance: dict[Name, Share] = {}
 
 
 class _DriftDoc(_Strict):
@@ -244,6 +256,14 @@ def load_model_spec(path: Path) -> ModelSpec:
                 f"{path}: {field_name} {', '.join(reserved)}: reserved for the snapshot's own columns "
                 f"({', '.join(sorted(RESERVED_COLUMNS))}, protected__*)"
             )
+    undeclared = sorted(set(doc.features.missing_tolerance) - set(numeric + categorical))
+    if undeclared:
+        raise BadInputError(f"{path}: features.missing_tolerance names {', '.join(undeclared)}, not declared features")
+    if doc.features.missing_tolerance and doc.drift.backend == "alibi-detect":
+        raise BadInputError(
+            f"{path}: features.missing_tolerance needs drift.backend columnar "
+            "(alibi-detect tests complete features only)"
+        )
     overlap = sorted(set(protected) & (set(numeric) | set(categorical)))
     if overlap:
         raise BadInputError(
@@ -287,6 +307,7 @@ def load_model_spec(path: Path) -> ModelSpec:
         sampling=Sampling(doc.sampling.max_rows, tuple(doc.sampling.stratify_by), doc.sampling.seed),
         reference=_reference(doc.reference, f"{path}: reference"),
         label_max_delay_days=doc.labels.max_delay_days,
+        missing_tolerance=dict(doc.features.missing_tolerance),
     )
 
 

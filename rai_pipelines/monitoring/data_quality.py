@@ -3,9 +3,10 @@ its reference window.
 
 Two suites, because they call for different actions:
 
-- ``complete``: the day has rows, every declared column is there, features, score and decision
-  have no missing values, scores are probabilities. A failure means the reports would be computed
-  on garbage, so it blocks them.
+- ``complete``: the day has rows, every declared column is there, required features, score and
+  decision have no missing values, each optional feature is missing from no more than its declared
+  share of the rows, scores are probabilities. A failure means the reports would be computed on
+  garbage, so it blocks them.
 - ``like_reference``: numeric features stay within the reference's range, categorical features
   within its levels, each protected attribute has more than one group. A failure is a finding to
   read (the drift report shows the same shift with its size), not a reason to stop monitoring.
@@ -35,8 +36,15 @@ def _expectations(spec: ModelSpec, reference: ReferenceProfile | None, suite: st
             e.ExpectColumnToExist(column=c)
             for c in required + [PROTECTED_PREFIX + a for a in spec.protected_attributes]
         ]
+        required_values = [c for c in spec.features if c not in spec.missing_tolerance]
         out += [
-            e.ExpectColumnValuesToNotBeNull(column=c) for c in [*spec.features, "score", "decision", "model_version"]
+            e.ExpectColumnValuesToNotBeNull(column=c) for c in [*required_values, "score", "decision", "model_version"]
+        ]
+        out += [
+            e.ExpectColumnValuesToNotBeNull(
+                column=c, mostly=1 - spec.missing_tolerance[c], meta={"missing_tolerance": spec.missing_tolerance[c]}
+            )
+            for c in spec.optional_features
         ]
         out.append(e.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=1))
         # Infinite values are not missing, but they break every distance and effect size.

@@ -20,6 +20,7 @@ population stability index is reported beside both, for those used to reading it
 from __future__ import annotations
 
 import io
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,10 +34,13 @@ PSI_BINS = 10
 _PSI_FLOOR = 1e-4  # share given to an empty bin, so that PSI stays finite
 
 
+MISSINGNESS = "missingness"
+
+
 @dataclass(frozen=True)
 class FeatureDrift:
     feature: str
-    kind: str  # "numeric" (Kolmogorov-Smirnov) or "categorical" (chi-squared)
+    kind: str  # "numeric" (Kolmogorov-Smirnov), "categorical" (chi-squared) or "missingness" (its missing share)
     p_value: float
     statistic: float  # KS D or chi-squared statistic
     effect_size: float
@@ -45,6 +49,12 @@ class FeatureDrift:
     significant: bool  # p-value below the corrected threshold
     drifted: bool  # significant and effect_size >= min_effect_size
     unseen_categories: list[str] = field(default_factory=list)
+    missing_share: float = 0.0  # of the current window's rows; the tests run on the values present
+    reference_missing_share: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.feature} (missing share)" if self.kind == MISSINGNESS else self.feature
 
 
 @dataclass(frozen=True)
@@ -60,14 +70,19 @@ class DriftResult:
     reference_rows: int
     current_rows: int
     backend: str
+    prediction_note: str = ""  # why prediction drift was not computed, when it was not
+    score_missing_share: float = 0.0
 
     @property
     def drifted_features(self) -> list[str]:
-        return [f.feature for f in self.features if f.drifted]
+        return [f.name for f in self.features if f.drifted]
 
     @property
     def drift_share(self) -> float:
-        return len(self.drifted_features) / len(self.features) if self.features else 0.0
+        """The share of the features whose values or missing share drifted."""
+        features = {f.feature for f in self.features}
+        drifted = {f.feature for f in self.features if f.drifted}
+        return len(drifted) / len(features) if features else 0.0
 
     @property
     def max_effect_size(self) -> float:
@@ -150,35 +165,49 @@ def _level_counts(series: pd.Series) -> pd.Series:
     return as_levels(series).value_counts(sort=False)
 
 
-def check_complete(frame: pd.DataFrame, columns: list[str], which: str) -> None:
-    """Missing values would make KS return NaN (read as "no drift") or break chi-squared: refuse
-    them, naming the feature, rather than report on them."""
+def check_complete(frame: pd.DataFrame, columns: list[str], which: str, optional: Collection[str] = ()) -> None:
+    """Every problem of the window at once, each naming its feature: a column that is not there, a
+    missing value in a required feature, an optional feature with no value at all (nothing to test),
+    an infinite value (it breaks every distance). Optional features are tested on the values present."""
+    problems = []
     for column in columns:
         if column not in frame.columns:
-            raise BadInputError(f"drift: the {which} window has no feature column {column}")
+            problems.append(f"no column {column}")
+            continue
         missing = int(frame[column].isna().sum())
-        if missing:
-            raise BadInputError(
-                f"drift: feature {column} has {missing} missing value(s) of {len(frame)} in the {which} window; "
-                "drift is not computed on incomplete data"
-            )
+        if missing and column not in optional:
+            problems.append(f"feature {column} has {missing} missing value(s) of {len(frame)} and is required")
+        elif missing and missing == len(frame):
+            problems.append(f"feature {column} has no value in {len(frame)} row(s)")
         if pd.api.types.is_float_dtype(frame[column]):
-            infinite = int(np.isinf(frame[column].to_numpy()).sum())
+            infinite = int(np.isinf(frame[column].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
             if infinite:
-                raise BadInputError(f"drift: feature {column} has {infinite} infinite value(s) in the {which} window")
+                problems.append(f"feature {column} has {infinite} infinite value(s)")
+    if problems:
+        raise BadInputError(f"drift: the {which} window: " + "; ".join(problems))
 
 
 @dataclass
 class _NumericProfile:
-    sorted_values: np.ndarray
+    sorted_values: np.ndarray  # the values present
     scale: float  # standard deviation, the unit of the normed Wasserstein distance
     bin_edges: np.ndarray  # inner decile edges, for PSI
     bin_share: np.ndarray
+    missing: int = 0  # rows without a value
+
+    @property
+    def rows(self) -> int:
+        return len(self.sorted_values) + self.missing
 
 
 @dataclass
 class _CategoricalProfile:
     counts: pd.Series  # level -> count
+    missing: int = 0
+
+    @property
+    def rows(self) -> int:
+        return int(self.counts.sum()) + self.missing
 
 
 def _sorted_quantiles(sorted_values: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -198,24 +227,41 @@ class ReferenceProfile:
     """What the tests need of the reference window (sorted numeric columns, level counts),
     computed once per reference and storable, so a day's report does not sort the reference again."""
 
-    FORMAT = 1
+    FORMAT = 2
 
     def __init__(self, rows: int, numeric: dict[str, _NumericProfile], categorical: dict[str, _CategoricalProfile]):
         self.rows, self.numeric, self.categorical = rows, numeric, categorical
 
     @classmethod
     def from_frame(
-        cls, reference: pd.DataFrame, numeric: list[str], categorical: list[str], score_column: str | None
+        cls,
+        reference: pd.DataFrame,
+        numeric: list[str],
+        categorical: list[str],
+        score_column: str | None,
+        optional: Collection[str] = (),
     ) -> ReferenceProfile:
-        check_complete(reference, numeric + categorical, "reference")
+        """Checked once, when it is built, naming every incomplete column. A score with missing
+        values is profiled on the scores present; a score with none is not profiled."""
         if len(reference) == 0:
             raise BadInputError("drift: the reference window is empty")
+        check_complete(reference, numeric + categorical, "reference", optional)
         profiles = {}
-        for column in numeric + ([score_column] if score_column and score_column in reference else []):
-            values = np.sort(reference[column].to_numpy(dtype=np.float64))
+        score = (
+            [score_column]
+            if score_column and score_column in reference and reference[score_column].notna().any()
+            else []
+        )
+        for column in numeric + score:
+            present = reference[column].dropna()
+            values = np.sort(present.to_numpy(dtype=np.float64))
             edges = np.unique(_sorted_quantiles(values, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
-            profiles[column] = _NumericProfile(values, float(np.std(values)), edges, _numeric_bins(values, edges))
-        levels = {c: _CategoricalProfile(_level_counts(reference[c])) for c in categorical}
+            profiles[column] = _NumericProfile(
+                values, float(np.std(values)), edges, _numeric_bins(values, edges), len(reference) - len(present)
+            )
+        levels = {
+            c: _CategoricalProfile(_level_counts(reference[c]), int(reference[c].isna().sum())) for c in categorical
+        }
         return cls(len(reference), profiles, levels)
 
     def to_bytes(self) -> bytes:
@@ -224,10 +270,12 @@ class ReferenceProfile:
             arrays[f"n{i}_name"] = np.array([column])
             arrays[f"n{i}_values"], arrays[f"n{i}_edges"] = p.sorted_values, p.bin_edges
             arrays[f"n{i}_share"], arrays[f"n{i}_scale"] = p.bin_share, np.array([p.scale])
+            arrays[f"n{i}_missing"] = np.array([p.missing])
         for i, (column, p) in enumerate(self.categorical.items()):
             arrays[f"c{i}_name"] = np.array([column])
             arrays[f"c{i}_levels"] = p.counts.index.to_numpy(dtype=str)
             arrays[f"c{i}_counts"] = p.counts.to_numpy(dtype=np.int64)
+            arrays[f"c{i}_missing"] = np.array([p.missing])
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
@@ -240,13 +288,17 @@ class ReferenceProfile:
             numeric, categorical, i = {}, {}, 0
             while f"n{i}_name" in data:
                 numeric[str(data[f"n{i}_name"][0])] = _NumericProfile(
-                    data[f"n{i}_values"], float(data[f"n{i}_scale"][0]), data[f"n{i}_edges"], data[f"n{i}_share"]
+                    data[f"n{i}_values"],
+                    float(data[f"n{i}_scale"][0]),
+                    data[f"n{i}_edges"],
+                    data[f"n{i}_share"],
+                    int(data[f"n{i}_missing"][0]),
                 )
                 i += 1
             i = 0
             while f"c{i}_name" in data:
                 counts = pd.Series(data[f"c{i}_counts"], index=data[f"c{i}_levels"].astype(object))
-                categorical[str(data[f"c{i}_name"][0])] = _CategoricalProfile(counts)
+                categorical[str(data[f"c{i}_name"][0])] = _CategoricalProfile(counts, int(data[f"c{i}_missing"][0]))
                 i += 1
             return cls(int(data["rows"][0]), numeric, categorical)
 
@@ -258,6 +310,21 @@ def numeric_drift(profile: _NumericProfile, current: np.ndarray) -> tuple[float,
     scale = profile.scale if profile.scale > 0 else 1.0
     current_share = _numeric_bins(current, profile.bin_edges)
     return d, p, wasserstein / scale, psi(profile.bin_share, current_share)
+
+
+def missingness_drift(
+    reference_missing: int, reference_rows: int, missing: int, rows: int
+) -> tuple[float, float, float, float]:
+    """(chi-squared, p-value, Jensen-Shannon distance, PSI) of the missing share: the 2x2 table of
+    missing and present rows in both windows, tested as any categorical signal."""
+    ref = np.array([reference_missing, reference_rows - reference_missing], dtype=np.float64)
+    cur = np.array([missing, rows - missing], dtype=np.float64)
+    if (ref + cur).min() == 0:
+        return 0.0, 1.0, 0.0, 0.0  # nothing missing in either window (or nothing present): nothing moved
+    from scipy import stats
+
+    chi2, p, _, _ = stats.chi2_contingency(np.vstack([ref, cur]))
+    return float(chi2), float(p), jensen_shannon(ref, cur), psi(ref / ref.sum(), cur / cur.sum())
 
 
 def categorical_drift(profile: _CategoricalProfile, current: pd.Series) -> tuple[float, float, float, float, list]:
@@ -293,7 +360,10 @@ class DriftDetector:
         p_value: float = 0.05,
         correction: str = "bonferroni",
         min_effect_size: float = 0.1,
+        optional: Collection[str] = (),
     ):
+        """`optional`: features that may be missing (the snapshot's checks bound how often); they are
+        tested on the values present, and their missing share is tested as a signal of its own."""
         if correction not in CORRECTIONS:
             raise ValueError(f"drift correction must be 'bonferroni' or 'fdr', not {correction!r}")
         if not 0 < p_value < 1:
@@ -302,6 +372,7 @@ class DriftDetector:
             raise ValueError(f"drift min_effect_size must be >= 0, not {min_effect_size}")
         self.numeric, self.categorical = list(numeric), list(categorical)
         self.p_value, self.correction, self.min_effect_size = p_value, correction, min_effect_size
+        self.optional = frozenset(optional) & set(self.numeric + self.categorical)
         self._profile: tuple[int, ReferenceProfile] | None = None
 
     def profile(self, reference: pd.DataFrame, score_column: str | None) -> ReferenceProfile:
@@ -310,7 +381,7 @@ class DriftDetector:
         if self._profile is None or self._profile[0] != id(reference):
             self._profile = (
                 id(reference),
-                ReferenceProfile.from_frame(reference, self.numeric, self.categorical, score_column),
+                ReferenceProfile.from_frame(reference, self.numeric, self.categorical, score_column, self.optional),
             )
         return self._profile[1]
 
@@ -336,57 +407,88 @@ class DriftDetector:
         missing = [c for c in columns if c not in profile.numeric and c not in profile.categorical]
         if missing:
             raise BadInputError(f"drift: the reference profile has no column(s) {', '.join(missing)}")
-        check_complete(current, columns, "current")
         if len(current) == 0:
             raise BadInputError("drift: the current window is empty")
+        check_complete(current, columns, "current", self.optional)
         raw = {}
         for column in self.numeric:
-            raw[column] = numeric_drift(profile.numeric[column], current[column].to_numpy(dtype=np.float64))
+            raw[column] = numeric_drift(profile.numeric[column], current[column].dropna().to_numpy(dtype=np.float64))
         for column in self.categorical:
             raw[column] = categorical_drift(profile.categorical[column], current[column])
         p_values, statistics = self._p_values_and_statistics(reference, current, profile, raw)
         if not np.all(np.isfinite(p_values)):
             bad = [columns[i] for i in np.flatnonzero(~np.isfinite(p_values))]
             raise BadInputError(f"drift: no valid p-value for feature(s) {', '.join(bad)}")
-        threshold = corrected_threshold(p_values, self.p_value, self.correction)
-        features = []
+        tests = []  # (feature, kind, p, statistic, effect, psi, unseen, missing share, reference missing share)
         for i, column in enumerate(columns):
-            numeric = column in profile.numeric and column not in self.categorical
-            effect, psi_value = raw[column][2], raw[column][3]
-            significant = bool(p_values[i] < threshold)
+            ref = profile.numeric[column] if column in self.numeric else profile.categorical[column]
+            kind = "numeric" if column in self.numeric else "categorical"
+            effect, psi_value, unseen = raw[column][2], raw[column][3], ([] if kind == "numeric" else raw[column][4])
+            shares = float(current[column].isna().mean()), ref.missing / ref.rows
+            tests.append((column, kind, p_values[i], statistics[i], effect, psi_value, unseen, *shares))
+        for column in columns:
+            if column in self.optional:
+                ref = profile.numeric[column] if column in self.numeric else profile.categorical[column]
+                absent = int(current[column].isna().sum())
+                chi2, p, effect, psi_value = missingness_drift(ref.missing, ref.rows, absent, len(current))
+                tests.append(
+                    (column, MISSINGNESS, p, chi2, effect, psi_value, [], absent / len(current), ref.missing / ref.rows)
+                )
+        threshold = corrected_threshold(np.array([t[2] for t in tests]), self.p_value, self.correction)
+        features = []
+        for column, kind, p, statistic, effect, psi_value, unseen, share, reference_share in tests:
+            significant = bool(p < threshold)
             features.append(
                 FeatureDrift(
                     feature=column,
-                    kind="numeric" if numeric else "categorical",
-                    p_value=float(p_values[i]),
-                    statistic=float(statistics[i]),
+                    kind=kind,
+                    p_value=float(p),
+                    statistic=float(statistic),
                     effect_size=float(effect),
-                    effect_metric="wasserstein_normed" if numeric else "jensen_shannon",
+                    effect_metric="wasserstein_normed" if kind == "numeric" else "jensen_shannon",
                     psi=float(psi_value),
                     significant=significant,
                     drifted=significant and effect >= self.min_effect_size,
-                    unseen_categories=[] if numeric else raw[column][4],
+                    unseen_categories=unseen,
+                    missing_share=share,
+                    reference_missing_share=reference_share,
                 )
             )
-        prediction_p = prediction_effect = prediction_drift = None
-        if score_column and score_column in profile.numeric and score_column in current:
-            _, prediction_p, prediction_effect, _ = numeric_drift(
-                profile.numeric[score_column], current[score_column].to_numpy(dtype=np.float64)
-            )
-            prediction_drift = bool(prediction_p < self.p_value and prediction_effect >= self.min_effect_size)
+        prediction = self._prediction_drift(profile, current, score_column)
         return DriftResult(
             features=features,
             threshold=threshold,
             correction=self.correction,
             min_effect_size=self.min_effect_size,
             dataset_drift=any(f.drifted for f in features),
-            prediction_p_value=prediction_p,
-            prediction_effect_size=prediction_effect,
-            prediction_drift=prediction_drift,
             reference_rows=profile.rows,
             current_rows=len(current),
             backend=self.backend,
+            **prediction,
         )
+
+    def _prediction_drift(self, profile: ReferenceProfile, current: pd.DataFrame, score_column: str | None) -> dict:
+        """KS on the scores present in both windows, with the reason when it cannot be computed: a
+        verdict of "no prediction drift" must mean the scores were compared and did not move."""
+        out = {"prediction_p_value": None, "prediction_effect_size": None, "prediction_drift": None}
+        if not score_column:
+            return {**out, "prediction_note": "no score column given"}
+        if score_column not in profile.numeric:
+            return {**out, "prediction_note": f"the reference has no value in a score column named {score_column}"}
+        if score_column not in current:
+            return {**out, "prediction_note": f"the current window has no score column {score_column}"}
+        scores = current[score_column].to_numpy(dtype=np.float64, na_value=np.nan)
+        present = scores[~np.isnan(scores)]
+        share = 1 - len(present) / len(scores)
+        if len(present) == 0:
+            return {**out, "prediction_note": "no score in the current window", "score_missing_share": share}
+        _, p, effect, _ = numeric_drift(profile.numeric[score_column], present)
+        return {
+            "prediction_p_value": p,
+            "prediction_effect_size": effect,
+            "prediction_drift": bool(p < self.p_value and effect >= self.min_effect_size),
+            "score_missing_share": share,
+        }
 
 
 class ColumnarDrift(DriftDetector):
@@ -401,6 +503,15 @@ class AlibiTabularDrift(DriftDetector):
     """alibi-detect's TabularDrift for the per-feature tests; effect sizes as in the columnar backend."""
 
     backend = "alibi-detect"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.optional:
+            # TabularDrift tests one matrix: a missing value would become a NaN p-value, read as no drift.
+            raise ValueError(
+                "drift: the alibi-detect backend tests complete features only; optional feature(s) "
+                f"{', '.join(sorted(self.optional))} need the columnar backend"
+            )
 
     def _p_values_and_statistics(self, reference, current, profile, raw):
         from alibi_detect.cd import TabularDrift
@@ -435,77 +546,9 @@ def make_detector(
     p_value: float = 0.05,
     correction: str = "bonferroni",
     min_effect_size: float = 0.1,
+    optional: Collection[str] = (),
 ) -> DriftDetector:
     detectors = {"columnar": ColumnarDrift, "alibi-detect": AlibiTabularDrift}
     if backend not in detectors:
         raise ValueError(f"drift backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    return detectors[backend](numeric, categorical, p_value, correction, min_effect_size)
-
-
-# -- multivariate drift ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ClassifierDriftResult:
-    """A domain classifier told reference rows from current rows this well (out-of-fold ROC AUC);
-    0.5 means it could not. The p-value is the Mann-Whitney test of that AUC against 0.5."""
-
-    auc: float
-    p_value: float
-    drifted: bool
-    reference_rows: int
-    current_rows: int
-    min_auc: float
-
-
-def classifier_drift(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    numeric: list[str],
-    categorical: list[str],
-    p_value: float = 0.05,
-    min_auc: float = 0.55,
-    max_rows: int = 10_000,
-    folds: int = 5,
-    seed: int = 0,
-) -> ClassifierDriftResult:
-    """Multivariate drift that per-feature tests miss (a changed relation between features): a
-    gradient-boosted classifier (scikit-learn) learns to tell the windows apart, cross-validated."""
-    from scipy.stats import mannwhitneyu
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    columns = list(numeric) + list(categorical)
-    check_complete(reference, columns, "reference")
-    check_complete(current, columns, "current")
-    rng = np.random.default_rng(seed)
-
-    def sample(frame: pd.DataFrame) -> pd.DataFrame:
-        if len(frame) <= max_rows:
-            return frame
-        return frame.iloc[np.sort(rng.choice(len(frame), size=max_rows, replace=False))]
-
-    ref, cur = sample(reference), sample(current)
-    if min(len(ref), len(cur)) < folds * 2:
-        raise BadInputError(f"drift: classifier drift needs at least {folds * 2} rows in each window")
-    features = {}
-    for column in numeric:
-        features[column] = np.concatenate([ref[column].to_numpy(np.float64), cur[column].to_numpy(np.float64)])
-    for column in categorical:
-        levels = pd.concat([as_levels(ref[column]), as_levels(cur[column])], ignore_index=True)
-        features[column] = pd.Categorical(levels).codes.astype(np.float64)
-    x = pd.DataFrame(features)
-    y = np.concatenate([np.zeros(len(ref), dtype=np.int64), np.ones(len(cur), dtype=np.int64)])
-    model = HistGradientBoostingClassifier(
-        max_iter=100, categorical_features=[c in categorical for c in columns], random_state=seed
-    )
-    from threadpoolctl import threadpool_limits
-
-    # One thread: Dagster runs steps in parallel processes, and OpenMP threads on top of them
-    # oversubscribe the cores (1.9 s on one thread against 90 s contended, measured here).
-    with threadpool_limits(limits=1):
-        probability = cross_val_predict(
-            model, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba"
-        )[:, 1]
-    auc = float(roc_auc_score(y, probability))
-    p = float(mannwhitneyu(probability[y == 1], probability[y == 0], alternative="greater").pvalue)
-    return ClassifierDriftResult(auc, p, bool(p < p_value and auc >= min_auc), len(ref), len(cur), min_auc)
+    return detectors[backend](numeric, categorical, p_value, correction, min_effect_size, optional)

@@ -109,6 +109,8 @@ def reference_profile(lake, spec: ModelSpec) -> ReferenceProfile:
         "files": [[lake.uri(d, p), lake.fingerprint(d, p)] for d, p in parts],
         "numeric": list(spec.numeric_features),
         "categorical": list(spec.categorical_features),
+        "optional": list(spec.optional_features),
+        "score": spec.score_column,
         "format": ReferenceProfile.FORMAT,
         "psi_bins": PSI_BINS,
     }
@@ -116,9 +118,20 @@ def reference_profile(lake, spec: ModelSpec) -> ReferenceProfile:
     partition = {"model": spec.name}
     if lake.exists(datasets.REFERENCE_PROFILE, partition, name):
         return ReferenceProfile.from_bytes(lake.read_bytes(datasets.REFERENCE_PROFILE, partition, name))
-    profile = ReferenceProfile.from_frame(
-        read_reference(lake, spec), list(spec.numeric_features), list(spec.categorical_features), "score"
-    )
+    reference = read_reference(lake, spec)
+    if "score" not in reference and spec.score_column in reference:
+        # training data written with the log's own names: the score is the declared score column
+        reference = reference.rename(columns={spec.score_column: "score"})
+    try:
+        profile = ReferenceProfile.from_frame(
+            reference,
+            list(spec.numeric_features),
+            list(spec.categorical_features),
+            "score",
+            spec.optional_features,
+        )
+    except BadInputError as exc:
+        raise BadInputError(f"{spec.name}: reference {', '.join(lake.uri(d, p) for d, p in parts)}: {exc}") from None
     lake.write_bytes(datasets.REFERENCE_PROFILE, partition, name, profile.to_bytes())
     return profile
 

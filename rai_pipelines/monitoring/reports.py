@@ -9,7 +9,8 @@ import pandas as pd
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.markdown import table
 from rai_pipelines.core.registry import ModelSpec
-from rai_pipelines.monitoring.drift import ReferenceProfile, classifier_drift, make_detector
+from rai_pipelines.monitoring.drift import ReferenceProfile, make_detector
+from rai_pipelines.monitoring.drift_multivariate import classifier_drift
 from rai_pipelines.monitoring.fairness import group_fairness, group_labels, summarise
 from rai_pipelines.monitoring.performance import performance
 from rai_pipelines.monitoring.snapshots import PROTECTED_PREFIX
@@ -32,6 +33,7 @@ def drift_detector(spec: ModelSpec):
         spec.drift_p_value,
         spec.drift_correction,
         spec.drift_min_effect_size,
+        spec.optional_features,
     )
 
 
@@ -44,6 +46,9 @@ def drift_summary(
     versions = {}
     for version, current in _versions(snapshot):
         result = detector.detect(reference, current, score_column="score", profile=profile)
+        note = result.prediction_note
+        if "score" not in (profile or detector.profile(reference, "score")).numeric:
+            note = f"the reference has no model score (no column score or {spec.score_column})"
         multivariate = None
         if spec.drift_multivariate == "classifier":
             if min(len(current), len(reference)) < CLASSIFIER_MIN_ROWS:
@@ -51,7 +56,12 @@ def drift_summary(
                 multivariate = {"skipped": f"fewer than {CLASSIFIER_MIN_ROWS} rows in a window"}
             else:
                 found = classifier_drift(
-                    reference, current, list(spec.numeric_features), list(spec.categorical_features), spec.drift_p_value
+                    reference,
+                    current,
+                    list(spec.numeric_features),
+                    list(spec.categorical_features),
+                    spec.drift_p_value,
+                    optional=spec.optional_features,
                 )
                 multivariate = {"method": "domain classifier (scikit-learn gradient boosting, 5-fold)", **vars(found)}
         versions[version] = {
@@ -68,12 +78,17 @@ def drift_summary(
             "prediction_drift_p_value": result.prediction_p_value,
             "prediction_drift_effect_size": result.prediction_effect_size,
             "prediction_drift": result.prediction_drift,
+            "prediction_drift_note": note,
+            "score_missing_share": result.score_missing_share,
+            "missing_share": {f.feature: f.missing_share for f in result.features if f.kind != "missingness"},
             "features": [vars(f) for f in result.features],
         }
     return {
         "model": spec.name,
         "backend": spec.drift_backend,
-        "tests": "Kolmogorov-Smirnov (numeric), chi-squared (categorical), KS on the model score",
+        "tests": "Kolmogorov-Smirnov (numeric), chi-squared (categorical and each optional feature's missing "
+        "share), KS on the model score; on the values present",
+        "missing_tolerance": dict(spec.missing_tolerance),
         "effect_sizes": "Wasserstein distance / reference std (numeric), Jensen-Shannon distance base 2 (categorical)",
         "window_days": spec.drift_window_days,
         "versions": versions,
@@ -84,11 +99,13 @@ def drift_markdown(spec: ModelSpec, summary: dict) -> str:
     md = []
     for version, doc in summary["versions"].items():
         p = doc["prediction_drift_p_value"]
+        note = doc["prediction_drift_note"]
         md.append(
-            f"**{spec.name} {version}**: {len(doc['drifted_features'])} of {len(doc['features'])} features drifted "
+            f"**{spec.name} {version}**: {len(doc['drifted_features'])} of {len(doc['features'])} signals drifted "
             f"({', '.join(doc['drifted_features']) or 'none'}; p < {doc['threshold']:.3g} after {doc['correction']} "
             f"and effect size ≥ {doc['min_effect_size']:g}); prediction drift "
             + (f"p = {p:.3g}, effect {doc['prediction_drift_effect_size']:.3f}" if p is not None else "not computed")
+            + (f" ({note})" if note else "")
         )
         if doc["multivariate"] and "skipped" in doc["multivariate"]:
             md.append(f"Multivariate: not computed ({doc['multivariate']['skipped']})")
@@ -101,15 +118,16 @@ def drift_markdown(spec: ModelSpec, summary: dict) -> str:
         rows = sorted(doc["features"], key=lambda f: -f["effect_size"])
         md.append(
             table(
-                ["feature", "test", "p-value", "effect size", "PSI", "drifted", "unseen levels"],
+                ["feature", "test", "p-value", "effect size", "PSI", "drifted", "missing (reference)", "unseen levels"],
                 [
                     (
                         f["feature"],
-                        "KS" if f["kind"] == "numeric" else "chi²",
+                        {"numeric": "KS", "categorical": "chi²"}.get(f["kind"], "chi² on the missing share"),
                         f["p_value"],
                         f"{f['effect_size']:.3f} ({'W/σ' if f['kind'] == 'numeric' else 'JS'})",
                         f["psi"],
                         "yes" if f["drifted"] else ("significant, small" if f["significant"] else ""),
+                        f"{f['missing_share']:.1%} ({f['reference_missing_share']:.1%})",
                         ", ".join(f["unseen_categories"]),
                     )
                     for f in rows

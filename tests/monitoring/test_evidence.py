@@ -29,16 +29,6 @@ def _text_categories(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def car_loan():
-    folder = DATA / "car_loan"
-    reference = pd.read_parquet(folder / "reference.parquet").sort_values("timestamp", kind="stable")
-    analysis = pd.read_parquet(folder / "analysis.parquet").sort_values("timestamp", kind="stable")
-    target = pd.read_parquet(folder / "analysis_target.parquet")
-    analysis = analysis.merge(target, on="id", how="left", validate="one_to_one")
-    return reference.reset_index(drop=True), analysis.reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
 def detector(specs):
     spec = specs["credit-scoring-ai"]
     return make_detector("columnar", list(spec.numeric_features), list(spec.categorical_features))
@@ -173,7 +163,7 @@ def test_bootstrap_intervals_cover_the_estimate_and_are_wide_for_small_groups():
 
 
 def test_a_domain_classifier_finds_the_change_and_not_the_noise(car_loan, specs):
-    from rai_pipelines.monitoring.drift import classifier_drift
+    from rai_pipelines.monitoring.drift_multivariate import classifier_drift
 
     spec = specs["credit-scoring-ai"]
     reference, analysis = car_loan
@@ -338,7 +328,7 @@ def test_a_drift_result_records_how_it_was_decided(car_loan, specs):
         (lambda ref, cur: (ref, cur.iloc[:0]), "drift: the current window is empty"),
         (
             lambda ref, cur: (ref, cur.assign(car_value=np.nan)),
-            "drift: feature car_value has 1000 missing value(s) of 1000 in the current window",
+            "drift: the current window: feature car_value has 1000 missing value(s) of 1000 and is required",
         ),
     ],
 )

@@ -115,6 +115,10 @@ def build_feature_snapshots(spec: ModelSpec, partitions_def: dg.PartitionsDefini
                 "(data.parquet or data.jsonl)"
             )
         log, source = found
+        # A bad reference is refused before anything of the day is written (checked once: the profile
+        # is stored). A day inside a period reference is part of it, so that profile is built after.
+        in_reference = spec.reference.is_period and spec.reference.start <= day <= spec.reference.end
+        profile = None if in_reference else reference_profile(store, spec)
         labels, read = labels_for_day(store, spec, day)
         snapshot = build_snapshot(spec, log, labels, lake.pseudonymisation_key(), source)
         frame = snapshot.to_pandas()
@@ -126,7 +130,8 @@ def build_feature_snapshots(spec: ModelSpec, partitions_def: dg.PartitionsDefini
             # Kept for inspection, never where the reports, the weekly window or a period reference
             # read: the day's previous snapshot, if any, stays as it was.
             uri = store.write_table(datasets.FEATURE_SNAPSHOTS_REJECTED, log_partition, snapshot)
-        like_reference = validate_snapshot(frame, spec, reference_profile(store, spec), "like_reference")
+        profile = profile or reference_profile(store, spec)
+        like_reference = validate_snapshot(frame, spec, profile, "like_reference")
         versions = frame["model_version"].value_counts().sort_index()
         left_behind = sorted(set(log.column_names) & set(spec.pii_columns))
         yield dg.MaterializeResult(
