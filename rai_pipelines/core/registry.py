@@ -109,6 +109,8 @@ class ModelSpec:
     label_max_delay_days: int = 30
     # feature -> the share of a day's rows that may lack it; a feature not named is required
     missing_tolerance: dict[str, float] = field(default_factory=dict)
+    fairness_min_coverage: float = 0.9  # share of the rows a fairness score must cover
+    fairness_low_coverage: str = "withhold"  # or "warn": keep the score and flag it
 
     @property
     def optional_features(self) -> tuple[str, ...]:
@@ -180,6 +182,8 @@ class _DriftDoc(_Strict):
 
 class _FairnessDoc(_Strict):
     min_group_size: Annotated[int, pydantic.Field(ge=1)] = 100
+    min_coverage: Annotated[float, pydantic.Field(ge=0, le=1, allow_inf_nan=False)] = 0.9
+    low_coverage: Literal["withhold", "warn"] = "withhold"
     intersections: list[list[Name]] = []
 
 
@@ -308,6 +312,8 @@ def load_model_spec(path: Path) -> ModelSpec:
         reference=_reference(doc.reference, f"{path}: reference"),
         label_max_delay_days=doc.labels.max_delay_days,
         missing_tolerance=dict(doc.features.missing_tolerance),
+        fairness_min_coverage=doc.fairness.min_coverage,
+        fairness_low_coverage=doc.fairness.low_coverage,
     )
 
 

@@ -28,6 +28,7 @@ FACTS_SCHEMA = pa.schema(
         ("fairness_score_ci_lower", pa.float64()),  # 95% bootstrap interval of fairness_score
         ("fairness_score_ci_upper", pa.float64()),
         ("equalized_odds_ratio", pa.float64()),  # worst enforced attribute, labelled rows only
+        ("fairness_coverage", pa.float64()),  # the least share of rows an enforced attribute's score covers
         ("drift_share", pa.float64()),
         ("drifted_features", pa.list_(pa.string())),
         ("drift_max_effect_size", pa.float64()),
@@ -207,6 +208,7 @@ def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> li
                     "fairness_score_ci_lower": low,
                     "fairness_score_ci_upper": high,
                     "equalized_odds_ratio": fair.get("equalized_odds_ratio"),
+                    "fairness_coverage": fair.get("coverage"),
                     "drift_share": drift[version]["drift_share"],
                     "drifted_features": drift[version]["drifted_features"],
                     "drift_max_effect_size": drift[version]["max_effect_size"],

@@ -6,7 +6,10 @@ The definitions are fairlearn's (``demographic_parity_ratio``/``_difference`` an
 ``equalized_odds_ratio``/``_difference`` with ``method="between_groups"`` and the worst case over
 the true- and false-positive rates). Groups smaller than the minimum size are shown but not
 scored, and every ratio carries a stratified bootstrap confidence interval, so that a small group
-cannot trigger a violation on noise.
+cannot trigger a violation on noise. Every score says the share of the rows it covers (rows without
+a value for the attribute and rows of small groups are not covered): below the declared minimum the
+score is withheld (the policies then fail closed) or kept with a warning, as declared, because an
+intersection can look fair exactly when its worst-off groups are the ones left out as small.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pandas as pd
 
 BOOTSTRAP_REPLICATES = 2000
 CONFIDENCE = 0.95
+LOW_COVERAGE_ACTIONS = ("withhold", "warn")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class AttributeFairness:
     equalized_odds_worst_group: str | None = None
     note: str = ""
     eo_note: str = ""
+    rows: int = 0
+    rows_without_group: int = 0  # rows with no value for the attribute (or a member of the intersection)
+    coverage: float = 0.0  # share of the rows in the groups the score is computed over
+    coverage_warning: bool = False  # below the declared minimum and kept (low_coverage: warn)
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
@@ -79,7 +87,11 @@ def group_fairness(
     enforced: bool,
     labels: pd.Series | None = None,
     seed: int = 0,
+    min_coverage: float = 0.0,
+    low_coverage: str = "withhold",
 ) -> AttributeFairness:
+    if low_coverage not in LOW_COVERAGE_ACTIONS:
+        raise ValueError(f"fairness low_coverage must be withhold or warn, not {low_coverage!r}")
     favoured = (decisions.astype("int64") == favourable).to_numpy()
     all_codes, names = pd.factorize(groups.astype("string"), sort=True)  # a missing group is -1
     valid = all_codes >= 0
@@ -122,9 +134,38 @@ def group_fairness(
         for g in range(n_groups)
     }
     rng = np.random.default_rng(seed)
-    result: dict = {"attribute": attribute, "enforced": enforced, "groups": table}
+    rows, without = len(all_codes), int((~valid).sum())
+    coverage = float(count[eligible].sum() / rows) if rows else 0.0
+    result: dict = {
+        "attribute": attribute,
+        "enforced": enforced,
+        "groups": table,
+        "rows": rows,
+        "rows_without_group": without,
+        "coverage": coverage,
+    }
+    gaps = []
+    if without:
+        gaps.append(f"{without} of {rows} rows have no value for {attribute} and are in no group")
+    small = int(count[~eligible].sum())
+    if small:
+        gaps.append(f"{small} rows are in groups smaller than {min_group_size}")
 
     scored = np.flatnonzero(eligible)
+    short = len(scored) >= 2 and coverage < min_coverage
+    if short and low_coverage == "withhold":
+        result.update(
+            ratio=None,
+            difference=None,
+            ratio_ci=None,
+            worst_group=None,
+            best_group=None,
+            note=f"the scored groups cover {coverage:.1%} of the rows, below the declared {min_coverage:.0%}: "
+            f"no score ({'; '.join(gaps)})",
+        )
+        if labels is not None:
+            result["eo_note"] = "equalized odds not computed: too few rows covered"
+        return AttributeFairness(**result)
     if len(scored) < 2:
         result.update(
             ratio=None,
@@ -132,7 +173,7 @@ def group_fairness(
             ratio_ci=None,
             worst_group=None,
             best_group=None,
-            note=f"fewer than two groups with at least {min_group_size} rows; parity not computed",
+            note="; ".join([f"fewer than two groups with at least {min_group_size} rows; parity not computed", *gaps]),
         )
     else:
         rates = rate[scored]
@@ -146,7 +187,12 @@ def group_fairness(
             ratio_ci=_interval(_ratio(draws)),
             worst_group=str(names[scored[np.argmin(rates)]]),
             best_group=str(names[scored[np.argmax(rates)]]),
-            note="" if not np.isnan(ratio) else "no group receives the favourable outcome",
+            note="; ".join(
+                (["no group receives the favourable outcome"] if np.isnan(ratio) else [])
+                + ([f"covers {coverage:.1%} of the rows, below the declared {min_coverage:.0%}"] if short else [])
+                + gaps
+            ),
+            coverage_warning=short,
         )
 
     if labels is not None:
@@ -197,14 +243,16 @@ class FairnessSummary:
     worst_attribute: str | None
     worst_group: str | None
     by_attribute: dict[str, float | None] = field(default_factory=dict)
+    coverage: float | None = None  # the least any enforced attribute's score covers
 
 
 def summarise(results: list[AttributeFairness]) -> FairnessSummary:
     """The score is the lowest parity ratio over the enforced attributes, and there is none when any
     enforced attribute could not be scored: dropping it would report the others' score as if it
     covered it (the policies then fail closed on the missing score)."""
+    coverage = min((r.coverage for r in results if r.enforced), default=None)
     if any(r.enforced and r.ratio is None for r in results):
-        return FairnessSummary(None, None, None, None, None, {r.attribute: r.ratio for r in results})
+        return FairnessSummary(None, None, None, None, None, {r.attribute: r.ratio for r in results}, coverage)
     enforced = [r for r in results if r.enforced and r.ratio is not None]
     worst = min(enforced, key=lambda r: r.ratio, default=None)
     intervals = [r.ratio_ci for r in enforced if r.ratio_ci is not None]
@@ -217,6 +265,7 @@ def summarise(results: list[AttributeFairness]) -> FairnessSummary:
         worst_attribute=worst.attribute if worst else None,
         worst_group=worst.worst_group if worst else None,
         by_attribute={r.attribute: r.ratio for r in results},
+        coverage=coverage,
     )
 
 

@@ -152,7 +152,15 @@ def fairness_summary(spec: ModelSpec, snapshot: pd.DataFrame) -> dict:
             groups = group_labels(current, [PROTECTED_PREFIX + m for m in members])
             results.append(
                 group_fairness(
-                    current["decision"], groups, spec.favourable_outcome, spec.min_group_size, name, enforced, labels
+                    current["decision"],
+                    groups,
+                    spec.favourable_outcome,
+                    spec.min_group_size,
+                    name,
+                    enforced,
+                    labels,
+                    min_coverage=spec.fairness_min_coverage,
+                    low_coverage=spec.fairness_low_coverage,
                 )
             )
         overall = summarise(results)
@@ -165,6 +173,7 @@ def fairness_summary(spec: ModelSpec, snapshot: pd.DataFrame) -> dict:
             "equalized_odds_ratio": overall.equalized_odds,
             "worst_attribute": overall.worst_attribute,
             "worst_group": overall.worst_group,
+            "coverage": overall.coverage,
             "attributes": [r.as_dict() for r in results],
         }
     return {
@@ -172,6 +181,8 @@ def fairness_summary(spec: ModelSpec, snapshot: pd.DataFrame) -> dict:
         "metric": "demographic parity ratio of the favourable outcome (four-fifths rule); equalized odds "
         "ratio where labels exist; 95% stratified bootstrap intervals",
         "min_group_size": spec.min_group_size,
+        "min_coverage": spec.fairness_min_coverage,
+        "low_coverage": spec.fairness_low_coverage,
         "versions": versions,
     }
 
@@ -194,7 +205,8 @@ def fairness_markdown(spec: ModelSpec, summary: dict) -> str:
         )
         for a in doc["attributes"]:
             md.append(
-                f"{a['attribute']} ({'enforced' if a['enforced'] else 'reported'}): parity "
+                f"{a['attribute']} ({'enforced' if a['enforced'] else 'reported'}, covers {a['coverage']:.1%} "
+                f"of {a['rows']} rows): parity "
                 f"{_ratio_text(a['ratio'], a['ratio_ci'])}, worst group {a['worst_group']}; equalized odds "
                 f"{_ratio_text(a['equalized_odds_ratio'], a['equalized_odds_ci'])} {a['note']} {a['eo_note']}".rstrip()
             )
