@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.monitoring.drift_floor import EffectFloors
 
 BACKENDS = ("columnar", "alibi-detect")
 CORRECTIONS = ("bonferroni", "fdr")
@@ -47,10 +48,11 @@ class FeatureDrift:
     effect_metric: str  # "wasserstein_normed" or "jensen_shannon"
     psi: float
     significant: bool  # p-value below the corrected threshold
-    drifted: bool  # significant and effect_size >= min_effect_size
+    drifted: bool  # significant and effect_size >= effect_floor
     unseen_categories: list[str] = field(default_factory=list)
     missing_share: float = 0.0  # of the current window's rows; the tests run on the values present
     reference_missing_share: float = 0.0
+    effect_floor: float = 0.0  # min_effect_size, or more where the window is small (drift_floor)
 
     @property
     def name(self) -> str:
@@ -72,6 +74,7 @@ class DriftResult:
     backend: str
     prediction_note: str = ""  # why prediction drift was not computed, when it was not
     score_missing_share: float = 0.0
+    prediction_effect_floor: float | None = None
 
     @property
     def drifted_features(self) -> list[str]:
@@ -328,21 +331,31 @@ def missingness_drift(
 
 
 def categorical_drift(profile: _CategoricalProfile, current: pd.Series) -> tuple[float, float, float, float, list]:
-    """(chi-squared, p-value, Jensen-Shannon distance, PSI, unseen levels); a level never seen in
-    the reference is a column of its own, so the test sees it instead of dropping it."""
+    """(chi-squared, p-value, Jensen-Shannon distance, PSI, unseen levels).
+
+    Chi-squared compares the reference's levels only: a level the reference never saw would be a
+    cell expected to hold about nothing, and one row of it would read as p = 1e-123. The rows of
+    unseen levels are tested on their own instead (Fisher's exact test of their share against the
+    reference's none) and the two p-values are combined (Bonferroni); the effect size and PSI count
+    the unseen rows as a level of their own."""
+    from scipy import stats
+
     counts = _level_counts(current)
     levels = profile.counts.index.union(counts.index)
     ref = profile.counts.reindex(levels, fill_value=0).to_numpy(dtype=np.float64)
     cur = counts.reindex(levels, fill_value=0).to_numpy(dtype=np.float64)
     seen = (ref + cur) > 0  # a categorical dtype keeps levels no row has; they carry no evidence
     levels, ref, cur = levels[seen], ref[seen], cur[seen]
-    unseen = sorted(str(v) for v in counts.index.difference(profile.counts.index))
-    if len(levels) < 2:
-        chi2, p = 0.0, 1.0  # one level in both windows: nothing can have moved
+    known = levels.isin(profile.counts.index)
+    unseen = sorted(str(v) for v in levels[~known])
+    if known.sum() < 2 or cur[known].sum() == 0:
+        chi2, p = 0.0, 1.0  # one known level, or no known row: nothing to compare among them
     else:
-        from scipy import stats
-
-        chi2, p, _, _ = stats.chi2_contingency(np.vstack([ref, cur]))
+        chi2, p, _, _ = stats.chi2_contingency(np.vstack([ref[known], cur[known]]))
+    unseen_rows = int(cur[~known].sum())
+    if unseen_rows:
+        table = [[unseen_rows, int(cur.sum()) - unseen_rows], [0, int(ref.sum())]]
+        p = min(1.0, 2 * min(p, float(stats.fisher_exact(table, alternative="greater").pvalue)))
     return float(chi2), float(p), jensen_shannon(ref, cur), psi(ref / ref.sum(), cur / cur.sum()), unseen
 
 
@@ -374,6 +387,7 @@ class DriftDetector:
         self.p_value, self.correction, self.min_effect_size = p_value, correction, min_effect_size
         self.optional = frozenset(optional) & set(self.numeric + self.categorical)
         self._profile: tuple[int, ReferenceProfile] | None = None
+        self._floors: tuple[ReferenceProfile, EffectFloors] | None = None
 
     def profile(self, reference: pd.DataFrame, score_column: str | None) -> ReferenceProfile:
         """The reference profile, kept while the same reference frame is passed again (one report
@@ -435,9 +449,23 @@ class DriftDetector:
                     (column, MISSINGNESS, p, chi2, effect, psi_value, [], absent / len(current), ref.missing / ref.rows)
                 )
         threshold = corrected_threshold(np.array([t[2] for t in tests]), self.p_value, self.correction)
+        floors = self._effect_floors(profile)
+        # A window drawn from the reference clears any floor (the score's among them) with probability
+        # at most p_value: each floor is the effect such windows exceed with p_value / signals.
+        signals = len(tests) + int(bool(score_column) and score_column in profile.numeric)
+        level = 1 - self.p_value / signals
         features = []
         for column, kind, p, statistic, effect, psi_value, unseen, share, reference_share in tests:
             significant = bool(p < threshold)
+            rows = len(current) if kind == MISSINGNESS else int(current[column].notna().sum())
+            if kind == "numeric":
+                ref = profile.numeric[column]
+                floor = floors.numeric(column, ref.sorted_values, ref.scale, rows, level)
+            elif kind == "categorical":
+                floor = floors.shares(column, profile.categorical[column].counts.to_numpy(), rows, level)
+            else:
+                ref = profile.numeric[column] if column in self.numeric else profile.categorical[column]
+                floor = floors.shares(f"{column} (missing)", [ref.missing, ref.rows - ref.missing], rows, level)
             features.append(
                 FeatureDrift(
                     feature=column,
@@ -448,13 +476,14 @@ class DriftDetector:
                     effect_metric="wasserstein_normed" if kind == "numeric" else "jensen_shannon",
                     psi=float(psi_value),
                     significant=significant,
-                    drifted=significant and effect >= self.min_effect_size,
+                    drifted=significant and effect >= floor,
                     unseen_categories=unseen,
                     missing_share=share,
                     reference_missing_share=reference_share,
+                    effect_floor=floor,
                 )
             )
-        prediction = self._prediction_drift(profile, current, score_column)
+        prediction = self._prediction_drift(profile, current, score_column, floors, level)
         return DriftResult(
             features=features,
             threshold=threshold,
@@ -467,7 +496,19 @@ class DriftDetector:
             **prediction,
         )
 
-    def _prediction_drift(self, profile: ReferenceProfile, current: pd.DataFrame, score_column: str | None) -> dict:
+    def _effect_floors(self, profile: ReferenceProfile) -> EffectFloors:
+        if self._floors is None or self._floors[0] is not profile:
+            self._floors = (profile, EffectFloors(self.min_effect_size))
+        return self._floors[1]
+
+    def _prediction_drift(
+        self,
+        profile: ReferenceProfile,
+        current: pd.DataFrame,
+        score_column: str | None,
+        floors: EffectFloors,
+        level: float,
+    ) -> dict:
         """KS on the scores present in both windows, with the reason when it cannot be computed: a
         verdict of "no prediction drift" must mean the scores were compared and did not move."""
         out = {"prediction_p_value": None, "prediction_effect_size": None, "prediction_drift": None}
@@ -482,12 +523,15 @@ class DriftDetector:
         share = 1 - len(present) / len(scores)
         if len(present) == 0:
             return {**out, "prediction_note": "no score in the current window", "score_missing_share": share}
-        _, p, effect, _ = numeric_drift(profile.numeric[score_column], present)
+        reference = profile.numeric[score_column]
+        _, p, effect, _ = numeric_drift(reference, present)
+        floor = floors.numeric(score_column, reference.sorted_values, reference.scale, len(present), level)
         return {
             "prediction_p_value": p,
             "prediction_effect_size": effect,
-            "prediction_drift": bool(p < self.p_value and effect >= self.min_effect_size),
+            "prediction_drift": bool(p < self.p_value and effect >= floor),
             "score_missing_share": share,
+            "prediction_effect_floor": floor,
         }
 
 

@@ -201,7 +201,7 @@ def test_a_stored_reference_profile_gives_the_same_report(car_loan, detector, sp
     assert stored == direct
 
 
-def test_categorical_drift_equals_scipys_chi_squared_and_base_2_jensen_shannon(car_loan):
+def test_categorical_drift_equals_scipys_chi_squared_fisher_and_base_2_jensen_shannon(car_loan):
     from scipy.spatial import distance
 
     from rai_pipelines.monitoring.drift import ReferenceProfile, categorical_drift
@@ -215,8 +215,12 @@ def test_categorical_drift_equals_scipys_chi_squared_and_base_2_jensen_shannon(c
     cur_counts = current.value_counts().reindex(levels, fill_value=0).to_numpy(dtype=float)
     profile = ReferenceProfile.from_frame(reference, [], ["salary_range"], None).categorical["salary_range"]
     chi2, p, js, psi_value, unseen = categorical_drift(profile, current)
-    expected = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]))
-    assert chi2 == pytest.approx(expected[0], rel=1e-12) and p == pytest.approx(expected[1], rel=1e-9)
+    # chi-squared over the reference's levels; the unseen row by Fisher's exact test; Bonferroni of the two
+    known = np.array([level != "200K+ €" for level in levels])
+    expected = stats.chi2_contingency(np.vstack([ref_counts[known], cur_counts[known]]))
+    unseen_p = stats.fisher_exact([[1, 1_999], [0, int(ref_counts.sum())]], alternative="greater").pvalue
+    assert chi2 == pytest.approx(expected[0], rel=1e-12)
+    assert p == pytest.approx(min(1.0, 2 * min(expected[1], unseen_p)), rel=1e-9)
     assert js == pytest.approx(distance.jensenshannon(ref_counts, cur_counts, base=2), rel=1e-12)
     ref_share, cur_share = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
     floor = np.maximum(ref_share, 1e-4), np.maximum(cur_share, 1e-4)

@@ -244,3 +244,37 @@ def test_an_incomplete_reference_is_refused_naming_every_column_before_the_day_i
     assert "feature car_value has 20 missing value(s)" in error and "feature loan_length has 40 missing" in error
     assert not lake.exists("feature_snapshots", {"model": CREDIT, "date": day})
     assert not lake.exists("feature_snapshots_rejected", {"model": CREDIT, "date": day})
+
+
+# -- small windows and new categories --------------------------------------------------------------------------
+def test_one_row_of_a_level_never_seen_is_reported_not_read_as_overwhelming_drift(specs, car_loan):
+    from scipy import stats as scipy_stats
+
+    reference, _ = car_loan  # 50,000 rows; a small window of 100 holds one row of a new level
+    window = reference.iloc[-100:].copy()
+    window["salary_range"] = window["salary_range"].astype(str)
+    window.iloc[0, window.columns.get_loc("salary_range")] = "200K+ €"
+    result = _detector(specs[CREDIT], optional=()).detect(reference, window, score_column=None)
+    salary = next(f for f in result.features if f.feature == "salary_range")
+    assert salary.unseen_categories == ["200K+ €"]
+    # with the unseen level as a column of its own, chi-squared reads the empty reference cell as overwhelming
+    levels = pd.concat([reference["salary_range"].astype(str), window["salary_range"]]).to_numpy()
+    with_the_empty_cell = scipy_stats.chi2_contingency(pd.crosstab(np.r_[np.zeros(50_000), np.ones(100)], levels))
+    assert with_the_empty_cell.pvalue < 1e-100
+    # Fisher's exact test of the unseen row: about 100 / 50,100, doubled for the two tests combined
+    assert salary.p_value == pytest.approx(2 * 100 / 50_100, rel=0.01)
+    assert not salary.drifted
+
+
+def test_the_effect_floor_rises_as_windows_shrink_and_never_falls_below_the_declared_one(specs, car_loan):
+    reference, _ = car_loan
+    detector = _detector(specs[CREDIT], optional=())
+    floors = {}
+    for rows in (100, 1_000, 10_000):
+        result = detector.detect(reference.iloc[:25_000], reference.iloc[25_000 : 25_000 + rows], score_column=None)
+        floors[rows] = {f.feature: f.effect_floor for f in result.features}
+    assert all(floors[100][f] > floors[1_000][f] >= 0.1 for f in floors[100] if floors[1_000][f] > 0.1)
+    assert min(floors[100].values()) > 0.1 and set(floors[10_000].values()) == {0.1}
+    # the floor of car_value at 100 rows: the 1 - 0.05/7 quantile of the normed Wasserstein distance of
+    # 100-row windows drawn from the reference, which is about 2.6 / sqrt(100)
+    assert 0.2 < floors[100]["car_value"] < 0.35
