@@ -172,7 +172,9 @@ def build_gitops_world(deployments: int, versions: int, work: Path) -> dict:
         {"date": "2023-11-06", "model_name": f"m{i}", "model_version": v, "inference_count": 1000, **f}
         for i, (v, f) in enumerate(facts.items())
     ]
-    Lake(str(work / "lake")).write_table("governance_facts", {"date": "2023-11-06"}, facts_table(rows))
+    lake = Lake(str(work / "lake"))
+    for row in rows:  # facts are per model: one partition each
+        lake.write_table("governance_facts", {"model": row["model_name"], "date": row["date"]}, facts_table([row]))
     return {"remote": remote, "work": work}
 
 
@@ -193,9 +195,10 @@ resources = {
     "gitops": GitOpsResource(remote=work + "/gitops.git", workdir=work + "/checkouts"),
     "policy": PolicyResource(bundle_dir=policies),
 }
-sensor = build_policy_sensor(gitops_rollback_job)
+facts_key = dg.AssetKey(["m0", "governance_facts"])  # the sensor's trigger: any model's new facts
+sensor = build_policy_sensor(gitops_rollback_job, [facts_key])
 with dg.instance_for_test() as instance:
-    instance.report_runless_asset_event(dg.AssetMaterialization("governance_facts", partition="2023-11-06"))
+    instance.report_runless_asset_event(dg.AssetMaterialization(facts_key, partition="2023-11-06"))
     context = dg.build_sensor_context(instance=instance, resources=resources)
     start = time.perf_counter()
     result = sensor.evaluate_tick(context)

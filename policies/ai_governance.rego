@@ -123,6 +123,19 @@ violation contains finding("facts_missing", msg) if {
 	msg := "Governed Deployment has no model-version label on its pod template: compliance cannot be shown."
 }
 
+# Facts are per model: a model whose day failed keeps its last facts while the others move on.
+# facts_age_days is how many days the model's newest facts are behind the newest facts of any model.
+violation contains finding("facts_stale", msg) if {
+	governed
+	is_number(facts.facts_age_days)
+	limit := threshold("facts_age_days_max")
+	facts.facts_age_days > limit
+	msg := sprintf(
+		"Governance facts are %v days behind the newest (limit %v): compliance is not current.",
+		[facts.facts_age_days, limit],
+	)
+}
+
 # A model with protected attributes must have a fairness score; its absence is not a pass.
 violation contains finding("facts_missing", msg) if {
 	governed
@@ -197,6 +210,15 @@ warning contains {"rule": "fairness", "msg": msg} if {
 		"Fairness score %v is below %v but its 95%% interval reaches %v: not enough evidence to act; watch it.",
 		[round(facts.fairness_score * 1000) / 1000, limit, round(facts.fairness_score_ci_upper * 1000) / 1000],
 	)
+}
+
+warning contains {"rule": "facts_stale", "msg": msg} if {
+	governed
+	is_number(facts.facts_age_days)
+	limit := threshold("facts_age_days_warn")
+	facts.facts_age_days > limit
+	facts.facts_age_days <= threshold("facts_age_days_max")
+	msg := sprintf("Governance facts are %v days behind the newest (warn above %v).", [facts.facts_age_days, limit])
 }
 
 warning contains {"rule": "registry", "msg": msg} if {

@@ -209,3 +209,33 @@ test_the_registry_not_the_label_decides_the_team if {
 test_model_version_is_read_from_the_pod_template_label if {
 	ai_governance.model_version == "2.0.0" with input as credit_v2
 }
+
+test_facts_a_day_behind_are_current if {
+	facts := object.union(fair_and_cheap, {"facts_age_days": 1})
+	d := ai_governance.decision with input as credit_v2 with data.ai_models as {"2.0.0": facts}
+	d == {"deny": set(), "warn": set(), "violations": set(), "warnings": set()}
+}
+
+test_facts_two_days_behind_warn if {
+	facts := object.union(fair_and_cheap, {"facts_age_days": 2})
+	ai_governance.warning == {{
+		"rule": "facts_stale",
+		"msg": "Governance facts are 2 days behind the newest (warn above 1).",
+	}}
+		with input as credit_v2
+		with data.ai_models as {"2.0.0": facts}
+	count(ai_governance.violation) == 0 with input as credit_v2 with data.ai_models as {"2.0.0": facts}
+}
+
+test_facts_beyond_the_limit_are_a_violation_with_its_severity if {
+	facts := object.union(fair_and_cheap, {"facts_age_days": 4})
+	msg := "Governance facts are 4 days behind the newest (limit 3): compliance is not current."
+	ai_governance.violation == {{"rule": "facts_stale", "msg": msg, "severity": "alert"}}
+		with input as credit_v2
+		with data.ai_models as {"2.0.0": facts}
+	count(ai_governance.warning) == 0 with input as credit_v2 with data.ai_models as {"2.0.0": facts}
+	ai_governance.violation == {{"rule": "facts_stale", "msg": msg, "severity": "rollback"}}
+		with input as credit_v2
+		with data.ai_models as {"2.0.0": facts}
+		with data.governance.severity.facts_stale as "rollback"
+}

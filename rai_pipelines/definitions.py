@@ -25,6 +25,7 @@ from rai_pipelines.defs.governance.assets import build_governance_facts, governa
 from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.governance.sensors import build_policy_sensor
 from rai_pipelines.defs.jobs import daily_governance_job, gitops_rollback_job, late_labels_job
+from rai_pipelines.defs.keys import facts_keys
 from rai_pipelines.defs.monitoring.assets import build_model_assets
 from rai_pipelines.defs.monitoring.sensors import build_late_labels_sensor, build_model_registry_sensor
 from rai_pipelines.defs.partitions import daily_partitions
@@ -87,16 +88,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[
             build_cost_ledger(days),
             *(asset for spec in specs for asset in build_model_assets(spec, days)),
-            build_governance_facts(specs, days),
+            *(build_governance_facts(spec, days) for spec in specs),
             governance_decisions,
             gitops_rollback,
         ],
         jobs=[daily_governance_job, gitops_rollback_job, late_labels_job],
         schedules=[daily_governance_schedule],
         sensors=[
-            build_policy_sensor(gitops_rollback_job),
+            build_policy_sensor(gitops_rollback_job, facts_keys(specs)),
             build_late_labels_sensor(specs, late_labels_job),
-            build_restatement_sensor(daily_governance_job),
+            build_restatement_sensor(daily_governance_job, facts_keys(specs)),
             build_model_registry_sensor(),
         ],
         resources=resources,

@@ -74,7 +74,8 @@ def test_demo_prints_real_rollback_commits_made_through_the_daemon(tmp_path):
     assert "RUN_SUCCESS" in done.stderr
     for report in ("feature_snapshots", "drift_report", "fairness_report", "performance_report"):
         assert (home / "lake" / report / "model=fraud-scoring-ai" / "date=2023-11-08").is_dir(), report
-    facts = pq.read_table(home / "lake" / "governance_facts" / "date=2023-11-08" / "data.parquet").to_pylist()
+    facts_file = home / "lake" / "governance_facts" / "model=fraud-scoring-ai" / "date=2023-11-08" / "data.parquet"
+    facts = pq.read_table(facts_file).to_pylist()
     fraud = [row for row in facts if row["model_name"] == "fraud-scoring-ai"]
     assert [row["model_version"] for row in fraud] == ["1.0.0"]
     assert fraud[0]["inference_count"] == 3571 and fraud[0]["drift_share"] > 0.5  # the car-loan shift

@@ -338,7 +338,9 @@ def test_a_billing_restatement_rebuilds_exactly_the_days_built_from_older_files(
         requests = tick(instance)
         assert sorted(r.partition_key for r in requests) == [DAY1, DAY2]  # the whole billing period
         assert all(
-            {k.to_user_string() for k in r.asset_selection} == {"cost_ledger", "governance_facts"} for r in requests
+            {k.to_user_string() for k in r.asset_selection}
+            == {"cost_ledger", "credit_scoring_ai/governance_facts", "employment_screening_ai/governance_facts"}
+            for r in requests
         )
         assert len({r.run_key for r in requests}) == 2
 

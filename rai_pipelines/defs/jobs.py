@@ -1,6 +1,6 @@
 import dagster as dg
 
-from rai_pipelines.defs.keys import GITOPS_ROLLBACK, GOVERNANCE_FACTS
+from rai_pipelines.defs.keys import GITOPS_ROLLBACK, GOVERNANCE_DECISIONS
 
 daily_governance_job = dg.define_asset_job(
     "daily_governance_job",
@@ -17,7 +17,8 @@ gitops_rollback_job = dg.define_asset_job(
 
 late_labels_job = dg.define_asset_job(
     "late_labels_job",
-    selection=dg.AssetSelection.groups("monitoring") | dg.AssetSelection.assets(GOVERNANCE_FACTS),
+    # every model's monitoring assets and governance facts (the decisions are observed, not materialised)
+    selection=dg.AssetSelection.groups("monitoring", "governance") - dg.AssetSelection.assets(GOVERNANCE_DECISIONS),
     description="Re-materialises the days that late labels belong to: the model's feature snapshot and reports, "
-    "then the governance facts. Launched by late_labels_sensor with the affected model's assets only.",
+    "then its governance facts. Launched by late_labels_sensor with the affected model's assets only.",
 )

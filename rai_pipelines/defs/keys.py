@@ -6,7 +6,6 @@ from rai_pipelines.core import datasets
 from rai_pipelines.core.registry import ModelSpec
 
 COST_LEDGER = dg.AssetKey(datasets.COST_LEDGER)
-GOVERNANCE_FACTS = dg.AssetKey(datasets.GOVERNANCE_FACTS)
 GOVERNANCE_DECISIONS = dg.AssetKey("governance_decisions")
 GITOPS_ROLLBACK = dg.AssetKey("gitops_rollback")
 # The rollback job's one op, by name: the policy sensor's run config is addressed to it.
@@ -16,6 +15,15 @@ GITOPS_ROLLBACK_OP = GITOPS_ROLLBACK.to_python_identifier()
 def model_asset_key(spec: ModelSpec, dataset: str) -> dg.AssetKey:
     """A model's own asset (feature snapshot or report), under the model's prefix."""
     return dg.AssetKey([spec.asset_prefix, dataset])
+
+
+def model_facts_key(spec: ModelSpec) -> dg.AssetKey:
+    """A model's governance facts: one asset per model, so one model's failed day stops only its own."""
+    return model_asset_key(spec, datasets.GOVERNANCE_FACTS)
+
+
+def facts_keys(specs) -> list[dg.AssetKey]:
+    return [model_facts_key(spec) for spec in specs]
 
 
 def model_asset_keys(spec: ModelSpec) -> list[dg.AssetKey]:

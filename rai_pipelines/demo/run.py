@@ -121,8 +121,9 @@ def _print_day_summaries(world, specs, say) -> None:
             f"from {', '.join(providers)}"
         )
     say("\nGovernance facts (drift share, fairness score [95% interval], ROC AUC of labelled rows, cost), per day:")
-    facts = lake.read_dataset(datasets.GOVERNANCE_FACTS).sort_by([("date", "ascending"), ("model_name", "ascending")])
-    for row in facts.to_pylist():
+    from rai_pipelines.governance.facts import read_all_facts
+
+    for row in read_all_facts(lake):
         fairness = f"{row['fairness_score']:.3f}" if row["fairness_score"] is not None else "  n/a"
         if row["fairness_score_ci_upper"] is not None:
             fairness += f" [{row['fairness_score_ci_lower']:.3f}, {row['fairness_score_ci_upper']:.3f}]"

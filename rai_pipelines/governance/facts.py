@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import date
 from decimal import Decimal
 
 import pyarrow as pa
@@ -111,6 +112,12 @@ def ai_models_document(facts: list[dict], conflicts: list[str] | None = None) ->
 
     Fields without a value are left out rather than set to null: in Rego `null < 0.8` is true, so a
     null fairness score would read as a violation, while a missing one is undefined.
+
+    Each entry carries `facts_age_days`: how many days its model's newest facts are behind the newest
+    facts of any model. Facts are per model, so a model whose day failed keeps its last facts while
+    the others move on; the policies decide, by threshold, when that age warns or denies. It is the
+    model's age, not the version's: a version that stopped serving weeks ago (the candidate of a
+    rollback) has old facts of its own, which is what a rollback relies on, not staleness.
     """
     latest: dict[str, dict] = {}
     owner: dict[str, str] = {}
@@ -133,11 +140,17 @@ def ai_models_document(facts: list[dict], conflicts: list[str] | None = None) ->
         if row.get("roc_auc") is not None or row.get("accuracy") is not None:
             labelled[row["model_version"]] = row
     document = {}
+    model_newest: dict[str, date] = {}
+    for row in latest.values():
+        day = date.fromisoformat(str(row["date"]))
+        model_newest[row["model_name"]] = max(day, model_newest.get(row["model_name"], day))
+    newest = max(model_newest.values(), default=None)
     clashing = {m.split("'")[1] for m in conflicts or []}
     for version, row in latest.items():
         if version in clashing:
             continue  # no facts for an ambiguous version: its deployments are alerted, never allowed
         entry = {k: v for k, v in row.items() if v is not None and k != "model_version"}
+        entry["facts_age_days"] = (newest - model_newest[row["model_name"]]).days
         if version in labelled and labelled[version] is not row:
             for field in PERFORMANCE_FIELDS:
                 if labelled[version].get(field) is not None:
@@ -157,11 +170,13 @@ def serving_hours(first, last) -> int:
 
 
 def read_all_facts(lake) -> list[dict]:
+    """Every model's facts (governance_facts/model=<name>/date=<day>/), oldest day first."""
     table_ = lake.read_dataset(datasets.GOVERNANCE_FACTS)
     if table_ is None:
         return []
+    table_ = table_.select([name for name in table_.column_names if name in FACTS_SCHEMA.names])
     if "date" in table_.column_names:
-        table_ = table_.sort_by("date")
+        table_ = table_.sort_by([("date", "ascending"), ("model_name", "ascending")])
     return table_.to_pylist()
 
 

@@ -57,7 +57,8 @@ def test_definitions_hold_every_part_of_the_loop():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {
         "cost_ledger",
-        "governance_facts",
+        "credit_scoring_ai/governance_facts",
+        "employment_screening_ai/governance_facts",
         "gitops_rollback",
         "governance_decisions",
         "credit_scoring_ai/feature_snapshots",

@@ -74,7 +74,10 @@ def test_late_labels_rematerialise_exactly_the_days_they_belong_to(world, tmp_pa
         tick = sensor.evaluate_tick(_context(instance, defs, empty.cursor))
         assert [r.partition_key for r in tick.run_requests] == [DAY]
         request = tick.run_requests[0]
-        assert {k.to_user_string() for k in request.asset_selection} == {*_model_assets(CREDIT), "governance_facts"}
+        assert {k.to_user_string() for k in request.asset_selection} == {
+            *_model_assets(CREDIT),
+            f"{CREDIT}/governance_facts",
+        }
         arrival = match_labels(lake, defs.resources["registry"].model("credit-scoring-ai"), labels)
         assert arrival.days == {DAY: arrival.rows} and arrival.unmatched == 0
 
@@ -434,7 +437,7 @@ def test_cost_per_inference_divides_by_every_request_not_the_sampled_snapshot(sp
     requests = log["model_version"].value_counts().to_dict()
     assert sum(requests.values()) > 500  # more traffic than the snapshot keeps
     assert lake.read_table("feature_snapshots", {"model": "credit-scoring-ai", "date": DAY}).num_rows == 500
-    day_facts = lake.read_table("governance_facts", {"date": DAY}).to_pylist()
+    day_facts = lake.read_table("governance_facts", {"model": "credit-scoring-ai", "date": DAY}).to_pylist()
     facts = [r for r in day_facts if r["model_name"] == "credit-scoring-ai"]
     assert {r["model_version"]: r["inference_count"] for r in facts} == requests
     for row in facts:

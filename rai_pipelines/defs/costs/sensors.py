@@ -7,10 +7,13 @@ import dagster as dg
 
 from rai_pipelines.defs.costs.assets import EXPORT_FINGERPRINT
 from rai_pipelines.defs.costs.resources import BillingExportsResource
-from rai_pipelines.defs.keys import COST_LEDGER, GOVERNANCE_FACTS
+from rai_pipelines.defs.keys import COST_LEDGER
 
 
-def build_restatement_sensor(job, lookback_days: int = 62, minimum_interval_seconds: int = 300) -> dg.SensorDefinition:
+def build_restatement_sensor(
+    job, facts: list[dg.AssetKey], lookback_days: int = 62, minimum_interval_seconds: int = 300
+) -> dg.SensorDefinition:
+    """`facts`: every model's governance facts, which read the day's ledger."""
     """Providers rewrite the current (and, until it closes, the previous) month's billing files
     several times a day. Each ledger partition records the digest of the export files it was built
     from; a day whose billing-period files now have another digest is re-materialised. Rebuilding a
@@ -52,7 +55,7 @@ def build_restatement_sensor(job, lookback_days: int = 62, minimum_interval_seco
                     dg.RunRequest(
                         run_key=f"restated:{day}:{now}",
                         partition_key=day,
-                        asset_selection=[COST_LEDGER, GOVERNANCE_FACTS],
+                        asset_selection=[COST_LEDGER, *facts],
                         tags={"rai-pipelines/restated-billing-period": period},
                     )
                 )

@@ -1,4 +1,4 @@
-"""Governance facts, the policies' data.ai_models (one row per model version and day), and the
+"""Governance facts, the policies' data.ai_models (per model: one row per version and day), and the
 decision log as an asset of its own."""
 
 import dagster as dg
@@ -6,7 +6,7 @@ import dagster as dg
 from rai_pipelines.core import datasets
 from rai_pipelines.core.markdown import table
 from rai_pipelines.core.registry import ModelSpec
-from rai_pipelines.defs.keys import COST_LEDGER, GOVERNANCE_DECISIONS, model_asset_keys
+from rai_pipelines.defs.keys import COST_LEDGER, GOVERNANCE_DECISIONS, model_asset_keys, model_facts_key
 from rai_pipelines.defs.resources import LakeResource
 from rai_pipelines.governance.facts import day_facts, facts_table
 
@@ -28,25 +28,29 @@ def _latest_run_id(instance: dg.DagsterInstance, key: dg.AssetKey, partition: st
     return records.records[0].run_id if records.records else None
 
 
-def build_governance_facts(specs: list[ModelSpec], partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    upstream = [COST_LEDGER] + [k for s in specs for k in model_asset_keys(s)]
+def build_governance_facts(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """A model's facts, from its own reports and the day's ledger: a model whose day failed leaves
+    every other model's facts current, and its own facts age (the policies see `facts_age_days`)."""
+    upstream = [COST_LEDGER, *model_asset_keys(spec)]
 
     @dg.asset(
-        name=datasets.GOVERNANCE_FACTS,
+        key=model_facts_key(spec),
         partitions_def=partitions_def,
         deps=upstream,
         group_name="governance",
         kinds={"parquet"},
-        description="One row per model version and day: fairness, drift, inference count and cost. "
+        tags={"model": spec.name},
+        owners=[f"team:{spec.team}"] if spec.team else None,
+        description=f"{spec.name}: one row per model version and day: fairness, drift, inference count and cost. "
         "The policies read the latest row of each version as data.ai_models.",
     )
     def governance_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         day = context.partition_key
         store = lake.lake()
         run_ids = [context.run.run_id] + [r for k in upstream if (r := _latest_run_id(context.instance, k, day))]
-        rows = day_facts(store, specs, day, run_ids)
+        rows = day_facts(store, [spec], day, run_ids)
         facts = facts_table(rows)
-        uri = store.write_table(datasets.GOVERNANCE_FACTS, {"date": day}, facts)
+        uri = store.write_table(datasets.GOVERNANCE_FACTS, {"model": spec.name, "date": day}, facts)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": facts.num_rows,

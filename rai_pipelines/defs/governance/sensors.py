@@ -8,7 +8,7 @@ import dagster as dg
 
 from rai_pipelines.defs.gitops.resources import GitOpsResource
 from rai_pipelines.defs.governance.resources import PolicyResource
-from rai_pipelines.defs.keys import GITOPS_ROLLBACK_OP, GOVERNANCE_DECISIONS, GOVERNANCE_FACTS
+from rai_pipelines.defs.keys import GITOPS_ROLLBACK_OP, GOVERNANCE_DECISIONS
 from rai_pipelines.defs.resources import LakeResource
 from rai_pipelines.gitops.render import RenderCache, rendered_deployments
 from rai_pipelines.governance.decisions import evaluate_deployments, rollback_run_key
@@ -34,7 +34,10 @@ def _observation(record: dict) -> dg.AssetObservation:
     )
 
 
-def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
+def build_policy_sensor(
+    rollback_job, facts: list[dg.AssetKey], minimum_interval_seconds: int = 30
+) -> dg.SensorDefinition:
+    """`facts`: every model's governance facts asset; a new materialisation of any is a reason to evaluate."""
     # The rendered overlays, kept between ticks (and on disk under the GitOps work folder, for a
     # restarted code server): only a new commit clones and renders, and then only the overlays whose
     # Git trees changed.
@@ -50,12 +53,12 @@ def build_policy_sensor(rollback_job, minimum_interval_seconds: int = 30) -> dg.
     def governance_policy_sensor(
         context: dg.SensorEvaluationContext, lake: LakeResource, gitops: GitOpsResource, policy: PolicyResource
     ):
-        latest = context.instance.fetch_materializations(GOVERNANCE_FACTS, limit=1).records
+        latest = [r for key in facts for r in context.instance.fetch_materializations(key, limit=1).records]
         if not latest:
             return dg.SkipReason("no governance facts have been materialised yet")
         bundle = policy.bundle()
         state = {
-            "facts_storage_id": latest[0].storage_id,
+            "facts_storage_id": max(r.storage_id for r in latest),
             "gitops_revision": gitops.head(),
             "policy_digest": bundle.digest,
         }

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from rai_pipelines.core.errors import BadInputError
-from rai_pipelines.defs.keys import GOVERNANCE_FACTS, model_asset_keys
+from rai_pipelines.defs.keys import model_asset_keys, model_facts_key
 from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
 from rai_pipelines.monitoring.labels import label_partitions, labels_read, match_labels
 
@@ -67,7 +67,7 @@ def build_late_labels_sensor(
             dg.RunRequest(
                 run_key=f"late-labels:{model}:{day}:{','.join(versions)}",
                 partition_key=day,
-                asset_selection=[*model_asset_keys(by_name[model]), GOVERNANCE_FACTS],
+                asset_selection=[*model_asset_keys(by_name[model]), model_facts_key(by_name[model])],
                 tags={"rai-pipelines/model": model, "rai-pipelines/labels-arrived": ",".join(versions)},
             )
             for (model, day), versions in sorted(stale.items())
