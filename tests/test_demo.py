@@ -41,6 +41,12 @@ def test_demo_prints_real_rollback_commits_made_through_the_daemon(tmp_path):
         assert "Rai-Decision-Id:" in run_git(["--git-dir", repo, "log", "-1", "--format=%B", sha])
     assert "credit-scoring-ai 2.0.0 denied: Estimated inference cost exceeds budget" in out.stdout
     assert "employment-screening-ai 3.2.0 denied: AI model fairness score below" in out.stdout
+    # the attributions of the car-loan model move after the data set's change (from 2023-11-08), not before
+    explained = dict(
+        re.findall(r"^  (2023-11-\d\d) credit-scoring-ai .* attributions moved \((\S+), ", out.stdout, re.M)
+    )
+    assert len(explained) == 14 and explained["2023-11-05"] == "-"
+    assert "car_value" in explained["2023-11-14"] and "loan_length" in explained["2023-11-14"]
     # The follow-up commands the demo prints work as printed, from any directory.
     follow_ups = re.findall(r"^  (\S+/rai-pipelines (?:audit verify|policy suggest) .+)$", out.stdout, re.M)
     assert len(follow_ups) == 2, out.stdout[-2000:]

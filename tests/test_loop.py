@@ -127,6 +127,12 @@ def test_governance_facts_are_computed_from_data(loop, specs):
     assert v2["prediction_drift_effect_size"] == drift["prediction_drift_effect_size"] > 0
     assert v2["drifted_features"] == drift["drifted_features"] and v2["drift_share"] == drift["drift_share"]
     assert 0.4 < v2["drift_classifier_auc"] < 1 and e2["drift_classifier_auc"] is None  # declared for credit only
+    # explanations, declared for credit only (the demo's days here precede the car-loan change)
+    explained = report_json(loop["lake"], "explanation_report", specs["credit-scoring-ai"], v2["date"])["versions"]
+    assert v2["explanation_fidelity"] == explained["2.0.0"]["fidelity"] >= 0.8 and v1["explanation_fidelity"] >= 0.8
+    assert v2["attribution_drifted_features"] == explained["2.0.0"]["drifted_features"] == []
+    assert explained["2.0.0"]["additivity_error"] < 1e-6
+    assert e2["explanation_fidelity"] is None and e2["attribution_drifted_features"] == []
     assert e2["fairness_worst_attribute"] == "SEX"
     assert set(json.loads(e2["fairness_by_attribute"])) == {"SEX", "RAC1P", "SEX&RAC1P"}
     assert all(r["source_run_ids"] for r in facts.values())

@@ -68,6 +68,17 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class ExplanationSettings:
+    """Attributions of the model's scores: from the model's own LightGBM text model (`model`, a path
+    inside the registry folder) or, without one, a surrogate trained on the reference; `min_fidelity`
+    is the R² against the logged scores below which the attributions are not used."""
+
+    model: str | None = None
+    min_fidelity: float = 0.8
+    max_rows: int = 10_000
+
+
+@dataclass(frozen=True)
 class ReferenceWindow:
     """The reference the reports compare against: the training data the model was built on (the
     lake's reference dataset), or a fixed period of the model's own snapshots, start to end inclusive."""
@@ -111,6 +122,7 @@ class ModelSpec:
     missing_tolerance: dict[str, float] = field(default_factory=dict)
     fairness_min_coverage: float = 0.9  # share of the rows a fairness score must cover
     fairness_low_coverage: str = "withhold"  # or "warn": keep the score and flag it
+    explanations: ExplanationSettings | None = None  # declared: an explanation_report asset
 
     @property
     def optional_features(self) -> tuple[str, ...]:
@@ -200,6 +212,12 @@ class _ReferenceDoc(_Strict):
     end: date | None = pydantic.Field(default=None, strict=False)
 
 
+class _ExplanationsDoc(_Strict):
+    model: Name | None = None
+    min_fidelity: Annotated[float, pydantic.Field(ge=0, le=1, allow_inf_nan=False)] = 0.8
+    max_rows: Annotated[int, pydantic.Field(ge=100, le=1_000_000)] = 10_000
+
+
 class _LabelsDoc(_Strict):
     max_delay_days: Annotated[int, pydantic.Field(ge=0, le=366)] = 30
 
@@ -220,6 +238,7 @@ class _ModelDoc(_Strict):
     sampling: _SamplingDoc = _SamplingDoc()
     drift: _DriftDoc = _DriftDoc()
     fairness: _FairnessDoc = _FairnessDoc()
+    explanations: _ExplanationsDoc | None = None
     versions: dict[str, _VersionDoc] = pydantic.Field(min_length=1)
 
 
@@ -312,9 +331,24 @@ def load_model_spec(path: Path) -> ModelSpec:
         reference=_reference(doc.reference, f"{path}: reference"),
         label_max_delay_days=doc.labels.max_delay_days,
         missing_tolerance=dict(doc.features.missing_tolerance),
+        explanations=_explanations(doc.explanations, path),
         fairness_min_coverage=doc.fairness.min_coverage,
         fairness_low_coverage=doc.fairness.low_coverage,
     )
+
+
+def _explanations(doc: _ExplanationsDoc | None, path: Path) -> ExplanationSettings | None:
+    if doc is None:
+        return None
+    model = None
+    if doc.model is not None:
+        # A model file the registry names is read by the pipeline: only from the registry's own folder.
+        folder = path.parent.resolve()
+        target = (folder / doc.model).resolve()
+        if not target.is_relative_to(folder):
+            raise BadInputError(f"{path}: explanations.model {doc.model} is outside the registry folder {folder}")
+        model = str(target)
+    return ExplanationSettings(model, doc.min_fidelity, doc.max_rows)
 
 
 def _reference(doc: _ReferenceDoc, where: str) -> ReferenceWindow:

@@ -28,4 +28,6 @@ def facts_keys(specs) -> list[dg.AssetKey]:
 
 def model_asset_keys(spec: ModelSpec) -> list[dg.AssetKey]:
     """The model's feature snapshot and its reports."""
-    return [model_asset_key(spec, name) for name in (datasets.FEATURE_SNAPSHOTS, *datasets.MODEL_REPORTS)]
+    explanations = (datasets.EXPLANATION_REPORT,) if spec.explanations is not None else ()
+    names = (datasets.FEATURE_SNAPSHOTS, *datasets.MODEL_REPORTS, *explanations)
+    return [model_asset_key(spec, name) for name in names]

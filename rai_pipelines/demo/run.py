@@ -129,9 +129,13 @@ def _print_day_summaries(world, specs, say) -> None:
             fairness += f" [{row['fairness_score_ci_lower']:.3f}, {row['fairness_score_ci_upper']:.3f}]"
         auc = f"{row['roc_auc']:.3f}" if row["roc_auc"] is not None else "n/a"
         drifted = ",".join(row["drifted_features"]) or "-"
+        explained = ""
+        if row.get("explanation_fidelity") is not None:
+            moved = ",".join(row["attribution_drifted_features"]) or "-"
+            explained = f" attributions moved ({moved}, fidelity {row['explanation_fidelity']:.2f})"
         say(
             f"  {row['date']} {row['model_name']:<24} {row['model_version']:<6} n={row['inference_count']:<6} "
-            f"fairness={fairness} drift_share={row['drift_share']:.2f} ({drifted}) auc={auc} "
+            f"fairness={fairness} drift_share={row['drift_share']:.2f} ({drifted}){explained} auc={auc} "
             f"cost/inference={row['cost_per_inference_usd']:.5f} USD"
         )
 

@@ -36,6 +36,9 @@ FACTS_SCHEMA = pa.schema(
         ("drift_classifier_auc", pa.float64()),  # multivariate drift, when the model asks for it
         ("prediction_drift_p_value", pa.float64()),
         ("prediction_drift_effect_size", pa.float64()),
+        ("explanation_fidelity", pa.float64()),  # R² of the explainer against the logged scores
+        ("attribution_ndcg", pa.float64()),  # the global attribution ranking against the reference's
+        ("attribution_drifted_features", pa.list_(pa.string())),
         ("labelled_rows", pa.int64()),
         ("roc_auc", pa.float64()),
         ("accuracy", pa.float64()),
@@ -102,6 +105,7 @@ def facts_table(rows: list[dict]) -> pa.Table:
             if FACTS_SCHEMA.field(name).type == pa.float64():
                 out[name] = _finite(out[name])
         out["drifted_features"] = list(out["drifted_features"] or [])
+        out["attribution_drifted_features"] = list(out["attribution_drifted_features"] or [])
         out["source_run_ids"] = list(out["source_run_ids"] or [])
         clean.append(out)
     return pa.Table.from_pylist(clean, schema=FACTS_SCHEMA)
@@ -194,6 +198,7 @@ def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> li
         drift = report_json(store, datasets.DRIFT_REPORT, spec, day)["versions"]
         fairness = report_json(store, datasets.FAIRNESS_REPORT, spec, day)["versions"]
         performance = report_json(store, datasets.PERFORMANCE_REPORT, spec, day)["versions"]
+        explained = report_json(store, datasets.EXPLANATION_REPORT, spec, day)["versions"] if spec.explanations else {}
         traffic = traffic_by_version(store, spec, day)
         for version in sorted(pc.unique(sampled.column("model_version")).to_pylist()):
             validate_model_version(version, f"{spec.name} feature snapshot {day}")
@@ -230,6 +235,9 @@ def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> li
                     "drift_classifier_auc": (drift[version].get("multivariate") or {}).get("auc"),
                     "prediction_drift_p_value": drift[version]["prediction_drift_p_value"],
                     "prediction_drift_effect_size": drift[version]["prediction_drift_effect_size"],
+                    "explanation_fidelity": explained.get(version, {}).get("fidelity"),
+                    "attribution_ndcg": explained.get(version, {}).get("ndcg"),
+                    "attribution_drifted_features": explained.get(version, {}).get("drifted_features"),
                     "labelled_rows": perf.get("labelled_rows"),
                     "roc_auc": perf.get("roc_auc"),
                     "accuracy": perf.get("accuracy"),

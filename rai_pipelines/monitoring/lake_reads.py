@@ -166,3 +166,47 @@ def fairness_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFr
                         }
                     )
     return pd.DataFrame(rows, columns=["date", "series", "ratio", "low", "high"])
+
+
+def reference_explainer(lake, spec: ModelSpec):
+    """The explainer of the model's scores: its own LightGBM model, or a surrogate trained on the
+    reference, stored in the lake under the reference's fingerprints (trained once, not every day);
+    with the reference's attributions."""
+    from rai_pipelines.monitoring.explanations import (
+        FeatureCoding,
+        explainer_from_text,
+        fit_surrogate,
+        load_lightgbm_model,
+        reference_attributions,
+    )
+
+    settings = spec.explanations
+    reference = read_reference(lake, spec)
+    if "score" not in reference and spec.score_column in reference:
+        reference = reference.rename(columns={spec.score_column: "score"})
+    numeric, categorical = list(spec.numeric_features), list(spec.categorical_features)
+    if settings.model:
+        explainer = load_lightgbm_model(settings.model, reference, numeric, categorical)
+    else:
+        identity = {
+            "files": [[lake.uri(d, p), lake.fingerprint(d, p)] for d, p in reference_parts(lake, spec)],
+            "numeric": numeric,
+            "categorical": categorical,
+            "score": spec.score_column,
+            "surrogate": 1,
+        }
+        name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24] + ".json"
+        partition = {"model": spec.name}
+        coding = FeatureCoding.from_reference(reference, numeric, categorical)
+        if lake.exists(datasets.EXPLANATION_MODEL, partition, name):
+            stored = lake.read_json(datasets.EXPLANATION_MODEL, partition, name)
+            explainer = explainer_from_text(stored["model"], coding, "surrogate", "score", stored["holdout_fidelity"])
+        else:
+            explainer = fit_surrogate(reference, numeric, categorical)
+            lake.write_json(
+                datasets.EXPLANATION_MODEL,
+                partition,
+                name,
+                {"model": explainer.to_text(), "holdout_fidelity": explainer.holdout_fidelity},
+            )
+    return explainer, reference_attributions(explainer, reference, settings.max_rows)

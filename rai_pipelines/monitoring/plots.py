@@ -68,3 +68,18 @@ def fairness_history_plot(history: pd.DataFrame, threshold: float | None, title:
     ax.legend(fontsize=8)
     fig.autofmt_xdate()
     return _png(plt, fig)
+
+
+def importance_plot(features: list[dict], title: str) -> bytes:
+    """Mean |attribution| per feature, reference against current (features: reference_importance,
+    importance, drifted), most important first."""
+    plt, fig, ax = _figure()
+    rows = sorted(features, key=lambda f: -f["reference_importance"])[:30]
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y + 0.2, [f["reference_importance"] for f in rows], 0.4, label="reference", color="#4c72b0")
+    ax.barh(y - 0.2, [f["importance"] for f in rows], 0.4, label="current", color="#dd8452")
+    ax.set_yticks(y, [f["feature"] + (" (drifted)" if f["drifted"] else "") for f in rows], fontsize=8)
+    ax.set_xlabel("mean |attribution|")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _png(plt, fig)

@@ -68,6 +68,7 @@ def test_definitions_hold_every_part_of_the_loop():
         "employment_screening_ai/drift_report",
         "employment_screening_ai/fairness_report",
         "credit_scoring_ai/performance_report",
+        "credit_scoring_ai/explanation_report",  # the credit model declares explanations
         "employment_screening_ai/performance_report",
     }
     sensor = defs.resolve_sensor_def("governance_policy_sensor")

@@ -76,6 +76,7 @@ def test_late_labels_rematerialise_exactly_the_days_they_belong_to(world, tmp_pa
         request = tick.run_requests[0]
         assert {k.to_user_string() for k in request.asset_selection} == {
             *_model_assets(CREDIT),
+            f"{CREDIT}/explanation_report",
             f"{CREDIT}/governance_facts",
         }
         arrival = match_labels(lake, defs.resources["registry"].model("credit-scoring-ai"), labels)

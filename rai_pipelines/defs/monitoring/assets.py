@@ -53,11 +53,14 @@ def _check_result(name: str, result: SuiteResult, severity: dg.AssetCheckSeverit
 
 
 def build_model_assets(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """A model's four daily assets: its feature snapshot and the three reports computed from it."""
-    return [
-        build(spec, partitions_def)
-        for build in (build_feature_snapshots, build_drift_report, build_fairness_report, build_performance_report)
-    ]
+    """A model's daily assets: its feature snapshot and the reports computed from it (the explanation
+    report where the model declares explanations)."""
+    from rai_pipelines.defs.monitoring.explanations import build_explanation_report
+
+    builders = [build_feature_snapshots, build_drift_report, build_fairness_report, build_performance_report]
+    if spec.explanations is not None:
+        builders.append(build_explanation_report)
+    return [build(spec, partitions_def) for build in builders]
 
 
 def _report_args(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dict:
