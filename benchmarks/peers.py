@@ -37,6 +37,18 @@ EVIDENTLY_REQUIREMENTS = [
     "scipy==1.17.1",
 ]
 
+# NannyML 0.13's CBPE (benchmarks/peers/nannyml_cbpe.py). Verified with Python 3.11: its import needs
+# statsmodels (not declared) and fails on pandas 3, so pandas stays on 2.3.
+NANNYML_REQUIREMENTS = [
+    "nannyml==0.13.0",
+    "statsmodels==0.15.0",
+    "pandas==2.3.3",
+    "numpy==2.4.6",
+    "scikit-learn==1.9.1",
+    "scipy==1.17.1",
+    "pyarrow==26.0.1",
+]
+
 # The FinOps Foundation's FOCUS validator (benchmarks/peers/focus_validate.py). 2.2.1 checks FOCUS 1.2,
 # the ledger's version, with the specification's own rule model (model-1.2.0.1.json, bundled: nothing
 # is downloaded). It is an sdist for Python >= 3.12.

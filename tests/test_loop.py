@@ -122,6 +122,7 @@ def test_governance_facts_are_computed_from_data(loop, specs):
     assert e1["fairness_score"] > 0.8 > e2["fairness_score"]
     assert e2["fairness_score_ci_lower"] <= e2["fairness_score"] <= e2["fairness_score_ci_upper"] < 0.8
     assert e1["equalized_odds_ratio"] is None  # the labels of these days have not arrived yet
+    assert v2["roc_auc"] is None and 0.9 < v2["estimated_roc_auc"] < 1  # estimated until they do (CBPE)
     drift = report_json(loop["lake"], "drift_report", specs["credit-scoring-ai"], v2["date"])["versions"]["2.0.0"]
     assert v2["drift_max_effect_size"] == drift["max_effect_size"] > 0  # the day's report, carried over
     assert v2["prediction_drift_effect_size"] == drift["prediction_drift_effect_size"] > 0

@@ -39,6 +39,8 @@ FACTS_SCHEMA = pa.schema(
         ("explanation_fidelity", pa.float64()),  # R² of the explainer against the logged scores
         ("attribution_ndcg", pa.float64()),  # the global attribution ranking against the reference's
         ("attribution_drifted_features", pa.list_(pa.string())),
+        ("estimated_roc_auc", pa.float64()),  # CBPE from the scores, before the labels arrive
+        ("estimated_accuracy", pa.float64()),
         ("labelled_rows", pa.int64()),
         ("roc_auc", pa.float64()),
         ("accuracy", pa.float64()),
@@ -238,6 +240,8 @@ def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> li
                     "explanation_fidelity": explained.get(version, {}).get("fidelity"),
                     "attribution_ndcg": explained.get(version, {}).get("ndcg"),
                     "attribution_drifted_features": explained.get(version, {}).get("drifted_features"),
+                    "estimated_roc_auc": perf.get("estimated_roc_auc"),
+                    "estimated_accuracy": perf.get("estimated_accuracy"),
                     "labelled_rows": perf.get("labelled_rows"),
                     "roc_auc": perf.get("roc_auc"),
                     "accuracy": perf.get("accuracy"),

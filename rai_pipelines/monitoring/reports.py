@@ -11,6 +11,7 @@ from rai_pipelines.core.markdown import table
 from rai_pipelines.core.registry import ModelSpec
 from rai_pipelines.monitoring.drift import ReferenceProfile, make_detector
 from rai_pipelines.monitoring.drift_multivariate import classifier_drift
+from rai_pipelines.monitoring.estimated_performance import Calibration, estimate
 from rai_pipelines.monitoring.fairness import group_fairness, group_labels, summarise
 from rai_pipelines.monitoring.performance import performance
 from rai_pipelines.monitoring.snapshots import PROTECTED_PREFIX
@@ -230,10 +231,23 @@ def fairness_markdown(spec: ModelSpec, summary: dict) -> str:
 
 
 # -- performance ---------------------------------------------------------------------------------------
-def performance_summary(spec: ModelSpec, snapshot: pd.DataFrame) -> dict:
+def performance_summary(
+    spec: ModelSpec, snapshot: pd.DataFrame, calibration: Calibration | None = None, estimation_note: str = ""
+) -> dict:
+    """Realised performance on the labelled rows, and (given the reference's calibration) the
+    performance estimated from the scores of every row, before their labels arrive (CBPE)."""
     versions = {}
     for version, current in _versions(snapshot):
         labelled = current[current["label"].notna()]
+        estimated = {"estimated_roc_auc": None, "estimated_accuracy": None, "estimation_note": estimation_note}
+        if calibration is not None:
+            estimated.update(
+                estimate(
+                    calibration,
+                    current["score"].to_numpy(dtype=np.float64, na_value=np.nan),
+                    (current["decision"] == spec.favourable_outcome).to_numpy(),
+                )
+            )
         versions[version] = {
             "rows": len(current),
             **performance(
@@ -242,8 +256,24 @@ def performance_summary(spec: ModelSpec, snapshot: pd.DataFrame) -> dict:
                 labelled["decision"].to_numpy(dtype=np.int64),
                 spec.favourable_outcome,
             ),
+            **estimated,
         }
-    return {"model": spec.name, "versions": versions}
+    return {
+        "model": spec.name,
+        "estimation": "confidence-based performance estimation (CBPE) from the scores, calibrated on the "
+        "labelled reference (isotonic, when it lowers the held-out calibration error)",
+        "versions": versions,
+    }
+
+
+def reference_calibration(spec: ModelSpec, reference: pd.DataFrame) -> tuple[Calibration | None, str]:
+    """The calibration CBPE needs, from a reference with scores and labels; without labels, why not."""
+    score = "score" if "score" in reference else spec.score_column
+    label = "label" if "label" in reference else spec.label_column
+    if score not in reference or not label or label not in reference or reference[label].notna().sum() == 0:
+        return None, "the reference has no labels: performance cannot be estimated before labels arrive"
+    outcome = (reference[label] == spec.favourable_outcome).astype(np.float64).where(reference[label].notna())
+    return Calibration.fit(reference[score].to_numpy(np.float64, na_value=np.nan), outcome.to_numpy(np.float64)), ""
 
 
 def performance_markdown(spec: ModelSpec, summary: dict) -> str:
@@ -252,7 +282,9 @@ def performance_markdown(spec: ModelSpec, summary: dict) -> str:
             version,
             doc["rows"],
             doc["labelled_rows"],
+            doc["estimated_roc_auc"],
             doc["roc_auc"],
+            doc["estimated_accuracy"],
             doc["accuracy"],
             doc["brier_score"],
             doc["expected_calibration_error"],
@@ -260,4 +292,5 @@ def performance_markdown(spec: ModelSpec, summary: dict) -> str:
         )
         for version, doc in summary["versions"].items()
     ]
-    return table(["version", "rows", "labelled", "ROC AUC", "accuracy", "Brier", "ECE", "note"], rows)
+    headers = ["version", "rows", "labelled", "ROC AUC (estimated)", "ROC AUC", "accuracy (estimated)", "accuracy"]
+    return table([*headers, "Brier", "ECE", "note"], rows)

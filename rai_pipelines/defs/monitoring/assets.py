@@ -30,6 +30,7 @@ from rai_pipelines.monitoring.reports import (
     fairness_summary,
     performance_markdown,
     performance_summary,
+    reference_calibration,
 )
 from rai_pipelines.monitoring.snapshots import build_snapshot, read_inference_log
 
@@ -269,13 +270,16 @@ def build_performance_report(spec: ModelSpec, partitions_def: dg.PartitionsDefin
     @dg.asset(
         name=datasets.PERFORMANCE_REPORT,
         **_report_args(spec, partitions_def),
-        description=f"{spec.name}: ROC AUC, accuracy and calibration (Brier score, expected calibration error) "
-        "on the labelled rows of the day; re-materialised when late labels arrive.",
+        description=f"{spec.name}: ROC AUC and accuracy estimated from the scores before the labels arrive "
+        "(CBPE, calibrated on the labelled reference), and ROC AUC, accuracy and calibration (Brier score, "
+        "expected calibration error) on the labelled rows of the day; re-materialised when late labels arrive.",
     )
     def performance_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         day = context.partition_key
         store = lake.lake()
-        summary = performance_summary(spec, read_snapshot(store, spec, day))
+        reference = read_reference(store, spec)
+        calibration, note = reference_calibration(spec, reference)
+        summary = performance_summary(spec, read_snapshot(store, spec, day), calibration, note)
         uri = store.write_json(datasets.PERFORMANCE_REPORT, model_partition(spec, day), "report.json", summary)
         return dg.MaterializeResult(
             metadata={
