@@ -140,6 +140,37 @@ def report_json(lake, dataset: str, spec: ModelSpec, day: str) -> dict:
     return lake.read_json(dataset, model_partition(spec, day), "report.json")
 
 
+def drift_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame:
+    """Every feature's effect size and missing share per version over the last days whose drift
+    reports exist (not only the features that drifted on the day)."""
+    last = date.fromisoformat(day)
+    rows = []
+    for offset in range(FAIRNESS_HISTORY_DAYS - 1, -1, -1):
+        current = (last - timedelta(days=offset)).isoformat()
+        if current == day:
+            summary = today
+        elif store.exists(datasets.DRIFT_REPORT, model_partition(spec, current), "report.json"):
+            summary = report_json(store, datasets.DRIFT_REPORT, spec, current)
+        else:
+            continue
+        for version, doc in summary["versions"].items():
+            for f in doc["features"]:
+                rows.append(
+                    {
+                        "date": current,
+                        "version": version,
+                        "feature": f["feature"],
+                        "kind": f["kind"],
+                        "effect_size": f["effect_size"],
+                        "effect_floor": f.get("effect_floor", doc["min_effect_size"]),
+                        "missing_share": f.get("missing_share", 0.0),
+                        "drifted": f["drifted"],
+                    }
+                )
+    columns = ["date", "version", "feature", "kind", "effect_size", "effect_floor", "missing_share", "drifted"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def fairness_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame:
     """Each enforced attribute's parity per version over the last days whose reports exist."""
     last = date.fromisoformat(day)

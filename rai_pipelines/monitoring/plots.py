@@ -83,3 +83,38 @@ def importance_plot(features: list[dict], title: str) -> bytes:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return _png(plt, fig)
+
+
+def drift_history_plot(history: pd.DataFrame, title: str) -> bytes:
+    """Every feature's effect size over time (a marker where it drifted), and each feature's missing
+    share where any is missing; history: date, version, feature, kind, effect_size, missing_share, drifted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = history[history["kind"] != "missingness"]
+    gaps = values.groupby("feature")["missing_share"].max()
+    gappy = list(gaps[gaps > 0].index)
+    fig, axes = plt.subplots(2 if gappy else 1, 1, figsize=(8, 6.4 if gappy else 3.8), dpi=100, squeeze=False)
+    effect_axis = axes[0][0]
+    for (version, feature), rows in values.sort_values("date").groupby(["version", "feature"], sort=True):
+        dates = pd.to_datetime(rows["date"])
+        (line,) = effect_axis.plot(dates, rows["effect_size"], marker=".", label=f"{version} {feature}")
+        drifted = rows["drifted"].to_numpy(dtype=bool)
+        effect_axis.scatter(dates[drifted], rows["effect_size"][drifted], s=60, color=line.get_color(), zorder=3)
+    effect_axis.set_ylabel("effect size (W/σ or JS)")
+    effect_axis.set_title(title + " (large markers: drifted)", fontsize=10)
+    effect_axis.legend(fontsize=6, ncol=3)
+    if gappy:
+        missing_axis = axes[1][0]
+        for (version, feature), rows in (
+            values[values["feature"].isin(gappy)].sort_values("date").groupby(["version", "feature"], sort=True)
+        ):
+            missing_axis.plot(
+                pd.to_datetime(rows["date"]), rows["missing_share"], marker=".", label=f"{version} {feature}"
+            )
+        missing_axis.set_ylabel("missing share")
+        missing_axis.legend(fontsize=6, ncol=3)
+    fig.autofmt_xdate()
+    return _png(plt, fig)

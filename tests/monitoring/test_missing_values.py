@@ -219,6 +219,15 @@ def test_a_day_with_tolerated_gaps_is_monitored_and_one_beyond_them_is_rejected(
         version = next(iter(report["versions"].values()))
         assert version["missing_share"]["debt_to_income_ratio"] == pytest.approx(0.20, abs=0.01)
         assert "debt_to_income_ratio (missing share)" in version["drifted_features"]
+        # the day's plot shows every feature over time, and the missing share of the gappy one
+        from rai_pipelines.monitoring.lake_reads import drift_history
+
+        history = drift_history(lake, load_model_spec(registry / f"{CREDIT}.yaml"), first, report)
+        assert set(history.loc[history["kind"] == "numeric", "feature"]) == set(spec.numeric_features)
+        gappy = history[(history["feature"] == "debt_to_income_ratio") & (history["kind"] == "numeric")]
+        assert gappy["missing_share"].iloc[0] == pytest.approx(0.20, abs=0.01)
+        with open(report["plots"]["drift_over_time.png"], "rb") as png:
+            assert png.read(8) == b"\x89PNG\r\n\x1a\n"
 
         rejected = _materialise(settings, instance, second)
         checks = {c.check_name: c for c in rejected.get_asset_check_evaluations()}

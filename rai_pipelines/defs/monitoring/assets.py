@@ -15,6 +15,7 @@ from rai_pipelines.defs.resources import LakeResource
 from rai_pipelines.monitoring.data_quality import validate_snapshot
 from rai_pipelines.monitoring.labels import LABELS_READ, labels_for_day
 from rai_pipelines.monitoring.lake_reads import (
+    drift_history,
     fairness_history,
     model_partition,
     read_reference,
@@ -22,7 +23,7 @@ from rai_pipelines.monitoring.lake_reads import (
     read_window,
     reference_profile,
 )
-from rai_pipelines.monitoring.plots import distribution_plot, fairness_history_plot
+from rai_pipelines.monitoring.plots import distribution_plot, drift_history_plot, fairness_history_plot
 from rai_pipelines.monitoring.reports import (
     drift_markdown,
     drift_summary,
@@ -187,7 +188,7 @@ def build_drift_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition)
         plots = {}
         for version, doc in summary["versions"].items():
             for feature in doc["features"]:
-                if feature["drifted"]:
+                if feature["drifted"] and feature["kind"] != "missingness":  # missing shares: drift_over_time.png
                     name = f"{version}__{feature['feature']}.png"
                     png = distribution_plot(
                         feature["feature"],
@@ -198,6 +199,13 @@ def build_drift_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition)
                         f"(effect {feature['effect_size']:.2f}, p={feature['p_value']:.2g})",
                     )
                     plots[name] = store.write_bytes(datasets.DRIFT_REPORT, model_partition(spec, day), name, png)
+        history = drift_history(store, spec, day, summary)
+        plots["drift_over_time.png"] = store.write_bytes(
+            datasets.DRIFT_REPORT,
+            model_partition(spec, day),
+            "drift_over_time.png",
+            drift_history_plot(history, f"{spec.name}: every feature's drift up to {day}"),
+        )
         uri = store.write_json(
             datasets.DRIFT_REPORT, model_partition(spec, day), "report.json", {**summary, "plots": plots}
         )
