@@ -1,13 +1,15 @@
 """Per-feature attributions of a model's scores (TreeSHAP), and their drift against the reference.
 
-The attributions are LightGBM's own TreeSHAP contributions (`pred_contrib`, path-dependent
-TreeSHAP, the values `shap.TreeExplainer` gives a tree model): exact, additive (a row's
-contributions and the expected value sum to the model's raw output), and fast enough for every row of
-a day. Two sources of a tree model:
+The attributions are the tree libraries' own TreeSHAP contributions (LightGBM's `pred_contrib`,
+XGBoost's `pred_contribs`: path-dependent TreeSHAP, the values `shap.TreeExplainer` gives a tree
+model): exact, additive (a row's contributions and the expected value sum to the model's raw
+output), and fast enough for every row of a day. Two sources of a tree model:
 
-- the model's own artefact, when the registry names one: a LightGBM text model file (it is parsed,
-  never executed; pickled models are refused, since unpickling runs code). Its fidelity checks that
-  the artefact is the model that served: its predictions against the logged scores.
+- the model's own artefact, when the registry names one: a LightGBM text model or an XGBoost JSON
+  model (parsed, never executed; pickled models are refused, since unpickling runs code). It reads
+  the declared features in order, numeric then categorical, a categorical feature as the code of its
+  level among the reference's sorted levels. Its fidelity checks that the artefact is the model
+  that served: its predictions against the logged scores.
 - otherwise a surrogate: a LightGBM regressor trained on the reference's logged features to its
   logged scores. Its fidelity (R² against the real scores, on held-out reference rows and on every
   day) is reported beside the attributions and gates their use: below `min_fidelity` they explain
@@ -83,7 +85,7 @@ class FeatureCoding:
 class Explainer:
     """A tree model, the coding of its inputs, and what its output means."""
 
-    booster: object  # lightgbm.Booster
+    booster: object  # lightgbm.Booster or xgboost.Booster
     coding: FeatureCoding
     source: str  # "surrogate" or the artefact's path
     output: str  # "score" (a surrogate's regression) or "log-odds" (a classifier's raw margin)
@@ -92,14 +94,24 @@ class Explainer:
     def to_text(self) -> str:
         return self.booster.model_to_string()
 
-    def predicted_scores(self, x: np.ndarray) -> np.ndarray:
+    def _raw_and_contributions(self, x: np.ndarray, contributions: bool):
+        if type(self.booster).__module__.startswith("xgboost"):
+            import xgboost as xgb
+
+            matrix = xgb.DMatrix(x, missing=np.nan)
+            raw = self.booster.predict(matrix, output_margin=True)
+            return raw, (self.booster.predict(matrix, pred_contribs=True) if contributions else None)
         raw = self.booster.predict(x, raw_score=True)
+        return raw, (self.booster.predict(x, pred_contrib=True) if contributions else None)
+
+    def predicted_scores(self, x: np.ndarray) -> np.ndarray:
+        raw, _ = self._raw_and_contributions(x, False)
         return 1 / (1 + np.exp(-raw)) if self.output == "log-odds" else raw
 
     def attributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """(contributions n x features, expected value per row, largest additivity error)."""
-        contributions = np.asarray(self.booster.predict(x, pred_contrib=True), dtype=np.float64)
-        raw = np.asarray(self.booster.predict(x, raw_score=True), dtype=np.float64)
+        raw, contributions = self._raw_and_contributions(x, True)
+        contributions, raw = np.asarray(contributions, dtype=np.float64), np.asarray(raw, dtype=np.float64)
         values, expected = contributions[:, :-1], contributions[:, -1]
         error = float(np.max(np.abs(values.sum(axis=1) + expected - raw))) if len(raw) else 0.0
         return values, expected, error
@@ -139,36 +151,63 @@ def fit_surrogate(reference: pd.DataFrame, numeric, categorical, score_column: s
     return Explainer(train(np.ones(len(y), dtype=bool)), coding, "surrogate", "score", fidelity)
 
 
-def load_lightgbm_model(path: str, reference: pd.DataFrame, numeric, categorical) -> Explainer:
-    """The model's own LightGBM text model (binary classifier: its raw output is log-odds)."""
+def _read_model_file(path: str) -> bytes:
     from pathlib import Path
-
-    import lightgbm as lgb
 
     file = Path(path)
     if not file.is_file():
         raise BadInputError(f"explanations.model {path}: no such file")
     if file.stat().st_size > MAX_MODEL_BYTES:
         raise BadInputError(f"explanations.model {path}: larger than {MAX_MODEL_BYTES} bytes")
-    head = file.read_bytes()[:16]
-    if head.startswith(b"\x80") or not head.startswith(b"tree"):
-        raise BadInputError(
-            f"explanations.model {path}: not a LightGBM text model (save it with Booster.save_model); "
-            "pickled models are refused, since loading a pickle runs its code"
-        )
+    return file.read_bytes()
+
+
+def _lightgbm_model(path: str, payload: bytes):
+    import lightgbm as lgb
+
     try:
-        booster = lgb.Booster(model_str=file.read_text())
-    except lgb.basic.LightGBMError as exc:
-        raise BadInputError(f"explanations.model {path}: {exc}") from None
-    coding = FeatureCoding.from_reference(reference, numeric, categorical)
-    if booster.num_feature() != len(coding.features):
+        booster = lgb.Booster(model_str=payload.decode("utf-8"))
+    except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"explanations.model {path}: not a readable LightGBM model: {exc}") from None
+    objective = str(booster.dump_model().get("objective", ""))
+    return booster, booster.num_feature(), objective.startswith(("binary", "cross_entropy"))
+
+
+def _xgboost_model(path: str, payload: bytes):
+    import json
+
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    try:
+        booster.load_model(bytearray(payload))
+        objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    except (xgb.core.XGBoostError, KeyError, ValueError) as exc:
+        raise BadInputError(f"explanations.model {path}: not a readable XGBoost JSON model: {exc}") from None
+    return booster, booster.num_features(), objective in ("binary:logistic", "binary:logitraw", "reg:logistic")
+
+
+def load_tree_model(path: str, reference: pd.DataFrame, numeric, categorical) -> Explainer:
+    """The model's own tree model: a LightGBM text model (`tree` ...) or an XGBoost JSON model
+    (`{` ...); a binary classifier's raw output is log-odds."""
+    payload = _read_model_file(path)
+    if payload.startswith(b"tree"):
+        booster, features, binary = _lightgbm_model(path, payload)
+    elif payload.lstrip().startswith(b"{"):
+        booster, features, binary = _xgboost_model(path, payload)
+    else:
         raise BadInputError(
-            f"explanations.model {path}: the model reads {booster.num_feature()} features, the registry declares "
+            f"explanations.model {path}: neither a LightGBM text model (Booster.save_model) nor an XGBoost JSON "
+            "model (Booster.save_model to a .json file); pickled models are refused, since loading a pickle runs "
+            "its code"
+        )
+    coding = FeatureCoding.from_reference(reference, numeric, categorical)
+    if features != len(coding.features):
+        raise BadInputError(
+            f"explanations.model {path}: the model reads {features} features, the registry declares "
             f"{len(coding.features)} ({', '.join(coding.features)}, numeric then categorical)"
         )
-    objective = str(booster.dump_model().get("objective", ""))
-    output = "log-odds" if objective.startswith(("binary", "cross_entropy")) else "score"
-    return Explainer(booster, coding, path, output)
+    return Explainer(booster, coding, path, "log-odds" if binary else "score")
 
 
 def explainer_from_text(text: str, coding: FeatureCoding, source: str, output: str, fidelity) -> Explainer:

@@ -207,7 +207,7 @@ def reference_explainer(lake, spec: ModelSpec):
         FeatureCoding,
         explainer_from_text,
         fit_surrogate,
-        load_lightgbm_model,
+        load_tree_model,
         reference_attributions,
     )
 
@@ -217,7 +217,7 @@ def reference_explainer(lake, spec: ModelSpec):
         reference = reference.rename(columns={spec.score_column: "score"})
     numeric, categorical = list(spec.numeric_features), list(spec.categorical_features)
     if settings.model:
-        explainer = load_lightgbm_model(settings.model, reference, numeric, categorical)
+        explainer = load_tree_model(settings.model, reference, numeric, categorical)
     else:
         identity = {
             "files": [[lake.uri(d, p), lake.fingerprint(d, p)] for d, p in reference_parts(lake, spec)],

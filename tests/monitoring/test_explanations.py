@@ -16,7 +16,7 @@ from rai_pipelines.monitoring.explanations import (
     attribution_drift,
     explanation_summary,
     fit_surrogate,
-    load_lightgbm_model,
+    load_tree_model,
     ndcg,
     reference_attributions,
 )
@@ -102,7 +102,7 @@ def test_the_models_own_lightgbm_file_explains_its_own_scores(specs, loans, tmp_
     booster = lgb.train(params, data, num_boost_round=50)
     path = tmp_path / "credit.txt"
     booster.save_model(str(path))
-    explainer = load_lightgbm_model(str(path), reference, spec.numeric_features, spec.categorical_features)
+    explainer = load_tree_model(str(path), reference, spec.numeric_features, spec.categorical_features)
     assert explainer.output == "log-odds"
     window = analysis.iloc[:2_000].assign(model_version="1")
     window["score"] = booster.predict(coding.matrix(window))  # the scores this model logged
@@ -114,9 +114,37 @@ def test_the_models_own_lightgbm_file_explains_its_own_scores(specs, loans, tmp_
     pickled = tmp_path / "credit.pkl"
     pickled.write_bytes(pickle.dumps(booster))
     with pytest.raises(BadInputError, match="pickled models are refused"):
-        load_lightgbm_model(str(pickled), reference, spec.numeric_features, spec.categorical_features)
+        load_tree_model(str(pickled), reference, spec.numeric_features, spec.categorical_features)
     with pytest.raises(BadInputError, match="the model reads 7 features, the registry declares 6"):
-        load_lightgbm_model(str(path), reference, spec.numeric_features[:3], spec.categorical_features)
+        load_tree_model(str(path), reference, spec.numeric_features[:3], spec.categorical_features)
+
+
+def test_an_xgboost_json_model_explains_its_own_scores(specs, loans, tmp_path):
+    import xgboost as xgb
+
+    from rai_pipelines.monitoring.explanations import FeatureCoding
+
+    spec = specs[CREDIT]
+    reference, analysis = loans
+    coding = FeatureCoding.from_reference(reference, spec.numeric_features, spec.categorical_features)
+    data = xgb.DMatrix(coding.matrix(reference), label=reference["repaid"].to_numpy(), missing=np.nan)
+    params = {"objective": "binary:logistic", "max_depth": 4, "nthread": 1, "seed": 0}
+    booster = xgb.train(params, data, num_boost_round=40)
+    path = tmp_path / "credit.json"
+    booster.save_model(str(path))
+    explainer = load_tree_model(str(path), reference, spec.numeric_features, spec.categorical_features)
+    assert explainer.output == "log-odds"
+    window = analysis.iloc[:2_000].assign(model_version="1")
+    window["score"] = booster.predict(xgb.DMatrix(coding.matrix(window), missing=np.nan))
+    doc = explanation_summary(explainer, reference_attributions(explainer, reference, 5_000), window, 0.8, 10_000)[
+        "versions"
+    ]["1"]
+    # XGBoost computes in float32: its contributions add up to its margin within float32 precision (2.2e-6
+    # here on log-odds up to about 8), not the 1e-15 of LightGBM's float64
+    assert doc["fidelity"] == pytest.approx(1.0, abs=1e-6) and doc["additivity_error"] < 1e-5
+    (tmp_path / "junk.json").write_text('{"learner": 1}')
+    with pytest.raises(BadInputError, match="not a readable XGBoost JSON model"):
+        load_tree_model(str(tmp_path / "junk.json"), reference, spec.numeric_features, spec.categorical_features)
 
 
 def test_a_model_file_outside_the_registry_folder_is_refused(specs, tmp_path):
