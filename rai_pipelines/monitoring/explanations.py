@@ -5,8 +5,11 @@ XGBoost's `pred_contribs`: path-dependent TreeSHAP, the values `shap.TreeExplain
 model): exact, additive (a row's contributions and the expected value sum to the model's raw
 output), and fast enough for every row of a day. Two sources of a tree model:
 
-- the model's own artefact, when the registry names one: a LightGBM text model or an XGBoost JSON
-  model (parsed, never executed; pickled models are refused, since unpickling runs code). It reads
+- the model's own artefact, when the registry names one: a LightGBM text model, an XGBoost JSON
+  model, or a scikit-learn tree ensemble saved with skops (parsed, never executed: skops builds only
+  the types it is allowed to, and only scikit-learn's tree types are allowed beyond its defaults;
+  pickled models are refused, since unpickling runs code). A scikit-learn model is explained by
+  shap's TreeExplainer, the others by their own library. It reads
   the declared features in order, numeric then categorical, a categorical feature as the code of its
   level among the reference's sorted levels. Its fidelity checks that the artefact is the model
   that served: its predictions against the logged scores.
@@ -85,16 +88,18 @@ class FeatureCoding:
 class Explainer:
     """A tree model, the coding of its inputs, and what its output means."""
 
-    booster: object  # lightgbm.Booster or xgboost.Booster
+    booster: object  # lightgbm.Booster, xgboost.Booster or a scikit-learn tree ensemble
     coding: FeatureCoding
     source: str  # "surrogate" or the artefact's path
-    output: str  # "score" (a surrogate's regression) or "log-odds" (a classifier's raw margin)
+    output: str  # "score" (a regression), "log-odds" (a classifier's raw margin) or "probability"
     holdout_fidelity: float | None = None
 
     def to_text(self) -> str:
         return self.booster.model_to_string()
 
     def _raw_and_contributions(self, x: np.ndarray, contributions: bool):
+        if type(self.booster).__module__.startswith("sklearn"):
+            return _sklearn_raw_and_contributions(self.booster, self.output, x, contributions)
         if type(self.booster).__module__.startswith("xgboost"):
             import xgboost as xgb
 
@@ -105,7 +110,7 @@ class Explainer:
         return raw, (self.booster.predict(x, pred_contrib=True) if contributions else None)
 
     def predicted_scores(self, x: np.ndarray) -> np.ndarray:
-        raw, _ = self._raw_and_contributions(x, False)
+        raw, _ = self._raw_and_contributions(x, False)  # a probability output is the score itself
         return 1 / (1 + np.exp(-raw)) if self.output == "log-odds" else raw
 
     def attributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -187,27 +192,99 @@ def _xgboost_model(path: str, payload: bytes):
     return booster, booster.num_features(), objective in ("binary:logistic", "binary:logitraw", "reg:logistic")
 
 
+# skops refuses any type it is not told to trust; these are the tree internals of scikit-learn's
+# ensembles, nothing that can run code when it is built.
+SKLEARN_TREE_TYPES = frozenset(
+    {"sklearn.tree._tree.Tree", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"}
+)
+
+
+def _sklearn_raw(model, output: str, x: np.ndarray) -> np.ndarray:
+    if output == "probability":
+        return model.predict_proba(x)[:, 1]
+    if output == "log-odds":
+        return model.decision_function(x)
+    return model.predict(x)
+
+
+def _sklearn_raw_and_contributions(model, output: str, x: np.ndarray, contributions: bool):
+    raw = _sklearn_raw(model, output, x)
+    if not contributions:
+        return raw, None
+    import warnings
+
+    with warnings.catch_warnings():
+        # shap 0.46 (the newest for numpy 1) trips over numpy's and matplotlib's deprecations on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
+
+        explainer = shap.TreeExplainer(model)
+        values = np.asarray(explainer.shap_values(x, check_additivity=False), dtype=np.float64)
+    expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+    if values.ndim == 3:  # one set of values per class: the favourable class's
+        values, expected = values[:, :, 1], expected[1:2]
+    return raw, np.column_stack([values, np.full(len(values), expected[0])])
+
+
+def _sklearn_model(path: str, payload: bytes, x: np.ndarray):
+    import skops.io as sio
+
+    try:
+        untrusted = set(sio.get_untrusted_types(data=payload))
+    except Exception as exc:  # noqa: BLE001 - skops reports a damaged file in many ways
+        raise BadInputError(f"explanations.model {path}: not a readable skops file: {exc}") from None
+    refused = sorted(untrusted - SKLEARN_TREE_TYPES)
+    if refused:
+        raise BadInputError(
+            f"explanations.model {path}: the file holds types that are not trusted: {', '.join(refused)}"
+        )
+    model = sio.loads(payload, trusted=sorted(untrusted))
+    features = getattr(model, "n_features_in_", None)
+    if features is None:
+        raise BadInputError(f"explanations.model {path}: {type(model).__name__} is not a fitted scikit-learn model")
+    # What shap's TreeExplainer explains differs by ensemble (a forest's probability, a boosting's
+    # margin): the output is the one its values add up to on the reference's rows.
+    problem: Exception | str = "its values add up to none of its outputs"
+    for output in ("probability", "log-odds", "score"):
+        try:
+            raw, contributions = _sklearn_raw_and_contributions(model, output, x[:200], True)
+        except Exception as exc:  # noqa: BLE001 - not this output, or not a tree model shap can explain
+            problem = exc
+            continue
+        if np.allclose(contributions.sum(axis=1), raw, atol=1e-6):
+            return model, features, output
+    raise BadInputError(
+        f"explanations.model {path}: {type(model).__name__} is not a tree model shap's TreeExplainer explains "
+        f"additively ({problem})"
+    )
+
+
 def load_tree_model(path: str, reference: pd.DataFrame, numeric, categorical) -> Explainer:
     """The model's own tree model: a LightGBM text model (`tree` ...) or an XGBoost JSON model
     (`{` ...); a binary classifier's raw output is log-odds."""
     payload = _read_model_file(path)
+    coding = FeatureCoding.from_reference(reference, numeric, categorical)
+    output = None
     if payload.startswith(b"tree"):
         booster, features, binary = _lightgbm_model(path, payload)
     elif payload.lstrip().startswith(b"{"):
         booster, features, binary = _xgboost_model(path, payload)
+    elif payload.startswith(b"PK"):  # a skops file is a zip archive
+        booster, features, output = _sklearn_model(path, payload, coding.matrix(reference.iloc[:200]))
+        binary = False
     else:
         raise BadInputError(
             f"explanations.model {path}: neither a LightGBM text model (Booster.save_model) nor an XGBoost JSON "
-            "model (Booster.save_model to a .json file); pickled models are refused, since loading a pickle runs "
-            "its code"
+            "model (Booster.save_model to a .json file) nor a skops file of a scikit-learn model; pickled models "
+            "are refused, since loading a pickle runs its code"
         )
-    coding = FeatureCoding.from_reference(reference, numeric, categorical)
     if features != len(coding.features):
         raise BadInputError(
             f"explanations.model {path}: the model reads {features} features, the registry declares "
             f"{len(coding.features)} ({', '.join(coding.features)}, numeric then categorical)"
         )
-    return Explainer(booster, coding, path, "log-odds" if binary else "score")
+    return Explainer(booster, coding, path, output or ("log-odds" if binary else "score"))
 
 
 def explainer_from_text(text: str, coding: FeatureCoding, source: str, output: str, fidelity) -> Explainer:

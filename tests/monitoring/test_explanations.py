@@ -162,3 +162,44 @@ def test_attribution_drift_compares_each_features_attributions(surrogate, loans)
     drift, ranking = attribution_drift(surrogate.coding.features, reference, reference[:5_000], 0.05, 0.1)
     assert [d.feature for d in drift] == list(surrogate.coding.features)
     assert not any(d.drifted for d in drift) and ranking == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", ["forest", "histogram boosting"])
+def test_a_scikit_learn_tree_ensemble_saved_with_skops_explains_its_own_scores(specs, loans, tmp_path, kind):
+    import skops.io as sio
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    from rai_pipelines.monitoring.explanations import FeatureCoding
+
+    spec = specs[CREDIT]
+    reference, analysis = loans
+    coding = FeatureCoding.from_reference(reference, spec.numeric_features, spec.categorical_features)
+    model = (
+        RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0)
+        if kind == "forest"
+        else HistGradientBoostingClassifier(max_iter=50, random_state=0)
+    )
+    model.fit(coding.matrix(reference.iloc[:20_000]), reference["repaid"].iloc[:20_000])
+    path = tmp_path / "credit.skops"
+    sio.dump(model, path)
+    explainer = load_tree_model(str(path), reference, spec.numeric_features, spec.categorical_features)
+    assert explainer.output == ("probability" if kind == "forest" else "log-odds")
+    window = analysis.iloc[:1_000].assign(model_version="1")
+    window["score"] = model.predict_proba(coding.matrix(window))[:, 1]  # the scores this model logged
+    doc = explanation_summary(explainer, reference_attributions(explainer, reference, 2_000), window, 0.8, 10_000)[
+        "versions"
+    ]["1"]
+    assert doc["fidelity"] == pytest.approx(1.0, abs=1e-9) and doc["additivity_error"] < 1e-6
+
+
+def test_a_skops_file_with_a_type_that_could_run_code_is_refused(specs, loans, tmp_path):
+    import os
+
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    spec = specs[CREDIT]
+    path = tmp_path / "evil.skops"
+    sio.dump(FunctionTransformer(func=os.system), path)
+    with pytest.raises(BadInputError, match="types that are not trusted: .*system"):
+        load_tree_model(str(path), loans[0], spec.numeric_features, spec.categorical_features)
