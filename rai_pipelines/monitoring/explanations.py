@@ -8,8 +8,12 @@ output), and fast enough for every row of a day. Two sources of a tree model:
 - the model's own artefact, when the registry names one: a LightGBM text model, an XGBoost JSON
   model, or a scikit-learn tree ensemble saved with skops (parsed, never executed: skops builds only
   the types it is allowed to, and only scikit-learn's tree types are allowed beyond its defaults;
-  pickled models are refused, since unpickling runs code). A scikit-learn model is explained by
-  shap's TreeExplainer, the others by their own library. It reads
+  pickled models are refused, since unpickling runs code), or an ONNX model (run by onnxruntime,
+  which executes only the graph's standard operators; no custom-operator library is loaded). A
+  scikit-learn model is explained by shap's TreeExplainer, LightGBM and XGBoost by their own library
+  (all exact TreeSHAP); an ONNX graph is opaque, so it is explained model-agnostically by shap's
+  PermutationExplainer (ONNX_PERMUTATIONS antithetic permutations against ONNX_BACKGROUND reference
+  rows; additive exactly, each value an estimate) on at most ONNX_MAX_ROWS rows a day. It reads
   the declared features in order, numeric then categorical, a categorical feature as the code of its
   level among the reference's sorted levels. Its fidelity checks that the artefact is the model
   that served: its predictions against the logged scores.
@@ -88,16 +92,23 @@ class FeatureCoding:
 class Explainer:
     """A tree model, the coding of its inputs, and what its output means."""
 
-    booster: object  # lightgbm.Booster, xgboost.Booster or a scikit-learn tree ensemble
+    booster: object  # lightgbm.Booster, xgboost.Booster, a scikit-learn tree ensemble or an OnnxModel
     coding: FeatureCoding
     source: str  # "surrogate" or the artefact's path
     output: str  # "score" (a regression), "log-odds" (a classifier's raw margin) or "probability"
     holdout_fidelity: float | None = None
 
+    def row_limit(self, max_rows: int) -> int:
+        """Rows a day explained: fewer for an ONNX graph, whose model-agnostic attributions cost
+        thousands of its evaluations a row."""
+        return min(max_rows, ONNX_MAX_ROWS) if isinstance(self.booster, OnnxModel) else max_rows
+
     def to_text(self) -> str:
         return self.booster.model_to_string()
 
     def _raw_and_contributions(self, x: np.ndarray, contributions: bool):
+        if isinstance(self.booster, OnnxModel):
+            return self.booster.raw_and_contributions(x, contributions)
         if type(self.booster).__module__.startswith("sklearn"):
             return _sklearn_raw_and_contributions(self.booster, self.output, x, contributions)
         if type(self.booster).__module__.startswith("xgboost"):
@@ -192,6 +203,57 @@ def _xgboost_model(path: str, payload: bytes):
     return booster, booster.num_features(), objective in ("binary:logistic", "binary:logitraw", "reg:logistic")
 
 
+ONNX_MAX_ROWS = 1_000
+ONNX_BACKGROUND = 100
+ONNX_PERMUTATIONS = 3
+
+
+class OnnxModel:
+    """An ONNX graph with one float input of the declared features; its score is the favourable
+    class's probability (a [n, 2] output), or its single output."""
+
+    def __init__(self, path: str, payload: bytes, background: np.ndarray):
+        import onnxruntime as ort
+
+        try:
+            self.session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types for a bad graph
+            raise BadInputError(f"explanations.model {path}: not a readable ONNX model: {exc}") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(float)":
+            raise BadInputError(f"explanations.model {path}: the ONNX model must take one float tensor of the features")
+        self.input, self.path = inputs[0].name, path
+        self.features = inputs[0].shape[-1] if isinstance(inputs[0].shape[-1], int) else None
+        self.background = background[np.isfinite(background).all(axis=1)][:ONNX_BACKGROUND]
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        for output in self.session.run(None, {self.input: np.asarray(x, dtype=np.float32)}):
+            output = np.asarray(output)
+            if output.dtype.kind == "f" and output.ndim == 2 and output.shape[1] == 2:
+                return output[:, 1].astype(np.float64)
+            if output.dtype.kind == "f" and (output.ndim == 1 or output.shape[-1] == 1):
+                return output.reshape(len(x)).astype(np.float64)
+        raise BadInputError(
+            f"explanations.model {self.path}: no float output of one score or two class probabilities "
+            "(convert a classifier with zipmap disabled)"
+        )
+
+    def raw_and_contributions(self, x: np.ndarray, contributions: bool):
+        raw = self.score(x)
+        if not contributions:
+            return raw, None
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            import shap
+
+            explainer = shap.PermutationExplainer(self.score, shap.maskers.Independent(self.background), seed=0)
+            found = explainer(x, max_evals=ONNX_PERMUTATIONS * (2 * x.shape[1] + 1), silent=True)
+        return raw, np.column_stack([found.values, found.base_values])
+
+
 # skops refuses any type it is not told to trust; these are the tree internals of scikit-learn's
 # ensembles, nothing that can run code when it is built.
 SKLEARN_TREE_TYPES = frozenset(
@@ -273,11 +335,15 @@ def load_tree_model(path: str, reference: pd.DataFrame, numeric, categorical) ->
     elif payload.startswith(b"PK"):  # a skops file is a zip archive
         booster, features, output = _sklearn_model(path, payload, coding.matrix(reference.iloc[:200]))
         binary = False
+    elif path.endswith(".onnx"):
+        background = coding.matrix(reference.sample(min(len(reference), 5 * ONNX_BACKGROUND), random_state=0))
+        booster, output, binary = OnnxModel(path, payload, background), "probability", False
+        features = booster.features if booster.features is not None else len(coding.features)
     else:
         raise BadInputError(
             f"explanations.model {path}: neither a LightGBM text model (Booster.save_model) nor an XGBoost JSON "
-            "model (Booster.save_model to a .json file) nor a skops file of a scikit-learn model; pickled models "
-            "are refused, since loading a pickle runs its code"
+            "model (Booster.save_model to a .json file), a skops file of a scikit-learn model nor an ONNX model "
+            "(.onnx); pickled models are refused, since loading a pickle runs its code"
         )
     if features != len(coding.features):
         raise BadInputError(
@@ -350,7 +416,7 @@ def _sample(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
 
 
 def reference_attributions(explainer: Explainer, reference: pd.DataFrame, max_rows: int) -> np.ndarray:
-    values, _, _ = explainer.attributions(explainer.coding.matrix(_sample(reference, max_rows)))
+    values, _, _ = explainer.attributions(explainer.coding.matrix(_sample(reference, explainer.row_limit(max_rows))))
     return values
 
 
@@ -367,7 +433,7 @@ def explanation_summary(
     additivity, the explainer's fidelity on the day, and the drift of the attributions."""
     versions = {}
     for version, current in snapshot.groupby("model_version", sort=True):
-        rows = _sample(current, max_rows)
+        rows = _sample(current, explainer.row_limit(max_rows))
         x = explainer.coding.matrix(rows)
         values, expected, error = explainer.attributions(x)
         fidelity = r_squared(rows["score"].to_numpy(dtype=np.float64, na_value=np.nan), explainer.predicted_scores(x))

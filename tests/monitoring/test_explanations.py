@@ -203,3 +203,29 @@ def test_a_skops_file_with_a_type_that_could_run_code_is_refused(specs, loans, t
     sio.dump(FunctionTransformer(func=os.system), path)
     with pytest.raises(BadInputError, match="types that are not trusted: .*system"):
         load_tree_model(str(path), loans[0], spec.numeric_features, spec.categorical_features)
+
+
+def test_an_onnx_model_is_explained_model_agnostically_and_additively(specs, loans, tmp_path):
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from rai_pipelines.monitoring.explanations import ONNX_MAX_ROWS, FeatureCoding
+
+    spec = specs[CREDIT]
+    reference, analysis = loans
+    coding = FeatureCoding.from_reference(reference, spec.numeric_features, spec.categorical_features)
+    x = coding.matrix(reference.iloc[:20_000]).astype(np.float32)
+    model = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(x, reference["repaid"].iloc[:20_000])
+    path = tmp_path / "credit.onnx"
+    path.write_bytes(to_onnx(model, x[:1], options={"zipmap": False}).SerializeToString())
+    explainer = load_tree_model(str(path), reference, spec.numeric_features, spec.categorical_features)
+    window = analysis.iloc[:3_000].assign(model_version="1")
+    window["score"] = model.predict_proba(coding.matrix(window).astype(np.float32))[:, 1]
+    doc = explanation_summary(explainer, reference_attributions(explainer, reference, 10_000), window, 0.8, 10_000)[
+        "versions"
+    ]["1"]
+    assert doc["rows_explained"] == ONNX_MAX_ROWS  # model-agnostic attributions cost more: fewer rows
+    assert doc["fidelity"] > 0.999999 and doc["additivity_error"] < 1e-6
+    (tmp_path / "broken.onnx").write_bytes(b"\x08\x07not a graph")
+    with pytest.raises(BadInputError, match="not a readable ONNX model"):
+        load_tree_model(str(tmp_path / "broken.onnx"), reference, spec.numeric_features, spec.categorical_features)
