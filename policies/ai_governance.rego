@@ -212,6 +212,19 @@ warning contains {"rule": "fairness", "msg": msg} if {
 	)
 }
 
+# The explanations' global ranking moved (nDCG of the attributions against the reference's; SageMaker
+# Clarify alarms below 0.9): the model now decides on other grounds than those it was validated on.
+warning contains {"rule": "explanations", "msg": msg} if {
+	governed
+	is_number(facts.attribution_ndcg)
+	limit := threshold("attribution_ndcg_warn")
+	facts.attribution_ndcg < limit
+	msg := sprintf(
+		"Feature attributions reordered: nDCG %v against the reference, below %v.",
+		[round(facts.attribution_ndcg * 1000) / 1000, limit],
+	)
+}
+
 warning contains {"rule": "facts_stale", "msg": msg} if {
 	governed
 	is_number(facts.facts_age_days)

@@ -239,3 +239,17 @@ test_facts_beyond_the_limit_are_a_violation_with_its_severity if {
 		with data.ai_models as {"2.0.0": facts}
 		with data.governance.severity.facts_stale as "rollback"
 }
+
+test_reordered_attributions_warn if {
+	facts := object.union(fair_and_cheap, {"attribution_ndcg": 0.85})
+	ai_governance.warning == {{
+		"rule": "explanations",
+		"msg": "Feature attributions reordered: nDCG 0.85 against the reference, below 0.9.",
+	}}
+		with input as credit_v2
+		with data.ai_models as {"2.0.0": facts}
+	count(ai_governance.violation) == 0 with input as credit_v2 with data.ai_models as {"2.0.0": facts}
+	count(ai_governance.warning) == 0
+		with input as credit_v2
+		with data.ai_models as {"2.0.0": object.union(fair_and_cheap, {"attribution_ndcg": 0.95})}
+}

@@ -199,6 +199,12 @@ GOLDEN = [
         [],
         "none",
     ),
+    (  # reordered attributions warn, never block
+        deployment(),
+        {"2.0.0": {"fairness_score": 0.93, "estimated_cost_per_inference_usd": 0.0013, "attribution_ndcg": 0.8}},
+        [],
+        "none",
+    ),
     (
         deployment(),
         {"2.0.0": {"fairness_score": 0.93, "estimated_cost_per_inference_usd": 0.0013, "facts_age_days": 4}},
@@ -341,8 +347,8 @@ def test_a_bad_manifest_is_refused(tmp_path, name, text, message):
             "governance/data.yaml",
             "thresholds:\n  drift_share_warn: 0.3\nseverity: {fairness: rollback, cost: rollback, "
             "facts_missing: alert}\n",
-            "must set thresholds estimated_cost_per_inference_usd_max, facts_age_days_max, facts_age_days_warn, "
-            "fairness_score_min",
+            "must set thresholds attribution_ndcg_warn, estimated_cost_per_inference_usd_max, facts_age_days_max, "
+            "facts_age_days_warn, fairness_score_min",
         ),
         (
             "governance/teams/x/data.yaml",
@@ -630,7 +636,7 @@ def test_policy_test_command_reports_as_opa_test_does(tmp_path, capsys):
     assert main(["policy", "test", shipped, "--coverage", "--threshold", "100"]) == 0
     out = capsys.readouterr().out
     assert "data.apexlogic.ai_governance_test.test_compliant_model_is_allowed: PASS" in out
-    assert "PASS: 26/26" in out
+    assert "PASS: 27/27" in out
     coverage = json.loads(out[out.index("\n{") :])
     assert coverage["coverage"] == 100.0 and coverage["files"]["ai_governance.rego"]["not_covered_lines"] == 0
     copy = _copy_bundle(tmp_path)
