@@ -153,13 +153,10 @@ def group_fairness(
 
     scored = np.flatnonzero(eligible)
     short = len(scored) >= 2 and coverage < min_coverage
+    unscored = {"ratio": None, "difference": None, "ratio_ci": None, "worst_group": None, "best_group": None}
     if short and low_coverage == "withhold":
         result.update(
-            ratio=None,
-            difference=None,
-            ratio_ci=None,
-            worst_group=None,
-            best_group=None,
+            unscored,
             note=f"the scored groups cover {coverage:.1%} of the rows, below the declared {min_coverage:.0%}: "
             f"no score ({'; '.join(gaps)})",
         )
@@ -168,11 +165,7 @@ def group_fairness(
         return AttributeFairness(**result)
     if len(scored) < 2:
         result.update(
-            ratio=None,
-            difference=None,
-            ratio_ci=None,
-            worst_group=None,
-            best_group=None,
+            unscored,
             note="; ".join([f"fewer than two groups with at least {min_group_size} rows; parity not computed", *gaps]),
         )
     else:

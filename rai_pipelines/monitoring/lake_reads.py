@@ -140,19 +140,23 @@ def report_json(lake, dataset: str, spec: ModelSpec, day: str) -> dict:
     return lake.read_json(dataset, model_partition(spec, day), "report.json")
 
 
-def drift_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame:
-    """Every feature's effect size and missing share per version over the last days whose drift
-    reports exist (not only the features that drifted on the day)."""
+def recent_reports(store, spec: ModelSpec, dataset: str, day: str, today: dict):
+    """(day, report) of the last FAIRNESS_HISTORY_DAYS days whose report exists, oldest first; the
+    day's own report is `today`, not yet written."""
     last = date.fromisoformat(day)
-    rows = []
     for offset in range(FAIRNESS_HISTORY_DAYS - 1, -1, -1):
         current = (last - timedelta(days=offset)).isoformat()
         if current == day:
-            summary = today
-        elif store.exists(datasets.DRIFT_REPORT, model_partition(spec, current), "report.json"):
-            summary = report_json(store, datasets.DRIFT_REPORT, spec, current)
-        else:
-            continue
+            yield current, today
+        elif store.exists(dataset, model_partition(spec, current), "report.json"):
+            yield current, report_json(store, dataset, spec, current)
+
+
+def drift_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame:
+    """Every feature's effect size and missing share per version over the last days whose drift
+    reports exist (not only the features that drifted on the day)."""
+    rows = []
+    for current, summary in recent_reports(store, spec, datasets.DRIFT_REPORT, day, today):
         for version, doc in summary["versions"].items():
             for f in doc["features"]:
                 rows.append(
@@ -173,16 +177,8 @@ def drift_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame
 
 def fairness_history(store, spec: ModelSpec, day: str, today: dict) -> pd.DataFrame:
     """Each enforced attribute's parity per version over the last days whose reports exist."""
-    last = date.fromisoformat(day)
     rows = []
-    for offset in range(FAIRNESS_HISTORY_DAYS - 1, -1, -1):
-        current = (last - timedelta(days=offset)).isoformat()
-        if current == day:
-            summary = today
-        elif store.exists(datasets.FAIRNESS_REPORT, model_partition(spec, current), "report.json"):
-            summary = report_json(store, datasets.FAIRNESS_REPORT, spec, current)
-        else:
-            continue
+    for current, summary in recent_reports(store, spec, datasets.FAIRNESS_REPORT, day, today):
         for version, doc in summary["versions"].items():
             for a in doc["attributes"]:
                 if a["ratio"] is not None and "&" not in a["attribute"]:
