@@ -79,6 +79,18 @@ def test_low_fidelity_gates_the_attributions(surrogate, loans):
     assert "explain the explainer, not the model" in doc["note"]
 
 
+def _explained(path, spec, loans, score, rows: int = 2_000, reference_rows: int = 5_000) -> dict:
+    """The day's explanation of a model's own file, its logged scores given by `score(window)`."""
+    reference, analysis = loans
+    explainer = load_tree_model(str(path), reference, spec.numeric_features, spec.categorical_features)
+    window = analysis.iloc[:rows].assign(model_version="1")
+    window["score"] = score(explainer.coding.matrix(window))
+    summary = explanation_summary(
+        explainer, reference_attributions(explainer, reference, reference_rows), window, 0.8, 10_000
+    )
+    return {"output": explainer.output, **summary["versions"]["1"]}
+
+
 def test_ndcg_is_clarifys_definition():
     reference = np.array([0.5, 0.3, 0.15, 0.05])  # the baseline's global mean |SHAP|, feature by feature
     assert ndcg(reference, reference * 2) == pytest.approx(1.0)  # same ranking
@@ -102,13 +114,8 @@ def test_the_models_own_lightgbm_file_explains_its_own_scores(specs, loans, tmp_
     booster = lgb.train(params, data, num_boost_round=50)
     path = tmp_path / "credit.txt"
     booster.save_model(str(path))
-    explainer = load_tree_model(str(path), reference, spec.numeric_features, spec.categorical_features)
-    assert explainer.output == "log-odds"
-    window = analysis.iloc[:2_000].assign(model_version="1")
-    window["score"] = booster.predict(coding.matrix(window))  # the scores this model logged
-    doc = explanation_summary(explainer, reference_attributions(explainer, reference, 5_000), window, 0.8, 10_000)[
-        "versions"
-    ]["1"]
+    doc = _explained(path, spec, loans, booster.predict)  # the scores this model logged
+    assert doc["output"] == "log-odds"
     assert doc["fidelity"] == pytest.approx(1.0, abs=1e-9) and doc["additivity_error"] < 1e-6
 
     pickled = tmp_path / "credit.pkl"
@@ -132,13 +139,8 @@ def test_an_xgboost_json_model_explains_its_own_scores(specs, loans, tmp_path):
     booster = xgb.train(params, data, num_boost_round=40)
     path = tmp_path / "credit.json"
     booster.save_model(str(path))
-    explainer = load_tree_model(str(path), reference, spec.numeric_features, spec.categorical_features)
-    assert explainer.output == "log-odds"
-    window = analysis.iloc[:2_000].assign(model_version="1")
-    window["score"] = booster.predict(xgb.DMatrix(coding.matrix(window), missing=np.nan))
-    doc = explanation_summary(explainer, reference_attributions(explainer, reference, 5_000), window, 0.8, 10_000)[
-        "versions"
-    ]["1"]
+    doc = _explained(path, spec, loans, lambda x: booster.predict(xgb.DMatrix(x, missing=np.nan)))
+    assert doc["output"] == "log-odds"
     # XGBoost computes in float32: its contributions add up to its margin within float32 precision (2.2e-6
     # here on log-odds up to about 8), not the 1e-15 of LightGBM's float64
     assert doc["fidelity"] == pytest.approx(1.0, abs=1e-6) and doc["additivity_error"] < 1e-5
@@ -182,13 +184,8 @@ def test_a_scikit_learn_tree_ensemble_saved_with_skops_explains_its_own_scores(s
     model.fit(coding.matrix(reference.iloc[:20_000]), reference["repaid"].iloc[:20_000])
     path = tmp_path / "credit.skops"
     sio.dump(model, path)
-    explainer = load_tree_model(str(path), reference, spec.numeric_features, spec.categorical_features)
-    assert explainer.output == ("probability" if kind == "forest" else "log-odds")
-    window = analysis.iloc[:1_000].assign(model_version="1")
-    window["score"] = model.predict_proba(coding.matrix(window))[:, 1]  # the scores this model logged
-    doc = explanation_summary(explainer, reference_attributions(explainer, reference, 2_000), window, 0.8, 10_000)[
-        "versions"
-    ]["1"]
+    doc = _explained(path, spec, loans, lambda x: model.predict_proba(x)[:, 1], rows=1_000, reference_rows=2_000)
+    assert doc["output"] == ("probability" if kind == "forest" else "log-odds")
     assert doc["fidelity"] == pytest.approx(1.0, abs=1e-9) and doc["additivity_error"] < 1e-6
 
 
@@ -218,12 +215,8 @@ def test_an_onnx_model_is_explained_model_agnostically_and_additively(specs, loa
     model = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(x, reference["repaid"].iloc[:20_000])
     path = tmp_path / "credit.onnx"
     path.write_bytes(to_onnx(model, x[:1], options={"zipmap": False}).SerializeToString())
-    explainer = load_tree_model(str(path), reference, spec.numeric_features, spec.categorical_features)
-    window = analysis.iloc[:3_000].assign(model_version="1")
-    window["score"] = model.predict_proba(coding.matrix(window).astype(np.float32))[:, 1]
-    doc = explanation_summary(explainer, reference_attributions(explainer, reference, 10_000), window, 0.8, 10_000)[
-        "versions"
-    ]["1"]
+    score = lambda x: model.predict_proba(x.astype(np.float32))[:, 1]  # noqa: E731
+    doc = _explained(path, spec, loans, score, rows=3_000, reference_rows=10_000)
     assert doc["rows_explained"] == ONNX_MAX_ROWS  # model-agnostic attributions cost more: fewer rows
     assert doc["fidelity"] > 0.999999 and doc["additivity_error"] < 1e-6
     (tmp_path / "broken.onnx").write_bytes(b"\x08\x07not a graph")

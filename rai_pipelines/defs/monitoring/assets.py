@@ -65,7 +65,7 @@ def build_model_assets(spec: ModelSpec, partitions_def: dg.PartitionsDefinition)
     return [build(spec, partitions_def) for build in builders]
 
 
-def _report_args(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dict:
+def report_args(spec: ModelSpec, partitions_def: dg.PartitionsDefinition, kinds=frozenset({"python"})) -> dict:
     """What the reports share: daily, per model, computed from the model's feature snapshot."""
     return {
         "key_prefix": [spec.asset_prefix],
@@ -73,7 +73,7 @@ def _report_args(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> di
         "partitions_def": partitions_def,
         "group_name": "monitoring",
         "tags": {"model": spec.name},
-        "kinds": {"python"},
+        "kinds": set(kinds),
     }
 
 
@@ -161,7 +161,7 @@ def build_feature_snapshots(spec: ModelSpec, partitions_def: dg.PartitionsDefini
 def build_drift_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name=datasets.DRIFT_REPORT,
-        **_report_args(spec, partitions_def),
+        **report_args(spec, partitions_def),
         description=f"{spec.name}: drift of the features against the reference (KS for numeric, chi-squared for "
         "categorical, corrected for multiple tests, with an effect size beside every p-value) and of the model "
         "score; PNG plots of the drifted features.",
@@ -224,7 +224,7 @@ def build_drift_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition)
 def build_fairness_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name=datasets.FAIRNESS_REPORT,
-        **_report_args(spec, partitions_def),
+        **report_args(spec, partitions_def),
         description=f"{spec.name}: favourable-outcome rate and, where labels exist, true- and false-positive rates "
         "per protected group and declared intersection; demographic-parity and equalized-odds ratios with "
         "bootstrap intervals; groups below the minimum size are shown but not scored; fairness over time as PNG.",
@@ -277,7 +277,7 @@ def build_fairness_report(spec: ModelSpec, partitions_def: dg.PartitionsDefiniti
 def build_performance_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name=datasets.PERFORMANCE_REPORT,
-        **_report_args(spec, partitions_def),
+        **report_args(spec, partitions_def),
         description=f"{spec.name}: ROC AUC and accuracy estimated from the scores before the labels arrive "
         "(CBPE, calibrated on the labelled reference), and ROC AUC, accuracy and calibration (Brier score, "
         "expected calibration error) on the labelled rows of the day; re-materialised when late labels arrive.",

@@ -8,7 +8,7 @@ import pyarrow as pa
 from rai_pipelines.core import datasets
 from rai_pipelines.core.markdown import table
 from rai_pipelines.core.registry import ModelSpec
-from rai_pipelines.defs.keys import model_asset_key
+from rai_pipelines.defs.monitoring.assets import report_args
 from rai_pipelines.defs.resources import LakeResource
 from rai_pipelines.monitoring.explanations import explanation_summary
 from rai_pipelines.monitoring.lake_reads import model_partition, read_window, reference_explainer
@@ -51,12 +51,7 @@ def explanation_markdown(spec: ModelSpec, summary: dict) -> str:
 def build_explanation_report(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name=datasets.EXPLANATION_REPORT,
-        key_prefix=[spec.asset_prefix],
-        deps=[model_asset_key(spec, datasets.FEATURE_SNAPSHOTS)],
-        partitions_def=partitions_def,
-        group_name="monitoring",
-        tags={"model": spec.name},
-        kinds={"python", "lightgbm"},
+        **report_args(spec, partitions_def, kinds={"python", "lightgbm"}),
         description=f"{spec.name}: per-feature attributions (TreeSHAP) of the day's scores, the explainer's "
         "fidelity against the logged scores, the drift of each feature's attributions and the nDCG of the "
         "global ranking against the reference.",
