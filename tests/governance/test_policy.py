@@ -74,11 +74,14 @@ def engine(request):
 
 def test_the_bundles_own_rego_tests_pass_and_cover_every_line(bundle):
     report = run_policy_tests(bundle, coverage=True)
-    source = (PROJECT_ROOT / "policies" / "ai_governance_test.rego").read_text()
+    source = "".join(
+        (PROJECT_ROOT / "policies" / name).read_text() for name in ("ai_governance_test.rego", "finops_test.rego")
+    )
     declared = [line.split(" ", 1)[0] for line in source.splitlines() if line.startswith("test_")]
-    assert sorted(r.name for r in report.results) == sorted(declared) and len(declared) >= 18
+    assert sorted(r.name for r in report.results) == sorted(declared) and len(declared) >= 30
     assert [r.name for r in report.results if not r.passed] == []
-    assert report.coverage_percent("ai_governance.rego") == 100.0 and report.coverage_percent() == 100.0
+    assert report.coverage_percent("ai_governance.rego") == 100.0 and report.coverage_percent("finops.rego") == 100.0
+    assert report.coverage_percent() == 100.0
     assert "with input as" in source and "with data.ai_models as" in source  # as `opa test` users write them
 
 
@@ -209,6 +212,53 @@ GOLDEN = [
         deployment(),
         {"2.0.0": {"fairness_score": 0.93, "estimated_cost_per_inference_usd": 0.0013, "facts_age_days": 4}},
         ["Governance facts are 4 days behind the newest (limit 3): compliance is not current."],
+        "alert",
+    ),
+    (  # FinOps: allocated cost per inference above the limit asks for review
+        deployment(),
+        {
+            "2.0.0": {
+                "fairness_score": 0.93,
+                "estimated_cost_per_inference_usd": 0.0013,
+                "cost_per_inference_7d_usd": 0.02,
+            }
+        },
+        ["Allocated cost per inference over 7 days is 0.02 USD, above the limit of 0.01 USD."],
+        "review",
+    ),
+    (  # a budget burning too fast alerts; with an unfair model the rollback wins
+        deployment(),
+        {"2.0.0": {"fairness_score": 0.5, "estimated_cost_per_inference_usd": 0.0013, "budget_burn_rate": 2}},
+        [UNFAIR, "Budget burning at 2 times the planned rate (limit 1.5)."],
+        "rollback",
+    ),
+    (
+        deployment(),
+        {"2.0.0": {"fairness_score": 0.93, "estimated_cost_per_inference_usd": 0.0013, "budget_burn_rate": 1.2}},
+        [],
+        "none",
+    ),
+    (
+        deployment(),
+        {
+            "2.0.0": {
+                "fairness_score": 0.93,
+                "estimated_cost_per_inference_usd": 0.0013,
+                "cost_anomaly_open_count": 1,
+                "cost_anomaly_impact_usd": 640,
+                "cost_anomaly_root_cause": "ServiceName=Amazon Elastic Compute Cloud",
+            }
+        },
+        [
+            "Open cost anomaly with an impact of 640 USD (limit 500 USD); root cause: "
+            "ServiceName=Amazon Elastic Compute Cloud."
+        ],
+        "alert",
+    ),
+    (  # a mistyped FinOps fact fails closed
+        deployment(),
+        {"2.0.0": {"fairness_score": 0.93, "estimated_cost_per_inference_usd": 0.0013, "budget_burn_rate": True}},
+        ["Governance fact budget_burn_rate is not a number: compliance cannot be shown."],
         "alert",
     ),
 ]
@@ -347,8 +397,9 @@ def test_a_bad_manifest_is_refused(tmp_path, name, text, message):
             "governance/data.yaml",
             "thresholds:\n  drift_share_warn: 0.3\nseverity: {fairness: rollback, cost: rollback, "
             "facts_missing: alert}\n",
-            "must set thresholds attribution_ndcg_warn, estimated_cost_per_inference_usd_max, facts_age_days_max, "
-            "facts_age_days_warn, fairness_score_min",
+            "must set thresholds attribution_ndcg_warn, budget_burn_rate_max, budget_burn_rate_warn, "
+            "cost_anomaly_impact_usd_max, cost_per_inference_usd_max, cost_per_inference_usd_warn, "
+            "estimated_cost_per_inference_usd_max, facts_age_days_max, facts_age_days_warn, fairness_score_min",
         ),
         (
             "governance/teams/x/data.yaml",
@@ -437,7 +488,7 @@ def test_regopy_refuses_policies_with_with_before_it_crashes_and_opa_evaluates_t
     with pytest.raises(PolicyError, match=r"pinned\.rego use `with`, which crashes regopy"):
         ENGINES["regopy"].evaluate(bundle, "data.apexlogic.pinned.x", [{"a": 1}], {})
     # the shipped tests use `with` and run on OPA; the shipped policies do not, so regopy evaluates them
-    assert PolicyBundle.load(PROJECT_ROOT / "policies").modules_with == {"ai_governance_test.rego"}
+    assert PolicyBundle.load(PROJECT_ROOT / "policies").modules_with == {"ai_governance_test.rego", "finops_test.rego"}
 
 
 def test_a_policy_that_errors_fails_closed_on_both_engines(tmp_path, engine):
@@ -523,6 +574,13 @@ facts_strategy = st.fixed_dictionaries(
         "fairness_applicable": st.one_of(st.booleans(), st.none(), st.integers(0, 1)),
         "drift_share": st.one_of(st.none(), st.floats(0, 1)),
         "drifted_features": st.one_of(st.lists(st.text(alphabet="abc_", max_size=6), max_size=3), st.none()),
+        "cost_per_inference_7d_usd": st.one_of(st.none(), st.floats(0, 0.05), st.text(max_size=3)),
+        "budget_burn_rate": st.one_of(st.none(), st.floats(0, 3), st.booleans()),
+        "budget_projected_overrun_date": st.one_of(st.none(), st.just("2026-12-19")),
+        "budget_days_until_exhausted": st.one_of(st.none(), st.integers(0, 31)),
+        "cost_anomaly_open_count": st.one_of(st.none(), st.integers(0, 3)),
+        "cost_anomaly_impact_usd": st.one_of(st.none(), st.floats(0, 2000)),
+        "cost_anomaly_root_cause": st.one_of(st.none(), st.just("ServiceName=AmazonEC2")),
     },
 )
 
@@ -601,7 +659,7 @@ def test_the_decision_does_not_depend_on_the_order_of_the_policies(tmp_path_fact
     (root / "p" / "governance" / "teams" / "credit-risk").mkdir(parents=True)
     (root / "p" / "governance" / "teams" / "credit-risk" / "gpu.rego").write_text(TEAM_RULE)
     bundle = PolicyBundle.load(root / "p")
-    assert len(bundle.policy_modules) == 2
+    assert len(bundle.policy_modules) == 3
     modules = list(bundle.modules.items())
     random.Random(seed).shuffle(modules)
     shuffled = PolicyBundle(
@@ -636,7 +694,7 @@ def test_policy_test_command_reports_as_opa_test_does(tmp_path, capsys):
     assert main(["policy", "test", shipped, "--coverage", "--threshold", "100"]) == 0
     out = capsys.readouterr().out
     assert "data.apexlogic.ai_governance_test.test_compliant_model_is_allowed: PASS" in out
-    assert "PASS: 27/27" in out
+    assert "PASS: 39/39" in out
     coverage = json.loads(out[out.index("\n{") :])
     assert coverage["coverage"] == 100.0 and coverage["files"]["ai_governance.rego"]["not_covered_lines"] == 0
     copy = _copy_bundle(tmp_path)
