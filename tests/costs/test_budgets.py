@@ -202,3 +202,39 @@ def test_budgets_read_from_the_policy_data(tmp_path):
     no_budgets = tmp_path / "none.yaml"
     no_budgets.write_text("thresholds: {}\n")
     assert load_budgets(no_budgets) == parse_budgets(None)
+
+
+def test_declarations_import_without_numpy_or_pandas(tmp_path):
+    """The policy gate validates `budgets:` with its base install (PyYAML, ruamel.yaml, pydantic):
+    the declarations must load, validate and read a file with numpy, pandas and the forecasting
+    stack unimportable."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "data.yaml"
+    path.write_text("budgets:\n  by_team:\n    people-analytics: {monthly: 12000.5, currency: EUR}\n")
+    blocked = ["numpy", "pandas", "pyarrow", "scipy", "statsforecast", "dagster"]
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "from rai_pipelines.costs.budget_declarations import load_budgets, parse_budgets\n"
+        "from rai_pipelines.core.errors import BadInputError\n"
+        f"budget = load_budgets({str(path)!r}).get('team', 'people-analytics')\n"
+        "print(budget.monthly, budget.currency)\n"
+        "try:\n"
+        "    parse_budgets({'by_team': {'t': {'monthly': '1', 'currency': 'EUR'}}})\n"
+        "except BadInputError as exc:\n"
+        "    print(exc)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["12000.5 EUR", "budgets: by_team.t.monthly: Value error, '1' is not a number"]
+
+
+def test_budgets_module_re_exports_the_declarations():
+    from rai_pipelines.costs import budget_declarations, budgets
+
+    for name in ("Budget", "Budgets", "Alerts", "Threshold", "parse_budgets", "load_budgets", "ScopeKind"):
+        assert getattr(budgets, name) is getattr(budget_declarations, name), name
