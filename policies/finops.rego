@@ -72,7 +72,7 @@ warning contains {"rule": "budget", "msg": msg} if {
 }
 
 overrun_detail := sprintf("; projected to overrun on %v, %v days of budget left", [
-	facts.budget_projected_overrun_date, facts.budget_days_until_exhausted,
+	facts.budget_projected_overrun_date, round_to(facts.budget_days_until_exhausted, 10),
 ]) if {
 	is_string(facts.budget_projected_overrun_date)
 	is_number(facts.budget_days_until_exhausted)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import date
 from pathlib import Path
 
 # What each command needs beyond the base install (the gate's): the `pipelines` extra.
@@ -286,22 +287,27 @@ def _run_gate(args) -> int:
             _needs_pipelines("gate --validation-set")
         except _MissingExtra as exc:
             raise _GateRefused(str(exc), [args.validation_set]) from exc
+        from rai_pipelines.costs.serving_prices import CatalogueEndpoints, Catalogues, serving_price
         from rai_pipelines.governance.candidate_facts import candidate_facts, read_validation_set
 
         try:
-            if not (args.model and args.candidate_version and args.candidate_score_column and args.daily_inferences):
-                raise RaiError(
-                    "--validation-set needs --model, --candidate-version, --candidate-score-column "
-                    "and --daily-inferences"
-                )
+            if not (args.model and args.candidate_version and args.candidate_score_column):
+                raise RaiError("--validation-set needs --model, --candidate-version and --candidate-score-column")
             specs = load_registry(args.registry)
             if args.model not in specs:
                 raise RaiError(f"model {args.model} is not in the registry {args.registry}")
+            spec = specs[args.model]
+            catalogues = Catalogues(
+                CatalogueEndpoints(args.aws_pricing_endpoint or None, args.gcp_catalog_endpoint or None)
+            )
+            serving = spec.version(args.candidate_version).serving
+            where = f"{spec.name} {args.candidate_version}"
             candidate = candidate_facts(
-                specs[args.model],
+                spec,
                 read_validation_set(args.validation_set),
                 args.candidate_version,
                 args.candidate_score_column,
+                lambda: serving_price(serving, where, catalogues, None, date.today(), 0).price,
                 args.daily_inferences,
                 args.baseline_score_column,
                 source=args.validation_set,
@@ -338,7 +344,21 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--candidate-version", help="the candidate's version, declared in the registry")
     gate.add_argument("--candidate-score-column", help="the validation set's column of candidate scores")
     gate.add_argument("--baseline-score-column", help="the column of the deployed version's scores")
-    gate.add_argument("--daily-inferences", type=int, help="expected inferences a day, for the cost estimate")
+    gate.add_argument(
+        "--daily-inferences",
+        type=int,
+        help="expected inferences a day, for the cost estimate (default: the registry's expected_inferences_per_day)",
+    )
+    gate.add_argument(
+        "--aws-pricing-endpoint",
+        default=settings.aws_pricing_endpoint,
+        help="AWS Price List API endpoint for the cost estimate (default: AWS's own; RAI_AWS_PRICING_ENDPOINT)",
+    )
+    gate.add_argument(
+        "--gcp-catalog-endpoint",
+        default=settings.gcp_catalog_endpoint,
+        help="Cloud Billing Catalog API endpoint (default: Google's own; RAI_GCP_CATALOG_ENDPOINT)",
+    )
     gate.add_argument("--registry", default=settings.model_registry_dir, help="model registry directory")
     gate.add_argument("--bundle", default=settings.policy_dir, help="policy bundle directory")
     gate.add_argument("--junit", help="write JUnit XML here")

@@ -19,6 +19,10 @@ from rai_pipelines.costs.sources.onprem import OnPremUsage
 from rai_pipelines.defs.costs.assets import build_cost_ledger
 from rai_pipelines.defs.costs.resources import BillingExportsResource
 from rai_pipelines.defs.costs.sensors import build_restatement_sensor
+from rai_pipelines.defs.finops.assets import build_catalogue_prices, build_model_costs
+from rai_pipelines.defs.finops.recommendations import build_finops_recommendations
+from rai_pipelines.defs.finops.reports import build_cost_anomalies, build_cost_forecast
+from rai_pipelines.defs.finops.resources import CatalogueResource, FinOpsResource
 from rai_pipelines.defs.gitops.assets import gitops_rollback
 from rai_pipelines.defs.gitops.resources import GitOpsResource
 from rai_pipelines.defs.governance.assets import build_governance_facts, governance_decisions
@@ -83,10 +87,23 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             bundle_dir=settings.policy_dir, registry_dir=settings.model_registry_dir, engine=settings.policy_engine
         ),
         "gitops": _gitops(settings),
+        "catalogue": CatalogueResource(
+            aws_endpoint=settings.aws_pricing_endpoint, gcp_endpoint=settings.gcp_catalog_endpoint
+        ),
+        "finops": FinOpsResource(
+            config_file=settings.finops_config,
+            telemetry_root=settings.telemetry_root,
+            policy_remote=settings.policy_remote,
+        ),
     }
     definitions = dg.Definitions(
         assets=[
             build_cost_ledger(days),
+            build_catalogue_prices(days),
+            build_model_costs(days),
+            build_cost_anomalies(days),
+            build_cost_forecast(days),
+            build_finops_recommendations(days),
             *(asset for spec in specs for asset in build_model_assets(spec, days)),
             *(build_governance_facts(spec, days) for spec in specs),
             governance_decisions,

@@ -39,6 +39,14 @@ class Settings:
     workdir: str
     pseudonymisation_key_file: str
     create_missing_key: bool
+    # FinOps: the catalogues' endpoints ("" is the cloud's public one), the declarations (allocation
+    # rules, anomaly thresholds, rightsizing), where utilisation telemetry lands, and the policy
+    # repository that budget and threshold recommendations are proposed to ("" proposes none there)
+    aws_pricing_endpoint: str = ""
+    gcp_catalog_endpoint: str = ""
+    finops_config: str = ""
+    telemetry_root: str = ""
+    policy_remote: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,4 +72,9 @@ class Settings:
             ),
             # The embedded default makes its own key; a configured key file must exist.
             create_missing_key=not os.environ.get("RAI_PSEUDONYMISATION_KEY_FILE", "").strip(),
+            aws_pricing_endpoint=_env("RAI_AWS_PRICING_ENDPOINT", ""),
+            gcp_catalog_endpoint=_env("RAI_GCP_CATALOG_ENDPOINT", ""),
+            finops_config=_env("RAI_FINOPS_CONFIG", str(cwd / "costs" / "finops.yaml")),
+            telemetry_root=_env("RAI_TELEMETRY_ROOT", str(Path(home) / "telemetry")),
+            policy_remote=_env("RAI_POLICY_REMOTE", ""),
         )

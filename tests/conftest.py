@@ -121,6 +121,7 @@ def copy_world(world, target: Path):
         legacy_export_root=target / "exports" / "aws-cur-legacy",
         cur2_export_root=target / "exports" / "aws-cur2",
         gitops_remote=target / "gitops.git",
+        telemetry_root=target / "telemetry",
     )
 
 
@@ -196,3 +197,25 @@ def run_cost_ledger(world, day):
             asset_selection=[dg.AssetKey("cost_ledger")],
             raise_on_error=False,
         )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_catalogue():
+    """The demo's AWS Price List (eu-west-1 EC2 on-demand) on loopback, for boto3's pricing client,
+    and the settings' catalogue endpoints pointed at loopback for the whole session: no test ever
+    asks a public catalogue (GCP's points where nothing listens)."""
+    from rai_pipelines.demo.catalogue_servers import demo_aws_catalogue, unreachable_endpoint
+
+    endpoints = {"RAI_AWS_PRICING_ENDPOINT": None, "RAI_GCP_CATALOG_ENDPOINT": unreachable_endpoint()}
+    with demo_aws_catalogue() as server:
+        endpoints["RAI_AWS_PRICING_ENDPOINT"] = server.endpoint
+        old = {k: os.environ.get(k) for k in endpoints}
+        os.environ.update(endpoints)
+        try:
+            yield server
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v

@@ -39,8 +39,39 @@ def test_demo_prints_real_rollback_commits_made_through_the_daemon(tmp_path):
         assert repo == str(home / "gitops.git")
         assert run_git(["--git-dir", repo, "cat-file", "-t", sha]).strip() == "commit"
         assert "Rai-Decision-Id:" in run_git(["--git-dir", repo, "log", "-1", "--format=%B", sha])
-    assert "credit-scoring-ai 2.0.0 denied: Estimated inference cost exceeds budget" in out.stdout
+    # the GPU version is denied for its estimated cost per inference, and alerts on its budget's burn
+    denied = re.search(r"^  policy sensor: credit-scoring-ai 2\.0\.0 denied: (.*) \(decision ", out.stdout, re.M)
+    assert denied and "Estimated inference cost exceeds budget (0.005 USD)." in denied[1]
+    assert "Budget burning at" in denied[1]
     assert "employment-screening-ai 3.2.0 denied: AI model fairness score below" in out.stdout
+    # FinOps: the demo's data transfer is an anomaly with its root cause, and the over-provisioned
+    # replicas a recommendation pushed as a branch of the GitOps repository, never merged
+    assert re.search(
+        r"^  model=employment-screening-ai: 2023-11-11\.\.2023-11-11 .*impact \+81\.00 USD .*"
+        r"root cause service=AWS Data Transfer",
+        out.stdout,
+        re.M,
+    ), out.stdout[-3000:]
+    branch = re.search(
+        r"^  instance_type employment-screening-ai 3\.2\.0: nodeSelector\.instance-type c5\.xlarge -> t3\.medium, "
+        r"saves 213\.74 USD/month: (rai-pipelines/recommendation/[0-9a-f]{16})$",
+        out.stdout,
+        re.M,
+    )
+    assert branch, out.stdout[-3000:]
+    gitops = str(home / "gitops.git")
+    proposed = run_git(
+        [
+            "--git-dir",
+            gitops,
+            "show",
+            f"{branch[1]}:apps/employment-screening-ai/overlays/production/model-version.yaml",
+        ]
+    )
+    assert "node.kubernetes.io/instance-type: t3.medium" in proposed
+    assert "t3.medium" not in run_git(
+        ["--git-dir", gitops, "show", "main:apps/employment-screening-ai/overlays/production/model-version.yaml"]
+    )
     # the attributions of the car-loan model move after the data set's change (from 2023-11-08), not before
     explained = dict(
         re.findall(r"^  (2023-11-\d\d) credit-scoring-ai .* attributions moved \((\S+), ", out.stdout, re.M)

@@ -20,6 +20,7 @@ from rai_pipelines.core.decision_log import DecisionLog
 from rai_pipelines.core.lake import Lake
 from rai_pipelines.costs.reconciliation import reconcile
 from rai_pipelines.definitions import build_definitions
+from rai_pipelines.demo.catalogue_servers import demo_ec2_rate
 from rai_pipelines.gitops.git import GitOpsCheckout, remote_head, run_git
 from rai_pipelines.gitops.render import kustomize_render
 from tests.conftest import LOOP_DAYS, make_world, settings_for
@@ -82,7 +83,8 @@ def test_ledger_attributes_serving_cost_to_model_versions(loop, specs):
             key = (row["x_ModelName"], row["x_ModelVersion"])
             by_version[key] = by_version.get(key, Decimal(0)) + row["EffectiveCost"]
     gpu = specs["credit-scoring-ai"].versions["2.0.0"].serving
-    assert by_version[("credit-scoring-ai", "2.0.0")] == Decimal(str(gpu.usd_per_hour)) * 24 * gpu.replicas
+    rate = Decimal(str(demo_ec2_rate(gpu.instance_type)))  # the demo bills at its catalogue's rate
+    assert by_version[("credit-scoring-ai", "2.0.0")] == rate * 24 * gpu.replicas
     untagged = [r for r in ledger if r["x_ModelName"] is None]
     assert {r["x_SourceUri"].rsplit("/", 1)[-1] for r in untagged} == {
         "rai-cur-1.csv.gz",
@@ -116,7 +118,17 @@ def test_governance_facts_are_computed_from_data(loop, specs):
     log = loop["lake"].read_table("inference_logs", {"model": "credit-scoring-ai", "date": v2["date"]})
     served = log.column("model_version").to_pylist().count("2.0.0")
     assert billed > 0 and v2["inference_count"] == served
-    assert v2["cost_per_inference_usd"] == pytest.approx(float(billed) / served)
+    # allocated: its own tagged cost, and its share of the EKS control plane by the day's inferences
+    summary = {
+        (r["model_name"], r["model_version"]): r
+        for r in loop["lake"].read_table("model_cost_summary", {"date": v2["date"]}).to_pylist()
+    }
+    credit = summary[("credit-scoring-ai", "2.0.0")]
+    assert credit["direct_cost"] == billed
+    control_plane = Decimal("0.10") * 24
+    served_that_day = sum(r["inferences"] for r in summary.values())
+    assert float(credit["shared_cost"]) == pytest.approx(float(control_plane) * served / served_that_day, abs=1e-9)
+    assert v2["cost_per_inference_usd"] == pytest.approx(float(credit["total_cost"]) / served)
     assert v1["fairness_score"] is None  # the car-loan data has no protected attribute
     e1, e2 = facts[("employment-screening-ai", "3.1.0")], facts[("employment-screening-ai", "3.2.0")]
     assert e1["fairness_score"] > 0.8 > e2["fairness_score"]
@@ -138,7 +150,9 @@ def test_governance_facts_are_computed_from_data(loop, specs):
     assert set(json.loads(e2["fairness_by_attribute"])) == {"SEX", "RAC1P", "SEX&RAC1P"}
     assert all(r["source_run_ids"] for r in facts.values())
     assert {r["serving_hours"] for r in facts.values()} == {24}  # the demo switches versions at midnight
-    assert v1["declared_daily_cost_usd"] == pytest.approx(0.096 * 2 * 24)
+    # two m5.large at the catalogue's 0.107 USD/h, priced through boto3 from the loopback Price List
+    assert v1["declared_daily_cost_usd"] == pytest.approx(0.107 * 2 * 24)
+    assert v1["catalogue_price_age_days"] == 0
 
 
 def test_serving_hours_charge_each_version_for_its_own_part_of_the_day():

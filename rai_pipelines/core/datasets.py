@@ -15,3 +15,10 @@ PERFORMANCE_REPORT = "performance_report"
 EXPLANATION_REPORT = "explanation_report"
 MODEL_REPORTS = (DRIFT_REPORT, FAIRNESS_REPORT, PERFORMANCE_REPORT)
 GOVERNANCE_FACTS = "governance_facts"
+# FinOps
+SERVING_PRICES = "serving_prices"  # each declared serving resource's catalogue price, per day
+MODEL_COSTS = "model_costs"  # the ledger allocated to model versions (FOCUS allocation columns)
+MODEL_COST_SUMMARY = "model_cost_summary"  # per version and day: cost, inferences, cost per inference
+COST_ANOMALIES = "cost_anomalies"
+COST_FORECAST = "cost_forecast"
+FINOPS_RECOMMENDATIONS = "finops_recommendations"

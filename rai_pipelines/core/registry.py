@@ -40,13 +40,16 @@ def validate_model_name(name: object, where: str = "model name") -> str:
 
 @dataclass(frozen=True)
 class Serving:
-    instance_type: str
-    replicas: int
-    usd_per_hour: float  # per replica, on-demand
+    """A version's declared serving resources. Their price comes from the cloud's catalogue
+    (costs.prices), never from a figure typed into the registry."""
 
-    @property
-    def usd_per_day(self) -> float:
-        return self.usd_per_hour * self.replicas * 24
+    provider: str  # aws or gcp: whose catalogue prices the instance
+    region: str  # the provider's region code (eu-west-1, europe-west1)
+    instance_type: str  # an EC2 instance type, or a Compute Engine machine type
+    replicas: int
+    gpus: int = 0  # GCP: accelerators attached per replica (AWS GPU instances carry theirs in the type)
+    gpu_type: str | None = None
+    expected_inferences_per_day: int | None = None  # the declared throughput, for the estimate before deployment
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,21 @@ Name = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=128)]
 
 
 class _ServingDoc(_Strict):
-    instance_type: Name
-    replicas: Annotated[int, pydantic.Field(ge=1)]
-    usd_per_hour: Annotated[float, pydantic.Field(ge=0, allow_inf_nan=False)]
+    provider: Literal["aws", "gcp"]
+    region: Annotated[str, pydantic.StringConstraints(pattern=r"^[a-z]{2,}(-[a-z0-9]+){1,3}$", max_length=32)]
+    instance_type: Annotated[str, pydantic.StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")]
+    replicas: Annotated[int, pydantic.Field(ge=1, le=10_000)]
+    gpus: Annotated[int, pydantic.Field(ge=0, le=16)] = 0
+    gpu_type: Name | None = None
+    expected_inferences_per_day: Annotated[int, pydantic.Field(ge=1)] | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _gpus_fit_the_provider(self) -> _ServingDoc:
+        if self.provider == "aws" and (self.gpus or self.gpu_type):
+            raise ValueError("an EC2 instance type carries its GPUs: gpus and gpu_type are for GCP machine types")
+        if self.provider == "gcp" and bool(self.gpus) != bool(self.gpu_type):
+            raise ValueError("gpus and gpu_type go together (how many accelerators of which type per replica)")
+        return self
 
 
 class _VersionDoc(_Strict):
@@ -263,7 +278,7 @@ def load_model_spec(path: Path) -> ModelSpec:
             version=version,
             image=vdoc.image,
             decision_threshold=vdoc.decision_threshold,
-            serving=Serving(vdoc.serving.instance_type, vdoc.serving.replicas, vdoc.serving.usd_per_hour),
+            serving=Serving(**vdoc.serving.model_dump()),
         )
     protected = doc.protected_attributes or {}
     numeric, categorical = tuple(doc.features.numeric), tuple(doc.features.categorical)

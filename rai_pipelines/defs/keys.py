@@ -7,6 +7,12 @@ from rai_pipelines.core.registry import ModelSpec
 
 COST_LEDGER = dg.AssetKey(datasets.COST_LEDGER)
 GOVERNANCE_DECISIONS = dg.AssetKey("governance_decisions")
+CATALOGUE_PRICES = dg.AssetKey("catalogue_prices")
+MODEL_COSTS = dg.AssetKey(datasets.MODEL_COSTS)
+COST_ANOMALIES = dg.AssetKey(datasets.COST_ANOMALIES)
+COST_FORECAST = dg.AssetKey(datasets.COST_FORECAST)
+FINOPS_RECOMMENDATIONS = dg.AssetKey(datasets.FINOPS_RECOMMENDATIONS)
+FINOPS_INPUTS_OF_FACTS = (MODEL_COSTS, COST_ANOMALIES, COST_FORECAST, CATALOGUE_PRICES)
 GITOPS_ROLLBACK = dg.AssetKey("gitops_rollback")
 # The rollback job's one op, by name: the policy sensor's run config is addressed to it.
 GITOPS_ROLLBACK_OP = GITOPS_ROLLBACK.to_python_identifier()

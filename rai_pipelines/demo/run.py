@@ -62,6 +62,21 @@ def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: flo
     say(f"Building the demo world in {home} (real CUR, car-loan and ACS traffic, GitOps repository) ...")
     world = build_world(home, specs, key)
     os.environ.update(world.env())
+    # The demo's AWS Price List on loopback: the pipeline prices the declared serving resources through
+    # boto3 from it (and caches the prices in the lake, which `dagster dev` then reads).
+    from rai_pipelines.demo.catalogue_servers import demo_aws_catalogue
+
+    catalogue = demo_aws_catalogue()
+    os.environ.setdefault("RAI_AWS_PRICING_ENDPOINT", catalogue.endpoint)
+    try:
+        return _run_loop(home, world, specs, say, daemon_timeout)
+    finally:
+        catalogue.stop()
+
+
+def _run_loop(home: Path, world, specs, say, daemon_timeout: float) -> DemoResult:
+    from rai_pipelines.settings import Settings
+
     dagster_home = _prepare_environment(home)
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -87,13 +102,15 @@ def run_demo(home: Path, say: Callable[[str], None] = print, daemon_timeout: flo
             result.daily_runs.append(run.run_id)
             say(f"  {day}: run {run.run_id[:8]} materialised the ledger, snapshots, reports and facts")
         _print_day_summaries(world, specs, say)
+        _print_finops(world, say)
 
         say("Starting the Dagster daemon: the policy sensor ticks and launches the rollback runs ...")
         _run_daemon_until_rollbacks_finish(world, instance, daemon_timeout, result, say)
 
     _print_rollbacks(world, result, say)
     # dagster dev reads a .env file in its working directory: the UI then sees the demo world.
-    (dagster_home / ".env").write_text("".join(f"{k}={v}\n" for k, v in world.env().items()))
+    ui_env = {**world.env(), "RAI_AWS_PRICING_ENDPOINT": os.environ["RAI_AWS_PRICING_ENDPOINT"]}
+    (dagster_home / ".env").write_text("".join(f"{k}={v}\n" for k, v in ui_env.items()))
     dagster = Path(sys.executable).parent / "dagster"
     cli = Path(sys.executable).parent / "rai-pipelines"
     say(
@@ -110,7 +127,7 @@ def _print_day_summaries(world, specs, say) -> None:
     from rai_pipelines.core.lake import Lake
 
     lake = Lake(str(world.lake_root))
-    say("\nCost ledger (FOCUS 1.2), per day:")
+    say("\nCost ledger (FOCUS 1.3), per day:")
     for day in world.days:
         ledger = lake.read_table(datasets.COST_LEDGER, {"date": day.isoformat()}).to_pylist()
         total = sum(r["BilledCost"] for r in ledger)
@@ -138,6 +155,49 @@ def _print_day_summaries(world, specs, say) -> None:
             f"fairness={fairness} drift_share={row['drift_share']:.2f} ({drifted}){explained} auc={auc} "
             f"cost/inference={row['cost_per_inference_usd']:.5f} USD"
         )
+
+
+def _print_finops(world, say) -> None:
+    """The last day's FinOps reports: open cost anomalies with their root cause, budgets, and the
+    recommendations pushed as branches of the GitOps repository (never merged)."""
+    from rai_pipelines.core.lake import Lake
+
+    lake, last = Lake(str(world.lake_root)), {"date": world.days[-1].isoformat()}
+    anomalies = lake.read_json(datasets.COST_ANOMALIES, last, "report.json")
+    say(f"\nCost anomalies seen on {world.days[-1]} (per model, team, service, account):")
+    for event in anomalies["events"]:
+        causes = "; ".join(
+            f"{c['dimension']}={c['value']} {c['impact']:+.2f} ({c['share']:.0%})" for c in event["root_causes"][:2]
+        )
+        scope = ", ".join(f"{k}={v}" for k, v in event["scope"].items())
+        relative = "new" if event["relative_impact"] is None else f"{event['relative_impact']:+.0%}"
+        say(
+            f"  {scope}: {event['start']}..{event['last_day']} {event['status']} {event['severity']}, impact "
+            f"{event['impact']:+.2f} {event['currency']} ({relative}); root cause {causes}"
+        )
+    if not anomalies["events"]:
+        say("  none")
+    forecast = lake.read_json(datasets.COST_FORECAST, last, "report.json")
+    say("Budgets (burn rate 1 = on track; month-end forecast with its 80% interval):")
+    for kind, statuses in forecast["budgets"].items():
+        for name, status in statuses.items():
+            if "burn_rate" in status:
+                say(
+                    f"  {kind} {name}: {status['spend_to_date']:.2f} of {status['budget']:.0f} {status['currency']} "
+                    f"spent, burn rate {status['burn_rate']:.2f}, month end {status['forecast_total']:.0f}, "
+                    f"overrun on {status['projected_overrun_date'] or '-'}"
+                )
+    recommendations = lake.read_json(datasets.FINOPS_RECOMMENDATIONS, last, "report.json")
+    say("FinOps recommendations (each a branch of the GitOps repository, for review):")
+    for rec in recommendations["recommendations"]:
+        proposal = rec.get("proposal") or {}
+        where = proposal.get("branch") or proposal.get("note", "-")
+        say(
+            f"  {rec['kind']} {rec['model']} {rec['version']}: {rec['target_field']} {rec['current']} -> "
+            f"{rec['proposed']}, saves {rec['monthly_savings']} {rec['currency']}/month: {where}"
+        )
+    if not recommendations["recommendations"]:
+        say("  none")
 
 
 def _run_daemon_until_rollbacks_finish(world, instance, timeout: float, result: DemoResult, say) -> None:

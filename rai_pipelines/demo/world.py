@@ -37,6 +37,8 @@ from rai_pipelines.core import datasets
 from rai_pipelines.core.lake import Lake
 from rai_pipelines.core.registry import ModelSpec
 from rai_pipelines.costs.sources.export_files import billing_period_folder
+from rai_pipelines.demo.catalogue_servers import demo_ec2_rate
+from rai_pipelines.demo.telemetry import write_telemetry
 from rai_pipelines.gitops.git import run_git
 from rai_pipelines.monitoring.snapshots import build_snapshot
 from rai_pipelines.settings import PROJECT_ROOT
@@ -45,6 +47,7 @@ DATA_DIR = Path(__file__).parent / "data"
 START = date(2023, 11, 1)
 DAYS = 14
 SWITCH_DAY = date(2023, 11, 6)
+ANOMALY_DAY = date(2023, 11, 11)  # employment-screening-ai's data transfer out: the demo's cost anomaly
 MARKER = ".rai-demo-world"
 ML_ACCOUNT = "210987654321"
 REPORT_NAME = "rai-cur"
@@ -58,6 +61,7 @@ class World:
     cur2_export_root: Path
     gitops_remote: Path
     days: list[date]
+    telemetry_root: Path
 
     def env(self) -> dict[str, str]:
         return {
@@ -66,6 +70,7 @@ class World:
             "RAI_AWS_CUR_EXPORT_ROOT": str(self.legacy_export_root),
             "RAI_AWS_CUR2_EXPORT_ROOT": str(self.cur2_export_root),
             "RAI_GITOPS_REMOTE": str(self.gitops_remote),
+            "RAI_TELEMETRY_ROOT": str(self.telemetry_root),
             "RAI_PARTITIONS_START": self.days[0].isoformat(),
             # the policies, registry and rates the demo ran with: the caller's, or this repository's
             **{name: os.environ.get(name, default) for name, default in project_configuration().items()},
@@ -79,6 +84,7 @@ def project_configuration() -> dict[str, str]:
         "RAI_POLICY_DIR": str(PROJECT_ROOT / "policies"),
         "RAI_MODEL_REGISTRY": str(PROJECT_ROOT / "models"),
         "RAI_ONPREM_COSTS": str(PROJECT_ROOT / "costs" / "onprem.yaml"),
+        "RAI_FINOPS_CONFIG": str(PROJECT_ROOT / "costs" / "finops.yaml"),
     }
 
 
@@ -302,6 +308,7 @@ def write_cur2(root: Path, specs: list[ModelSpec], days: list[date]) -> Path:
             for spec in specs:
                 version = spec.version(deployed_version(spec, day))
                 serving = version.serving
+                rate = demo_ec2_rate(serving.instance_type)  # the demo catalogue's price of the instance
                 for replica in range(serving.replicas):
                     instance = "i-" + hashlib.sha1(f"{spec.name}|{version.version}|{replica}".encode()).hexdigest()[:17]
                     add(
@@ -310,8 +317,8 @@ def write_cur2(root: Path, specs: list[ModelSpec], days: list[date]) -> Path:
                         "Amazon Elastic Compute Cloud",
                         f"EU-BoxUsage:{serving.instance_type}",
                         instance,
-                        serving.usd_per_hour,
-                        f"${serving.usd_per_hour} per On Demand Linux {serving.instance_type} Instance Hour",
+                        rate,
+                        f"${rate} per On Demand Linux {serving.instance_type} Instance Hour",
                         {
                             "user_model_name": spec.name,
                             "user_model_version": version.version,
@@ -319,6 +326,28 @@ def write_cur2(root: Path, specs: list[ModelSpec], days: list[date]) -> Path:
                             "user_environment": "production",
                         },
                     )
+    # The demo's cost anomaly: on ANOMALY_DAY a batch job of employment-screening-ai copies its
+    # training data out of the region for nine hours, a service that model never used before.
+    screening = [spec for spec in specs if spec.name == "employment-screening-ai"]
+    if screening and ANOMALY_DAY in days:
+        spec = screening[0]
+        version = deployed_version(spec, ANOMALY_DAY)
+        for h in range(9, 18):
+            add(
+                datetime(ANOMALY_DAY.year, ANOMALY_DAY.month, ANOMALY_DAY.day, h, tzinfo=timezone.utc),
+                "AWSDataTransfer",
+                "AWS Data Transfer",
+                "EU-DataTransfer-Out-Bytes",
+                f"arn:aws:s3:::ml-training-exports-{spec.name}",
+                9.0,
+                "$0.09 per GB - first 10 TB / month data transfer out beyond the global free tier (100 GB)",
+                {
+                    "user_model_name": spec.name,
+                    "user_model_version": version,
+                    "user_team": spec.team,
+                    "user_environment": "production",
+                },
+            )
     fields = [(c, pa.string()) for c in CUR2_STRING_COLUMNS]
     fields += [
         (c, pa.timestamp("ms", tz="UTC"))
@@ -543,6 +572,7 @@ def build_world(home: Path, specs: list[ModelSpec], key: Callable[[], bytes], da
         home / "exports" / "aws-cur2",
         home / "gitops.git",
         days,
+        home / "telemetry",
     )
     lake = Lake(str(world.lake_root))
     secret = key()
@@ -551,4 +581,12 @@ def build_world(home: Path, specs: list[ModelSpec], key: Callable[[], bytes], da
     write_legacy_cur(world.legacy_export_root)
     write_cur2(world.cur2_export_root, specs, days)
     write_gitops_repo(world.gitops_remote, specs)
+    counts = {(s.name, d): _inferences(lake, s, d) for s in specs for d in days}
+    write_telemetry(world.telemetry_root, specs, days, deployed_version, lambda s, d: counts[(s.name, d)])
     return world
+
+
+def _inferences(lake: Lake, spec: ModelSpec, day: date) -> int:
+    return lake.read_table(
+        datasets.INFERENCE_LOGS, {"model": spec.name, "date": day.isoformat()}, ["model_version"]
+    ).num_rows

@@ -301,11 +301,19 @@ def _read_data(path: Path) -> dict:
     document = document or {}
     if not isinstance(document, dict):
         raise PolicyError(f"{path}: policy data must be a mapping with 'thresholds' and/or 'severity'")
-    unknown = set(document) - {"thresholds", "severity"}
+    unknown = set(document) - {"thresholds", "severity", "budgets"}
     if unknown:
         raise PolicyError(
-            f"{path}: unknown policy data key(s) {', '.join(sorted(unknown))}; expected 'thresholds' and/or 'severity'"
+            f"{path}: unknown policy data key(s) {', '.join(sorted(unknown))}; expected 'thresholds', 'severity' "
+            "and/or 'budgets'"
         )
+    if "budgets" in document:
+        from rai_pipelines.costs.budget_declarations import parse_budgets
+
+        try:
+            parse_budgets(document["budgets"], f"{path}: budgets")
+        except BadInputError as exc:
+            raise PolicyError(str(exc)) from None
     for name, value in (document.get("thresholds") or {}).items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PolicyError(f"{path}: thresholds.{name} must be a number, not {value!r}")
@@ -343,6 +351,17 @@ def _merge_levels(levels: dict, modules: dict[str, str], root: Path) -> dict:
                 f"{root}: the organisation level ({ORG_DATA}) must set {section} {', '.join(missing)}: "
                 "the policies use them, and an unset value would never deny"
             )
+    budgets = {}
+    for level, documents in levels.items():
+        for path, document in documents:
+            if "budgets" not in document:
+                continue
+            if level != ("org",):
+                raise PolicyError(
+                    f"{path}: budgets are declared once, at the organisation level ({ORG_DATA}), by model, team "
+                    "and workload"
+                )
+            budgets = document["budgets"]
     for level, combined in merged.items():
         if level == ("org",):
             continue
@@ -355,6 +374,7 @@ def _merge_levels(levels: dict, modules: dict[str, str], root: Path) -> dict:
                 )
     return {
         **org,
+        "budgets": budgets or {},
         "teams": {lvl[1]: v for lvl, v in merged.items() if lvl[0] == "teams"},
         "models": {lvl[1]: v for lvl, v in merged.items() if lvl[0] == "models"},
     }

@@ -3,12 +3,15 @@ what the gate needs when no production traffic exists yet."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.registry import ModelSpec
+from rai_pipelines.costs.prices import Price, decimal_text
+from rai_pipelines.costs.serving_prices import estimated_cost_per_inference_usd
 from rai_pipelines.monitoring.fairness import demographic_parity, fairness_score
 
 
@@ -17,15 +20,21 @@ def candidate_facts(
     validation: pd.DataFrame,
     candidate_version: str,
     candidate_score_column: str,
-    daily_inferences: int,
+    price_of: Callable[[], Price],
+    daily_inferences: int | None = None,
     baseline_score_column: str | None = None,
     source: str = "validation set",
 ) -> dict:
     """The candidate's facts: its decisions at its declared threshold give the fairness score on the
-    validation set's protected attributes; its declared serving resources over the expected daily
-    inferences give the estimated cost per inference; its scores against the baseline's on the same
-    rows give the prediction-drift p-value."""
+    validation set's protected attributes; the catalogue price (`price_of`, asked once the validation
+    set is known to be usable) of its declared serving resources
+    over a day, divided by the expected daily inferences (`daily_inferences`, else the throughput
+    the registry declares), gives the estimated cost per inference; its scores against the
+    baseline's on the same rows give the prediction-drift p-value."""
     declared = spec.version(candidate_version)
+    where = f"{spec.name} {candidate_version}"
+    if daily_inferences is not None and daily_inferences <= 0:
+        raise BadInputError("the expected daily inferences must be a positive number")
     needed = [candidate_score_column, *spec.protected_attributes]
     if baseline_score_column:
         needed.append(baseline_score_column)
@@ -34,11 +43,12 @@ def candidate_facts(
         raise BadInputError(f"{source}: no column(s) {', '.join(missing)} for {spec.name} {candidate_version}")
     if validation.empty:
         raise BadInputError(f"{source}: the validation set is empty")
-    if daily_inferences <= 0:
-        raise BadInputError("the expected daily inferences must be a positive number")
     scores = validation[candidate_score_column]
     if scores.isna().any():
         raise BadInputError(f"{source}: column {candidate_score_column} has {int(scores.isna().sum())} missing scores")
+    price = price_of()
+    estimate = estimated_cost_per_inference_usd(price, declared.serving, where, daily_inferences)
+    daily_inferences = daily_inferences or declared.serving.expected_inferences_per_day
     decisions = (scores >= declared.decision_threshold).astype("int64")
     results = [
         demographic_parity(
@@ -56,7 +66,8 @@ def candidate_facts(
         "model_version": candidate_version,
         "inference_count": int(daily_inferences),
         "fairness_applicable": bool(spec.enforced_protected_attributes),
-        "estimated_cost_per_inference_usd": declared.serving.usd_per_day / daily_inferences,
+        "estimated_cost_per_inference_usd": estimate,
+        "estimated_from": f"{price.source}, fetched {price.fetched_on}: {decimal_text(price.usd_per_hour)} USD/h",
         "evidence": f"{source}: {len(validation)} rows",
     }
     score = fairness_score(results)

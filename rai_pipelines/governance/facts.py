@@ -45,11 +45,22 @@ FACTS_SCHEMA = pa.schema(
         ("roc_auc", pa.float64()),
         ("accuracy", pa.float64()),
         ("expected_calibration_error", pa.float64()),
-        ("daily_cost_usd", pa.float64()),
+        ("daily_cost_usd", pa.float64()),  # allocated: direct + its share of shared pools (model_costs)
         ("cost_per_inference_usd", pa.float64()),
+        ("cost_per_inference_7d_usd", pa.float64()),  # rolling 7 days: their cost over their inferences
         ("serving_hours", pa.int64()),  # hours of the day the version served (first to last request)
-        ("declared_daily_cost_usd", pa.float64()),  # declared serving cost for those hours
+        ("declared_daily_cost_usd", pa.float64()),  # catalogue price of the declared resources for those hours
         ("estimated_cost_per_inference_usd", pa.float64()),
+        ("catalogue_price_age_days", pa.int64()),
+        ("budget_monthly_usd", pa.float64()),  # the model's budget (policy data) and how it burns
+        ("budget_burn_rate", pa.float64()),
+        ("budget_projected_overrun_date", pa.string()),
+        ("budget_days_until_exhausted", pa.float64()),
+        ("forecast_month_end_usd", pa.float64()),
+        ("forecast_month_end_upper_usd", pa.float64()),  # upper end of the 80% interval
+        ("cost_anomaly_open_count", pa.int64()),  # open cost anomalies of the model and the largest's impact
+        ("cost_anomaly_impact_usd", pa.float64()),
+        ("cost_anomaly_root_cause", pa.string()),
         ("source_run_ids", pa.list_(pa.string())),
     ]
 )
@@ -64,33 +75,39 @@ def _finite(value):
 
 PERFORMANCE_FIELDS = ("labelled_rows", "roc_auc", "accuracy", "expected_calibration_error")
 POLICY_CURRENCY = "USD"  # the currency of the policies' budgets (estimated_cost_per_inference_usd_max)
-MODEL_COST_COLUMNS = (
-    "x_ModelName",
-    "x_ModelVersion",
-    "EffectiveCost",
-    "BillingCurrency",
-    "x_SourceUri",
-    "x_SourceRowNumber",
-)
 
 
-def model_costs(ledger: pa.Table, where: str) -> dict[tuple[str, str], Decimal]:
-    """Effective cost per (model, version) from the day's ledger rows that carry a model tag."""
-    cost: dict[tuple[str, str], Decimal] = {}
-    for model, version, amount, currency, uri, row in zip(
-        *(ledger.column(c).to_pylist() for c in MODEL_COST_COLUMNS), strict=True
-    ):
-        if not model:
-            continue
-        if currency != POLICY_CURRENCY:
-            # The policies' budgets are in USD: adding another currency's amounts to them would be
-            # wrong by the exchange rate, and silently.
+def allocated_costs(store, day: str) -> dict[tuple[str, str], dict]:
+    """The day's allocated cost per (model, version) in the policies' currency (model_cost_summary).
+    A version billed in another currency is an error: adding it to a USD budget would be wrong by
+    the exchange rate, and silently."""
+    partition = {"date": day}
+    if not store.exists(datasets.MODEL_COST_SUMMARY, partition):
+        raise BadInputError(f"no allocated costs for {day} at {store.uri(datasets.MODEL_COST_SUMMARY, partition)}")
+    costs: dict[tuple[str, str], dict] = {}
+    for row in store.read_table(datasets.MODEL_COST_SUMMARY, partition).to_pylist():
+        if row["BillingCurrency"] != POLICY_CURRENCY:
             raise BadInputError(
-                f"{where}: {uri} row {row} charges {model} {version} in {currency}, not {POLICY_CURRENCY}; "
-                f"cost per inference is only computed for {POLICY_CURRENCY} bills"
+                f"model_cost_summary {day}: {row['model_name']} {row['model_version']} is billed in "
+                f"{row['BillingCurrency']}, not {POLICY_CURRENCY}; cost per inference is only computed for "
+                f"{POLICY_CURRENCY} bills"
             )
-        cost[(model, version)] = cost.get((model, version), Decimal(0)) + amount
-    return cost
+        costs[(row["model_name"], row["model_version"])] = row
+    return costs
+
+
+def _serving_prices(store, day: str) -> dict:
+    partition = {"date": day}
+    if not store.exists(datasets.SERVING_PRICES, partition, "prices.json"):
+        raise BadInputError(f"no catalogue prices for {day} at {store.uri(datasets.SERVING_PRICES, partition)}")
+    return store.read_json(datasets.SERVING_PRICES, partition, "prices.json")
+
+
+def _finops_report(store, dataset: str, day: str) -> dict:
+    partition = {"date": day}
+    if not store.exists(dataset, partition, "report.json"):
+        raise BadInputError(f"no {dataset} report for {day} at {store.uri(dataset, partition, 'report.json')}")
+    return store.read_json(dataset, partition, "report.json")
 
 
 def cost_per_inference(cost: Decimal | float | None, inferences: int) -> float | None:
@@ -188,11 +205,14 @@ def read_all_facts(lake) -> list[dict]:
 
 def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> list[dict]:
     """The facts rows of one day: for every model version that served, its fairness, drift and
-    performance from the day's reports, its inference count, and its cost (attributed in the
-    ledger, and as declared in the registry for the hours it served). `run_ids` are the runs the
+    performance from the day's reports, its inference count, its cost (allocated from the ledger,
+    and its declared resources at the catalogue's price for the hours it served), its model's
+    budget burn and forecast, and the cost anomalies open on its model. `run_ids` are the runs the
     inputs came from, kept as lineage."""
-    ledger = store.read_table(datasets.COST_LEDGER, {"date": day}, columns=list(MODEL_COST_COLUMNS))
-    cost = model_costs(ledger, f"cost_ledger {day}")
+    allocated = allocated_costs(store, day)
+    prices = _serving_prices(store, day)
+    budgets = _finops_report(store, datasets.COST_FORECAST, day).get("budgets", {}).get("model", {})
+    anomalies = _finops_report(store, datasets.COST_ANOMALIES, day).get("by_model", {})
     rows = []
     for spec in specs:
         # the versions the day's reports describe: only the snapshot's version column is read
@@ -207,10 +227,15 @@ def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> li
             if version not in traffic:
                 raise BadInputError(f"{spec.name} {day}: version {version} is in the snapshot but not in the log")
             count, first, last = traffic[version]
-            serving = spec.version(version).serving
             hours = serving_hours(first, last)
-            declared = serving.usd_per_hour * serving.replicas * hours
-            actual = cost.get((spec.name, version))
+            price = prices.get(spec.name, {}).get(version)
+            if price is None:
+                raise BadInputError(f"{spec.name} {version}: no catalogue price for {day} (catalogue_prices)")
+            declared = float(price["usd_per_hour"]) * hours
+            summary = allocated.get((spec.name, version), {})
+            actual = summary.get("total_cost")
+            budget = budgets.get(spec.name, {})
+            anomaly = anomalies.get(spec.name, {})
             fair = fairness.get(version, {})
             perf = performance.get(version, {})
             low, high = fair.get("fairness_score_ci") or (None, None)
@@ -247,10 +272,21 @@ def day_facts(store, specs: list[ModelSpec], day: str, run_ids: list[str]) -> li
                     "accuracy": perf.get("accuracy"),
                     "expected_calibration_error": perf.get("expected_calibration_error"),
                     "daily_cost_usd": float(actual) if actual is not None else None,
-                    "cost_per_inference_usd": cost_per_inference(actual, int(count)),
+                    "cost_per_inference_usd": summary.get("cost_per_inference"),
+                    "cost_per_inference_7d_usd": summary.get("rolling_7d_cost_per_inference"),
                     "serving_hours": hours,
                     "declared_daily_cost_usd": declared,
                     "estimated_cost_per_inference_usd": cost_per_inference(declared, int(count)),
+                    "catalogue_price_age_days": price["age_days"],
+                    "budget_monthly_usd": budget.get("budget"),
+                    "budget_burn_rate": budget.get("burn_rate"),
+                    "budget_projected_overrun_date": budget.get("projected_overrun_date"),
+                    "budget_days_until_exhausted": budget.get("days_until_exhausted"),
+                    "forecast_month_end_usd": budget.get("forecast_total"),
+                    "forecast_month_end_upper_usd": budget.get("forecast_upper"),
+                    "cost_anomaly_open_count": anomaly.get("open_count", 0),
+                    "cost_anomaly_impact_usd": anomaly.get("impact"),
+                    "cost_anomaly_root_cause": anomaly.get("root_cause"),
                     "source_run_ids": sorted(set(run_ids)),
                 }
             )

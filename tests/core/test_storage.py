@@ -112,7 +112,8 @@ def test_registry_loads_the_shipped_models():
     specs = load_registry(PROJECT_ROOT / "models")
     assert set(specs) == {"credit-scoring-ai", "employment-screening-ai"}
     assert specs["employment-screening-ai"].enforced_protected_attributes == ("SEX",)
-    assert specs["credit-scoring-ai"].version("2.0.0").serving.usd_per_day == pytest.approx(1.212 * 24)
+    gpu = specs["credit-scoring-ai"].version("2.0.0").serving
+    assert (gpu.provider, gpu.region, gpu.instance_type, gpu.replicas) == ("aws", "eu-west-1", "g5.2xlarge", 1)
 
 
 @pytest.mark.parametrize(
@@ -134,7 +135,15 @@ def test_registry_loads_the_shipped_models():
         ),
         (lambda t: t.replace("protected_attributes: {}", "protected_attributes: {label: report}"), "reserved"),
         # case 9: costs, replicas and thresholds that cannot be
-        (lambda t: t.replace("usd_per_hour: 0.096", "usd_per_hour: -0.096"), r"usd_per_hour: Input should be greater"),
+        # the price comes from the catalogue: a hand-typed one is an unknown key, not a silent override
+        (lambda t: t.replace("replicas: 2,", "replicas: 2, usd_per_hour: 0.096,"), r"usd_per_hour: Extra inputs"),
+        (
+            lambda t: t.replace("provider: aws", "provider: azure", 1),
+            r"serving\.provider: Input should be 'aws' or 'gcp'",
+        ),
+        (lambda t: t.replace("region: eu-west-1", "region: ../etc", 1), r"serving\.region: String should match"),
+        (lambda t: t.replace("instance_type: m5.large", "instance_type: m5.large, gpus: 1", 1), "carries its GPUs"),
+        (lambda t: t.replace("expected_inferences_per_day: 4000", "expected_inferences_per_day: 0", 1), "greater"),
         (lambda t: t.replace("replicas: 2,", "replicas: 0,"), r"serving\.replicas: Input should be greater"),
         (
             lambda t: t.replace("decision_threshold: 0.5", "decision_threshold: -0.5", 1),

@@ -361,8 +361,13 @@ def test_a_charge_for_an_earlier_period_lands_on_the_first_day_of_the_file():
     assert validate_ledger(cur_to_focus(source, date(2023, 11, 1))).passed  # the rule on early charges holds
 
 
-def test_model_cost_in_another_currency_is_refused_naming_the_row():
-    from rai_pipelines.governance.facts import model_costs
+def test_model_cost_in_another_currency_is_refused_naming_the_row(tmp_path):
+    """A version billed in EUR is allocated in EUR (never added to USD), and the facts, whose budgets
+    are in USD, refuse it naming the version and the currency rather than convert it silently."""
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.costs.allocation import allocate_day, write_allocation
+    from rai_pipelines.costs.allocation_rules import AllocationRules
+    from rai_pipelines.governance.facts import allocated_costs
 
     tags = {"resource_tags": [("user_model_name", "credit-scoring-ai"), ("user_model_version", "2.0.0")]}
     rows = [_cur2_row("Usage", 1.5, **tags), _cur2_row("Usage", 2.0, line_item_currency_code="EUR", **tags)]
@@ -372,12 +377,17 @@ def test_model_cost_in_another_currency_is_refused_naming_the_row():
         "resource_tags",
         pa.array([r["resource_tags"] for r in rows], pa.map_(pa.string(), pa.string())),
     )
-    ledger = cur_to_focus(SourceFile("x.parquet", table, 1), date(2023, 11, 2))
+    day = date(2023, 11, 2)
+    ledger = cur_to_focus(SourceFile("x.parquet", table, 1), day)
     assert ledger.column("BillingCurrency").to_pylist() == ["USD", "EUR"]
-    with pytest.raises(BadInputError, match=r"x\.parquet row 2 charges credit-scoring-ai 2\.0\.0 in EUR, not USD"):
-        model_costs(ledger, "cost_ledger 2023-11-02")
-    usd_only = ledger.slice(0, 1)
-    assert model_costs(usd_only, "ledger") == {("credit-scoring-ai", "2.0.0"): Decimal("1.5")}
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_table("cost_ledger", {"date": day.isoformat()}, ledger)
+    allocation = allocate_day(lake, day, AllocationRules(), None)
+    totals = {t["BillingCurrency"]: t["direct_cost"] for t in allocation.totals.to_pylist()}
+    assert totals == {"USD": Decimal("1.5"), "EUR": Decimal("2.0")}
+    write_allocation(lake, allocation)
+    with pytest.raises(BadInputError, match=r"credit-scoring-ai 2\.0\.0 is billed in EUR, not USD"):
+        allocated_costs(lake, day.isoformat())
 
 
 def test_ledgers_conform_to_focus_and_violations_name_the_column(raw_csv):

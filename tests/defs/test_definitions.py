@@ -8,6 +8,8 @@ import subprocess
 import sys
 from collections import Counter
 
+import dagster as dg
+
 from rai_pipelines.settings import PROJECT_ROOT
 
 
@@ -43,7 +45,8 @@ def test_loading_definitions_does_not_import_heavy_libraries(tmp_path):
     code = (
         "import sys, rai_pipelines.definitions as d; "
         "print(sorted(m for m in ('alibi_detect', 'great_expectations', 'google.cloud.billing', 'regopy', "
-        "'sklearn', 'tensorflow', 'torch', 'google.cloud.bigquery', 'google.cloud.storage', 'azure.storage.blob') "
+        "'sklearn', 'tensorflow', 'torch', 'google.cloud.bigquery', 'google.cloud.storage', 'azure.storage.blob', "
+        "'statsforecast', 'boto3', 'matplotlib') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), capture_output=True, text=True, check=True)
@@ -70,7 +73,20 @@ def test_definitions_hold_every_part_of_the_loop():
         "credit_scoring_ai/performance_report",
         "credit_scoring_ai/explanation_report",  # the credit model declares explanations
         "employment_screening_ai/performance_report",
+        # the FinOps layer
+        "catalogue_prices",
+        "model_costs",
+        "cost_anomalies",
+        "cost_forecast",
+        "finops_recommendations",
     }
+    finops = defs.resolve_assets_def("model_costs")
+    assert finops.group_names_by_key[dg.AssetKey("model_costs")] == "finops"
+    facts = defs.resolve_assets_def(dg.AssetKey(["employment_screening_ai", "governance_facts"]))
+    upstream = {
+        k.to_user_string() for k in facts.asset_deps[dg.AssetKey(["employment_screening_ai", "governance_facts"])]
+    }
+    assert {"model_costs", "cost_anomalies", "cost_forecast", "catalogue_prices"} <= upstream
     sensor = defs.resolve_sensor_def("governance_policy_sensor")
     schedule = defs.resolve_schedule_def("daily_governance_job_schedule")
     assert sensor.default_status.value == "RUNNING" and schedule.default_status.value == "RUNNING"
@@ -79,6 +95,7 @@ def test_definitions_hold_every_part_of_the_loop():
     assert check_keys == {
         "reconciles_with_export",
         "focus_conformance",
+        "conserves_money",  # model_costs: the allocation adds up to the ledger
         "snapshot_is_complete",
         "snapshot_matches_reference",
     }

@@ -205,7 +205,7 @@ def validation_set(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("version,expected_code", [("3.1.0", 0), ("3.2.0", 1)])
 def test_candidate_facts_are_computed_from_a_validation_set(
-    screening_overlay, validation_set, tmp_path, capsys, version, expected_code
+    screening_overlay, validation_set, aws_catalogue, tmp_path, capsys, version, expected_code
 ):
     code = gate(
         screening_overlay(version),
@@ -221,12 +221,17 @@ def test_candidate_facts_are_computed_from_a_validation_set(
         "baseline",
         "--daily-inferences",
         "15000",
+        "--aws-pricing-endpoint",
+        aws_catalogue.endpoint,
         tmp_path=tmp_path,
     )
     out = capsys.readouterr().out
     assert code == expected_code, out
     facts = json.loads(out.split("candidate facts from ", 1)[1].split(": ", 1)[1].splitlines()[0])
-    assert facts["estimated_cost_per_inference_usd"] == pytest.approx(0.17 * 2 * 24 / 15000)
+    # c5.xlarge in eu-west-1 at the catalogue's 0.192 USD/h, two replicas, over 15,000 inferences a day
+    assert facts["estimated_cost_per_inference_usd"] == pytest.approx(0.192 * 2 * 24 / 15000)
+    assert facts["estimated_from"].endswith("0.384 USD/h")
+    assert any(r["target"] == "AWSPriceListService.GetProducts" for r in aws_catalogue.requests)
     assert facts["prediction_drift_p_value"] == pytest.approx(1.0)
     if version == "3.2.0":
         assert facts["fairness_score"] < 0.8 and "fairness score below acceptable threshold" in out
@@ -253,7 +258,7 @@ def test_a_validation_set_without_the_protected_attributes_is_an_error(screening
         "100",
         tmp_path=tmp_path,
     )
-    assert code == 2
+    assert code == 2  # refused before any catalogue is asked
     assert "no column(s) SEX" in capsys.readouterr().err
 
 

@@ -412,6 +412,18 @@ def test_a_bad_manifest_is_refused(tmp_path, name, text, message):
             "severity.cost must be one of rollback, review, alert",
         ),
         ("governance/teams/x/data.yaml", "threshold:\n  cost: 1\n", "unknown policy data key"),
+        # budgets: checked strictly, and declared once, by the organisation
+        (
+            "governance/data.yaml",
+            "budgets: {by_model: {a: {monthly: -5, currency: USD}}}\n",
+            r"budgets: by_model\.a\.monthly",
+        ),
+        ("governance/data.yaml", "budgets: {by_modle: {}}\n", r"budgets: by_modle"),
+        (
+            "governance/teams/x/data.yaml",
+            "budgets: {by_model: {a: {monthly: 5, currency: USD}}}\n",
+            "budgets are declared once, at the organisation level",
+        ),
         ("governance/teams/x/data.yaml", "thresholds:\n  fairness_score_min: high\n", "must be a number"),
         ("misc/data.yaml", "thresholds: {}\n", "must sit in governance/"),
         ("teams/x/data.yaml", "thresholds: {}\n", "must sit in governance/"),

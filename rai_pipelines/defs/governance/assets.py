@@ -6,7 +6,7 @@ import dagster as dg
 from rai_pipelines.core import datasets
 from rai_pipelines.core.markdown import table
 from rai_pipelines.core.registry import ModelSpec
-from rai_pipelines.defs.keys import COST_LEDGER, GOVERNANCE_DECISIONS, model_asset_keys, model_facts_key
+from rai_pipelines.defs.keys import FINOPS_INPUTS_OF_FACTS, GOVERNANCE_DECISIONS, model_asset_keys, model_facts_key
 from rai_pipelines.defs.resources import LakeResource
 from rai_pipelines.governance.facts import day_facts, facts_table
 
@@ -29,9 +29,10 @@ def _latest_run_id(instance: dg.DagsterInstance, key: dg.AssetKey, partition: st
 
 
 def build_governance_facts(spec: ModelSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """A model's facts, from its own reports and the day's ledger: a model whose day failed leaves
-    every other model's facts current, and its own facts age (the policies see `facts_age_days`)."""
-    upstream = [COST_LEDGER, *model_asset_keys(spec)]
+    """A model's facts, from its own reports and the day's FinOps assets (allocated cost, catalogue
+    prices, budgets, anomalies): a model whose day failed leaves every other model's facts current,
+    and its own facts age (the policies see `facts_age_days`)."""
+    upstream = [*FINOPS_INPUTS_OF_FACTS, *model_asset_keys(spec)]
 
     @dg.asset(
         key=model_facts_key(spec),
@@ -41,7 +42,8 @@ def build_governance_facts(spec: ModelSpec, partitions_def: dg.PartitionsDefinit
         kinds={"parquet"},
         tags={"model": spec.name},
         owners=[f"team:{spec.team}"] if spec.team else None,
-        description=f"{spec.name}: one row per model version and day: fairness, drift, inference count and cost. "
+        description=f"{spec.name}: one row per model version and day: fairness, drift, inference count, cost per "
+        "inference (allocated and estimated from the catalogue), budget burn and open cost anomalies. "
         "The policies read the latest row of each version as data.ai_models.",
     )
     def governance_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
