@@ -6,17 +6,32 @@ The interval is an 80% prediction interval by default, the convention of AWS Cos
 forecasts: the month's total falls below `lower` one time in ten and above `upper` one time in ten.
 
 The model is statsforecast's AutoTheta (the standard, optimised and dynamic theta models of Fiorucci
-et al., 2016, chosen by in-sample error), fitted per scope on at most `MAX_HISTORY_DAYS` days of daily
-spend after removing the weekly pattern (classical decomposition, multiplicative when spend is
-positive, done when the lag-7 autocorrelation is significant). A theta model is simple exponential
-smoothing with a drift (Hyndman and Billah, 2003): a level that follows each day's spend plus a growth
-estimated from the whole history, which is what a serving model's bill is (traffic moves the level,
-adoption makes it grow, weekends are quieter). The alternatives were backtested on the benchmark's
-series (`benchmarks/forecast.py`): AutoETS letting AICc pick trend models gave intervals that held
-the month's total 73% of the time, not 80% (a fitted trend extrapolates the noise of daily spend and
-its uncertainty is not in the model's errors); AutoETS without a trend covered 81% but lagged steady
-growth, so the total fell above the interval 14-22% of the time instead of 10%, the side that matters
-for a budget; AutoARIMA took about twenty times as long and its intervals were far too narrow.
+et al., 2016, chosen by in-sample error): simple exponential smoothing with a drift (Hyndman and
+Billah, 2003), a level that follows each day's spend plus a growth, which is what a serving model's
+bill is (traffic moves the level, adoption makes it grow, weekends are quieter). It is fitted per
+scope to at most `MAX_HISTORY_DAYS` days of spend less its weekday effects (medians of log spend's
+deviations from the week's median) and less its growth (the least-squares slope of log spend), in
+units of its median (statsforecast's theta optimiser is not scale-free); both are multiplied back
+into the simulated days. The growth is added back in full: the theta line's half of it lagged, and
+totals fell above the interval twice as often as below. Below `DRIFT_MIN_DAYS` no growth is added:
+the slope of a few weeks is more noise than growth. In backtests (`benchmarks/forecast.py`) AutoETS
+with AICc-chosen trends covered 73% (it extrapolates noise), AutoARIMA was twenty times slower.
+
+The history is made robust first (`_robust_history`; the forecast's note says what was changed). A
+level shift (a move to a GPU instance, a scale-down: the median of log spend changes by at least 25%
+and four times the day-to-day noise, across the day and across the weeks either side, and the new
+level has lasted three days) is taken out by scaling the days before it to the new level: the step
+is neither extrapolated as growth (the demo's 6x step in 14 days made a month of 857 one of 1,156 in
+[686, 1,568]) nor averaged into the level, and the older days still carry the weekly pattern and the
+noise. A day at least twice (or half) its week's median and five times the noise away is an outlier,
+replaced by that median: a one-off data transfer is not a new level. Spikes recur when there are
+`SPIKES_TO_RECUR` of them or the history has `DRIFT_MIN_DAYS`: each simulated day has one at the rate
+seen, of a size drawn from those seen. A single spike in a short history is a one-off, left out as
+other one-off charges are (reservations bought on the 1st, tax lines): forecast usage, or expect the
+interval to miss them. Series with more than a tenth of days without positive spend (intermittent
+runs, credits) are fitted as they are, with statsforecast's weekly decomposition (additive, to whose
+residuals statsforecast 2.1.1 adds the weekly pattern: a wider interval), floored at zero; any
+smoothing model forecasts intermittent spend poorly. A day with no charges is a day of zero spend.
 
 Why the interval comes from simulated sample paths. What is uncertain is the SUM of the remaining
 days, and the errors of the forecast are correlated across the horizon: a level that turns out
@@ -25,26 +40,19 @@ perfectly correlated (too wide); adding per-day variances would treat them as in
 narrow, several times so after three weeks). statsforecast simulates future paths from the fitted
 model, each simulated day fed back into the level and drift as an observed day would be, so summing
 each path over the remaining days gives draws of the remaining spend with the error correlation the
-model implies, for every model variant (a closed form for the variance of a sum exists only for the
-simplest). The interval's ends are the (1 - level)/2 and (1 + level)/2 quantiles of those sums and
-the point forecast is their mean; `percentiles` keeps the 0th to 100th percentiles of the total, from
-which a budget's overrun probability is read. The weekly factors are taken as known (their own
-uncertainty is small next to the level's). Paths are drawn with a fixed seed, so re-running a day
-gives the same figures. Spend is never negative: when the history has no negative day (no credit
-larger than the day's usage), simulated days are floored at zero.
-
-A day with no charges in the input is a day of zero spend (the ledger has no row for it). One-off
-charges (reservations bought on the 1st, tax lines) are not daily spend: forecast usage, or expect
-the interval to miss them. Known limits: a series with a day of zero spend gets an additive weekly
-decomposition, to whose residuals statsforecast 2.1.1 adds the weekly pattern, so its interval is
-wider than it should be (on the safe side); intermittent spend (most days nothing, a batch run now
-and then) is forecast poorly by any smoothing model, and its mean is pulled up by the floor at zero.
+model implies. The model's errors are independent; when its one-day errors are autocorrelated (spend
+that stays high a few days without moving the level), the simulated deviations are widened by
+sqrt((1 + rho) / (1 - rho)), the ratio for sums of AR(1) errors. The interval's ends are the
+(1 - level)/2 and (1 + level)/2 quantiles of the sums and the point forecast is their mean;
+`percentiles` keeps the 0th to 100th percentiles of the total, from which a budget's overrun
+probability is read. Weekday effects and growth are taken as known. Paths are drawn with a fixed
+seed, so re-running a day gives the same figures. A flat history gives a narrow interval.
 
 Too little history: below `MIN_HISTORY_DAYS` days (two weekly cycles) no statistical forecast is
-made: the weekly pattern cannot be told from noise before two cycles (statsforecast does not even
-test for it), and an error variance from a handful of residuals would make an 80% interval mean
-anything but 80%. The outcome is then a run-rate projection (the mean daily spend so far, times the
-days left) with no interval, `method="run-rate"` and a note that says why.
+made: the weekly pattern cannot be told from noise before two cycles, and an error variance from a
+handful of residuals would make an 80% interval mean anything but 80%. The outcome is a run-rate
+projection (the mean daily spend of the robust history, times the days left) with no interval,
+`method="run-rate"` and a note that says why.
 """
 
 from __future__ import annotations
@@ -63,14 +71,31 @@ import pandas as pd
 from rai_pipelines.core.errors import BadInputError
 
 MIN_HISTORY_DAYS = 14
-# A year of daily spend: enough for the weekly pattern and the trend; older spend describes a
-# different deployment, and the bound keeps the fit's cost and the reindexing of a hostile date
-# range small.
+# A year: enough for the weekly pattern and the growth; older spend describes another deployment, and
+# the bound keeps the fit's cost and the reindexing of a hostile date range small.
 MAX_HISTORY_DAYS = 365
 SEASON_LENGTH = 7
 N_PATHS = 1000
 SEED = 20240601
 MAX_SCOPES = 10_000
+# The robust history and the growth (see the module docstring)
+SHIFT_MIN_RATIO = 1.25
+SHIFT_MIN_SIGMAS = 4.0
+SHIFT_MIN_DAYS = 3
+SHIFT_MIN_BEFORE = 5
+SHIFT_WINDOW = 28
+SHIFT_LOCAL_DAYS = 7
+MAX_SHIFTS = 3
+OUTLIER_MIN_RATIO = 2.0
+OUTLIER_MIN_SIGMAS = 5.0
+NOISE_FLOOR = 0.01  # a day, in log spend: on a flat series only a material change is one
+MIN_POSITIVE_SHARE = 0.9
+SPIKES_TO_RECUR = 2
+MAX_NOTED = 3
+DRIFT_MIN_DAYS = 56
+MAX_AUTOCORRELATION = 0.5
+# statsforecast's theta optimiser is not scale-free: it fits a series of a few units badly
+RELATIVE_UNITS = 100.0
 
 
 @dataclass(frozen=True)
@@ -169,6 +194,115 @@ def _daily_history(dates: Sequence[date], costs: np.ndarray, as_of: date, where:
     return values, start
 
 
+def _window_medians(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """For each day t, the median of x[t - before : t + after] (fewer days at the ends)."""
+    padded = np.concatenate([np.full(before, np.nan), x, np.full(after, np.nan)])
+    with warnings.catch_warnings():  # the window before the first day is empty: its median is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, before + after)[: len(x)], axis=1)
+
+
+def _rolling_median(x: np.ndarray, half: int) -> np.ndarray:
+    """The median of each day's centred window of 2 * half + 1 days (shorter at the ends)."""
+    return _window_medians(x, half, half + 1)
+
+
+def _weekday_effects(x: np.ndarray, first_weekday: int) -> np.ndarray:
+    """The effect of each weekday (Monday first) in log spend: the median of its days' deviations
+    from their centred weekly median and a zero (no effect), so that with two weeks one spike cannot
+    make an effect: the smaller of two deviations of one sign, else none. Zero before two weeks."""
+    if len(x) < 2 * SEASON_LENGTH:
+        return np.zeros(SEASON_LENGTH)
+    weekday = (first_weekday + np.arange(len(x))) % SEASON_LENGTH
+    deviation = x - _rolling_median(x, SEASON_LENGTH // 2)
+    effect = np.array([np.median(np.append(deviation[weekday == d], 0.0)) for d in range(SEASON_LENGTH)])
+    return effect - effect.mean()
+
+
+def _noise_sd(z: np.ndarray) -> float:
+    """The day-to-day noise of a log series, from the MAD of its first differences (a level shift
+    or a spike moves one or two of them, not their median)."""
+    diffs = np.diff(z)
+    return max(1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / math.sqrt(2), NOISE_FLOOR)
+
+
+def _l1(x: np.ndarray) -> float:
+    return float(np.abs(x - np.median(x)).sum())
+
+
+def _find_shift(z: np.ndarray) -> tuple[int, float] | None:
+    """The first day and size of a material level shift in a log series less its weekday effects
+    (see the module docstring), or None; of the candidate days, the one that best splits the series
+    into two flat segments (the largest fall in absolute deviations from their medians)."""
+    n, threshold = len(z), max(math.log(SHIFT_MIN_RATIO), SHIFT_MIN_SIGMAS * _noise_sd(z))
+    delta = _window_medians(z, 0, SHIFT_WINDOW) - _window_medians(z, SHIFT_WINDOW, 0)
+    local = _window_medians(z, 0, SHIFT_LOCAL_DAYS) - _window_medians(z, SHIFT_LOCAL_DAYS, 0)
+    material = (np.minimum(np.abs(delta), np.abs(local)) >= threshold) & (delta * local > 0)
+    material[:SHIFT_MIN_BEFORE] = material[n - SHIFT_MIN_DAYS + 1 :] = False
+    best: tuple[float, int, float] | None = None
+    for t in np.flatnonzero(material):
+        before, after = z[max(0, t - SHIFT_WINDOW) : t], z[t : t + SHIFT_WINDOW]
+        gain = _l1(np.concatenate([before, after])) - _l1(before) - _l1(after)
+        if best is None or gain > best[0]:
+            best = (gain, int(t), float(delta[t]))
+    return None if best is None else best[1:]
+
+
+@dataclass(frozen=True)
+class _History:
+    """Spend with level shifts and outliers taken out, the note that says so, the sizes of recurring
+    spikes (spend / baseline - 1) and the weekday effects in log spend (Monday first), if positive."""
+
+    values: np.ndarray
+    note: str = ""
+    spikes: np.ndarray = field(default_factory=lambda: np.empty(0))
+    weekdays: np.ndarray | None = None
+
+
+def _robust_history(values: np.ndarray, start: date) -> _History:
+    """The history with level shifts scaled out and outliers replaced by their week's median, both
+    found in log spend less its weekday effects (see the module docstring)."""
+    n = len(values)
+    if n < SHIFT_MIN_BEFORE + SHIFT_MIN_DAYS or np.mean(values > 0) < MIN_POSITIVE_SHARE:
+        return _History(values)
+    x = np.log(np.maximum(values, 1e-3 * float(np.median(values[values > 0]))))
+    fitted, shifts, weekday = values.copy(), [], (start.weekday() + np.arange(n)) % SEASON_LENGTH
+    for _ in range(MAX_SHIFTS):
+        shift = _find_shift(x - _weekday_effects(x, start.weekday())[weekday])
+        if shift is None:
+            break
+        t, delta = shift
+        x[:t] += delta
+        fitted[:t] *= math.exp(delta)
+        shifts.append((start + timedelta(days=t), math.exp(delta)))
+    weekly = _weekday_effects(x, start.weekday())[weekday]
+    z = x - weekly
+    baseline = _rolling_median(z, SEASON_LENGTH // 2)
+    limit = max(math.log(OUTLIER_MIN_RATIO), OUTLIER_MIN_SIGMAS * _noise_sd(z))
+    outliers = np.flatnonzero(np.abs(z - baseline) > limit)
+    spiked = fitted.copy()
+    fitted[outliers] = np.exp(baseline[outliers] + weekly[outliers])
+    ups = outliers[z[outliers] > baseline[outliers]]
+    recur = len(ups) >= SPIKES_TO_RECUR or (len(ups) and n >= DRIFT_MIN_DAYS)
+    spikes = spiked[ups] / fitted[ups] - 1.0 if recur else np.empty(0)
+    notes = []
+    if shifts:
+        steps = ", ".join(f"{day.isoformat()} (spend x{ratio:.3g})" for day, ratio in sorted(shifts))
+        notes.append(f"level shift on {steps}: the days before it scaled to the level since")
+    if len(outliers):
+        days = ", ".join(
+            f"{start + timedelta(days=int(t))} (x{max(spiked[t], 0) / fitted[t]:.2g})" for t in outliers[:MAX_NOTED]
+        )
+        more = f" and {len(outliers) - MAX_NOTED} more" if len(outliers) > MAX_NOTED else ""
+        notes.append(f"{len(outliers)} outlier day(s) replaced by their baseline: {days}{more}")
+    if len(spikes):
+        notes.append(f"{len(spikes)} spikes in {n} days recur: simulated at that rate")
+    elif len(ups):
+        notes.append("a single spike is a one-off: not simulated")
+    effects = _weekday_effects(np.log(fitted), start.weekday()) if fitted.min() > 0 else None
+    return _History(fitted, "; ".join(notes), spikes, effects)
+
+
 @dataclass(frozen=True)
 class _Series:
     scope: dict[str, str]
@@ -183,11 +317,11 @@ def _month_actual(series: _Series, as_of: date) -> float:
     return float(series.values[offset:].sum())
 
 
-def _run_rate(series: _Series, as_of: date, level: float, why: str) -> MonthEndForecast:
+def _run_rate(series: _Series, fit: np.ndarray, as_of: date, level: float, why: str) -> MonthEndForecast:
     _, last = month_bounds(as_of)
     remaining = (last - as_of).days
     actual = _month_actual(series, as_of)
-    rate = float(series.values.mean())
+    rate = float(fit.mean())
     return MonthEndForecast(
         month=f"{as_of:%Y-%m}",
         as_of=as_of,
@@ -229,16 +363,16 @@ def _complete(series: _Series, as_of: date, level: float) -> MonthEndForecast:
 
 def _too_short(series: _Series) -> str:
     return (
-        f"only {len(series.values)} days of history (at least {MIN_HISTORY_DAYS}, two weekly cycles, are needed "
-        "for a statistical forecast with a prediction interval): run-rate projection, no interval"
+        f"only {len(series.values)} days of history (at least {MIN_HISTORY_DAYS}, two weekly cycles, are needed"
+        " for a statistical forecast with a prediction interval): run-rate projection, no interval"
     )
 
 
-def _model():
+def _model(season_length: int = SEASON_LENGTH):
     """The forecasting model, one fitted per scope."""
     from statsforecast.models import AutoTheta
 
-    return AutoTheta(season_length=SEASON_LENGTH)
+    return AutoTheta(season_length=season_length)
 
 
 def _describe(fitted) -> str:
@@ -252,33 +386,91 @@ def _describe(fitted) -> str:
     return f"statsforecast {fitted.alias}"
 
 
-def _simulate_remaining(series_list: list[_Series], h: int) -> list[tuple[np.ndarray, str]]:
-    """Fit the model to every series in one StatsForecast call and simulate each one's next `h`
-    days: (paths of shape N_PATHS x h in the series' units, description of the model)."""
+def _add_spikes(paths: np.ndarray, history: _History) -> np.ndarray:
+    """Recurring spikes on the simulated days: on each day one with probability (spikes seen / days
+    of history), of a size drawn from those seen, relative to the day's simulated spend."""
+    if not len(history.spikes):
+        return paths
+    rng = np.random.default_rng(SEED)
+    hits = rng.random(paths.shape) < len(history.spikes) / len(history.values)
+    return paths * (1.0 + hits * rng.choice(history.spikes, size=paths.shape))
+
+
+def _adjusted(series: _Series, history: _History) -> tuple[np.ndarray, float, float]:
+    """The spend fitted: less weekday effects and growth, in units of its median / RELATIVE_UNITS;
+    that median's log and the growth a day to add back (see the module docstring)."""
+    n = len(history.values)
+    z = np.log(history.values) - history.weekdays[(series.start.weekday() + np.arange(n)) % SEASON_LENGTH]
+    slope = float(np.polyfit(np.arange(n), z, 1)[0])
+    z -= slope * np.arange(n)
+    center = float(np.median(z))
+    return RELATIVE_UNITS * np.exp(z - center), center, slope if n >= DRIFT_MIN_DAYS else 0.0
+
+
+def _autocorrelation_factor(fitted) -> float:
+    """sqrt((1 + rho) / (1 - rho)), rho the lag-1 autocorrelation of the model's one-day errors when
+    positive (capped; from four weeks of them): the widening of a sum of AR(1) errors."""
+    residuals = np.asarray(fitted.model_["residuals"], dtype=np.float64)[3:]
+    if len(residuals) < 4 * SEASON_LENGTH or np.std(residuals) == 0:
+        return 1.0
+    rho = min(float(np.corrcoef(residuals[:-1], residuals[1:])[0, 1]), MAX_AUTOCORRELATION)
+    return math.sqrt((1 + rho) / (1 - rho)) if rho > 0 else 1.0
+
+
+def _fit_group(model, frames: list[pd.DataFrame]) -> dict[str, object]:
+    """Fit `model` to every series in one StatsForecast call: the fitted model by unique_id."""
     from statsforecast import StatsForecast  # heavy (statsmodels, scipy.stats): only when forecasting
 
-    frames = [
-        pd.DataFrame({"unique_id": str(k), "ds": pd.date_range(s.start, periods=len(s.values)), "y": s.values})
-        for k, s in enumerate(series_list)
-    ]
-    sf = StatsForecast(models=[_model()], freq="D", n_jobs=1)
+    sf = StatsForecast(models=[model], freq="D", n_jobs=1)
     with warnings.catch_warnings():
         # candidate fits that divide by zero on short or flat series are dropped by the library
         warnings.simplefilter("ignore", RuntimeWarning)
         sf.fit(pd.concat(frames, ignore_index=True))
-    row_of = {uid: row for row, uid in enumerate(sf.uids)}
+    return {uid: sf.fitted_[row, 0] for row, uid in enumerate(sf.uids)}
+
+
+def _simulate_remaining(series_list: list[_Series], fits: list[_History], h: int) -> list[tuple[np.ndarray, str]]:
+    """Fit the model to every series' robust history and simulate each one's next `h` days: (paths
+    of shape N_PATHS x h in the series' units, description of the model). Series in log spend are
+    fitted together without a season (their weekday effects are taken out), the others together
+    with statsforecast's weekly decomposition."""
+    frames: dict[bool, list[pd.DataFrame]] = {True: [], False: []}
+    growth: dict[int, float] = {}
+    center: dict[int, float] = {}
+    for k, (s, history) in enumerate(zip(series_list, fits, strict=True)):
+        in_logs = history.weekdays is not None
+        y = history.values
+        if in_logs:
+            y, center[k], growth[k] = _adjusted(s, history)
+        frames[in_logs].append(
+            pd.DataFrame({"unique_id": str(k), "ds": pd.date_range(s.start, periods=len(y)), "y": y})
+        )
+    fitted_of = {}
+    for in_logs, group in frames.items():
+        if group:
+            fitted_of |= _fit_group(_model(1 if in_logs else SEASON_LENGTH), group)
     out = []
-    for k, s in enumerate(series_list):
-        fitted = sf.fitted_[row_of[str(k)], 0]
+    for k, (s, history) in enumerate(zip(series_list, fits, strict=True)):
+        fitted = fitted_of[str(k)]
         # the library seeds numpy's global generator too: leave the caller's as it was
         global_state = np.random.get_state()
         try:
             paths = np.asarray(fitted.simulate(h=h, n_paths=N_PATHS, seed=SEED), dtype=np.float64)
         finally:
             np.random.set_state(global_state)
-        if s.values.min() >= 0:
-            paths = np.maximum(paths, 0.0)
-        out.append((paths, f"{_describe(fitted)}, {N_PATHS} simulated paths"))
+        if history.weekdays is not None:
+            mean = paths.mean(axis=0)
+            paths = mean + (paths - mean) * _autocorrelation_factor(fitted)
+            days = len(history.values) + np.arange(h)
+            weekday = (s.start.weekday() + days) % SEASON_LENGTH
+            scale = np.exp(center[k] + growth[k] * days + history.weekdays[weekday]) / RELATIVE_UNITS
+            paths = np.maximum(paths, 0.0) * scale
+            what = f"{_describe(fitted)} of daily spend less weekday effects and growth"
+        else:
+            if s.values.min() >= 0:
+                paths = np.maximum(paths, 0.0)
+            what = _describe(fitted)
+        out.append((_add_spikes(paths, history), f"{what}, {N_PATHS} simulated paths"))
     return out
 
 
@@ -288,15 +480,19 @@ def _forecast_series(series_list: list[_Series], as_of: date, level: float) -> l
     h = (last - as_of).days
     results: list[MonthEndForecast | None] = [None] * len(series_list)
     fit_idx: list[int] = []
+    fits: dict[int, _History] = {}
     for i, series in enumerate(series_list):
         if h == 0:
             results[i] = _complete(series, as_of, level)
-        elif len(series.values) < MIN_HISTORY_DAYS:
-            results[i] = _run_rate(series, as_of, level, _too_short(series))
+            continue
+        fits[i] = _robust_history(series.values, series.start)
+        if len(series.values) < MIN_HISTORY_DAYS:
+            fit, note = fits[i].values, fits[i].note
+            results[i] = _run_rate(series, fit, as_of, level, "; ".join(filter(None, [_too_short(series), note])))
         else:
             fit_idx.append(i)
     if fit_idx:
-        simulated = _simulate_remaining([series_list[i] for i in fit_idx], h)
+        simulated = _simulate_remaining([series_list[i] for i in fit_idx], [fits[i] for i in fit_idx], h)
         for i, (paths, method) in zip(fit_idx, simulated, strict=True):
             s = series_list[i]
             sums = paths.sum(axis=1)
@@ -314,6 +510,7 @@ def _forecast_series(series_list: list[_Series], as_of: date, level: float) -> l
                 days_of_history=len(s.values),
                 days_elapsed=as_of.day,
                 days_remaining=h,
+                note=fits[i].note,
                 scope=s.scope,
                 currency=s.currency,
                 percentiles=tuple(float(v) for v in actual + np.percentile(sums, np.arange(101))),

@@ -81,7 +81,8 @@ def test_interval_is_that_of_the_sum_of_the_days_left(monkeypatch):
     n = 200
     y = 500 + np.cumsum(rng.normal(0, 6, n)) + rng.normal(0, 20, n)
     days = pd.date_range(end=AS_OF, periods=n, freq="D")
-    monkeypatch.setattr(fc, "_model", lambda: AutoETS(season_length=7, model="ANN"))
+    monkeypatch.setattr(fc, "_model", lambda season_length=7: AutoETS(season_length=7, model="ANN"))
+    monkeypatch.setattr(fc, "_robust_history", lambda values, start: fc._History(values))  # spend as it is
     f = forecast_month_end(pd.Series(y, index=days), AS_OF)
     assert "ETS(A,N,N)" in f.method
 
@@ -211,3 +212,70 @@ def test_bad_tables_are_refused():
     late = pd.DataFrame({"date": [date(2024, 5, 20)], "model": ["late"], "cost": [5.0], "currency": ["USD"]})
     scopes = [f.scope["model"] for f in forecast_many(pd.concat([table, late]), ["model"], AS_OF)]
     assert scopes == ["model-0", "model-1"]
+
+
+# The demo's allocated daily costs, 1-14 November 2023: credit-scoring-ai moved to a GPU node on the 6th (a
+# permanent level shift); employment-screening-ai had a one-off data transfer out on the 11th.
+DEMO_DAYS = pd.date_range("2023-11-01", "2023-11-14", freq="D")
+GPU_MOVE = [5.59957] * 5 + [33.15157] + [33.151465] * 6 + [33.15149] * 2
+DATA_TRANSFER = [11.15243] * 6 + [11.152535] * 4 + [92.152535, 11.152535, 11.15251, 11.15251]
+
+
+def test_a_level_shift_is_forecast_at_its_new_level_not_as_growth():
+    f = forecast_month_end(pd.Series(GPU_MOVE, index=DEMO_DAYS), date(2023, 11, 14))
+    expected = sum(GPU_MOVE) + 16 * 33.15149  # 326.36 spent, 16 days left at the new level: 856.78
+    assert f.has_interval and f.actual_to_date == pytest.approx(sum(GPU_MOVE))
+    assert f.forecast_total == pytest.approx(expected, rel=0.01)
+    assert 800 < f.lower <= f.forecast_total <= f.upper < 900  # was 1156 in [686, 1568]: the step as growth
+    assert "level shift on 2023-11-06 (spend x5.92)" in f.note
+    # before two weeks of history: a run-rate of the level since the shift, not of the ten days' mean
+    early = forecast_month_end(pd.Series(GPU_MOVE[:10], index=DEMO_DAYS[:10]), date(2023, 11, 10))
+    assert early.method == "run-rate" and "level shift on 2023-11-06" in early.note
+    assert early.forecast_total == pytest.approx(sum(GPU_MOVE[:10]) + 20 * 33.15149, rel=0.001)
+
+
+def test_a_one_day_spike_is_not_extrapolated():
+    f = forecast_month_end(pd.Series(DATA_TRANSFER, index=DEMO_DAYS), date(2023, 11, 14))
+    expected = sum(DATA_TRANSFER) + 16 * 11.15251  # 237.13 spent, 16 days at the usual 11.15: 415.57
+    assert f.forecast_total == pytest.approx(expected, rel=0.01)
+    assert f.upper < 440  # was 807 in [400, 1215]
+    assert "1 outlier day(s) replaced by their baseline: 2023-11-11 (x8.3)" in f.note
+    assert "a single spike is a one-off" in f.note
+
+
+def _noisy(rng, days: pd.DatetimeIndex, base: float) -> np.ndarray:
+    weekly = np.where(days.dayofweek >= 5, 0.7, 1.0)
+    return base * weekly * np.exp(rng.normal(0.0, 0.04, len(days)))
+
+
+def test_a_level_shift_in_noisy_spend_with_a_weekly_pattern():
+    # 100 days at about 40 a day, then three times as much from 2 May: eight days of the new level on 9 May
+    rng = np.random.default_rng(4)
+    days = pd.date_range("2024-01-23", MONTH_END, freq="D")
+    spend = _noisy(rng, days, 40.0) * np.where(days >= pd.Timestamp("2024-05-02"), 3.0, 1.0)
+    series = pd.Series(spend, index=days)
+    as_of = date(2024, 5, 9)
+    f = forecast_month_end(series, as_of)
+    actual = float(series[series.index >= pd.Timestamp("2024-05-01")].sum())
+    assert f.lower <= actual <= f.upper
+    assert f.forecast_total == pytest.approx(actual, rel=0.04)
+    assert (f.upper - f.lower) / f.forecast_total < 0.15
+    assert "level shift on 2024-05-02" in f.note
+
+
+def test_recurring_spikes_are_simulated_not_taken_for_the_level():
+    rng = np.random.default_rng(8)
+    days = pd.date_range("2024-01-11", AS_OF, freq="D")  # 121 days
+    calm = _noisy(rng, days, 100.0)
+    spiky = calm.copy()
+    spiky[[20, 50, 80, len(days) - 2]] *= 5.0  # a backfill now and then, the last one two days ago
+    quiet = forecast_month_end(pd.Series(calm, index=days), AS_OF)
+    f = forecast_month_end(pd.Series(spiky, index=days), AS_OF)
+    assert "4 spikes in 121 days recur" in f.note
+    # the level is that of the days around the spikes: with no spike in the 21 days left (half the paths)
+    # the total is that of the calm series
+    assert f.lower - f.actual_to_date == pytest.approx(quiet.lower - quiet.actual_to_date, rel=0.03)
+    # a spike about every 30 days of four days' extra spend: about 2.8 days' spend more over the 21 left
+    extra = (f.forecast_total - f.actual_to_date) - (quiet.forecast_total - quiet.actual_to_date)
+    assert 1.5 * 92 < extra < 4.5 * 92
+    assert f.upper - f.actual_to_date > 1.1 * (quiet.upper - quiet.actual_to_date)
