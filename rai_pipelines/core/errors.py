@@ -15,3 +15,10 @@ class PolicyError(RaiError):
 
 class GitOpsError(RaiError):
     """A GitOps repository operation that failed (clone, render, push)."""
+
+
+def validation_problems(exc) -> str:
+    """A pydantic ValidationError as `field.path: message; ...`, for errors that name the field."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors(include_url=False)
+    )

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.errors import BadInputError, validation_problems
 from rai_pipelines.core.yamlfile import read_yaml_mapping
 
 # A model version ends up in file paths, Git commit messages, kustomize fields and CLI arguments:
@@ -262,9 +262,7 @@ def _model_doc(document: dict, path: Path) -> _ModelDoc:
     try:
         return _ModelDoc.model_validate(document)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
+        problems = validation_problems(exc)
         raise BadInputError(f"{path}: {problems}") from None
 
 

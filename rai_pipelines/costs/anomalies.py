@@ -53,7 +53,7 @@ import pandas as pd
 import pyarrow as pa
 import pydantic
 
-from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.errors import BadInputError, validation_problems
 from rai_pipelines.costs.anomaly_baseline import DetectorOutput, DetectorParams, run_detector
 from rai_pipelines.costs.anomaly_events import LEAF, TOTAL, AnomalyEvent, EventJudge, Panel
 from rai_pipelines.costs.anomaly_root_cause import RootCause
@@ -125,9 +125,7 @@ class AnomalyConfig(pydantic.BaseModel):
 
 
 def _problems(exc: pydantic.ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors(include_url=False)
-    )
+    return validation_problems(exc)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.errors import BadInputError, validation_problems
 
 ScopeKind = Literal["model", "team", "workload"]
 MAX_BUDGET = Decimal("1e12")
@@ -91,9 +91,7 @@ def parse_budgets(document: object, where: str = "budgets") -> Budgets:
     try:
         return Budgets.model_validate(document)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
+        problems = validation_problems(exc)
         raise BadInputError(f"{where}: {problems}") from None
 
 

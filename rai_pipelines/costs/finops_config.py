@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.errors import BadInputError, validation_problems
 from rai_pipelines.core.registry import validate_model_name
 from rai_pipelines.core.yamlfile import read_yaml_mapping
 from rai_pipelines.costs.allocation_rules import AllocationRules
@@ -94,9 +94,7 @@ def finops_config_from_mapping(document: object, where: str) -> FinOpsConfig:
     try:
         return FinOpsConfig.model_validate({**document, "source": where})
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
+        problems = validation_problems(exc)
         raise BadInputError(f"{where}: {problems}") from None
 
 

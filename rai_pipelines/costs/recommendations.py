@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pydantic
 
-from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.errors import BadInputError, validation_problems
 from rai_pipelines.core.registry import validate_model_name, validate_model_version
 from rai_pipelines.costs.telemetry import Evidence, EvidenceWindow, Usage, summarise_usage
 
@@ -159,7 +159,7 @@ def declared(model: type[_Strict], document: dict, where: str):
     try:
         return model.model_validate(document)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        problems = validation_problems(exc)
         raise BadInputError(f"{where}: {problems}") from None
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pydantic
 
-from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.errors import BadInputError, validation_problems
 from rai_pipelines.core.registry import validate_model_name, validate_model_version
 
 METRICS = ("cpu_cores", "memory_bytes", "gpu_utilisation", "inferences_per_s")
@@ -54,7 +54,7 @@ class LabelMap(pydantic.BaseModel):
         try:
             return cls.model_validate(document)
         except pydantic.ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+            problems = validation_problems(exc)
             raise BadInputError(f"telemetry label map: {problems}") from None
 
 

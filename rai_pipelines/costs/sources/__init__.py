@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pydantic
 
-from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.core.errors import BadInputError, validation_problems
 from rai_pipelines.core.yamlfile import read_yaml_mapping
 from rai_pipelines.costs.ledger_schema import SourceConfig, SourceKind
 from rai_pipelines.costs.sources import aws_cur, aws_focus, azure_focus, focus_files, gcp_bigquery, gcp_storage, onprem
@@ -68,7 +68,7 @@ def source_config(kind: str, fields: dict, where: str) -> SourceConfig:
     try:
         return config(**fields)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        problems = validation_problems(exc)
         raise BadInputError(f"{where}: {problems}") from None
 
 
