@@ -52,6 +52,9 @@ class RightsizingDoc(_Strict):
     propose: bool = True  # push each recommendation as a branch (never merged)
     overlay: str = "apps/{model}/overlays/production"  # the GitOps folder holding the model's serving patch
     budget_margin: Annotated[float, pydantic.Field(ge=0, le=10)] = 0.25
+    # the discount a commitment (Savings Plan, committed use) would buy, for the coverage rule; none:
+    # coverage is not assessed
+    commitment_discount_rate: Annotated[float, pydantic.Field(gt=0, lt=1)] | None = None
     policy_bundle_path: str = "policies"  # where the bundle sits in the policy repository
 
     @pydantic.field_validator("instance_types", "min_replicas")

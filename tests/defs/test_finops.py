@@ -107,6 +107,12 @@ def test_the_rightsizing_recommendation_is_a_branch_never_merged(finops):
         r for r in report["recommendations"] if r["model"] == "employment-screening-ai" and r["kind"] == "instance_type"
     ]
     assert len(moved) == 1
+    # commitment coverage: the demo's compute is all on demand; whether a commitment is worth buying is
+    # reported (with its evidence or the reason not), never pushed to Git
+    coverage = [r for r in report["recommendations"] + report["skipped"] if r["kind"] == "commitment_coverage"]
+    assert len(coverage) == 1
+    if "proposal" in coverage[0]:
+        assert "branch" not in coverage[0]["proposal"] and Decimal(coverage[0]["monthly_savings"]) > 0
     rec = moved[0]
     assert (rec["current"], rec["proposed"]) == ("c5.xlarge", "t3.medium")
     # two replicas a month (730 h) at the catalogue's 0.192 and 0.0456 USD/h

@@ -17,14 +17,16 @@ from rai_pipelines.core import datasets
 from rai_pipelines.core.errors import BadInputError, GitOpsError
 from rai_pipelines.core.markdown import table
 from rai_pipelines.core.registry import load_registry
-from rai_pipelines.costs.cost_series import version_summaries
+from rai_pipelines.costs.cost_series import read_partitions, version_summaries
 from rai_pipelines.costs.prices import PriceCache, UnknownPriceError
 from rai_pipelines.costs.recommendations import (
+    LEDGER_COLUMNS,
     Recommendation,
     ServingCase,
     ServingProfile,
     Skipped,
     recommend_budget,
+    recommend_commitment,
     recommend_serving,
 )
 from rai_pipelines.costs.serving_prices import serving_price
@@ -32,7 +34,7 @@ from rai_pipelines.costs.telemetry import METRICS, EvidenceWindow, combine, read
 from rai_pipelines.defs.finops.resources import CatalogueResource, FinOpsResource
 from rai_pipelines.defs.gitops.resources import GitOpsResource
 from rai_pipelines.defs.governance.resources import PolicyResource
-from rai_pipelines.defs.keys import CATALOGUE_PRICES, FINOPS_RECOMMENDATIONS, MODEL_COSTS
+from rai_pipelines.defs.keys import CATALOGUE_PRICES, COST_LEDGER, FINOPS_RECOMMENDATIONS, MODEL_COSTS
 from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
 from rai_pipelines.gitops.proposals import edit_policy_data, edit_serving_resources, propose
 from rai_pipelines.governance.bundle import PolicyBundle
@@ -76,7 +78,7 @@ def build_finops_recommendations(partitions_def: dg.PartitionsDefinition) -> dg.
     @dg.asset(
         key=FINOPS_RECOMMENDATIONS,
         partitions_def=partitions_def,
-        deps=[MODEL_COSTS, CATALOGUE_PRICES],
+        deps=[MODEL_COSTS, CATALOGUE_PRICES, COST_LEDGER],
         group_name="finops",
         kinds={"git", "prometheus"},
         description="Rightsizing from utilisation telemetry (CPU requests at the 95th percentile and memory at "
@@ -152,6 +154,14 @@ def build_finops_recommendations(partitions_def: dg.PartitionsDefinition) -> dg.
                 outcome = recommend_budget(model, version, per_day, days[0], day, Decimal(str(limit)),
                                            margin=sizing.budget_margin)  # fmt: skip
                 (made if isinstance(outcome, Recommendation) else skipped).append(outcome)
+        if sizing.commitment_discount_rate is not None:
+            ledger = read_partitions(store, datasets.COST_LEDGER, days[0], day, list(LEDGER_COLUMNS))
+            if ledger is None:
+                skipped.append(Skipped("commitment_coverage", None, None, "no cost ledger in the window"))
+            else:
+                rate = Decimal(str(sizing.commitment_discount_rate))
+                outcome = recommend_commitment(ledger.to_pandas(), window.start, window.end, rate)
+                (made if isinstance(outcome, Recommendation) else skipped).append(outcome)
         proposals = _propose(context, made, sizing, gitops, finops, policy, bundle, store)
         document = {
             "as_of": day.isoformat(),
@@ -207,6 +217,9 @@ def _propose(context, made, sizing, gitops: GitOpsResource, finops: FinOpsResour
     facts = ai_models_document(read_all_facts(store))
     out: dict[str, dict] = {}
     for rec in made:
+        if rec.kind == "commitment_coverage":
+            out[rec.id] = {"note": "reported for a purchase decision: a commitment is bought, not committed to Git"}
+            continue
         try:
             if rec.target == "gitops":
                 overlay = sizing.overlay.format(model=rec.model)
