@@ -27,9 +27,11 @@ ServiceName, SubAccountId, RegionId, SkuId), with the number of origin charges i
 (`x_OriginCharges`); every origin charge of a line has the same ratio, so the line's ratio is each
 charge's. `by_charge=True` keeps one line per origin charge and allocation instead (with ResourceId and
 x_SourceRowHash), for audits of small days. DuckDB does the work over the Parquet lake: one pass reads
-only the columns needed and aggregates the charges, then each pool's aggregated cost is split (a few
-thousand groups a day, not a million charges); nothing is done row by row in Python. Up to eight days
-go through one query, and the next days are computed while the caller writes the last ones.
+only the columns needed and aggregates the charges (that pass is nearly all of the time: decoding the
+two DECIMAL(38, 18) money columns alone is about a third of it), then each pool's aggregated cost is
+split in Arrow (a few thousand groups a day, not a million charges); nothing is done row by row in
+Python. Up to eight days go through one query, and the next days are computed while the caller writes
+the last ones.
 
 EffectiveCost (amortised: FOCUS's basis for allocation) is allocated, BilledCost by the same ratios
 beside it. Each split amount is the origin cost times the ratio, and the last line of a split takes what
@@ -56,6 +58,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -63,15 +66,18 @@ import pyarrow.parquet as pq
 from rai_pipelines.core.errors import BadInputError, RaiError
 from rai_pipelines.core.lake import Lake
 from rai_pipelines.costs.allocation_rules import (
+    ELEMENT_LINE_COLUMNS,
     USAGE_SCHEMA,
     AllocationRules,
+    element_pairs,
     elements_table,
     ledger_columns,
     pool_sql,
+    split_shares,
     usage_by_day,
     validate_usage,
 )
-from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, MONEY, MONEY_SQL, duckdb_connection
+from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, MONEY, duckdb_connection
 
 COST_LEDGER = "cost_ledger"
 MODEL_COSTS = "model_costs"
@@ -143,6 +149,8 @@ TOTALS_SCHEMA = pa.schema(
 _KEYS = ("BillingCurrency", "ServiceName", "SubAccountId", "RegionId", "SkuId")
 _CHARGE_KEYS = ("ResourceId", "x_SourceRowHash")
 _ALWAYS_READ = (*_KEYS, "x_ModelName", "x_ModelVersion", "EffectiveCost", "BilledCost")
+_LINES_SCHEMA = COSTS_SCHEMA.append(pa.field("day", pa.date32()))
+_EPOCH = date(1970, 1, 1)
 
 
 class ConservationError(RaiError):
@@ -168,9 +176,8 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _nulls(metadata: pq.FileMetaData, column: str) -> int | None:
+def _nulls(metadata: pq.FileMetaData, index: int) -> int | None:
     """How many of a column's values are null, from the file's statistics (None: not recorded)."""
-    index = metadata.schema.to_arrow_schema().get_field_index(column)
     nulls = 0
     for group in range(metadata.num_row_groups):
         statistics = metadata.row_group(group).column(index).statistics
@@ -200,7 +207,7 @@ def _ledger_source(con, lake: Lake, days: list[date], columns: list[str]) -> tup
             if column in ("EffectiveCost", "BilledCost") and schema.field(column).type != expected:
                 raise BadInputError(f"{uri}: {column} is {schema.field(column).type}, expected {expected}")
         for column in ("BillingCurrency", "EffectiveCost", "BilledCost"):
-            nulls = _nulls(metadata, column)
+            nulls = _nulls(metadata, schema.get_field_index(column))
             if nulls:
                 raise BadInputError(f"{uri}: {nulls:,} charge(s) with no {column}: their cost cannot be totalled")
             count_nulls |= nulls is None
@@ -217,24 +224,40 @@ def _ledger_source(con, lake: Lake, days: list[date], columns: list[str]) -> tup
     return "\nUNION ALL\n".join(selects), count_nulls
 
 
+def ledger_read_columns(rules: AllocationRules, by_charge: bool = False) -> list[str]:
+    """The ledger columns an allocation by `rules` reads (the others are never decoded)."""
+    return list(dict.fromkeys([*_ALWAYS_READ, *(_CHARGE_KEYS if by_charge else ()), *ledger_columns(rules)]))
+
+
 def _aggregate(con, lake: Lake, days: list[date], rules: AllocationRules, by_charge: bool) -> None:
-    """alloc_groups: the days' charges summed per allocation key. The model tags are grouped as they
-    are (cheaper than a CASE per row) and dropped from the charges that are not direct afterwards, on
-    the groups."""
-    keys = [*_KEYS, *(_CHARGE_KEYS if by_charge else ())]
-    columns = list(dict.fromkeys([*_ALWAYS_READ, *(_CHARGE_KEYS if by_charge else ()), *ledger_columns(rules)]))
-    source, count_nulls = _ledger_source(con, lake, days, columns)
+    """alloc_groups: the days' charges summed per line (day, pool, model tags of a direct charge and
+    the keys), numbered (`gid`) in day order. The model tags are grouped as they are (cheaper than a
+    CASE per row), then dropped from the charges that are not direct and their groups merged: on a few
+    thousand groups a day, not a million charges."""
+    keys = ", ".join(f'"{k}"' for k in (*_KEYS, *(_CHARGE_KEYS if by_charge else ())))
+    source, count_nulls = _ledger_source(con, lake, days, ledger_read_columns(rules, by_charge))
     case, params = pool_sql(rules)
-    listed = ", ".join(f'"{k}"' for k in keys)
     known = "count(EffectiveCost)" if count_nulls else "count(*)"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE alloc_groups AS
-        SELECT date, pool, x_ModelName, x_ModelVersion, {listed},
-               sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost, count(*) AS origin_charges,
-               {known} AS effective_rows, {known.replace("EffectiveCost", "BilledCost")} AS billed_rows
-        FROM (SELECT *, {case} AS pool FROM ({source}))
-        GROUP BY ALL
+        WITH charges AS (
+            SELECT date, pool, x_ModelName, x_ModelVersion, {keys},
+                   sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost, count(*) AS origin_charges,
+                   {known} AS effective_rows, {known.replace("EffectiveCost", "BilledCost")} AS billed_rows
+            FROM (SELECT *, {case} AS pool FROM ({source}))
+            GROUP BY ALL
+        )
+        SELECT row_number() OVER (ORDER BY date, pool) AS gid, *
+        FROM (
+            SELECT date, pool, CASE WHEN pool = -1 THEN x_ModelName END AS model,
+                   CASE WHEN pool = -1 THEN x_ModelVersion END AS version, {keys},
+                   sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost,
+                   sum(origin_charges) AS origin_charges, sum(effective_rows) AS effective_rows,
+                   sum(billed_rows) AS billed_rows
+            FROM charges GROUP BY ALL
+        )
+        ORDER BY gid
         """,
         params,
     )
@@ -266,68 +289,76 @@ def _check_ledger(con, lake: Lake) -> dict[tuple[date, str], dict]:
 _DIRECT_DETAILS = '{"Elements": [{"AllocatedRatio": 1}]}'
 
 
-def _lines(con, by_charge: bool) -> pa.Table:
-    """The allocation lines of the aggregated days, in COSTS_SCHEMA (plus `day`), in no particular order."""
-    names = (*_KEYS, *(_CHARGE_KEYS if by_charge else ()))
-    keys, g_keys = ", ".join(f'"{k}"' for k in names), ", ".join(f'g."{k}"' for k in names)
-    charge_columns = "ResourceId, x_SourceRowHash" if by_charge else "NULL AS ResourceId, NULL AS x_SourceRowHash"
-    # The ratio is a double: a part is exact to about 1e-16 of the origin cost, kept to 12 places so
-    # that it carries no digits the double did not have; the last line takes the rest, exactly.
-    part = "CASE WHEN e.last THEN NULL ELSE CAST(CAST(g.{0} * e.ratio AS DECIMAL(38, 12)) AS {1}) END"
+def _by_day(table: pa.Table) -> pa.Table:
+    """`table` in day order (a stable sort, where DuckDB did not already give it so), so that each
+    day's rows are a slice of it."""
+    day = table.column("day")
+    if len(day) < 2 or pc.all(pc.less_equal(day[:-1], day[1:])).as_py():
+        return table
+    return table.take(pc.sort_indices(day))
+
+
+def _fetch_groups(con, by_charge: bool) -> tuple[pa.Table, pa.Table]:
+    """The aggregated groups of the days in Arrow, in day order: those of a pool (to be split), and
+    the direct and untagged ones as their lines (their text columns written by DuckDB)."""
     version_tags = "CAST(json_object('rai/model_name', model, 'rai/model_version', version) AS VARCHAR)"
-    table = con.sql(
+    charges = ", ".join(c if by_charge else f"NULL AS {c}" for c in _CHARGE_KEYS)
+    # The periods are written as TIMESTAMP and labelled UTC in Arrow, which moves no value (DuckDB's
+    # cast from DATE to TIMESTAMPTZ costs some 200 ns a value).
+    common = f"""CAST(date AS TIMESTAMP) AS ChargePeriodStart, CAST(date + 1 AS TIMESTAMP) AS ChargePeriodEnd,
+                 {", ".join(f'"{k}"' for k in _KEYS)}, origin_charges AS x_OriginCharges, {charges}, date AS day,
+                 EffectiveCost, BilledCost"""
+    pooled = con.sql(f"SELECT {common}, gid, pool FROM alloc_groups WHERE pool >= 0").to_arrow_table()
+    category = "CASE WHEN pool = -1 THEN 'direct' ELSE 'untagged' END"
+    whole = con.sql(
         f"""
-        WITH g AS (
-            SELECT row_number() OVER () AS gid, *,
-                   CAST(EffectiveCost AS DOUBLE) AS effective_double, CAST(BilledCost AS DOUBLE) AS billed_double
-            FROM (
-                SELECT date, pool, CASE WHEN pool = -1 THEN x_ModelName END AS model,
-                       CASE WHEN pool = -1 THEN x_ModelVersion END AS version, {keys},
-                       sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost,
-                       sum(origin_charges) AS origin_charges
-                FROM alloc_groups GROUP BY ALL
-            )
-        ),
-        split AS (
-            SELECT g.gid, g.date, {g_keys}, g.EffectiveCost, g.BilledCost,
-                   g.origin_charges, e.ordinal, e.category, e.model, e.version, e.pool_name, e.last, e.method_id,
-                   e.details, e.note, e.tags,
-                   {part.format("effective_double", MONEY_SQL)} AS effective_part,
-                   {part.format("billed_double", MONEY_SQL)} AS billed_part
-            FROM g JOIN alloc_elements AS e ON e.date = g.date AND e.pool = g.pool
-        ),
-        taken AS (SELECT gid, sum(effective_part) AS effective, sum(billed_part) AS billed FROM split GROUP BY gid),
-        lines AS (
-            SELECT date, category, model, version, pool_name, {keys},
-                   CASE WHEN last THEN EffectiveCost - COALESCE(taken.effective, 0) ELSE effective_part END
-                       AS EffectiveCost,
-                   CASE WHEN last THEN BilledCost - COALESCE(taken.billed, 0) ELSE billed_part END AS BilledCost,
-                   method_id, details,
-                   CASE WHEN category = 'shared' THEN model || '/' || version END AS resource,
-                   tags, origin_charges, note
-            FROM split JOIN taken USING (gid)
-            UNION ALL
-            SELECT date, CASE WHEN pool = -1 THEN 'direct' ELSE 'untagged' END, model, version, NULL, {keys},
-                   EffectiveCost, BilledCost,
-                   CASE WHEN pool = -1 THEN 'direct' ELSE 'untagged' END, '{_DIRECT_DETAILS}',
-                   CASE WHEN pool = -1 THEN model || '/' || version END,
-                   CASE WHEN pool = -1 THEN {version_tags} END,
-                   origin_charges, NULL
-            FROM g WHERE pool < 0
-        )
-        SELECT CAST(date AS TIMESTAMPTZ) AS ChargePeriodStart, CAST(date + 1 AS TIMESTAMPTZ) AS ChargePeriodEnd,
-               category AS x_AllocationCategory, model AS x_ModelName, version AS x_ModelVersion,
-               pool_name AS x_SharedPool, BillingCurrency, EffectiveCost, BilledCost,
-               ServiceName, SubAccountId, RegionId, SkuId,
-               method_id AS AllocatedMethodId, details AS AllocatedMethodDetails,
-               resource AS AllocatedResourceId, resource AS AllocatedResourceName, tags AS AllocatedTags,
-               origin_charges AS x_OriginCharges, note AS x_AllocationNote, {charge_columns}
-        FROM lines
+        SELECT {common}, {category} AS x_AllocationCategory, model AS x_ModelName, version AS x_ModelVersion,
+               NULL AS x_SharedPool, {category} AS AllocatedMethodId, '{_DIRECT_DETAILS}' AS AllocatedMethodDetails,
+               CASE WHEN pool = -1 THEN model || '/' || version END AS AllocatedResourceId,
+               AllocatedResourceId AS AllocatedResourceName,
+               CASE WHEN pool = -1 THEN {version_tags} END AS AllocatedTags, NULL AS x_AllocationNote
+        FROM alloc_groups WHERE pool < 0
         """
     ).to_arrow_table()
-    columns = [table.column(f.name).cast(f.type) for f in COSTS_SCHEMA]
-    day = pc.cast(table.column("ChargePeriodStart"), pa.date32())
-    return pa.Table.from_arrays([*columns, day], schema=COSTS_SCHEMA.append(pa.field("day", pa.date32())))
+    return pooled, whole
+
+
+def _lines(pooled: pa.Table, whole: pa.Table, elements: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """The allocation lines of the days, in COSTS_SCHEMA plus `day`, each table in day order: the
+    shares of the pools' groups (`pooled`, split by `elements`, the pools' lines), and the direct and
+    untagged lines (`whole`). A split line is its group's columns and its element's, both taken in
+    Arrow; the groups come in (day, pool) order and each (day, pool)'s elements are consecutive."""
+    group, element = element_pairs(pooled, elements)
+    # The groups' costs as doubles, for the ratios: cast once a group, not once a line.
+    for money in ("EffectiveCost", "BilledCost"):
+        pooled = pooled.append_column(f"{money}_double", pooled.column(money).cast(pa.float64()))
+    split = pooled.take(group)
+    last = pc.take(elements.column("last"), element)
+    ratio = pc.take(elements.column("ratio"), element)
+    for money in ("EffectiveCost", "BilledCost"):
+        shares = split_shares(split.column(money), split.column(f"{money}_double"), ratio, last, split.column("gid"))
+        split = split.set_column(split.schema.get_field_index(money), money, shares)
+    taken = {}  # the element's text columns, each taken once (the resource is the line's id and name)
+    for name, column in ELEMENT_LINE_COLUMNS.items():
+        if column not in taken:
+            taken[column] = pc.take(elements.column(column), element)
+        split = split.append_column(name, taken[column])
+    return tuple(
+        pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in _LINES_SCHEMA], schema=_LINES_SCHEMA)
+        for table in (_by_day(split), _by_day(whole))
+    )
+
+
+def _day_slices(tables: tuple[pa.Table, ...], days: list[date]) -> dict[date, pa.Table]:
+    """Each day's lines (without `day`) from tables in day order: slices, nothing is copied."""
+    slices = {day: [] for day in days}
+    for table in tables:
+        ordinals = table.column("day").cast(pa.int32()).to_numpy()
+        bounds = np.searchsorted(ordinals, [(day - _EPOCH).days for day in [*days, days[-1] + timedelta(days=1)]])
+        costs = table.drop_columns(["day"])
+        for i, day in enumerate(days):
+            slices[day].append(costs.slice(bounds[i], bounds[i + 1] - bounds[i]))
+    return {day: pa.concat_tables(parts) for day, parts in slices.items()}
 
 
 # -- summaries ------------------------------------------------------------------------------------
@@ -491,28 +522,28 @@ def allocate_days(
     rolling = Rolling(read_history(lake, days) if history is None else history)
     con = duckdb_connection(threads)
 
-    def compute(chunk: list[date]) -> tuple[pa.Table, dict, dict]:
+    def aggregate(chunk: list[date]) -> tuple:
         # DuckDB is only ever used from this one worker thread; it releases the GIL while it runs.
         _aggregate(con, lake, chunk, rules, by_charge)
-        ledger = _check_ledger(con, lake)
-        present = con.execute("SELECT DISTINCT date, pool FROM alloc_groups WHERE pool >= 0")
-        con.register("alloc_elements", elements_table(present.fetchall(), rules, usage_of))
-        lines = _lines(con, by_charge)
-        con.unregister("alloc_elements")
-        return lines, ledger, _category_sums(lines)
+        present = con.execute("SELECT DISTINCT date, pool FROM alloc_groups WHERE pool >= 0").fetchall()
+        return _check_ledger(con, lake), present, *_fetch_groups(con, by_charge)
 
     chunks = list(_chunks(days, max(1, days_per_query)))
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="allocation")
     try:
         con.execute(f"SET memory_limit = {_sql_text(memory_limit)}")
-        con.execute("SET preserve_insertion_order = false")
-        pending = worker.submit(compute, chunks[0])
+        # Kept (DuckDB's default): a day-ordered table is read back in day order, so each day's lines
+        # are a slice of the days' lines.
+        con.execute("SET preserve_insertion_order = true")
+        pending = worker.submit(aggregate, chunks[0])
         for number, chunk in enumerate(chunks):
-            lines, ledger, sums = pending.result()
+            ledger, present, pooled, whole = pending.result()
             if number + 1 < len(chunks):
-                pending = worker.submit(compute, chunks[number + 1])
-            for day in chunk:
-                costs = lines.filter(pc.equal(lines.column("day"), pa.scalar(day, pa.date32()))).drop_columns(["day"])
+                pending = worker.submit(aggregate, chunks[number + 1])
+            # The split and the summaries run here, while DuckDB reads and aggregates the next days.
+            lines = _lines(pooled, whole, elements_table(present, rules, usage_of))
+            sums = _category_sums(pa.concat_tables(lines))
+            for day, costs in _day_slices(lines, chunk).items():
                 day_sums = {key[1:]: value for key, value in sums.items() if key[0] == day}
                 day_ledger = {currency: figures for (d, currency), figures in ledger.items() if d == day}
                 totals = totals_table(day, day_sums, day_ledger, lake.uri(COST_LEDGER, {"date": day.isoformat()}))
@@ -558,6 +589,7 @@ __all__ = [
     "DayAllocation",
     "allocate_day",
     "allocate_days",
+    "ledger_read_columns",
     "read_history",
     "validate_usage",
     "write_allocation",

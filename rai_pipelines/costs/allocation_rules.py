@@ -21,7 +21,8 @@ capacity that is not a positive number, or a capacity on an even split are refus
 
 The usage the split divides by (USAGE_SCHEMA) is checked here too, and each pool's day becomes its
 lines (`pool_elements`): the versions' ratios and, when a declared capacity is not used up, the idle
-line, with the usage behind each ratio in FOCUS 1.3's AllocatedMethodDetails shape.
+line, with the usage behind each ratio in FOCUS 1.3's AllocatedMethodDetails shape; each aggregated
+charge of a pool is then split into those lines (`element_pairs`, `split_shares`), in Arrow.
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pydantic
 
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.registry import validate_model_name
 from rai_pipelines.core.yamlfile import check_yaml_bounds, read_yaml_mapping
-from rai_pipelines.costs.ledger_schema import tag_key
+from rai_pipelines.costs.ledger_schema import MONEY, tag_key
 
 # Each model version's usage of a day, which the caller builds from inference logs and telemetry; a
 # null is unknown (never zero): requests split by cpu_request_core_hours, gpu_hours by gpu_hours,
@@ -420,6 +423,7 @@ ELEMENTS_SCHEMA = pa.schema(
         ("note", pa.string()),
         ("pool_name", pa.string()),
         ("tags", pa.string()),  # AllocatedTags of a version's share
+        ("resource", pa.string()),  # AllocatedResourceId of a version's share: <model>/<version>
     ]
 )
 
@@ -451,6 +455,64 @@ def elements_table(present: list[tuple[date, int]], rules: AllocationRules, usag
                     "note": element.note,
                     "pool_name": pool.name,
                     "tags": None if element.model is None else _version_tags(element, pool),
+                    "resource": None if element.category != "shared" else f"{element.model}/{element.version}",
                 }
             )
     return pa.Table.from_pylist(rows, schema=ELEMENTS_SCHEMA)
+
+
+# -- the lines of a split ----------------------------------------------------------------------------
+
+_PART = pa.decimal128(38, 12)
+_WIDE = pa.decimal256(39, 18)
+# The columns of a split line that are its element's (the pool's line it is a share of).
+ELEMENT_LINE_COLUMNS = {
+    "x_AllocationCategory": "category",
+    "x_ModelName": "model",
+    "x_ModelVersion": "version",
+    "x_SharedPool": "pool_name",
+    "AllocatedMethodId": "method_id",
+    "AllocatedMethodDetails": "details",
+    "AllocatedResourceId": "resource",
+    "AllocatedResourceName": "resource",
+    "AllocatedTags": "tags",
+    "x_AllocationNote": "note",
+}
+
+
+def split_shares(total: pa.Array, double: pa.Array, ratio: pa.Array, last: pa.Array, gid: pa.Array) -> pa.Array:
+    """Each split line's share of its group's cost `total` (`double`: the same as a double): the cost
+    times the ratio (a double, exact to about 1e-16 of the cost) kept to 12 places, so that it carries
+    no digits the double did not have; the group's last line takes what the others leave, exactly.
+    Arrow rounds the double exactly (half to even), and some ten times faster than DuckDB's casts from
+    DOUBLE to DECIMAL. `last` says which line of each group (`gid`) takes the rest."""
+    part = pc.multiply(double, ratio).cast(_PART).cast(MONEY)
+    taken = pa.table({"gid": gid, "part": part}).filter(pc.invert(last)).group_by("gid").aggregate([("part", "sum")])
+    lasts = pa.table({"gid": gid, "total": total}).filter(last)
+    others = pc.take(taken.column("part_sum"), pc.index_in(lasts.column("gid"), value_set=taken.column("gid")))
+    # Through decimal256: DECIMAL(38, 18) minus DECIMAL(38, 18) is typed DECIMAL(39, 18) by Arrow.
+    rest = pc.subtract(lasts.column("total").cast(_WIDE), pc.coalesce(others, pa.scalar(0, MONEY)).cast(_WIDE))
+    return pc.replace_with_mask(_whole(part), _whole(last), _whole(rest.cast(MONEY)))
+
+
+def _whole(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def element_pairs(groups: pa.Table, elements: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """(group, element) row numbers of every group of a pool and every element of its (day, pool):
+    an equi-join of groups in (day, pool) order with elements whose (day, pool)s are consecutive."""
+
+    def key(table: pa.Table, day: str) -> np.ndarray:
+        days = table.column(day).cast(pa.int32()).to_numpy().astype(np.int64)
+        return days * (MAX_POOLS + 1) + table.column("pool").to_numpy()
+
+    element_keys, first, count = np.unique(key(elements, "date"), return_index=True, return_counts=True)
+    group_keys = key(groups, "day")
+    where = np.searchsorted(element_keys, group_keys)
+    if len(group_keys) and (where.max() >= len(element_keys) or (element_keys[where] != group_keys).any()):
+        raise RuntimeError("a pool's day has charges and no split")  # present is taken from the groups
+    repeat = count[where]
+    group = np.repeat(np.arange(len(group_keys)), repeat)
+    offset = np.arange(len(group)) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+    return pa.array(group), pa.array(np.repeat(first[where], repeat) + offset)

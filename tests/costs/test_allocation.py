@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,8 +28,8 @@ from rai_pipelines.costs.allocation import (
     validate_usage,
     write_allocation,
 )
-from rai_pipelines.costs.allocation_rules import load_rules, parse_rules
-from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA
+from rai_pipelines.costs.allocation_rules import element_pairs, load_rules, parse_rules, split_shares
+from rai_pipelines.costs.ledger_schema import LEDGER_SCHEMA, MONEY
 
 DAY = date(2025, 3, 10)
 GPU = "arn:aws:eks:us-east-1:123456789012:nodegroup/ml-shared/gpu-a100/{}"
@@ -490,3 +490,56 @@ def test_an_object_store_lake(s3_server, rules):
     assert by_version(lines_of(result.costs, "shared")) == {(CREDIT, "1.0"): Decimal(6)}
     write_allocation(lake, result)
     assert lake.read_table(MODEL_COST_SUMMARY, {"date": DAY.isoformat()}).to_pylist()[0]["cost_per_inference"] == 5.0
+
+
+def test_a_share_is_the_double_kept_to_twelve_places_and_the_last_line_takes_the_rest():
+    """Three lines of each group: a half and a third (the double kept to 12 places, half to even)
+    and the last, which takes what they leave, to the last digit."""
+    totals = ["12345678.123456789", "-3.33", "0.000244140625", "0.000000000001"]
+    rows = [(g, Decimal(t), ratio, i == 2) for g, t in enumerate(totals) for i, ratio in enumerate([0.5, 1 / 3, 0.2])]
+    gid, total, ratio, last = (list(column) for column in zip(*rows, strict=True))
+    shares = split_shares(
+        pa.array(total, MONEY), pa.array([float(t) for t in total]), pa.array(ratio), pa.array(last), pa.array(gid)
+    ).to_pylist()
+    for g, cost in enumerate(totals):
+        half, third, rest = shares[3 * g : 3 * g + 3]
+        for share, r in ((half, 0.5), (third, 1 / 3)):
+            assert share == Decimal(float(Decimal(cost)) * r).quantize(Decimal("1e-12"), ROUND_HALF_EVEN)
+        assert half + third + rest == Decimal(cost)
+    assert shares[6] == Decimal("0.000122070312")  # half of 1/4096 is 1/8192 = 0.0001220703125: a tie, to even
+
+
+def test_element_pairs_join_each_group_to_its_pools_lines():
+    groups = pa.table({"day": pa.array([DAY, DAY, DAY + timedelta(days=1)]), "pool": [1, 0, 0]})
+    elements = pa.table({"date": pa.array([DAY, DAY, DAY, DAY + timedelta(days=1)]), "pool": [0, 0, 1, 0]})
+    group, element = element_pairs(groups, elements)
+    assert list(zip(group.to_pylist(), element.to_pylist(), strict=True)) == [(0, 2), (1, 0), (1, 1), (2, 3)]
+
+
+def test_days_allocated_in_one_query_are_the_days_allocated_one_by_one(lake, rules):
+    days = [DAY + timedelta(days=i) for i in range(3)]
+    for number, day in enumerate(days):
+        write_ledger(
+            lake,
+            day,
+            [direct(CREDIT, "1.0", f"{number + 1}.5"), gpu(1, f"{10 * number + 3}.25"), gpu(2, "0.01"),
+             {"ServiceName": "Amazon Elastic Kubernetes Service", "Tags": '{"cluster": "ml-shared"}',
+              "EffectiveCost": f"{number}.99"},
+             {"EffectiveCost": "0.07", "ServiceName": f"Service {number}"}],
+        )  # fmt: skip
+    rows = [
+        {"date": day, "model_name": m, "model_version": "1.0", "gpu_hours": 10.0 + n + i, "cpu_request_core_hours": 1.0}
+        for i, day in enumerate(days)
+        for n, m in enumerate((CREDIT, EMPLOY))
+    ]
+    day_usage = pa.Table.from_pylist(rows)
+    together = list(allocate_days(lake, days, rules, day_usage, days_per_query=3))
+    alone = [allocate_day(lake, day, rules, day_usage, history=USAGE_SCHEMA.empty_table()) for day in days]
+    keys = [(name, "ascending") for name in ("x_AllocationCategory", "x_ModelName", "x_SharedPool", "ServiceName")]
+    for joint, single in zip(together, alone, strict=True):
+        assert joint.costs.num_rows == single.costs.num_rows > 0
+        assert set(joint.costs.column("ChargePeriodStart").to_pylist()) == {
+            single.costs["ChargePeriodStart"][0].as_py()
+        }
+        assert joint.costs.sort_by(keys).equals(single.costs.sort_by(keys))
+        assert joint.totals.equals(single.totals)
