@@ -96,11 +96,14 @@ def allocated_costs(store, day: str) -> dict[tuple[str, str], dict]:
     return costs
 
 
+SERVING_PRICES_FILE = "prices.json"  # the catalogue_prices asset's document: model -> version -> price
+
+
 def _serving_prices(store, day: str) -> dict:
     partition = {"date": day}
-    if not store.exists(datasets.SERVING_PRICES, partition, "prices.json"):
+    if not store.exists(datasets.SERVING_PRICES, partition, SERVING_PRICES_FILE):
         raise BadInputError(f"no catalogue prices for {day} at {store.uri(datasets.SERVING_PRICES, partition)}")
-    return store.read_json(datasets.SERVING_PRICES, partition, "prices.json")
+    return store.read_json(datasets.SERVING_PRICES, partition, SERVING_PRICES_FILE)
 
 
 def _finops_report(store, dataset: str, day: str) -> dict:

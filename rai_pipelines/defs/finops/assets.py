@@ -7,7 +7,6 @@ from datetime import date, datetime, timezone
 import dagster as dg
 
 from rai_pipelines.core import datasets
-from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.core.markdown import table
 from rai_pipelines.costs.allocation import ConservationError, allocate_day, write_allocation
 from rai_pipelines.costs.prices import PriceCache, decimal_text, monthly_cost
@@ -15,9 +14,9 @@ from rai_pipelines.costs.serving_prices import serving_price
 from rai_pipelines.defs.finops.resources import CatalogueResource, FinOpsResource
 from rai_pipelines.defs.keys import CATALOGUE_PRICES, COST_LEDGER, MODEL_COSTS
 from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
+from rai_pipelines.governance.facts import SERVING_PRICES_FILE
 from rai_pipelines.governance.finops_inputs import day_usage
 
-PRICES_FILE = "prices.json"
 CONSERVES = "conserves_money"
 
 
@@ -77,7 +76,7 @@ def build_catalogue_prices(partitions_def: dg.PartitionsDefinition) -> dg.Assets
                 )
                 if found.age_days > max_age:
                     context.log.warning(f"{where}: {found.note}")
-        uri = store.write_json(datasets.SERVING_PRICES, {"date": context.partition_key}, PRICES_FILE, document)
+        uri = store.write_json(datasets.SERVING_PRICES, {"date": context.partition_key}, SERVING_PRICES_FILE, document)
         return dg.MaterializeResult(
             metadata={
                 "dagster/uri": uri,
@@ -89,15 +88,6 @@ def build_catalogue_prices(partitions_def: dg.PartitionsDefinition) -> dg.Assets
         )
 
     return catalogue_prices
-
-
-def read_serving_prices(store, day: str) -> dict[str, dict]:
-    """The day's catalogue prices per model and version (catalogue_prices' document)."""
-    if not store.exists(datasets.SERVING_PRICES, {"date": day}, PRICES_FILE):
-        raise BadInputError(
-            f"no catalogue prices for {day} at {store.uri(datasets.SERVING_PRICES, {'date': day}, PRICES_FILE)}"
-        )
-    return store.read_json(datasets.SERVING_PRICES, {"date": day}, PRICES_FILE)
 
 
 def build_model_costs(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
