@@ -45,7 +45,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Literal
 
 import numpy as np
@@ -57,6 +56,7 @@ from rai_pipelines.core.errors import BadInputError, validation_problems
 from rai_pipelines.costs.anomaly_baseline import DetectorOutput, DetectorParams, run_detector
 from rai_pipelines.costs.anomaly_events import LEAF, TOTAL, AnomalyEvent, EventJudge, Panel
 from rai_pipelines.costs.anomaly_root_cause import RootCause
+from rai_pipelines.costs.values import float_amounts
 
 __all__ = ["AnomalyConfig", "AnomalyEvent", "AnomalyReport", "RootCause", "ScopeStatus", "detect_anomalies", "replay"]
 
@@ -240,16 +240,7 @@ def _days(column: pd.Series) -> np.ndarray:
 
 
 def _amounts(column: pd.Series) -> np.ndarray:
-    if column.dtype == object:
-        values = column.tolist()
-        for row, v in enumerate(values):
-            if not isinstance(v, int | float | Decimal) or isinstance(v, bool):
-                raise BadInputError(f"costs row {row}: cost {v!r} is not an amount")
-        out = np.array([float(v) for v in values], dtype=np.float64)
-    elif pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
-        out = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        raise BadInputError(f"costs: column cost of {column.dtype} is not an amount")
+    out = float_amounts(column, "costs")
     bad = ~np.isfinite(out)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])

@@ -63,12 +63,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
 from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.costs.values import float_amounts
 
 MIN_HISTORY_DAYS = 14
 # A year: enough for the weekly pattern and the growth; older spend describes another deployment, and
@@ -159,15 +159,7 @@ def _check_level(level: object) -> float:
 
 def _to_float(values: pd.Series, where: str) -> np.ndarray:
     """Costs as floats (statistics need no cents): numbers or Decimals, all finite."""
-    if values.dtype == object:
-        bad = [v for v in values if not isinstance(v, int | float | Decimal) or isinstance(v, bool)]
-        if bad:
-            raise BadInputError(f"{where}: {bad[0]!r} is not an amount")
-        out = np.array([float(v) for v in values], dtype=np.float64)
-    elif pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        out = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        raise BadInputError(f"{where}: column of {values.dtype} is not an amount")
+    out = float_amounts(values, where)
     if not np.isfinite(out).all():
         raise BadInputError(f"{where}: missing, infinite or NaN amounts ({int((~np.isfinite(out)).sum())} of them)")
     return out

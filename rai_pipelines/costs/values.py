@@ -42,3 +42,21 @@ def utc_instant(value, where: str, naive_is_utc: bool) -> datetime:
             raise BadInputError(f"{where} = {value!r} has no time zone")
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def float_amounts(values, where: str):
+    """A column of costs (numbers or Decimals) as a float array for statistics, which need no cents;
+    BadInputError naming the first row that is not an amount. Missing and infinite values are left
+    for the caller to judge (as NaN or inf)."""
+    import numpy as np
+    import pandas as pd
+
+    if values.dtype == object:
+        items = values.tolist()
+        for row, v in enumerate(items):
+            if not isinstance(v, int | float | Decimal) or isinstance(v, bool):
+                raise BadInputError(f"{where} row {row}: cost {v!r} is not an amount")
+        return np.array([float(v) for v in items], dtype=np.float64)
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    raise BadInputError(f"{where}: column cost of {values.dtype} is not an amount")
