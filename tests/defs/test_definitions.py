@@ -100,8 +100,7 @@ def test_definitions_hold_every_part_of_the_loop():
         "snapshot_matches_reference",
     }
     rollback_job = defs.resolve_job_def("gitops_rollback_job")
-    # the sensor's job materialises the rollback asset and nothing else, tagged for the instance's
-    # one-remediation-at-a-time limit (dagster.yaml)
+    # the sensor's job materialises the rollback asset and nothing else
     assert [k.to_user_string() for k in rollback_job.asset_layer.executable_asset_keys] == ["gitops_rollback"]
     assert rollback_job.tags["rai-pipelines/remediation"] == "rollback"
     assert sensor.job_name == "gitops_rollback_job"
@@ -215,3 +214,16 @@ def test_a_bad_model_file_leaves_that_model_out_and_is_reported_while_the_others
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
         assert "all 2 model files are valid" in str(sensor.evaluate_tick(context).skip_message)
+
+
+def test_the_embedded_instance_limits_remediations_per_deployment_not_globally(tmp_path):
+    """A hundred violations in a hundred deployments must not queue behind one another: the limit
+    is one run per value of the remediation-target tag (an overlay), as Dagster reads dagster.yaml."""
+    from dagster._core.instance import InstanceRef
+
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path)))
+    limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert limits == [
+        {"key": "rai-pipelines/remediation-target", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]

@@ -137,6 +137,9 @@ def build_policy_sensor(
                         "rai-pipelines/decision-id": decision.decision_id,
                         "rai-pipelines/app": deployment.app,
                         "rai-pipelines/remediation": decision.remediation,
+                        # dagster.yaml limits runs per unique value: one remediation at a time per
+                        # deployment (an overlay is one application in one environment).
+                        "rai-pipelines/remediation-target": deployment.overlay,
                         # A failed push or render is retried by the daemon (run_retries in dagster.yaml);
                         # the asset marks "no compliant version" as final.
                         "dagster/max_retries": "2",
