@@ -324,6 +324,66 @@ def _run_gate(args) -> int:
     return result.exit_code
 
 
+def _rollback(args) -> int:
+    """What the rollback job would do for a violation, shown and not pushed: the target it would
+    push to, the commit message and the diff. 0 when a rollback is planned (or nothing is left to
+    do), 1 when it would be refused (no compliant version), 2 on bad input or an unreachable remote."""
+    if not args.dry_run:
+        print(
+            "error: from the command line the rollback only runs as --dry-run; the rollback that pushes is the "
+            "gitops_rollback job (launched by the policy sensor or from the Dagster UI), so that it is in the "
+            "decision log",
+            file=sys.stderr,
+        )
+        return 2
+    _needs_pipelines("rai-pipelines rollback")
+    import os
+
+    from rai_pipelines.core.errors import RaiError
+    from rai_pipelines.core.lake import Lake
+    from rai_pipelines.core.registry import load_registry
+    from rai_pipelines.gitops.git import GitOpsCheckout, redact
+    from rai_pipelines.governance.facts import read_all_facts
+    from rai_pipelines.governance.rego import make_engine
+    from rai_pipelines.governance.rollback import NoCompliantVersion, review_branch, rollback_model
+
+    try:
+        specs = load_registry(args.registry)
+        if args.app not in specs:
+            raise RaiError(f"app {args.app!r} is not a model in the registry {args.registry}")
+        bundle = _load_bundle(args.bundle)
+        facts = read_all_facts(Lake(args.lake))
+        token = os.environ.get("RAI_GITOPS_TOKEN") or None
+        with GitOpsCheckout(args.remote, args.branch, args.workdir, token=token) as checkout:
+            result = rollback_model(
+                checkout,
+                specs[args.app],
+                args.overlay,
+                args.deployment or args.app,
+                args.bad_version,
+                args.decision_id,
+                make_engine(args.engine),
+                bundle,
+                facts,
+                review_branch=review_branch(args.app, args.bad_version) if args.mode == "branch" else None,
+                dry_run=True,
+            )
+    except NoCompliantVersion as exc:
+        print(f"refused: {exc}")
+        return 1
+    except RaiError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    if result.status != "dry_run":
+        print(f"nothing to do: {args.app} {args.bad_version} in {args.overlay}: {result.status.replace('_', ' ')}")
+        return 0
+    print(f"dry run: nothing pushed. Would push to {redact(args.remote)} branch {result.branch}")
+    print(f"restores {result.target_version} (candidates considered: {result.considered})\n")
+    print("commit message:\n" + "\n".join(f"    {line}" for line in result.commit_message.splitlines()))
+    print("\ndiff:\n" + result.diff)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from rai_pipelines.settings import Settings
 
@@ -404,6 +464,29 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--model", action="append", help="only this model (repeatable)")
     export.add_argument("--out", help="write here (default: standard output)")
     export.set_defaults(func=_facts_export)
+
+    rollback = sub.add_parser(
+        "rollback", help="show what the GitOps rollback of a violation would commit and push (--dry-run)"
+    )
+    rollback.add_argument(
+        "--dry-run", action="store_true", help="print the diff, commit message and target; push nothing"
+    )
+    rollback.add_argument("--app", required=True, help="the model (registry name) to roll back")
+    rollback.add_argument("--bad-version", required=True, help="the deployed version that violates policy")
+    rollback.add_argument("--overlay", required=True, help="the deployment's overlay inside the GitOps repository")
+    rollback.add_argument("--deployment", help="the Deployment's name (default: the app's name)")
+    rollback.add_argument(
+        "--mode", choices=("push", "branch"), default="push", help="the GitOps branch or a review branch"
+    )
+    rollback.add_argument("--decision-id", default="dry-run", help="the decision the commit would name")
+    rollback.add_argument("--remote", default=settings.gitops_remote, help="GitOps repository (RAI_GITOPS_REMOTE)")
+    rollback.add_argument("--branch", default=settings.gitops_branch, help="its environment branch (RAI_GITOPS_BRANCH)")
+    rollback.add_argument("--lake", default=settings.lake_root, help="lake holding governance_facts")
+    rollback.add_argument("--registry", default=settings.model_registry_dir, help="model registry directory")
+    rollback.add_argument("--bundle", default=settings.policy_dir, help="policy bundle directory")
+    rollback.add_argument("--workdir", default=settings.workdir, help="where the throw-away checkout is made")
+    rollback.add_argument("--engine", choices=("opa", "regopy"), default=settings.policy_engine)
+    rollback.set_defaults(func=_rollback)
 
     audit = sub.add_parser("audit", help="decision log commands")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

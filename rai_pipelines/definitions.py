@@ -63,6 +63,8 @@ def _gitops(settings: Settings) -> GitOpsResource:
         branch=settings.gitops_branch,
         workdir=settings.workdir,
         token=dg.EnvVar("RAI_GITOPS_TOKEN") if os.environ.get("RAI_GITOPS_TOKEN") else None,
+        signing_key=dg.EnvVar("RAI_GITOPS_SIGNING_KEY") if os.environ.get("RAI_GITOPS_SIGNING_KEY") else None,
+        signing_format=os.environ.get("RAI_GITOPS_SIGNING_FORMAT", "ssh"),
     )
 
 

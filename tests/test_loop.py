@@ -201,6 +201,9 @@ def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):
     assert credit["bad_version"] == "2.0.0"
     assert credit["violations"] == ["Estimated inference cost exceeds budget (0.005 USD)."]
     fairness = requests["employment-screening-ai"].run_config["ops"]["gitops_rollback"]["config"]
+    # each deployment (application and environment) is its own concurrency key: never serialised behind another's
+    assert requests["credit-scoring-ai"].tags["rai-pipelines/remediation-target"] == credit["overlay"]
+    assert requests["employment-screening-ai"].tags["rai-pipelines/remediation-target"] == fairness["overlay"]
     assert fairness["violations"] == ["AI model fairness score below acceptable threshold (0.8)."]
     # Nothing changed: the next tick skips. A restart with no cursor asks for the same run keys.
     assert _evaluate(loop, tick.cursor).run_requests == []
@@ -231,6 +234,32 @@ def test_sensor_requests_one_rollback_per_violation_with_stable_run_keys(loop):
     assert loop["log"].verify() is None
 
 
+def test_a_dry_run_of_the_rollback_job_records_what_it_would_push_and_pushes_nothing(loop):
+    tick = _evaluate(loop)
+    request = next(r for r in tick.run_requests if r.tags["rai-pipelines/app"] == "credit-scoring-ai")
+    config = request.run_config["ops"]["gitops_rollback"]["config"]
+    refs = ["--git-dir", str(loop["world"].gitops_remote), "for-each-ref", "--format=%(refname) %(objectname)"]
+    before = run_git(refs)
+    result = (
+        loop["defs"]
+        .resolve_job_def("gitops_rollback_job")
+        .execute_in_process(
+            run_config={"ops": {"gitops_rollback": {"config": {**config, "dry_run": True}}}},
+            instance=loop["instance"],
+            raise_on_error=True,
+        )
+    )
+    metadata = result.asset_materializations_for_node("gitops_rollback")[0].metadata
+    assert metadata["status"].value == "dry_run" and metadata["dry_run"].value is True
+    assert metadata["restored_version"].value == "1.4.2" and metadata["pushed_to_branch"].value == "main"
+    assert "Rai-Restored-Version: 1.4.2" in metadata["commit_message"].value
+    assert '+        model-version: "1.4.2"' in metadata["diff"].value
+    assert run_git(refs) == before
+    record = [r for r in loop["log"].records() if r.get("kind") == "remediation"][-1]
+    assert record["decision_id"] == config["decision_id"]
+    assert record["action"]["type"] == "dry_run" and record["action"]["pushed"] is False
+
+
 def test_rollback_job_pushes_the_last_compliant_versions(loop, tmp_path):
     tick = _evaluate(loop)
     job = loop["defs"].resolve_job_def("gitops_rollback_job")
@@ -258,7 +287,8 @@ def test_rollback_job_pushes_the_last_compliant_versions(loop, tmp_path):
             versions[app] = deployment["spec"]["template"]["metadata"]["labels"]["model-version"]
     assert versions == {"credit-scoring-ai": "1.4.2", "employment-screening-ai": "3.1.0"}
     remediations = [r for r in loop["log"].records() if r.get("kind") == "remediation"]
-    assert sorted(r["action"]["commit"] for r in remediations) == sorted(shas)
+    pushed = [r for r in remediations if r["action"]["pushed"]]
+    assert sorted(r["action"]["commit"] for r in pushed) == sorted(shas)
     assert loop["log"].verify() is None
     # The GitOps repository changed: the sensor evaluates again, and everything is now allowed.
     after = _evaluate(loop, tick.cursor)

@@ -19,13 +19,16 @@ from rai_pipelines.governance.rego import PolicyEngine, evaluate_decisions
 
 @dataclass(frozen=True)
 class RollbackResult:
-    status: str  # "committed" or "already_remediated"
+    # "committed", "review_branch_pushed", "dry_run" (committed in the checkout, pushed nowhere),
+    # "already_remediated" or "no_longer_violating"
+    status: str
     target_version: str | None
     commit_sha: str | None
     considered: list
     diff: str = ""
-    branch: str | None = None  # the review branch, in review mode
+    branch: str | None = None  # where the commit goes (or would go): the review branch or the GitOps branch
     violations: list[str] = field(default_factory=list)  # what the policies deny now
+    commit_message: str = ""
 
 
 def safe_overlay_path(overlay: str) -> str:
@@ -59,9 +62,12 @@ def rollback_model(
     facts_rows: list[dict],
     push_attempts: int = 2,
     review_branch: str | None = None,
+    dry_run: bool = False,
 ) -> RollbackResult:
     """Pin the last compliant version and push it to the GitOps branch, or, with `review_branch`,
-    to a new branch from which a pull request is opened for a person to merge.
+    to a new branch from which a pull request is opened for a person to merge. With `dry_run`,
+    everything up to the push happens (the pin, its render and its checks, the commit in the
+    throw-away checkout) and nothing is pushed.
 
     Nothing is taken on trust from the request: the deployed version is read from the rendered
     overlay and evaluated again with the current facts, and the pinned render must itself pass
@@ -119,10 +125,14 @@ def rollback_model(
                 "Rai-Policy-Digest": bundle.digest,
             },
         )
+        message = run_git(["log", "-1", "--format=%B"], cwd=checkout.path).strip()
+        destination = review_branch or checkout.branch
+        if dry_run:
+            return RollbackResult("dry_run", target, sha, considered, diff, destination, current.deny, message)
         try:
             checkout.push(review_branch)
             status = "committed" if review_branch is None else "review_branch_pushed"
-            return RollbackResult(status, target, sha, considered, diff, review_branch, current.deny)
+            return RollbackResult(status, target, sha, considered, diff, destination, current.deny, message)
         except GitOpsError as error:
             if attempt == push_attempts or not _is_non_fast_forward(error):
                 raise

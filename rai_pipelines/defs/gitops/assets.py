@@ -26,6 +26,9 @@ class RollbackConfig(dg.Config):
     decision_id: str
     violations: list[str]  # as the sensor saw them; the asset evaluates again with current facts
     mode: str = "push"  # "push": commit to the GitOps branch; "branch": push a branch for review
+    # Everything but the push: the diff, the commit message and the target are in the materialisation
+    # and the decision log, and nothing leaves the throw-away checkout.
+    dry_run: bool = False
 
 
 @dg.asset(
@@ -68,6 +71,7 @@ def gitops_rollback(
                 bundle,
                 facts,
                 review_branch=review_branch(config.app, config.bad_version) if config.mode == "branch" else None,
+                dry_run=config.dry_run,
             )
         except RaiError as exc:
             # Every outcome is in the audit trail, failures included. No compliant version is final
@@ -93,15 +97,19 @@ def gitops_rollback(
             "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
             "facts_digest": digest(facts),
             "action": {
-                "type": {"committed": "rollback_commit", "review_branch_pushed": "review_branch"}.get(
-                    result.status, "none"
-                ),
+                "type": {
+                    "committed": "rollback_commit",
+                    "review_branch_pushed": "review_branch",
+                    "dry_run": "dry_run",
+                }.get(result.status, "none"),
                 "status": result.status,
                 "commit": result.commit_sha,
                 "restored_version": result.target_version,
                 "remote": redact(gitops.remote),
                 "branch": result.branch or gitops.branch,
                 "considered": result.considered,
+                "signed": checkout.signed,
+                "pushed": result.status in ("committed", "review_branch_pushed"),
             },
             "run_id": context.run.run_id,
         }
@@ -116,6 +124,8 @@ def gitops_rollback(
             "commit_sha": result.commit_sha or "",
             "gitops_remote": redact(gitops.remote),
             "pushed_to_branch": result.branch or gitops.branch,
+            "dry_run": config.dry_run,
+            "commit_message": dg.MetadataValue.text(result.commit_message),
             "decision_id": config.decision_id,
             "decision_record_digest": record["digest"],
             "diff": dg.MetadataValue.md(f"```diff\n{result.diff}\n```" if result.diff else "(no change)"),
