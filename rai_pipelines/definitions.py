@@ -25,6 +25,7 @@ from rai_pipelines.defs.finops.reports import build_cost_anomalies, build_cost_f
 from rai_pipelines.defs.finops.resources import CatalogueResource, FinOpsResource
 from rai_pipelines.defs.gitops.assets import gitops_rollback
 from rai_pipelines.defs.gitops.resources import GitOpsResource
+from rai_pipelines.defs.gitops.verification import restored_version_complies
 from rai_pipelines.defs.governance.assets import build_governance_facts, governance_decisions
 from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.governance.sensors import build_policy_sensor
@@ -111,6 +112,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             governance_decisions,
             gitops_rollback,
         ],
+        asset_checks=[restored_version_complies],
         jobs=[daily_governance_job, gitops_rollback_job, late_labels_job],
         schedules=[daily_governance_schedule],
         sensors=[

@@ -297,6 +297,70 @@ def test_rollback_job_pushes_the_last_compliant_versions(loop, tmp_path):
     assert all(r["result"]["allowed"] for r in latest)
 
 
+def test_a_rollback_is_verified_when_the_restored_versions_next_facts_arrive(loop, specs):
+    """Runs after the rollbacks above: credit-scoring-ai was returned from 2.0.0 (facts of 2023-11-06)
+    to 1.4.2, whose only facts are older; the verification waits for newer ones."""
+    from rai_pipelines.core import datasets
+    from rai_pipelines.defs.keys import model_facts_key
+    from rai_pipelines.governance.facts import facts_table
+
+    def verifications():
+        return [r for r in loop["log"].records() if r.get("kind") == "verification"]
+
+    rollback = next(
+        r
+        for r in loop["log"].records()
+        if r.get("kind") == "remediation" and r["app"] == "credit-scoring-ai" and r["action"]["pushed"]
+    )
+    assert rollback["action"]["type"] == "rollback_commit"
+    waiting = _evaluate(loop)
+    assert verifications() == []  # no facts of 1.4.2 newer than 2.0.0's violation yet: nothing settled
+    assert json.loads(waiting.cursor)["settled"] == []
+
+    # The next day's facts of the restored version arrive: measured as on its last day, and compliant.
+    restored = dict(_facts(loop)[("credit-scoring-ai", "1.4.2")], date="2023-11-07")
+    lake_dir = loop["world"].lake_root / datasets.GOVERNANCE_FACTS / "model=credit-scoring-ai" / "date=2023-11-07"
+    loop["lake"].write_table(
+        datasets.GOVERNANCE_FACTS, {"model": "credit-scoring-ai", "date": "2023-11-07"}, facts_table([restored])
+    )
+    try:
+        loop["instance"].report_runless_asset_event(
+            dg.AssetMaterialization(model_facts_key(specs["credit-scoring-ai"]), partition="2023-11-07")
+        )
+        tick = _evaluate(loop, waiting.cursor)
+        [verified] = verifications()
+        assert verified["decision_id"] == rollback["decision_id"] and verified["model_version"] == "1.4.2"
+        assert verified["result"]["status"] == "verified" and verified["result"]["facts_date"] == "2023-11-07"
+        assert verified["gitops"]["rollback_commit"] == rollback["action"]["commit"]
+        [check] = [e for e in tick.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+        assert check.check_name == "restored_version_complies" and check.passed
+        assert check.metadata["decision_id"].value == rollback["decision_id"]
+        assert json.loads(tick.cursor)["settled"] == [rollback["decision_id"]]
+        # settled once: a later evaluation (a restart without cursor would only repeat the record) adds nothing
+        loop["instance"].report_runless_asset_event(
+            dg.AssetMaterialization(model_facts_key(specs["credit-scoring-ai"]), partition="2023-11-07")
+        )
+        _evaluate(loop, tick.cursor)
+        assert len(verifications()) == 1
+        assert loop["log"].verify() is None
+        # Run by hand from the UI, the check judges every recent rollback now.
+        from rai_pipelines.defs.gitops.assets import gitops_rollback
+        from rai_pipelines.defs.gitops.verification import restored_version_complies
+
+        result = dg.materialize(
+            [gitops_rollback, restored_version_complies],
+            selection=dg.AssetSelection.checks(restored_version_complies),
+            instance=loop["instance"],
+            resources=loop["defs"].resources,
+        )
+        [evaluation] = result.get_asset_check_evaluations()
+        statuses = {r["app"]: r["status"] for r in evaluation.metadata["rollbacks"].value}
+        assert evaluation.passed and statuses["credit-scoring-ai"] == "verified"
+        assert statuses["employment-screening-ai"] == "waiting"  # no newer facts of its restored version
+    finally:
+        shutil.rmtree(lake_dir)
+
+
 def test_a_manifest_with_an_unsafe_version_is_alerted_not_rolled_back(loop, tmp_path):
     with GitOpsCheckout(loop["url"], "main", str(tmp_path)) as co:
         patch = co.path / "apps/credit-scoring-ai/overlays/production/model-version.yaml"

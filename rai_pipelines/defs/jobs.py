@@ -4,13 +4,16 @@ from rai_pipelines.defs.keys import GITOPS_ROLLBACK, GOVERNANCE_DECISIONS
 
 daily_governance_job = dg.define_asset_job(
     "daily_governance_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(GITOPS_ROLLBACK),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets(GITOPS_ROLLBACK).without_checks()
+    - dg.AssetSelection.checks_for_assets(GITOPS_ROLLBACK),
     description="One day of the loop: cost ledger, feature snapshots, drift and fairness reports, governance facts.",
 )
 
 gitops_rollback_job = dg.define_asset_job(
     "gitops_rollback_job",
-    selection=dg.AssetSelection.assets(GITOPS_ROLLBACK),
+    # the verification check waits for the restored version's next facts: the policy sensor records it
+    selection=dg.AssetSelection.assets(GITOPS_ROLLBACK).without_checks(),
     description="Returns a model to its last compliant version by a commit to the GitOps repository.",
     tags={"rai-pipelines/remediation": "rollback"},
 )

@@ -123,6 +123,12 @@ def gitops_rollback(
             "restored_version": result.target_version,
             "commit_sha": result.commit_sha or "",
             "gitops_remote": redact(gitops.remote),
+            "overlay": config.overlay,
+            # what the verification after the rollback waits for: the restored version's facts newer than these
+            "violation_facts_date": max(
+                (r["date"] for r in facts if (r["model_name"], r["model_version"]) == (config.app, config.bad_version)),
+                default="",
+            ),
             "pushed_to_branch": result.branch or gitops.branch,
             "dry_run": config.dry_run,
             "commit_message": dg.MetadataValue.text(result.commit_message),

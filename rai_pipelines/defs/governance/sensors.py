@@ -7,12 +7,16 @@ import json
 import dagster as dg
 
 from rai_pipelines.defs.gitops.resources import GitOpsResource
+from rai_pipelines.defs.gitops.verification import check_evaluation, recent_remediations
+from rai_pipelines.defs.governance.evaluation import evaluate_current_deployments
 from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.keys import GITOPS_ROLLBACK_OP, GOVERNANCE_DECISIONS
 from rai_pipelines.defs.resources import LakeResource
-from rai_pipelines.gitops.render import RenderCache, rendered_deployments
-from rai_pipelines.governance.decisions import evaluate_deployments, rollback_run_key
-from rai_pipelines.governance.facts import ai_models_document, read_all_facts
+from rai_pipelines.gitops.render import RenderCache
+from rai_pipelines.governance.decisions import rollback_run_key
+from rai_pipelines.governance.verification import verification_record, verify_remediation
+
+SETTLED_KEPT = 1000  # decisions whose rollback is verified (or superseded), remembered in the cursor
 
 
 def _observation(record: dict) -> dg.AssetObservation:
@@ -62,24 +66,14 @@ def build_policy_sensor(
             "gitops_revision": gitops.head(),
             "policy_digest": bundle.digest,
         }
-        if context.cursor and json.loads(context.cursor) == state:
+        previous = json.loads(context.cursor) if context.cursor else {}
+        if {key: previous.get(key) for key in state} == state:
             return dg.SkipReason("facts, GitOps revision and policies unchanged since the last evaluation")
 
-        store = lake.lake()
-        revision = state["gitops_revision"]
         renders = caches.setdefault(str(gitops.workdir), RenderCache(gitops.render_cache_dir()))
-        rendered = renders.get(revision, gitops.overlay_glob)
-        if rendered is None:
-            with gitops.checkout() as checkout:
-                revision = checkout.head
-                rendered = rendered_deployments(checkout.path, gitops.overlay_glob, revision, renders)
-        deployments, render_failures = rendered
-        facts_rows = read_all_facts(store)
-        conflicts: list[str] = []
-        ai_models_document(facts_rows, conflicts)
-        decisions = evaluate_deployments(
-            policy.policy_engine(), bundle, deployments, facts_rows, gitops.remote, revision, policy.package
-        )
+        current = evaluate_current_deployments(lake, gitops, policy, bundle, renders, state["gitops_revision"])
+        revision, decisions, render_failures = current.revision, current.decisions, current.render_failures
+        conflicts = current.facts_conflicts
         records = [
             {
                 "kind": "render_error",
@@ -91,9 +85,26 @@ def build_policy_sensor(
         ] + [{"kind": "facts_conflict", "result": {"error": c}, "action": {"type": "alert"}} for c in conflicts]
         for record in records:
             context.log.error(f"ALERT: {record['result']['error']}")
+        # The rollbacks pushed earlier, judged as their restored versions' new facts arrive.
+        settled = list(previous.get("settled", []))
+        verifications = [
+            v
+            for remediation in recent_remediations(context.instance, set(settled))
+            if (v := verify_remediation(remediation, decisions, current.facts_rows)).settled
+        ]
+        for verification in verifications:
+            (context.log.info if verification.status != "still_violating" else context.log.error)(
+                f"rollback {verification.remediation.decision_id}: {verification.status}: {verification.reason}"
+            )
+        evaluated = records + [d.record for d in decisions]
         # One lock and one fsync for the whole tick.
-        appended = lake.decision_log().append_many(records + [d.record for d in decisions])
-        observations = [_observation(r) for r in appended]
+        appended = lake.decision_log().append_many(
+            evaluated + [verification_record(v, revision) for v in verifications]
+        )
+        observations = [_observation(r) for r in appended[: len(evaluated)]] + [
+            check_evaluation(v) for v in verifications if v.status in ("verified", "still_violating")
+        ]
+        state["settled"] = (settled + [v.remediation.decision_id for v in verifications])[-SETTLED_KEPT:]
         run_requests = []
         for decision in decisions:
             deployment = decision.deployment
