@@ -26,6 +26,7 @@ from rai_pipelines.defs.finops.resources import CatalogueResource, FinOpsResourc
 from rai_pipelines.defs.gitops.assets import gitops_rollback
 from rai_pipelines.defs.gitops.resources import GitOpsResource
 from rai_pipelines.defs.gitops.verification import restored_version_complies
+from rai_pipelines.defs.governance.alerts import AlertsResource, rollback_run_failure_alerts
 from rai_pipelines.defs.governance.assets import build_governance_facts, governance_decisions
 from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.governance.sensors import build_policy_sensor
@@ -63,9 +64,28 @@ def _gitops(settings: Settings) -> GitOpsResource:
         remote=settings.gitops_remote,
         branch=settings.gitops_branch,
         workdir=settings.workdir,
-        token=dg.EnvVar("RAI_GITOPS_TOKEN") if os.environ.get("RAI_GITOPS_TOKEN") else None,
-        signing_key=dg.EnvVar("RAI_GITOPS_SIGNING_KEY") if os.environ.get("RAI_GITOPS_SIGNING_KEY") else None,
+        token=_secret("RAI_GITOPS_TOKEN"),
+        signing_key=_secret("RAI_GITOPS_SIGNING_KEY"),
         signing_format=os.environ.get("RAI_GITOPS_SIGNING_FORMAT", "ssh"),
+        forge=os.environ.get("RAI_GITOPS_FORGE") or None,
+        forge_api_url=os.environ.get("RAI_GITOPS_FORGE_API_URL") or None,
+        forge_repository=os.environ.get("RAI_GITOPS_FORGE_REPOSITORY") or None,
+        forge_token=_secret("RAI_GITOPS_FORGE_TOKEN") or _secret("RAI_GITOPS_TOKEN"),
+    )
+
+
+def _secret(name: str) -> dg.EnvVar | None:
+    """A secret from the environment, given to Dagster by name: its value is never in a snapshot."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _alerts(settings: Settings) -> AlertsResource:
+    return AlertsResource(
+        slack_webhook_url=_secret("RAI_ALERT_SLACK_WEBHOOK_URL"),
+        webhook_url=_secret("RAI_ALERT_WEBHOOK_URL"),
+        webhook_secret=_secret("RAI_ALERT_WEBHOOK_SECRET"),
+        outbox_path=str(Path(settings.home) / "alerts" / "outbox.jsonl"),
+        dagster_url=os.environ.get("RAI_DAGSTER_URL") or None,
     )
 
 
@@ -90,6 +110,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             bundle_dir=settings.policy_dir, registry_dir=settings.model_registry_dir, engine=settings.policy_engine
         ),
         "gitops": _gitops(settings),
+        "alerts": _alerts(settings),
         "catalogue": CatalogueResource(
             aws_endpoint=settings.aws_pricing_endpoint, gcp_endpoint=settings.gcp_catalog_endpoint
         ),
@@ -120,6 +141,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_late_labels_sensor(specs, late_labels_job),
             build_restatement_sensor(daily_governance_job, facts_keys(specs)),
             build_model_registry_sensor(),
+            rollback_run_failure_alerts,
         ],
         resources=resources,
     )

@@ -4,6 +4,8 @@ image tag and model-version label in an overlay, and the check of the pinned ren
 from __future__ import annotations
 
 import io
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -13,6 +15,7 @@ from rai_pipelines.core.errors import BadInputError, GitOpsError
 from rai_pipelines.core.registry import validate_model_version
 from rai_pipelines.core.yamlfile import check_yaml_bounds
 from rai_pipelines.gitops.render import kustomize_render
+from rai_pipelines.gitops.schema_check import DEFAULT_KUBERNETES_VERSION, validate_against_kubernetes_schema
 
 
 def _yaml() -> YAML:
@@ -51,6 +54,11 @@ def _image_repository(image: str) -> tuple[str, str]:
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 
+def one_line_note(note: str, limit: int = 200) -> str:
+    """The pin's comment on one line: a note with a line break would write YAML of its own."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", str(note)).strip()[:limit]
+
+
 def pin_model_version(
     overlay: Path,
     deployment_name: str,
@@ -80,7 +88,7 @@ def pin_model_version(
     entry["newTag"] = tag
     # The end-of-line comment of newTag is where Flux keeps its {"$imagepolicy": ...} marker; the
     # pin replaces it so image automation leaves the field alone until a person removes the pin.
-    entry.yaml_add_eol_comment(f"pinned by rai-pipelines: {note}", "newTag")
+    entry.yaml_add_eol_comment(f"pinned by rai-pipelines: {one_line_note(note)}", "newTag")
     dump_yaml(kustomization, kustomization_path)
 
     patch_path = None
@@ -109,9 +117,38 @@ def pin_model_version(
     dump_yaml(patch_doc, patch_path)
 
 
+@dataclass(frozen=True)
+class PinnedRender:
+    deployment: dict
+    documents: list[dict]
+    kubernetes_version: str
+    schema_skipped: list[str]  # custom resources without a schema to check them against
+
+    def checks(self) -> list[str]:
+        """What was proved of the render, in words, for the commit's reviewers."""
+        labels = self.deployment["spec"]["template"]["metadata"]["labels"]
+        images = [c.get("image") for c in self.deployment["spec"]["template"]["spec"].get("containers", [])]
+        skipped = f" ({', '.join(self.schema_skipped)} not schema-checked)" if self.schema_skipped else ""
+        return [
+            f"the rendered Deployment {self.deployment['metadata']['name']} runs {', '.join(images)} "
+            f"with model-version={labels.get('model-version')}",
+            f"{len(self.documents)} rendered document(s) valid against the Kubernetes {self.kubernetes_version} "
+            f"schemas (strict){skipped}",
+        ]
+
+
 def check_rendered(overlay: Path, deployment_name: str, image: str, version: str) -> dict:
     """Render the edited overlay and prove it deploys what the pin says, before anything is committed."""
-    for doc in kustomize_render(overlay):
+    return check_pinned_render(overlay, deployment_name, image, version).deployment
+
+
+def check_pinned_render(
+    overlay: Path, deployment_name: str, image: str, version: str, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+) -> PinnedRender:
+    """The edited overlay rendered, proved to deploy what the pin says and checked against the
+    Kubernetes schemas: an invalid render is never committed."""
+    documents = kustomize_render(overlay)
+    for doc in documents:
         if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == deployment_name:
             template = doc["spec"]["template"]
             label = template.get("metadata", {}).get("labels", {}).get("model-version")
@@ -121,5 +158,11 @@ def check_rendered(overlay: Path, deployment_name: str, image: str, version: str
                     f"{overlay}: the rendered Deployment has model-version={label!r} and images {images}, "
                     f"expected {version!r} and {image!r}"
                 )
-            return doc
+            try:
+                skipped = validate_against_kubernetes_schema(documents, kubernetes_version)
+            except GitOpsError as exc:
+                raise GitOpsError(
+                    f"{overlay}: the pinned render is not valid Kubernetes, nothing committed: {exc}"
+                ) from exc
+            return PinnedRender(doc, documents, kubernetes_version, skipped)
     raise GitOpsError(f"{overlay}: the rendered overlay holds no Deployment named {deployment_name}")

@@ -73,14 +73,17 @@ class Alert:
     diff: str = ""
     links: tuple[tuple[str, str], ...] = ()
     severity: str = "critical"
+    # what makes two alerts the same, beside their kind: the decision by default; a violation that
+    # is decided again (fresher facts elsewhere give it a new decision id) names the violation itself
+    subject: str = ""
 
     def __post_init__(self):
         for name, allowed in (("kind", KINDS), ("severity", SEVERITIES)):
             _text("Alert", name, getattr(self, name))
             if getattr(self, name) not in allowed:
                 raise BadInputError(f"Alert.{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        for name in ("decision_id", "app", "model_version", "summary"):
-            _text("Alert", name, getattr(self, name), required=name != "model_version", one_line=True)
+        for name in ("decision_id", "app", "model_version", "summary", "subject"):
+            _text("Alert", name, getattr(self, name), required=name not in ("model_version", "subject"), one_line=True)
         _text("Alert", "diff", self.diff)
         for name, items in (("details", self.details), ("links", self.links)):
             if not isinstance(items, tuple):
@@ -106,7 +109,7 @@ def _check_alert(alert) -> Alert:
 def dedup_key(alert: Alert) -> str:
     """The same (kind, decision) is the same alert; a remediation after a violation is another one."""
     _check_alert(alert)
-    return hashlib.sha256(json.dumps([alert.kind, alert.decision_id]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([alert.kind, alert.subject or alert.decision_id]).encode()).hexdigest()
 
 
 def slack_escape(text: str) -> str:

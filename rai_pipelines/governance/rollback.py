@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from rai_pipelines.core.errors import BadInputError, GitOpsError, PolicyError
 from rai_pipelines.core.registry import ModelSpec, validate_model_version
 from rai_pipelines.gitops.git import GitOpsCheckout, run_git
-from rai_pipelines.gitops.manifests import check_rendered, pin_model_version
+from rai_pipelines.gitops.manifests import check_pinned_render, pin_model_version
 from rai_pipelines.gitops.render import kustomize_render
 from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
 from rai_pipelines.governance.facts import ai_models_document
@@ -29,6 +29,8 @@ class RollbackResult:
     branch: str | None = None  # where the commit goes (or would go): the review branch or the GitOps branch
     violations: list[str] = field(default_factory=list)  # what the policies deny now
     commit_message: str = ""
+    checks: list[str] = field(default_factory=list)  # what was proved of the pinned render before the commit
+    fallback_reason: str = ""  # why a review branch was pushed instead of the GitOps branch
 
 
 def safe_overlay_path(overlay: str) -> str:
@@ -50,6 +52,12 @@ def _is_non_fast_forward(error: GitOpsError) -> bool:
     return "non-fast-forward" in text or "fetch first" in text
 
 
+def _is_refused_by_remote(error: GitOpsError) -> bool:
+    """The remote received the push and refused it (a protected branch, a pre-receive hook): git
+    reports `[remote rejected]`; an unreachable remote or a race is something else."""
+    return "[remote rejected]" in str(error)
+
+
 def rollback_model(
     checkout: GitOpsCheckout,
     spec: ModelSpec,
@@ -63,11 +71,13 @@ def rollback_model(
     push_attempts: int = 2,
     review_branch: str | None = None,
     dry_run: bool = False,
+    fallback_branch: str | None = None,
 ) -> RollbackResult:
     """Pin the last compliant version and push it to the GitOps branch, or, with `review_branch`,
     to a new branch from which a pull request is opened for a person to merge. With `dry_run`,
     everything up to the push happens (the pin, its render and its checks, the commit in the
-    throw-away checkout) and nothing is pushed.
+    throw-away checkout) and nothing is pushed. With `fallback_branch`, a push the remote refuses
+    (a protected branch) is pushed to that branch for review instead.
 
     Nothing is taken on trust from the request: the deployed version is read from the rendered
     overlay and evaluated again with the current facts, and the pinned render must itself pass
@@ -101,18 +111,21 @@ def rollback_model(
             declared.serving.replicas,
             declared.serving.instance_type,
         )
-        rendered = check_rendered(checkout.path / overlay, deployment, image, target)
-        pinned = evaluate_decisions(engine, bundle, [rendered], ai_models)[0]
+        render = check_pinned_render(checkout.path / overlay, deployment, image, target)
+        pinned = evaluate_decisions(engine, bundle, [render.deployment], ai_models)[0]
         if not pinned.allowed:
             raise NoCompliantVersion(
                 f"{spec.name}: the overlay pinned to {target} renders a Deployment the policies deny "
                 f"({'; '.join(pinned.deny)}); rollback refused, alert raised"
             )
+        checks = [*render.checks(), f"the policies ({bundle.revision or bundle.digest}) allow the pinned render"]
         diff = run_git(["diff"], cwd=checkout.path)
         body = "\n".join(
             [f"Policy {bundle.revision or bundle.digest} denies {spec.name} {bad_version}:"]
             + [f"- {v}" for v in current.deny]
             + ["", f"Restores {target}, the most recent version the same policies allow with its own facts."]
+            + ["", "Checked before this commit:"]
+            + [f"- {check}" for check in checks]
         )
         sha = checkout.commit(
             f"rollback({spec.name}): pin {target}, {bad_version} violates policy",
@@ -128,12 +141,27 @@ def rollback_model(
         message = run_git(["log", "-1", "--format=%B"], cwd=checkout.path).strip()
         destination = review_branch or checkout.branch
         if dry_run:
-            return RollbackResult("dry_run", target, sha, considered, diff, destination, current.deny, message)
+            return RollbackResult("dry_run", target, sha, considered, diff, destination, current.deny, message, checks)
         try:
             checkout.push(review_branch)
             status = "committed" if review_branch is None else "review_branch_pushed"
-            return RollbackResult(status, target, sha, considered, diff, destination, current.deny, message)
+            return RollbackResult(status, target, sha, considered, diff, destination, current.deny, message, checks)
         except GitOpsError as error:
+            if fallback_branch and review_branch is None and _is_refused_by_remote(error):
+                checkout.push(fallback_branch)
+                reason = f"{checkout.branch} refused the push ({_refusal(error)}): pushed for review instead"
+                return RollbackResult(
+                    "review_branch_pushed",
+                    target,
+                    sha,
+                    considered,
+                    diff,
+                    fallback_branch,
+                    current.deny,
+                    message,
+                    checks,
+                    reason,
+                )
             if attempt == push_attempts or not _is_non_fast_forward(error):
                 raise
             # Someone pushed in between: start again from the remote's head, re-check, re-apply.
@@ -143,6 +171,12 @@ def rollback_model(
             if manifest["spec"]["template"]["metadata"]["labels"].get("model-version") != bad_version:
                 return RollbackResult("already_remediated", target, None, considered)
     raise AssertionError("unreachable")
+
+
+def _refusal(error: GitOpsError) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    remote = [line.removeprefix("remote:").strip() for line in lines if line.startswith("remote:")]
+    return "; ".join(remote[:3]) or next((line for line in lines if "[remote rejected]" in line), "refused")
 
 
 class NoCompliantVersion(PolicyError):

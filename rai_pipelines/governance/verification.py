@@ -55,12 +55,23 @@ class Verification:
         return self.status != "waiting"
 
 
-def verify_remediation(remediation: Remediation, decisions: list[Decision], facts_rows: list[dict]) -> Verification:
-    """Judge one remediation against the sensor's current decisions and the facts they were made with."""
+def verify_remediation(
+    remediation: Remediation,
+    decisions: list[Decision],
+    facts_rows: list[dict],
+    unrendered_overlays: frozenset[str] | set[str] = frozenset(),
+) -> Verification:
+    """Judge one remediation against the sensor's current decisions and the facts they were made
+    with. An overlay that does not render now, or whose Deployment could not be evaluated, is not
+    judged: that is alerted on its own, and the verification waits until it can be evaluated."""
+    if remediation.overlay in unrendered_overlays:
+        return Verification(remediation, "waiting", f"{remediation.overlay} does not render now")
     here = [d for d in decisions if d.deployment.overlay == remediation.overlay]
     if not here:
         return Verification(remediation, "superseded", f"{remediation.overlay} is no longer in the GitOps repository")
     decision = here[0]
+    if decision.error:
+        return Verification(remediation, "waiting", f"{remediation.overlay} not evaluated: {decision.error}")
     deployed = decision.deployment.model_version
     if deployed == remediation.bad_version:
         # a review branch not merged yet, or Argo CD / Flux not reconciled from Git yet: Git still says bad
@@ -85,8 +96,6 @@ def verify_remediation(remediation: Remediation, decisions: list[Decision], fact
             f"no facts of {remediation.restored_version} after {remediation.violation_facts_date} yet",
         )
     facts_date = max(newer)
-    if decision.error:
-        return Verification(remediation, "still_violating", f"not evaluated: {decision.error}", facts_date)
     if decision.violations:
         return Verification(
             remediation,

@@ -98,6 +98,7 @@ def test_definitions_hold_every_part_of_the_loop():
         "conserves_money",  # model_costs: the allocation adds up to the ledger
         "snapshot_is_complete",
         "snapshot_matches_reference",
+        "restored_version_complies",  # gitops_rollback: judged as the restored version's next facts arrive
     }
     rollback_job = defs.resolve_job_def("gitops_rollback_job")
     # the sensor's job materialises the rollback asset and nothing else

@@ -414,3 +414,32 @@ def test_a_token_reaches_git_only_through_the_credential_helper(git_daemon, spec
     assert any("Authorization" in h for h in sent)
     captured = capsys.readouterr()
     assert token not in captured.out + captured.err
+
+
+def test_a_pinned_render_that_is_not_valid_kubernetes_is_never_pushed(remote, git_daemon, specs, bundle, tmp_path):
+    """A misspelt field in the base (kubectl would refuse it, Argo CD would show the app degraded):
+    the pin renders, the policies might allow it, but the schema check refuses the commit."""
+    url = git_daemon.url(remote)
+    with GitOpsCheckout(url, "main", str(tmp_path)) as co:
+        base = co.path / "apps/credit-scoring-ai/base/deployment.yaml"
+        base.write_text(base.read_text().replace("          ports:\n", "          imagePullPolice: Always\n          ports:\n"))
+        co.commit("base: a typo", "", {})
+        co.push()
+    before = remote_head(url, "main")
+    with GitOpsCheckout(url, "main", str(tmp_path)) as co, pytest.raises(GitOpsError) as refused:
+        _rollback(co, specs, bundle, FACTS)
+    assert "the pinned render is not valid Kubernetes" in str(refused.value)
+    assert "Deployment/credit-scoring-ai: spec.template.spec.containers[0].imagePullPolice" in str(refused.value)
+    assert remote_head(url, "main") == before
+
+
+def test_the_commit_lists_what_was_checked_before_it(remote, git_daemon, specs, bundle, tmp_path):
+    with GitOpsCheckout(git_daemon.url(remote), "main", str(tmp_path)) as co:
+        result = _rollback(co, specs, bundle, FACTS)
+    assert result.checks == [
+        "the rendered Deployment credit-scoring-ai runs registry.example.com/credit-risk/credit-scoring-ai:1.4.2 "
+        "with model-version=1.4.2",
+        "2 rendered document(s) valid against the Kubernetes 1.31.0 schemas (strict)",
+        f"the policies ({bundle.revision}) allow the pinned render",
+    ]
+    assert "Checked before this commit:\n- the rendered Deployment" in result.commit_message

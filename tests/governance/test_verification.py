@@ -130,3 +130,13 @@ def test_a_pushed_rollback_is_read_from_its_run_metadata():
         "commit_sha": "0a1b2c3d",
     }
     assert Remediation.from_metadata(metadata) == REMEDIATION
+
+
+def test_an_overlay_that_does_not_render_or_cannot_be_evaluated_is_not_judged(engine, bundle):
+    rows = [*BEFORE, _facts("1.4.2", "2023-11-07", 0.90)]
+    decisions = evaluate_deployments(engine, bundle, [_deployment("1.4.2")], rows, "/srv/gitops.git", "f" * 40)
+    unrendered = verify_remediation(REMEDIATION, [], rows, {OVERLAY})
+    assert unrendered.status == "waiting" and "does not render" in unrendered.reason
+    unsafe = evaluate_deployments(engine, bundle, [_deployment("1.4.2;reboot")], rows, "/srv/gitops.git", "f" * 40)
+    assert verify_remediation(REMEDIATION, unsafe, rows).status == "waiting"
+    assert verify_remediation(REMEDIATION, decisions, rows).status == "verified"

@@ -1,6 +1,7 @@
 """The GitOps rollback: a job asset that returns a model violating policy to its last compliant
-version by a commit to the GitOps repository, which Argo CD or Flux then reconciles. Each
-materialisation is one remediation, in the decision log with its outcome."""
+version by a commit to the GitOps repository, which Argo CD or Flux then reconciles; or, for review
+(by the policies' severity, or when the environment branch is protected), by a branch and a pull or
+merge request. Each materialisation is one remediation, in the decision log with its outcome."""
 
 import dagster as dg
 
@@ -8,12 +9,27 @@ from rai_pipelines.core.decision_log import digest
 from rai_pipelines.core.errors import BadInputError, RaiError
 from rai_pipelines.core.registry import validate_model_version
 from rai_pipelines.defs.gitops.resources import GitOpsResource
+from rai_pipelines.defs.governance.alerts import AlertsResource
 from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.keys import GITOPS_ROLLBACK
 from rai_pipelines.defs.resources import LakeResource, ModelRegistryResource
+from rai_pipelines.gitops.forges import ForgeError, open_or_update_pull_request
 from rai_pipelines.gitops.git import redact
 from rai_pipelines.governance.facts import read_all_facts
-from rai_pipelines.governance.rollback import NoCompliantVersion, review_branch, rollback_model
+from rai_pipelines.governance.remediation_report import (
+    RollbackRequest,
+    pull_request_body,
+    pull_request_title,
+    refusal_alert,
+    remediation_alert,
+)
+from rai_pipelines.governance.rollback import NoCompliantVersion, RollbackResult, review_branch, rollback_model
+
+ACTION_TYPES = {
+    "committed": "rollback_commit",
+    "review_branch_pushed": "review_branch",
+    "dry_run": "dry_run",
+}
 
 
 class RollbackConfig(dg.Config):
@@ -25,10 +41,69 @@ class RollbackConfig(dg.Config):
     bad_version: str
     decision_id: str
     violations: list[str]  # as the sensor saw them; the asset evaluates again with current facts
-    mode: str = "push"  # "push": commit to the GitOps branch; "branch": push a branch for review
+    # "push": commit to the GitOps branch (a review branch and pull request when the branch is
+    # protected); "branch": a review branch and, with a forge configured, a pull or merge request
+    mode: str = "push"
     # Everything but the push: the diff, the commit message and the target are in the materialisation
     # and the decision log, and nothing leaves the throw-away checkout.
     dry_run: bool = False
+
+
+def _remediation_record(config: RollbackConfig, run_id: str, action: dict, **extra) -> dict:
+    return {
+        "decision_id": config.decision_id,
+        "kind": "remediation",
+        "app": config.app,
+        "model_version": config.bad_version,
+        **extra,
+        "action": action,
+        "run_id": run_id,
+    }
+
+
+def _pull_request(
+    context: dg.AssetExecutionContext,
+    config: RollbackConfig,
+    gitops: GitOpsResource,
+    request: RollbackRequest,
+    result: RollbackResult,
+    facts: list[dict],
+    log,
+) -> dict | None:
+    """Open or update the review branch's pull request, when a forge is configured."""
+    forge = gitops.forge_config()
+    if forge is None or result.status != "review_branch_pushed":
+        return None
+    try:
+        opened = open_or_update_pull_request(
+            forge,
+            head=result.branch,
+            base=gitops.branch,
+            title=pull_request_title(request, result),
+            body=pull_request_body(request, result, facts),
+            labels=tuple(gitops.pull_request_labels),
+        )
+    except ForgeError as exc:
+        reason = redact(str(exc))
+        log.append(
+            _remediation_record(
+                config,
+                context.run.run_id,
+                {
+                    "type": "review_branch",
+                    "status": "pull_request_failed",
+                    "branch": result.branch,
+                    "commit": result.commit_sha,
+                    "pushed": True,
+                    "reason": reason,
+                },
+            )
+        )
+        # the branch is pushed; a retry pushes it again and opens or updates the one request
+        retry = exc.status is None or exc.status >= 500 or exc.status == 429
+        raise dg.Failure(description=f"review branch {result.branch} pushed, {reason}", allow_retries=retry) from exc
+    context.log.info(f"pull request {'opened' if opened.created else 'updated'}: {opened.url}")
+    return {"number": opened.number, "url": opened.url, "created": opened.created}
 
 
 @dg.asset(
@@ -37,7 +112,7 @@ class RollbackConfig(dg.Config):
     kinds={"git", "kustomize"},
     description="Returns a model that violates policy to its last compliant version by a commit to the "
     "GitOps repository (image tag and model-version label pinned in the overlay), which Argo CD or "
-    "Flux then reconciles. Each materialisation is one remediation.",
+    "Flux then reconciles; or proposes it as a pull request. Each materialisation is one remediation.",
 )
 def gitops_rollback(
     context: dg.AssetExecutionContext,
@@ -46,6 +121,7 @@ def gitops_rollback(
     gitops: GitOpsResource,
     policy: PolicyResource,
     registry: ModelRegistryResource,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     validate_model_version(config.bad_version, "rollback config: bad_version")
     if config.mode not in ("push", "branch"):
@@ -54,10 +130,14 @@ def gitops_rollback(
     if config.app not in models:
         raise BadInputError(f"rollback config: app {config.app!r} is not a model in the registry")
     spec = models[config.app]
-    store = lake.lake()
     bundle = policy.bundle()
-    facts = read_all_facts(store)
+    facts = read_all_facts(lake.lake())
     log = lake.decision_log()
+    request = RollbackRequest(
+        config.app, config.overlay, config.deployment, config.bad_version, config.decision_id, bundle.revision or ""
+    )
+    branch_for_review = review_branch(config.app, config.bad_version)
+    run_links = alerts.run_link(context.run.run_id)
     with gitops.checkout() as checkout:
         try:
             result = rollback_model(
@@ -70,38 +150,37 @@ def gitops_rollback(
                 policy.policy_engine(),
                 bundle,
                 facts,
-                review_branch=review_branch(config.app, config.bad_version) if config.mode == "branch" else None,
+                review_branch=branch_for_review if config.mode == "branch" else None,
                 dry_run=config.dry_run,
+                fallback_branch=branch_for_review,
             )
         except RaiError as exc:
             # Every outcome is in the audit trail, failures included. No compliant version is final
             # (a retry would find none either); a failed push or render may be retried by Dagster.
             final = isinstance(exc, NoCompliantVersion)
+            reason = redact(str(exc))
+            delivery = alerts.send(refusal_alert(request, reason, run_links), context.log) if final else None
             log.append(
-                {
-                    "decision_id": config.decision_id,
-                    "kind": "remediation",
-                    "app": config.app,
-                    "model_version": config.bad_version,
-                    "action": {"type": "alert" if final else "rollback_failed", "reason": redact(str(exc))},
-                    "run_id": context.run.run_id,
-                }
+                _remediation_record(
+                    config,
+                    context.run.run_id,
+                    {"type": "alert" if final else "rollback_failed", "reason": reason, "pushed": False},
+                    **({"alerts": delivery} if delivery else {}),
+                )
             )
-            raise dg.Failure(description=redact(str(exc)), allow_retries=not final) from exc
+            raise dg.Failure(description=reason, allow_retries=not final) from exc
+    pull_request = _pull_request(context, config, gitops, request, result, facts, log)
+    pushed = result.status in ("committed", "review_branch_pushed")
+    delivery = None
+    if pushed:
+        links = run_links + ((("Pull request", pull_request["url"]),) if pull_request else ())
+        delivery = alerts.send(remediation_alert(request, result, links), context.log)
     record = log.append(
-        {
-            "decision_id": config.decision_id,
-            "kind": "remediation",
-            "app": config.app,
-            "model_version": config.bad_version,
-            "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
-            "facts_digest": digest(facts),
-            "action": {
-                "type": {
-                    "committed": "rollback_commit",
-                    "review_branch_pushed": "review_branch",
-                    "dry_run": "dry_run",
-                }.get(result.status, "none"),
+        _remediation_record(
+            config,
+            context.run.run_id,
+            {
+                "type": "pull_request" if pull_request else ACTION_TYPES.get(result.status, "none"),
                 "status": result.status,
                 "commit": result.commit_sha,
                 "restored_version": result.target_version,
@@ -109,10 +188,15 @@ def gitops_rollback(
                 "branch": result.branch or gitops.branch,
                 "considered": result.considered,
                 "signed": checkout.signed,
-                "pushed": result.status in ("committed", "review_branch_pushed"),
+                "pushed": pushed,
+                "checks": result.checks,
+                "fallback_reason": result.fallback_reason,
+                "pull_request": pull_request,
             },
-            "run_id": context.run.run_id,
-        }
+            bundles={"policies": {"revision": bundle.revision, "digest": bundle.digest}},
+            facts_digest=digest(facts),
+            **({"alerts": delivery} if delivery else {}),
+        )
     )
     context.log.info(f"{config.app}: {result.status}, target {result.target_version}, commit {result.commit_sha}")
     return dg.MaterializeResult(
@@ -130,6 +214,8 @@ def gitops_rollback(
                 default="",
             ),
             "pushed_to_branch": result.branch or gitops.branch,
+            "pull_request": pull_request["url"] if pull_request else "",
+            "fallback_reason": result.fallback_reason,
             "dry_run": config.dry_run,
             "commit_message": dg.MetadataValue.text(result.commit_message),
             "decision_id": config.decision_id,

@@ -2,6 +2,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from rai_pipelines.core.errors import BadInputError
+from rai_pipelines.gitops.forges import ForgeConfig, forge_from_remote
 from rai_pipelines.gitops.git import CommitSigning, GitOpsCheckout, remote_head
 
 
@@ -21,6 +23,26 @@ class GitOpsResource(dg.ConfigurableResource):
     # OpenSSH private key ("ssh") or an armoured OpenPGP private key ("gpg"), without a passphrase.
     signing_key: str | None = None
     signing_format: str = "ssh"
+    # Pull or merge requests for review branches: "github" or "gitlab" (None: the branch only). The
+    # API and the repository are inferred from github.com and gitlab.com remotes; a self-hosted
+    # forge names them. The token, dg.EnvVar("RAI_GITOPS_FORGE_TOKEN"), may open pull requests.
+    forge: str | None = None
+    forge_api_url: str | None = None
+    forge_repository: str | None = None
+    forge_token: str | None = None
+    pull_request_labels: list[str] = ["rai-pipelines", "rollback"]
+
+    def forge_config(self) -> ForgeConfig | None:
+        if not self.forge:
+            return None
+        if not self.forge_token:
+            raise BadInputError(
+                f"GitOps forge {self.forge!r} is configured without a token: set RAI_GITOPS_FORGE_TOKEN "
+                "(a secret's environment variable) to a token that may open pull requests"
+            )
+        if self.forge_repository and self.forge_api_url:
+            return ForgeConfig(self.forge, self.forge_api_url, self.forge_repository, self.forge_token)
+        return forge_from_remote(self.remote, self.forge, self.forge_api_url, self.forge_token)
 
     def checkout(self) -> GitOpsCheckout:
         signing = CommitSigning(self.signing_format, self.signing_key) if self.signing_key else None

@@ -66,7 +66,8 @@ def restored_version_complies(
     remediations = recent_remediations(context.instance)
     bundle = policy.bundle()
     current = evaluate_current_deployments(lake, gitops, policy, bundle, RenderCache(), gitops.head())
-    verifications = [verify_remediation(r, current.decisions, current.facts_rows) for r in remediations]
+    unrendered = {f.overlay for f in current.render_failures}
+    verifications = [verify_remediation(r, current.decisions, current.facts_rows, unrendered) for r in remediations]
     failing = [v for v in verifications if v.status == "still_violating"]
     return dg.AssetCheckResult(
         passed=not failing,

@@ -8,12 +8,14 @@ import dagster as dg
 
 from rai_pipelines.defs.gitops.resources import GitOpsResource
 from rai_pipelines.defs.gitops.verification import check_evaluation, recent_remediations
+from rai_pipelines.defs.governance.alerts import AlertsResource
 from rai_pipelines.defs.governance.evaluation import evaluate_current_deployments
 from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.keys import GITOPS_ROLLBACK_OP, GOVERNANCE_DECISIONS
 from rai_pipelines.defs.resources import LakeResource
 from rai_pipelines.gitops.render import RenderCache
 from rai_pipelines.governance.decisions import rollback_run_key
+from rai_pipelines.governance.remediation_report import verification_alert, violation_alert
 from rai_pipelines.governance.verification import verification_record, verify_remediation
 
 SETTLED_KEPT = 1000  # decisions whose rollback is verified (or superseded), remembered in the cursor
@@ -38,6 +40,21 @@ def _observation(record: dict) -> dg.AssetObservation:
     )
 
 
+def _send_alerts(context, alerts: AlertsResource, decisions, verifications) -> None:
+    """Each violation once (its rollback run key names it across evaluations), each settled verification once.
+    A webhook that fails is not tried again in the same tick: one time-out per tick, not one per alert."""
+    unreachable: set[str] = set()
+    for decision in decisions:
+        if decision.error or not decision.violations:
+            continue
+        deployment = decision.deployment
+        violation = rollback_run_key(deployment.app, deployment.overlay, deployment.model_version, deployment.manifest)
+        alerts.send(violation_alert(decision.record, violation), context.log, unreachable)
+    for verification in verifications:
+        if verification.status in ("verified", "still_violating"):
+            alerts.send(verification_alert(verification), context.log, unreachable)
+
+
 def build_policy_sensor(
     rollback_job, facts: list[dg.AssetKey], minimum_interval_seconds: int = 30
 ) -> dg.SensorDefinition:
@@ -55,7 +72,11 @@ def build_policy_sensor(
         "governance facts as data.ai_models) and requests a GitOps rollback for every violation.",
     )
     def governance_policy_sensor(
-        context: dg.SensorEvaluationContext, lake: LakeResource, gitops: GitOpsResource, policy: PolicyResource
+        context: dg.SensorEvaluationContext,
+        lake: LakeResource,
+        gitops: GitOpsResource,
+        policy: PolicyResource,
+        alerts: AlertsResource,
     ):
         latest = [r for key in facts for r in context.instance.fetch_materializations(key, limit=1).records]
         if not latest:
@@ -87,10 +108,11 @@ def build_policy_sensor(
             context.log.error(f"ALERT: {record['result']['error']}")
         # The rollbacks pushed earlier, judged as their restored versions' new facts arrive.
         settled = list(previous.get("settled", []))
+        unrendered = {f.overlay for f in render_failures}
         verifications = [
             v
             for remediation in recent_remediations(context.instance, set(settled))
-            if (v := verify_remediation(remediation, decisions, current.facts_rows)).settled
+            if (v := verify_remediation(remediation, decisions, current.facts_rows, unrendered)).settled
         ]
         for verification in verifications:
             (context.log.info if verification.status != "still_violating" else context.log.error)(
@@ -158,6 +180,7 @@ def build_policy_sensor(
                 )
             )
         state["gitops_revision"] = revision
+        _send_alerts(context, alerts, decisions, verifications)
         if not run_requests:
             allowed = sum(1 for d in decisions if not d.error and not d.violations)
             return dg.SensorResult(
