@@ -4,6 +4,7 @@ render, commit with trailers, push. Argo CD or Flux then reconcile the cluster t
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -174,8 +175,9 @@ def rollback_model(
 
 
 def _refusal(error: GitOpsError) -> str:
+    """What the remote said when it refused (its hook's or its branch protection's own words)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    remote = [line.removeprefix("remote:").strip() for line in lines if line.startswith("remote:")]
+    remote = [m.group(1).strip() for line in lines if (m := re.search(r"\bremote:(.*)", line)) and m.group(1).strip()]
     return "; ".join(remote[:3]) or next((line for line in lines if "[remote rejected]" in line), "refused")
 
 
