@@ -147,22 +147,34 @@ def check_pinned_render(
 ) -> PinnedRender:
     """The edited overlay rendered, proved to deploy what the pin says and checked against the
     Kubernetes schemas: an invalid render is never committed."""
-    documents = kustomize_render(overlay)
+    return check_pinned_documents(
+        kustomize_render(overlay), str(overlay), deployment_name, image, version, kubernetes_version
+    )
+
+
+def check_pinned_documents(
+    documents: list[dict],
+    where: str,
+    deployment_name: str,
+    image: str,
+    version: str,
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+) -> PinnedRender:
+    """A pinned source's render (any style), proved to deploy what the pin says and checked against
+    the Kubernetes schemas."""
     for doc in documents:
-        if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == deployment_name:
+        if doc.get("kind") == "Deployment" and doc.get("metadata", {}).get("name") == deployment_name:
             template = doc["spec"]["template"]
             label = template.get("metadata", {}).get("labels", {}).get("model-version")
             images = [c.get("image") for c in template["spec"].get("containers", [])]
             if label != version or image not in images:
                 raise GitOpsError(
-                    f"{overlay}: the rendered Deployment has model-version={label!r} and images {images}, "
+                    f"{where}: the rendered Deployment has model-version={label!r} and images {images}, "
                     f"expected {version!r} and {image!r}"
                 )
             try:
                 skipped = validate_against_kubernetes_schema(documents, kubernetes_version)
             except GitOpsError as exc:
-                raise GitOpsError(
-                    f"{overlay}: the pinned render is not valid Kubernetes, nothing committed: {exc}"
-                ) from exc
+                raise GitOpsError(f"{where}: the pinned render is not valid Kubernetes: {exc}") from exc
             return PinnedRender(doc, documents, kubernetes_version, skipped)
-    raise GitOpsError(f"{overlay}: the rendered overlay holds no Deployment named {deployment_name}")
+    raise GitOpsError(f"{where}: the rendered source holds no Deployment named {deployment_name}")

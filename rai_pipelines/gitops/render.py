@@ -173,6 +173,9 @@ class RenderCache:
     def __init__(self, directory: str | Path | None = None) -> None:
         self.renders: dict[str, _Render] = {}
         self.directory = Path(directory) if directory else None
+        # renders of the sources that are not kustomize overlays (plain manifests, Argo CD
+        # Applications, Helm values), per glob: (revision, deployments), in memory only
+        self.other_sources: dict[str, tuple[str, list[RenderedDeployment]]] = {}
 
     def get(self, revision: str, overlay_glob: str) -> tuple[list[RenderedDeployment], list[RenderFailure]] | None:
         """The render of `revision` made earlier, if any (no clone needed then)."""

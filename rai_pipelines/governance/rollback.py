@@ -11,8 +11,8 @@ from pathlib import Path, PurePosixPath
 from rai_pipelines.core.errors import BadInputError, GitOpsError, PolicyError
 from rai_pipelines.core.registry import ModelSpec, validate_model_version
 from rai_pipelines.gitops.git import GitOpsCheckout, run_git
-from rai_pipelines.gitops.manifests import check_pinned_render, pin_model_version
-from rai_pipelines.gitops.render import kustomize_render
+from rai_pipelines.gitops.manifests import check_pinned_documents
+from rai_pipelines.gitops.sources import SourceOptions, pin_deployment_source, render_deployment_source
 from rai_pipelines.governance.bundle import DEFAULT_PACKAGE, PolicyBundle
 from rai_pipelines.governance.facts import ai_models_document
 from rai_pipelines.governance.rego import PolicyEngine, evaluate_decisions
@@ -41,11 +41,11 @@ def safe_overlay_path(overlay: str) -> str:
     return str(path)
 
 
-def _current_deployment(checkout: Path, overlay: str, deployment: str) -> dict:
-    for doc in kustomize_render(checkout / overlay):
+def _current_deployment(checkout: Path, overlay: str, deployment: str, options: SourceOptions) -> dict:
+    for doc in render_deployment_source(checkout, overlay, options):
         if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == deployment:
             return doc
-    raise GitOpsError(f"{overlay}: no Deployment named {deployment} in the rendered overlay")
+    raise GitOpsError(f"{overlay}: no Deployment named {deployment} in the rendered source")
 
 
 def _is_non_fast_forward(error: GitOpsError) -> bool:
@@ -73,6 +73,7 @@ def rollback_model(
     review_branch: str | None = None,
     dry_run: bool = False,
     fallback_branch: str | None = None,
+    source_options: SourceOptions | None = None,
 ) -> RollbackResult:
     """Pin the last compliant version and push it to the GitOps branch, or, with `review_branch`,
     to a new branch from which a pull request is opened for a person to merge. With `dry_run`,
@@ -88,8 +89,9 @@ def rollback_model(
     assert checkout.path is not None
     if not (checkout.path / overlay).resolve().is_relative_to(checkout.path.resolve()):
         raise BadInputError(f"overlay {overlay} resolves outside the GitOps repository (a symbolic link?)")
+    options = source_options or SourceOptions(checkout_revisions=(checkout.branch,))
     ai_models = ai_models_document(facts_rows)
-    manifest = _current_deployment(checkout.path, overlay, deployment)
+    manifest = _current_deployment(checkout.path, overlay, deployment, options)
     deployed = manifest["spec"]["template"].get("metadata", {}).get("labels", {}).get("model-version")
     if deployed != bad_version:
         return RollbackResult("already_remediated", deployed, None, [])
@@ -103,16 +105,19 @@ def rollback_model(
     image = declared.image
     note = f"decision {decision_id}; {bad_version} violated policy"
     for attempt in range(1, push_attempts + 1):
-        pin_model_version(
-            checkout.path / overlay,
+        automation = pin_deployment_source(
+            checkout.path,
+            overlay,
             deployment,
             image,
             target,
             note,
+            options,
             declared.serving.replicas,
             declared.serving.instance_type,
         )
-        render = check_pinned_render(checkout.path / overlay, deployment, image, target)
+        documents = render_deployment_source(checkout.path, overlay, options)
+        render = check_pinned_documents(documents, overlay, deployment, image, target)
         pinned = evaluate_decisions(engine, bundle, [render.deployment], ai_models)[0]
         if not pinned.allowed:
             raise NoCompliantVersion(
@@ -127,6 +132,7 @@ def rollback_model(
             + ["", f"Restores {target}, the most recent version the same policies allow with its own facts."]
             + ["", "Checked before this commit:"]
             + [f"- {check}" for check in checks]
+            + (["", "Image automation neutralised:"] + [f"- {a}" for a in automation] if automation else [])
         )
         sha = checkout.commit(
             f"rollback({spec.name}): pin {target}, {bad_version} violates policy",
@@ -168,7 +174,7 @@ def rollback_model(
             # Someone pushed in between: start again from the remote's head, re-check, re-apply.
             run_git(["reset", "--quiet", "--hard", "HEAD~1"], cwd=checkout.path)
             checkout.rebase_onto_remote()
-            manifest = _current_deployment(checkout.path, overlay, deployment)
+            manifest = _current_deployment(checkout.path, overlay, deployment, options)
             if manifest["spec"]["template"]["metadata"]["labels"].get("model-version") != bad_version:
                 return RollbackResult("already_remediated", target, None, considered)
     raise AssertionError("unreachable")

@@ -5,13 +5,15 @@ loopback Slack and JSON webhooks; the GitOps remote is served by a real git daem
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import dagster as dg
 import pytest
 
 from rai_pipelines.definitions import build_definitions
 from rai_pipelines.defs.keys import facts_keys
-from rai_pipelines.gitops.git import remote_head
+from rai_pipelines.gitops.git import remote_head, run_git
 from rai_pipelines.governance.rollback import review_branch
 from tests.conftest import LOOP_DAYS, copy_world, make_world, settings_for
 from tests.forge_server import ForgeServer
@@ -228,3 +230,103 @@ def test_a_failed_rollback_run_is_alerted_by_the_run_failure_sensor_once(setup, 
     assert len(failures) == 1
     assert failures[0]["decision_id"] == request.tags["rai-pipelines/decision-id"] and failures[0]["app"] == CREDIT
     assert "apps/credit-scoring-ai/overlays/missing" in failures[0]["details"][0]
+
+
+def _restructure(setup, tmp_path, change) -> None:
+    """Commit `change(work_tree)` to the GitOps remote, as a platform team would."""
+    work = tmp_path / "restructure"
+    run_git(["clone", "--quiet", setup["url"], str(work)])
+    run_git(["config", "user.email", "platform@example.com"], cwd=work)
+    run_git(["config", "user.name", "Platform"], cwd=work)
+    change(work)
+    run_git(["add", "--all"], cwd=work)
+    run_git(["commit", "--quiet", "-m", "restructure"], cwd=work)
+    run_git(["push", "--quiet", "origin", "HEAD:main"], cwd=work)
+
+
+def _rebuild(setup, monkeypatch, **env) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = settings_for(setup["world"])
+    setup["defs"] = build_definitions(type(settings)(**{**vars(settings), "gitops_remote": setup["url"]}))
+
+
+def test_a_plain_deployment_manifest_is_governed_and_pinned(setup, tmp_path, monkeypatch):
+    overlay = "apps/credit-scoring-ai/overlays/production"
+
+    def to_plain(work):
+        rendered = subprocess.run(["kubectl", "kustomize", str(work / overlay)], capture_output=True, text=True)
+        (work / "plain").mkdir()
+        (work / "plain/credit-scoring-ai.yaml").write_text("# credit-scoring-ai, as applied\n" + rendered.stdout)
+        shutil.rmtree(work / overlay)
+
+    _restructure(setup, tmp_path, to_plain)
+    _rebuild(setup, monkeypatch, RAI_GITOPS_SOURCE_GLOB="plain/*.yaml")
+    request = _credit_request(_tick(setup))
+    config = request.run_config["ops"]["gitops_rollback"]["config"]
+    assert config["overlay"] == "plain/credit-scoring-ai.yaml" and config["bad_version"] == "2.0.0"
+    assert _run_rollback(setup, request).success
+    text = run_git(["--git-dir", str(setup["world"].gitops_remote), "show", "main:plain/credit-scoring-ai.yaml"])
+    assert text.startswith("# credit-scoring-ai, as applied\n")
+    assert "image: registry.example.com/credit-risk/credit-scoring-ai:1.4.2" in text
+    assert "model-version: 1.4.2" in text or 'model-version: "1.4.2"' in text
+    assert "kind: Service" in text  # the other documents of the file are kept
+    # the GitOps repository changed: evaluated again, the pinned manifest complies
+    assert all(r.tags["rai-pipelines/app"] != CREDIT for r in _tick(setup).run_requests)
+
+
+ARGO_APPLICATION = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: credit-scoring-ai
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: model=registry.example.com/credit-risk/credit-scoring-ai
+    argocd-image-updater.argoproj.io/model.update-strategy: semver
+spec:
+  project: default
+  source:
+    repoURL: {url}
+    targetRevision: main
+    path: apps/credit-scoring-ai/overlays/argo
+    kustomize:
+      images:
+        - registry.example.com/credit-risk/credit-scoring-ai:2.0.0  # bumped by the image updater
+      patches:
+        - target: {{kind: Deployment, name: credit-scoring-ai}}
+          patch: |-
+            - op: replace
+              path: /spec/template/metadata/labels/model-version
+              value: "2.0.0"
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: ml-production
+"""
+
+
+def test_an_argo_cd_application_is_governed_and_pinned_and_its_image_updater_neutralised(setup, tmp_path, monkeypatch):
+    def to_argo(work):
+        (work / "apps/credit-scoring-ai/overlays/production").rename(work / "apps/credit-scoring-ai/overlays/argo")
+        (work / "clusters/production/credit-scoring-ai.yaml").write_text(ARGO_APPLICATION.format(url=setup["url"]))
+
+    _restructure(setup, tmp_path, to_argo)
+    _rebuild(setup, monkeypatch, RAI_GITOPS_SOURCE_GLOB="clusters/production/*.yaml")
+    tick = _tick(setup)
+    request = _credit_request(tick)
+    assert (
+        request.run_config["ops"]["gitops_rollback"]["config"]["overlay"]
+        == "clusters/production/credit-scoring-ai.yaml"
+    )
+    result = _run_rollback(setup, request)
+    assert result.success
+    sha = result.asset_materializations_for_node("gitops_rollback")[0].metadata["commit_sha"].value
+    remote = str(setup["world"].gitops_remote)
+    application = run_git(["--git-dir", remote, "show", f"{sha}:clusters/production/credit-scoring-ai.yaml"])
+    assert "registry.example.com/credit-risk/credit-scoring-ai:1.4.2" in application
+    assert 'value: "1.4.2"' in application or "value: 1.4.2" in application
+    assert "argocd-image-updater" not in application
+    message = run_git(["--git-dir", remote, "log", "-1", "--format=%B", sha])
+    assert "Image automation neutralised:" in message and "argocd-image-updater.argoproj.io/image-list" in message
+    # the overlay the Application points at is not edited: the Application's override decides
+    assert run_git(["--git-dir", remote, "diff", "--stat", f"{sha}~1", sha]).count("|") == 1

@@ -153,6 +153,7 @@ def gitops_rollback(
                 review_branch=branch_for_review if config.mode == "branch" else None,
                 dry_run=config.dry_run,
                 fallback_branch=branch_for_review,
+                source_options=gitops.source_options(),
             )
         except RaiError as exc:
             # Every outcome is in the audit trail, failures included. No compliant version is final

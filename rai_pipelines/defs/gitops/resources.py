@@ -5,6 +5,7 @@ import dagster as dg
 from rai_pipelines.core.errors import BadInputError
 from rai_pipelines.gitops.forges import ForgeConfig, forge_from_remote
 from rai_pipelines.gitops.git import CommitSigning, GitOpsCheckout, remote_head
+from rai_pipelines.gitops.sources import SourceOptions
 
 
 class GitOpsResource(dg.ConfigurableResource):
@@ -14,6 +15,13 @@ class GitOpsResource(dg.ConfigurableResource):
     remote: str  # never with credentials in it: Dagster stores config values in its snapshots
     branch: str = "main"
     overlay_glob: str = "apps/*/overlays/production"
+    # Deployment sources that are not kustomize overlays, as files: plain Deployment manifests, Argo CD
+    # Applications (Helm parameters or kustomize images), Helm values files beside their chart
+    source_glob: str | None = None
+    # other URLs Argo CD Applications name this repository by (the remote is one)
+    repo_urls: list[str] = []
+    helm_image_tag_key: str = "image.tag"
+    helm_version_label_key: str = "podLabels.model-version"
     workdir: str | None = None
     author: str = "rai-pipelines <rai-pipelines@localhost>"
     # The HTTPS token, given as dg.EnvVar("RAI_GITOPS_TOKEN"): Dagster keeps the variable's name, not
@@ -31,6 +39,15 @@ class GitOpsResource(dg.ConfigurableResource):
     forge_repository: str | None = None
     forge_token: str | None = None
     pull_request_labels: list[str] = ["rai-pipelines", "rollback"]
+
+    def source_options(self) -> SourceOptions:
+        return SourceOptions(
+            gitops_repo_urls=(self.remote, *self.repo_urls),
+            checkout_revisions=(self.branch,),
+            helm_image_tag_key=self.helm_image_tag_key,
+            helm_version_label_key=self.helm_version_label_key,
+            argo_version_parameter=self.helm_version_label_key,
+        )
 
     def forge_config(self) -> ForgeConfig | None:
         if not self.forge:

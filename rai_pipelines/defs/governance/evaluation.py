@@ -8,6 +8,7 @@ from rai_pipelines.defs.gitops.resources import GitOpsResource
 from rai_pipelines.defs.governance.resources import PolicyResource
 from rai_pipelines.defs.resources import LakeResource
 from rai_pipelines.gitops.render import RenderCache, RenderFailure, rendered_deployments
+from rai_pipelines.gitops.sources import rendered_other_sources
 from rai_pipelines.governance.bundle import PolicyBundle
 from rai_pipelines.governance.decisions import Decision, evaluate_deployments
 from rai_pipelines.governance.facts import ai_models_document, read_all_facts
@@ -33,10 +34,19 @@ def evaluate_current_deployments(
     """`revision`: the GitOps branch's head as last seen; a clone is made only when `renders` does
     not hold that revision yet."""
     rendered = renders.get(revision, gitops.overlay_glob)
-    if rendered is None:
+    others = renders.other_sources.get(gitops.source_glob or "")
+    if rendered is None or (gitops.source_glob and (others is None or others[0] != revision)):
         with gitops.checkout() as checkout:
             revision = checkout.head
             rendered = rendered_deployments(checkout.path, gitops.overlay_glob, revision, renders)
+            other_deployments, other_failures = rendered_other_sources(
+                checkout.path, gitops.source_glob, gitops.source_options()
+            )
+        rendered = (rendered[0] + other_deployments, rendered[1] + other_failures)
+        if gitops.source_glob and not other_failures:  # a failed render may be transient: never kept
+            renders.other_sources[gitops.source_glob] = (revision, other_deployments)
+    elif others is not None:
+        rendered = (rendered[0] + others[1], rendered[1])
     deployments, render_failures = rendered
     facts_rows = read_all_facts(lake.lake())
     conflicts: list[str] = []
