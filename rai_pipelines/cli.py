@@ -354,6 +354,7 @@ def _rollback(args) -> int:
         bundle = _load_bundle(args.bundle)
         facts = read_all_facts(Lake(args.lake))
         token = os.environ.get("RAI_GITOPS_TOKEN") or None
+        branch = review_branch(args.app, args.bad_version, args.overlay) if args.mode == "branch" else None
         with GitOpsCheckout(args.remote, args.branch, args.workdir, token=token) as checkout:
             result = rollback_model(
                 checkout,
@@ -365,7 +366,7 @@ def _rollback(args) -> int:
                 make_engine(args.engine),
                 bundle,
                 facts,
-                review_branch=review_branch(args.app, args.bad_version) if args.mode == "branch" else None,
+                review_branch=branch,
                 dry_run=True,
             )
     except NoCompliantVersion as exc:

@@ -67,6 +67,7 @@ def _gitops(settings: Settings) -> GitOpsResource:
         token=_secret("RAI_GITOPS_TOKEN"),
         signing_key=_secret("RAI_GITOPS_SIGNING_KEY"),
         signing_format=os.environ.get("RAI_GITOPS_SIGNING_FORMAT", "ssh"),
+        overlay_glob=os.environ.get("RAI_GITOPS_OVERLAY_GLOB") or GitOpsResource.model_fields["overlay_glob"].default,
         source_glob=os.environ.get("RAI_GITOPS_SOURCE_GLOB") or None,
         repo_urls=[u for u in os.environ.get("RAI_GITOPS_REPO_URLS", "").split() if u],
         forge=os.environ.get("RAI_GITOPS_FORGE") or None,

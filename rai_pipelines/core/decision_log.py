@@ -26,9 +26,12 @@ def digest(document) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(document)).hexdigest()
 
 
-def decision_id(bundle_digest: str, query: str, input_digest: str, facts_digest: str) -> str:
-    """Deterministic: the same policy, query, input and facts always give the same id."""
-    h = hashlib.sha256(f"{bundle_digest}|{query}|{input_digest}|{facts_digest}".encode()).hexdigest()
+def decision_id(bundle_digest: str, query: str, input_digest: str, facts_digest: str, subject: str = "") -> str:
+    """Deterministic: the same policy, query, input and facts always give the same id. `subject`
+    names what was decided about (a deployment's overlay): two environments rendering the same
+    Deployment are two decisions."""
+    key = f"{bundle_digest}|{query}|{input_digest}|{facts_digest}" + (f"|{subject}" if subject else "")
+    h = hashlib.sha256(key.encode()).hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 

@@ -70,7 +70,9 @@ def evaluate_deployments(
             decisions.append(
                 Decision(
                     {
-                        "decision_id": decision_id(bundle.digest, query, input_digest, facts_digest),
+                        "decision_id": decision_id(
+                            bundle.digest, query, input_digest, facts_digest, deployment.overlay
+                        ),
                         "path": query.removeprefix("data.").replace(".", "/"),
                         "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
                         # an oversized input is not copied into the log; its digest identifies it
@@ -93,7 +95,7 @@ def evaluate_deployments(
         input_digest = digest(deployment.manifest)
         facts = ai_models.get(deployment.model_version)
         record = {
-            "decision_id": decision_id(bundle.digest, query, input_digest, facts_digest),
+            "decision_id": decision_id(bundle.digest, query, input_digest, facts_digest, deployment.overlay),
             "path": query.removeprefix("data.").replace(".", "/"),
             "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
             "input": deployment.manifest,

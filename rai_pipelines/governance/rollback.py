@@ -4,6 +4,7 @@ render, commit with trailers, push. Argo CD or Flux then reconcile the cluster t
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -245,5 +246,10 @@ def _pin_image(manifest: dict, image: str) -> None:
             container["image"] = image
 
 
-def review_branch(app: str, bad_version: str) -> str:
-    return f"rai-pipelines/rollback/{app}/{bad_version}"
+def review_branch(app: str, bad_version: str, overlay: str) -> str:
+    """One review branch per deployment and violation: the app's overlays in other environments
+    (staging, prod-eu, prod-us) get branches and pull requests of their own, never a shared one.
+    The environment is named by the overlay's last path part and told apart by its full path."""
+    environment = re.sub(r"[^A-Za-z0-9._-]+", "-", PurePosixPath(overlay).stem or "root").strip("-.")[:40] or "root"
+    path_digest = hashlib.sha256(overlay.encode()).hexdigest()[:8]
+    return f"rai-pipelines/rollback/{app}/{environment}-{path_digest}/{bad_version}"

@@ -23,6 +23,7 @@ DAY1, DAY2 = (d.isoformat() for d in LOOP_DAYS)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TOKEN = "ghp_loopbacktoken0123456789"
 CREDIT = "credit-scoring-ai"
+OVERLAY = "apps/credit-scoring-ai/overlays/production"
 COST = "Estimated inference cost exceeds budget (0.005 USD)."
 
 
@@ -94,7 +95,7 @@ def _credit_request(tick):
 def _run_rollback(setup, request, **overrides):
     config = {**request.run_config["ops"]["gitops_rollback"]["config"], **overrides}
     # the forge hosts the GitOps repository: it knows the branches pushed to it
-    setup["forge"].branches.add(review_branch(config["app"], config["bad_version"]))
+    setup["forge"].branches.add(review_branch(config["app"], config["bad_version"], config["overlay"]))
     return (
         setup["defs"]
         .resolve_job_def("gitops_rollback_job")
@@ -122,7 +123,7 @@ def test_a_review_rollback_opens_one_pull_request_and_updates_it_when_run_again(
     assert metadata["status"].value == "review_branch_pushed"
     [(number, pull)] = forge.pulls.items()
     assert metadata["pull_request"].value.endswith(f"/acme/gitops/pull/{number}")
-    assert pull["head"] == review_branch(CREDIT, "2.0.0") and pull["base"] == "main"
+    assert pull["head"] == review_branch(CREDIT, "2.0.0", OVERLAY) and pull["base"] == "main"
     assert pull["title"] == "rollback(credit-scoring-ai): pin 1.4.2, 2.0.0 violates policy"
     body = pull["body"]
     decision_id = request.tags["rai-pipelines/decision-id"]
@@ -160,7 +161,7 @@ def test_a_protected_environment_branch_gets_a_pull_request_instead(setup, forge
     before = remote_head(setup["url"], "main")
     result = _run_rollback(setup, _credit_request(_tick(setup)))
     assert result.success and remote_head(setup["url"], "main") == before
-    branch = review_branch(CREDIT, "2.0.0")
+    branch = review_branch(CREDIT, "2.0.0", OVERLAY)
     assert remote_head(setup["url"], branch)
     [pull] = forge.pulls.values()
     assert pull["head"] == branch
@@ -180,7 +181,7 @@ def test_a_forge_that_refuses_the_token_fails_the_run_and_the_log_says_what_was_
     assert record["action"]["status"] == "pull_request_failed" and record["action"]["pushed"] is True
     assert "401" in record["action"]["reason"] and TOKEN not in json.dumps(record)
     # the review branch is there for a person (or the retry) to open the request from
-    assert remote_head(setup["url"], review_branch(CREDIT, "2.0.0")) == record["action"]["commit"]
+    assert remote_head(setup["url"], review_branch(CREDIT, "2.0.0", OVERLAY)) == record["action"]["commit"]
 
 
 def test_violations_and_remediations_are_alerted_once_each(setup, hooks):
@@ -330,3 +331,41 @@ def test_an_argo_cd_application_is_governed_and_pinned_and_its_image_updater_neu
     assert "Image automation neutralised:" in message and "argocd-image-updater.argoproj.io/image-list" in message
     # the overlay the Application points at is not edited: the Application's override decides
     assert run_git(["--git-dir", remote, "diff", "--stat", f"{sha}~1", sha]).count("|") == 1
+
+
+def test_each_environment_of_a_model_gets_its_own_decision_remediation_and_review_branch(setup, tmp_path, monkeypatch):
+    """credit-scoring-ai in staging and prod-eu runs the violating 2.0.0, in prod-us the compliant 1.4.2."""
+    overlays = "apps/credit-scoring-ai/overlays"
+
+    def three_environments(work):
+        production = work / overlays / "production"
+        for environment in ("staging", "prod-eu", "prod-us"):
+            shutil.copytree(production, work / overlays / environment)
+        for name in ("kustomization.yaml", "model-version.yaml"):
+            us = work / overlays / "prod-us" / name
+            us.write_text(us.read_text().replace("2.0.0", "1.4.2"))
+        shutil.rmtree(production)
+
+    _restructure(setup, tmp_path, three_environments)
+    _rebuild(setup, monkeypatch, RAI_GITOPS_OVERLAY_GLOB="apps/*/overlays/*")
+    tick = _tick(setup)
+    credit = {
+        r.run_config["ops"]["gitops_rollback"]["config"]["overlay"]: r
+        for r in tick.run_requests
+        if r.tags["rai-pipelines/app"] == CREDIT
+    }
+    assert sorted(credit) == [f"{overlays}/prod-eu", f"{overlays}/staging"]
+    assert {r.tags["rai-pipelines/remediation-target"] for r in credit.values()} == set(credit)
+    assert len({r.run_key for r in credit.values()}) == 2
+    assert len({r.tags["rai-pipelines/decision-id"] for r in credit.values()}) == 2
+    remote = str(setup["world"].gitops_remote)
+    us_before = run_git(["--git-dir", remote, "show", f"main:{overlays}/prod-us/kustomization.yaml"])
+    for overlay, request in sorted(credit.items()):
+        result = _run_rollback(setup, request, mode="branch")
+        assert result.success
+        head = review_branch(CREDIT, "2.0.0", overlay)
+        changed = run_git(["--git-dir", remote, "diff", "--name-only", "main", head]).split()
+        assert changed and all(path.startswith(f"{overlay}/") for path in changed)  # only its own overlay
+    heads = run_git(["--git-dir", remote, "for-each-ref", "--format=%(refname:short)", "refs/heads/rai-pipelines"])
+    assert sorted(heads.split()) == sorted(review_branch(CREDIT, "2.0.0", o) for o in credit)
+    assert run_git(["--git-dir", remote, "show", f"main:{overlays}/prod-us/kustomization.yaml"]) == us_before

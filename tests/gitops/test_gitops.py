@@ -422,7 +422,9 @@ def test_a_pinned_render_that_is_not_valid_kubernetes_is_never_pushed(remote, gi
     url = git_daemon.url(remote)
     with GitOpsCheckout(url, "main", str(tmp_path)) as co:
         base = co.path / "apps/credit-scoring-ai/base/deployment.yaml"
-        base.write_text(base.read_text().replace("          ports:\n", "          imagePullPolice: Always\n          ports:\n"))
+        base.write_text(
+            base.read_text().replace("          ports:\n", "          imagePullPolice: Always\n          ports:\n")
+        )
         co.commit("base: a typo", "", {})
         co.push()
     before = remote_head(url, "main")

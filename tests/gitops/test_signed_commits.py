@@ -17,7 +17,7 @@ from rai_pipelines.demo.world import write_gitops_repo
 from rai_pipelines.gitops.git import CommitSigning, GitOpsCheckout, remote_head, run_git
 from rai_pipelines.governance.bundle import PolicyBundle
 from rai_pipelines.governance.rego import make_engine
-from rai_pipelines.governance.rollback import rollback_model
+from rai_pipelines.governance.rollback import review_branch, rollback_model
 from rai_pipelines.settings import PROJECT_ROOT
 
 OVERLAY = "apps/credit-scoring-ai/overlays/production"
@@ -243,7 +243,7 @@ def test_the_rollback_command_dry_run_prints_what_it_would_push_and_pushes_nothi
     assert "    rollback(credit-scoring-ai): pin 1.4.2, 2.0.0 violates policy" in out
     assert '+        model-version: "1.4.2"' in out
     assert main(["rollback", "--dry-run", *common, "--mode", "branch"]) == 0
-    assert "branch rai-pipelines/rollback/credit-scoring-ai/2.0.0" in capsys.readouterr().out
+    assert f"branch {review_branch('credit-scoring-ai', '2.0.0', OVERLAY)}\n" in capsys.readouterr().out
     # without --dry-run the command refuses: the pushing rollback is the Dagster job, in the decision log
     assert main(["rollback", *common]) == 2
     assert "only runs as --dry-run" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def test_a_violation_is_recorded_with_its_policy_input_facts_and_action(engine, 
     record = dict(decision.record)
     metrics, labels = record.pop("metrics"), record.pop("labels")
     assert record == {
-        "decision_id": decision_id(bundle.digest, QUERY, digest(manifest), digest(ai_models)),
+        "decision_id": decision_id(bundle.digest, QUERY, digest(manifest), digest(ai_models), "apps/credit-scoring-ai"),
         "path": "apexlogic/ai_governance/decision",
         "bundles": {"policies": {"revision": bundle.revision, "digest": bundle.digest}},
         "input": manifest,
@@ -112,6 +112,16 @@ def test_the_decision_id_changes_with_the_input_the_facts_and_the_policies(engin
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", first)
     assert decision_id_of(bundle, _deployment("1.4.2"), ROWS) == first
     assert decision_id_of(bundle, _deployment("2.0.0"), ROWS) != first
+    # the same Deployment in another environment's overlay is another decision
+    elsewhere = evaluate_deployments(
+        engine,
+        bundle,
+        [RenderedDeployment("apps/credit-scoring-ai/overlays/prod-eu", _deployment("1.4.2"))],
+        ROWS,
+        REMOTE,
+        REVISION,
+    )
+    assert elsewhere[0].decision_id != first
     assert decision_id_of(bundle, _deployment("1.4.2"), [*ROWS, _facts("1.5.0", 0.95, "run-new")]) != first
     shutil.copytree(PROJECT_ROOT / "policies", tmp_path / "policies")
     rule = tmp_path / "policies" / "ai_governance.rego"
@@ -140,7 +150,7 @@ def test_an_unsafe_model_version_label_is_an_alert_that_keeps_the_input_and_name
     assert record["gitops"] == {"remote": REDACTED, "revision": REVISION, "overlay": "apps/bad"}
     assert record["app"] == "credit-scoring-ai"
     assert record["decision_id"] == decision_id(
-        bundle.digest, QUERY, digest(manifest), digest(ai_models_document(ROWS))
+        bundle.digest, QUERY, digest(manifest), digest(ai_models_document(ROWS)), "apps/bad"
     )
     assert decisions["apps/fair"].record["result"]["allowed"] is True  # the others are still decided
 

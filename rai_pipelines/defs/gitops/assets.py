@@ -136,7 +136,7 @@ def gitops_rollback(
     request = RollbackRequest(
         config.app, config.overlay, config.deployment, config.bad_version, config.decision_id, bundle.revision or ""
     )
-    branch_for_review = review_branch(config.app, config.bad_version)
+    branch_for_review = review_branch(config.app, config.bad_version, config.overlay)
     run_links = alerts.run_link(context.run.run_id)
     with gitops.checkout() as checkout:
         try:
