@@ -234,23 +234,19 @@ class GitOpsCheckout:
     def push(self, branch: str | None = None, replace: bool = True) -> None:
         """Push HEAD to the tracked branch, or to `branch` (a review branch, created, or replaced
         when `replace`; otherwise an existing branch, maybe with a reviewer's commits, is refused)."""
-        if branch is None:
+        target = branch or self.branch
+        if branch is not None and (not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,200}$", branch) or ".." in branch):
+            raise GitOpsError(f"refusing unsafe branch name {branch!r}")
+        force = ["--force"] if branch is not None and replace else []
+        try:
             run_git(
-                ["push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}"],
+                ["push", "--quiet", *force, "origin", f"HEAD:refs/heads/{target}"],
                 cwd=self.path,
                 timeout=120,
                 token=self._token,
             )
-            return
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,200}$", branch) or ".." in branch:
-            raise GitOpsError(f"refusing unsafe branch name {branch!r}")
-        force = ["--force"] if replace else []
-        run_git(
-            ["push", "--quiet", *force, "origin", f"HEAD:refs/heads/{branch}"],
-            cwd=self.path,
-            timeout=120,
-            token=self._token,
-        )
+        except GitOpsError as exc:
+            raise GitOpsError(f"pushing to {redact(self.remote)} branch {target}: {exc}") from exc
 
     def rebase_onto_remote(self) -> None:
         run_git(["fetch", "--quiet", "origin", self.branch], cwd=self.path, timeout=120, token=self._token)

@@ -445,3 +445,38 @@ def test_the_commit_lists_what_was_checked_before_it(remote, git_daemon, specs, 
         f"the policies ({bundle.revision}) allow the pinned render",
     ]
     assert "Checked before this commit:\n- the rendered Deployment" in result.commit_message
+
+
+def test_a_remote_down_at_push_time_fails_clearly_and_is_not_taken_for_a_protected_branch(specs, bundle, tmp_path):
+    """The clone worked, then the server went away: the push fails naming the remote, no review
+    branch is tried in its place (that is for a remote that refuses), and nothing is left behind."""
+    from tests.conftest import GitDaemon
+
+    (tmp_path / "served").mkdir()
+    daemon = GitDaemon(tmp_path / "served")
+    remote = tmp_path / "served" / "gitops.git"
+    write_gitops_repo(remote, list(specs.values()))
+    try:
+        with GitOpsCheckout(daemon.url(remote), "main", str(tmp_path / "work")) as co:
+            daemon.stop()
+            with pytest.raises(GitOpsError) as failed:
+                rollback_model(
+                    co,
+                    specs["credit-scoring-ai"],
+                    OVERLAY,
+                    "credit-scoring-ai",
+                    "2.0.0",
+                    "d-down",
+                    ENGINE,
+                    bundle,
+                    FACTS,
+                    fallback_branch="rai-pipelines/rollback/credit-scoring-ai/production/2.0.0",
+                )
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.stop()
+    assert f"pushing to git://127.0.0.1:{daemon.port}/gitops.git branch main" in str(failed.value)
+    assert "Connection refused" in str(failed.value)
+    heads = run_git(["--git-dir", str(remote), "for-each-ref", "--format=%(refname)"]).split()
+    assert heads == ["refs/heads/main"]  # no review branch, main where it was
+    assert len(run_git(["--git-dir", str(remote), "rev-list", "main"]).split()) == 3
