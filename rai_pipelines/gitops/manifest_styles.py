@@ -48,6 +48,7 @@ from rai_pipelines.gitops.render import (
     _bounded,
     check_overlay_inputs,
     kustomize_render,
+    to_plain,
 )
 
 __all__ = [
@@ -220,7 +221,7 @@ def render_source(
             _check_inputs(repository_root, path)
         return kustomize_render(path)
     if style == "deployment":
-        return [_plain(d) for d in safe_documents(path)]
+        return [to_plain(d) for d in safe_documents(path)]
     if style == "helm-values":
         chart = path.parent
         _require_helm(chart)
@@ -229,14 +230,6 @@ def render_source(
     if style == "argo-application":
         return _render_application(path, repository_root, gitops_repo_urls, application_name, checkout_revisions)
     raise GitOpsError(f"{path}: unknown manifest style {style!r} (one of {', '.join(STYLES)})")
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _check_inputs(repository_root: Path, folder: Path) -> None:
@@ -303,7 +296,7 @@ def _helm_template(
     except BadInputError as exc:
         raise GitOpsError(str(exc)) from None
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return [_plain(d) for d in yaml.load_all(out.stdout, Loader=loader) if isinstance(d, dict)]
+    return [to_plain(d) for d in yaml.load_all(out.stdout, Loader=loader) if isinstance(d, dict)]
 
 
 # What an Application's kustomize source may set, and how the render applies it. Options that

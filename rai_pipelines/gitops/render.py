@@ -59,14 +59,15 @@ def kustomize_render(directory: Path) -> list[dict]:
     # kustomize's output is plain YAML: parse it with libyaml (C), about 20x faster than ruamel's
     # pure-Python loader on a render of a thousand overlays; ruamel stays for round-trip edits.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return [dict(_to_plain(d)) for d in yaml.load_all(out.stdout, Loader=loader) if d]
+    return [dict(to_plain(d)) for d in yaml.load_all(out.stdout, Loader=loader) if d]
 
 
-def _to_plain(value):
+def to_plain(value):
+    """A parsed YAML document as plain dicts and lists, its keys strings."""
     if isinstance(value, dict):
-        return {str(k): _to_plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_to_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 

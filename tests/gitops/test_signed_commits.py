@@ -19,26 +19,8 @@ from rai_pipelines.governance.bundle import PolicyBundle
 from rai_pipelines.governance.rego import make_engine
 from rai_pipelines.governance.rollback import review_branch, rollback_model
 from rai_pipelines.settings import PROJECT_ROOT
+from tests.gitops.test_gitops import FACTS, OVERLAY
 
-OVERLAY = "apps/credit-scoring-ai/overlays/production"
-FACTS = [
-    {
-        "date": "2023-11-05",
-        "model_name": "credit-scoring-ai",
-        "model_version": "1.4.2",
-        "fairness_applicable": False,
-        "estimated_cost_per_inference_usd": 0.0013,
-        "inference_count": 3572,
-    },
-    {
-        "date": "2023-11-06",
-        "model_name": "credit-scoring-ai",
-        "model_version": "2.0.0",
-        "fairness_applicable": False,
-        "estimated_cost_per_inference_usd": 0.0081,
-        "inference_count": 3572,
-    },
-]
 AUTHOR_EMAIL = "rai-pipelines@localhost"
 
 
