@@ -71,6 +71,7 @@ def _gitops(settings: Settings) -> GitOpsResource:
         source_glob=os.environ.get("RAI_GITOPS_SOURCE_GLOB") or None,
         repo_urls=[u for u in os.environ.get("RAI_GITOPS_REPO_URLS", "").split() if u],
         forge=os.environ.get("RAI_GITOPS_FORGE") or None,
+        commit_url_template=os.environ.get("RAI_GITOPS_COMMIT_URL") or None,
         forge_api_url=os.environ.get("RAI_GITOPS_FORGE_API_URL") or None,
         forge_repository=os.environ.get("RAI_GITOPS_FORGE_REPOSITORY") or None,
         forge_token=_secret("RAI_GITOPS_FORGE_TOKEN") or _secret("RAI_GITOPS_TOKEN"),

@@ -68,6 +68,7 @@ def setup(built, specs, git_daemon, request, forge, hooks, monkeypatch):
         "RAI_ALERT_SLACK_WEBHOOK_URL": slack.url,
         "RAI_ALERT_WEBHOOK_URL": generic.url,
         "RAI_DAGSTER_URL": "http://127.0.0.1:3000",
+        "RAI_GITOPS_COMMIT_URL": "https://forge.example.com/acme/gitops/commit/{sha}",
     }.items():
         monkeypatch.setenv(name, value)
     settings = settings_for(world)
@@ -203,7 +204,11 @@ def test_violations_and_remediations_are_alerted_once_each(setup, hooks):
     )
     assert remediation["summary"].startswith("rolled back to 1.4.2: commit ")
     assert '+        model-version: "1.4.2"' in remediation["diff"]
-    assert remediation["links"] == [{"label": "Dagster run", "url": f"http://127.0.0.1:3000/runs/{result.run_id}"}]
+    sha = result.asset_materializations_for_node("gitops_rollback")[0].metadata["commit_sha"].value
+    assert remediation["links"] == [
+        {"label": "Dagster run", "url": f"http://127.0.0.1:3000/runs/{result.run_id}"},
+        {"label": "Commit", "url": f"https://forge.example.com/acme/gitops/commit/{sha}"},
+    ]
     slack_text = json.dumps(slack.bodies()[-1])
     assert "rolled back to 1.4.2" in slack_text and "slacksecret" not in json.dumps(generic.bodies())
     [record] = _remediations(setup)

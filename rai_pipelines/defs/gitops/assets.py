@@ -174,7 +174,8 @@ def gitops_rollback(
     pushed = result.status in ("committed", "review_branch_pushed")
     delivery = None
     if pushed:
-        links = run_links + ((("Pull request", pull_request["url"]),) if pull_request else ())
+        links = run_links + gitops.commit_link(result.commit_sha)
+        links += (("Pull request", pull_request["url"]),) if pull_request else ()
         delivery = alerts.send(remediation_alert(request, result, links), context.log)
     record = log.append(
         _remediation_record(

@@ -39,6 +39,13 @@ class GitOpsResource(dg.ConfigurableResource):
     forge_repository: str | None = None
     forge_token: str | None = None
     pull_request_labels: list[str] = ["rai-pipelines", "rollback"]
+    # the web page of a commit, for links in alerts: "https://github.com/acme/gitops/commit/{sha}"
+    commit_url_template: str | None = None
+
+    def commit_link(self, sha: str | None) -> tuple[tuple[str, str], ...]:
+        if not (self.commit_url_template and sha) or "{sha}" not in self.commit_url_template:
+            return ()
+        return (("Commit", self.commit_url_template.replace("{sha}", sha)),)
 
     def source_options(self) -> SourceOptions:
         return SourceOptions(
