@@ -67,12 +67,13 @@ def pin_model_version(
     note: str,
     replicas: int | None = None,
     instance_type: str | None = None,
-) -> None:
+) -> list[str]:
     """Edit the overlay in place so it deploys `image` with the pod label model-version=`version`,
     and the version's declared serving resources (replica count, node instance type).
 
     kustomization.yaml `images:` carries the tag; a strategic-merge patch in the overlay carries
-    the label and the serving resources. Comments and formatting of both files are kept.
+    the label and the serving resources. Comments and formatting of both files are kept. Returns
+    the image automation the pin neutralised (Flux's marker on the tag), for the commit to say.
     """
     validate_model_version(version, f"{overlay}: target version")
     repository, tag = _image_repository(image)
@@ -88,6 +89,15 @@ def pin_model_version(
     entry["newTag"] = tag
     # The end-of-line comment of newTag is where Flux keeps its {"$imagepolicy": ...} marker; the
     # pin replaces it so image automation leaves the field alone until a person removes the pin.
+    previous = " ".join(
+        str(getattr(token, "value", "")) for token in (entry.ca.items.get("newTag") or []) if token is not None
+    )
+    neutralised = []
+    if "$imagepolicy" in previous:
+        neutralised.append(
+            f"Flux image automation marker {previous.strip().lstrip('#').strip()} on {kustomization_path.name} "
+            "replaced by the pin: image updates stop until a person removes it"
+        )
     entry.yaml_add_eol_comment(f"pinned by rai-pipelines: {one_line_note(note)}", "newTag")
     dump_yaml(kustomization, kustomization_path)
 
@@ -115,6 +125,7 @@ def pin_model_version(
             instance_type
         )
     dump_yaml(patch_doc, patch_path)
+    return neutralised
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,7 @@ def pin_deployment_source(
     path = source_path(checkout, source)
     style = detect_style(path)
     if style == "kustomize":
-        pin_model_version(path, deployment, image, version, note, replicas, instance_type)
-        return []
+        return pin_model_version(path, deployment, image, version, note, replicas, instance_type)
     if style == "deployment":
         pin_plain_deployment(path, deployment, image, version, note)
         return []

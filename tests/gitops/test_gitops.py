@@ -131,6 +131,7 @@ def test_rollback_commits_with_trailers_and_pushes(remote, git_daemon, specs, bu
     message = run_git(["--git-dir", str(remote), "log", "-1", "--format=%B", result.commit_sha])
     trailers = message
     assert "Rai-Decision-Id: d-42" in trailers and "Rai-Bad-Version: 2.0.0" in trailers
+    assert 'Flux image automation marker {"$imagepolicy": "flux-system:credit-scoring-ai:tag"}' in message
     assert "Rai-Restored-Version: 1.4.2" in trailers and f"Rai-Policy-Digest: {bundle.digest}" in trailers
     parsed = subprocess.run(
         ["git", "interpret-trailers", "--parse"], input=message, capture_output=True, text=True, check=True
