@@ -16,6 +16,10 @@ gitops_rollback_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(GITOPS_ROLLBACK).without_checks(),
     description="Returns a model to its last compliant version by a commit to the GitOps repository.",
     tags={"rai-pipelines/remediation": "rollback"},
+    # One step: run it in the run's own process. The default executor would start a second Python
+    # process that loads the code location again, about half of a rollback run's CPU (remediation
+    # latency benchmark: 50 simultaneous violations queue on that cost).
+    executor_def=dg.in_process_executor,
 )
 
 late_labels_job = dg.define_asset_job(

@@ -104,6 +104,7 @@ def test_definitions_hold_every_part_of_the_loop():
     # the sensor's job materialises the rollback asset and nothing else
     assert [k.to_user_string() for k in rollback_job.asset_layer.executable_asset_keys] == ["gitops_rollback"]
     assert rollback_job.tags["rai-pipelines/remediation"] == "rollback"
+    assert rollback_job.executor_def.name == "in_process"  # one step: no second process loading the code
     assert sensor.job_name == "gitops_rollback_job"
 
 
@@ -228,3 +229,5 @@ def test_the_embedded_instance_limits_remediations_per_deployment_not_globally(t
     assert limits == [
         {"key": "rai-pipelines/remediation-target", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
     ]
+    # a rollback run lasts seconds: the queue is looked at every second, not Dagster's default 5
+    assert instance.run_coordinator.dequeue_interval_seconds == 1
