@@ -4,7 +4,6 @@ a Helm values file, an Argo CD Application), which style a path is, and what eac
 from __future__ import annotations
 
 import re
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -470,7 +469,6 @@ def test_each_style_is_detected(tmp_path):
         detect_style(repository / "clusters")
 
 
-@pytest.mark.skipif(not shutil.which("kubectl") and not shutil.which("kustomize"), reason="needs kustomize")
 def test_a_pinned_kustomize_application_renders_what_the_pin_says(tmp_path):
     repository = _gitops_checkout(tmp_path)
     application = repository / "clusters/production/credit-scoring-ai.yaml"
