@@ -72,6 +72,7 @@ def _gitops(settings: Settings) -> GitOpsResource:
         repo_urls=[u for u in os.environ.get("RAI_GITOPS_REPO_URLS", "").split() if u],
         forge=os.environ.get("RAI_GITOPS_FORGE") or None,
         commit_url_template=os.environ.get("RAI_GITOPS_COMMIT_URL") or None,
+        remediation_mode=os.environ.get("RAI_GITOPS_REMEDIATION_MODE") or "push",
         forge_api_url=os.environ.get("RAI_GITOPS_FORGE_API_URL") or None,
         forge_repository=os.environ.get("RAI_GITOPS_FORGE_REPOSITORY") or None,
         forge_token=_secret("RAI_GITOPS_FORGE_TOKEN") or _secret("RAI_GITOPS_TOKEN"),

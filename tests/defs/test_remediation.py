@@ -150,6 +150,19 @@ def test_a_review_rollback_opens_one_pull_request_and_updates_it_when_run_again(
     assert records[0]["action"]["pull_request"]["created"] and not records[1]["action"]["pull_request"]["created"]
 
 
+def test_configured_for_review_every_rollback_is_a_pull_request(setup, forge, monkeypatch):
+    _rebuild(setup, monkeypatch, RAI_GITOPS_REMEDIATION_MODE="review")
+    request = _credit_request(_tick(setup))
+    assert request.run_config["ops"]["gitops_rollback"]["config"]["mode"] == "push"  # the policies said rollback
+    before = remote_head(setup["url"], "main")
+    result = _run_rollback(setup, request)
+    assert result.success and remote_head(setup["url"], "main") == before
+    [pull] = forge.pulls.values()
+    assert pull["head"] == review_branch(CREDIT, "2.0.0", OVERLAY)
+    [record] = _remediations(setup)
+    assert record["action"]["type"] == "pull_request" and record["action"]["fallback_reason"] == ""
+
+
 def test_a_protected_environment_branch_gets_a_pull_request_instead(setup, forge):
     hook = setup["world"].gitops_remote / "hooks" / "pre-receive"
     hook.write_text(

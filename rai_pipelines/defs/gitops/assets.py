@@ -126,6 +126,9 @@ def gitops_rollback(
     validate_model_version(config.bad_version, "rollback config: bad_version")
     if config.mode not in ("push", "branch"):
         raise BadInputError(f"rollback config: mode must be 'push' or 'branch', not {config.mode!r}")
+    if gitops.remediation_mode not in ("push", "review"):
+        raise BadInputError(f"RAI_GITOPS_REMEDIATION_MODE must be 'push' or 'review', not {gitops.remediation_mode!r}")
+    for_review = config.mode == "branch" or gitops.remediation_mode == "review"
     models = registry.models()
     if config.app not in models:
         raise BadInputError(f"rollback config: app {config.app!r} is not a model in the registry")
@@ -150,7 +153,7 @@ def gitops_rollback(
                 policy.policy_engine(),
                 bundle,
                 facts,
-                review_branch=branch_for_review if config.mode == "branch" else None,
+                review_branch=branch_for_review if for_review else None,
                 dry_run=config.dry_run,
                 fallback_branch=branch_for_review,
                 source_options=gitops.source_options(),

@@ -39,6 +39,9 @@ class GitOpsResource(dg.ConfigurableResource):
     forge_repository: str | None = None
     forge_token: str | None = None
     pull_request_labels: list[str] = ["rai-pipelines", "rollback"]
+    # "push": rollbacks the policies mark `rollback` are pushed to the branch; "review": every
+    # rollback goes to a review branch (and a pull request, with a forge) for a person to merge
+    remediation_mode: str = "push"
     # the web page of a commit, for links in alerts: "https://github.com/acme/gitops/commit/{sha}"
     commit_url_template: str | None = None
 
