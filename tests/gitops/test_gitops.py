@@ -43,18 +43,6 @@ FACTS = [
 ]
 
 
-@pytest.fixture
-def remote(git_daemon, specs, request) -> Path:
-    path = git_daemon.base / f"{request.node.name}.git"
-    write_gitops_repo(path, list(specs.values()))
-    return path
-
-
-@pytest.fixture(scope="module")
-def bundle():
-    return PolicyBundle.load(PROJECT_ROOT / "policies")
-
-
 def _rollback(co, specs, bundle, facts, overlay=OVERLAY, decision="d-1"):
     """Roll credit-scoring-ai back from 2.0.0 in checkout `co`."""
     return rollback_model(

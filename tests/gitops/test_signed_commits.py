@@ -13,27 +13,13 @@ from pathlib import Path
 import pytest
 
 from rai_pipelines.core.errors import GitOpsError
-from rai_pipelines.demo.world import write_gitops_repo
 from rai_pipelines.gitops.git import CommitSigning, GitOpsCheckout, remote_head, run_git
-from rai_pipelines.governance.bundle import PolicyBundle
 from rai_pipelines.governance.rego import make_engine
 from rai_pipelines.governance.rollback import review_branch, rollback_model
 from rai_pipelines.settings import PROJECT_ROOT
 from tests.gitops.test_gitops import FACTS, OVERLAY
 
 AUTHOR_EMAIL = "rai-pipelines@localhost"
-
-
-@pytest.fixture
-def remote(git_daemon, specs, request) -> Path:
-    path = git_daemon.base / f"{request.node.name}.git"
-    write_gitops_repo(path, list(specs.values()))
-    return path
-
-
-@pytest.fixture(scope="module")
-def bundle():
-    return PolicyBundle.load(PROJECT_ROOT / "policies")
 
 
 def _ssh_key(directory: Path, name: str) -> tuple[str, str]:

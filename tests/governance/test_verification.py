@@ -11,6 +11,7 @@ from rai_pipelines.governance.decisions import evaluate_deployments
 from rai_pipelines.governance.rego import make_engine
 from rai_pipelines.governance.verification import Remediation, verification_record, verify_remediation
 from rai_pipelines.settings import PROJECT_ROOT
+from tests.governance.test_decisions import _deployment as credit_scoring_deployment
 
 OVERLAY = "apps/credit-scoring-ai/overlays/production"
 UNFAIR = "AI model fairness score below acceptable threshold (0.8)."
@@ -36,21 +37,7 @@ def engine():
 
 
 def _deployment(version: str) -> RenderedDeployment:
-    app = "credit-scoring-ai"
-    return RenderedDeployment(
-        OVERLAY,
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": app, "labels": {"app": app, "team": "credit-risk"}},
-            "spec": {
-                "template": {
-                    "metadata": {"labels": {"app": app, "model-version": version}},
-                    "spec": {"containers": [{"name": "model", "image": f"registry.example.com/{app}:{version}"}]},
-                }
-            },
-        },
-    )
+    return RenderedDeployment(OVERLAY, credit_scoring_deployment(version))
 
 
 def _facts(version: str, day: str, fairness: float) -> dict:
